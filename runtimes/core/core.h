@@ -1,0 +1,177 @@
+/*
+ * core.h - internal structures of the ax core shared by its files: the
+ * runtime, tasks, stacks, the remote inbox and the wait protocol.
+ */
+#ifndef AX_CORE_H
+#define AX_CORE_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "ax.h"
+#include "ax_driver.h"
+
+/* ---- context switch (ctx_<arch>.S) ---- */
+void ax__ctx_switch(void **save_sp, void *to_sp);
+void *ax__ctx_make(void *top, void (*entry)(void *), void *arg);
+
+/* ---- stacks (stack.c) ---- */
+struct ax__slab;
+struct ax__stack {
+	char *lo;            /* lowest usable byte (canary lives here) */
+	size_t size;         /* usable bytes */
+	char *map;           /* mapping start (guarded) or NULL (slab) */
+	size_t map_len;
+	struct ax__slab *slab; /* owning slab, or NULL for a guarded stack */
+	struct ax__stack *next_free;
+};
+
+struct ax__stack_pool {
+	size_t size;                  /* usable bytes per stack */
+	size_t guarded_budget;        /* max live guarded stacks */
+	size_t guarded_live;
+	size_t slab_live;
+	struct ax__stack *cache;      /* freed guarded stacks kept for reuse */
+	size_t cache_n;
+	struct ax__slab *slabs;       /* slabs with at least one free stack */
+	struct ax__slab *all_slabs;
+};
+
+void ax__stack_pool_init(struct ax__stack_pool *p, size_t size);
+void ax__stack_pool_fini(struct ax__stack_pool *p);
+struct ax__stack *ax__stack_get(struct ax__stack_pool *p);
+void ax__stack_put(struct ax__stack_pool *p, struct ax__stack *s);
+#define AX_STACK_CANARY 0xa11ce5ca9ab1e5edULL
+
+/* ---- the remote inbox: work handed to a runtime from any thread ---- */
+struct ax__msg {
+	struct ax__msg *next;
+	void (*fn)(void *arg);
+	void *arg;
+	bool heap;           /* free after running (ax_post) */
+};
+
+/* ---- tasks ---- */
+enum ax__tstate { AX_T_READY, AX_T_RUNNING, AX_T_BLOCKED, AX_T_DONE };
+enum ax__wait {
+	AX_W_NONE, AX_W_OP, AX_W_SLEEP, AX_W_CHAN_SEND, AX_W_CHAN_RECV,
+	AX_W_JOIN, AX_W_POOL, AX_W_YIELD
+};
+enum { AX_INT_CANCEL = 1, AX_INT_TIMEOUT = 2 };
+
+struct ax__waiter;
+struct ax__job;
+
+struct ax_task {
+	void *sp;
+	struct ax_rt *rt;
+	struct ax__stack *stack;
+	ax_task_fn fn;
+	void *arg;
+	intptr_t result;
+	enum ax__tstate state;
+	enum ax__wait wait;
+	uint64_t id;
+	char name[32];
+	const char *spawn_file;
+	int spawn_line;
+	int64_t last_run;        /* ax_now() when last switched in */
+	bool cancel_pending;     /* ax_cancel request not yet consumed */
+	bool detached;
+	int interrupt;           /* AX_INT_* that interrupted the current wait */
+	bool op_cancel_sent;
+	unsigned fast_streak;    /* ops finished in a row without waiting */
+	struct ax_task *joiner;
+	struct ax_deadline *dl;
+	/* ready queue and all-tasks links */
+	struct ax_task *rq_next, *rq_prev;
+	bool in_rq;
+	struct ax_task *all_next, *all_prev;
+	/* the things a task can wait on (one at a time) */
+	struct ax_op op;
+	struct ax_timer timer;    /* sleep or deadline */
+	bool timer_armed;
+	struct ax__waiter *cw;    /* channel wait */
+	struct ax__job *job;      /* pool wait */
+	const void *wait_obj;     /* for dumps: channel, joined task */
+	struct ax__msg remote_wake;
+};
+
+struct ax_rt {
+	const struct ax_driver *drv;
+	void *drv_state;
+	struct ax_rt_opts opts;
+	char engine_flags[128];
+	pthread_t owner;
+	bool running;
+	void *sched_sp;
+	struct ax_task *current;
+	struct ax_task *rq_head, *rq_tail;
+	size_t rq_len;
+	size_t budget;            /* dispatches left in this tick */
+	struct ax_task *all;      /* every live (not freed) task */
+	struct ax_task *dead;     /* exited task whose stack awaits release */
+	uint64_t next_id;
+	uint64_t timer_seq;
+	struct ax__stack_pool stacks;
+	/* remote inbox */
+	pthread_mutex_t inbox_lock;
+	struct ax__msg *inbox_head, *inbox_tail;
+	atomic_int inbox_n;
+	atomic_int polling;
+	atomic_int wake_sent;
+	/* blocking pool */
+	struct ax__pool *pool;
+	/* sanitizer bookkeeping of the scheduler's own stack */
+	const void *sched_stack_lo;
+	size_t sched_stack_size;
+	/* counters */
+	uint64_t n_switches, n_spawned, n_live, n_hogs, n_posts, n_events,
+		n_polls;
+	int hog_reports;
+};
+
+/* The runtime and task of the calling thread. */
+extern _Thread_local struct ax_rt *ax__tls_rt;
+
+/* Make t ready (append to the run queue). Loop thread only. */
+void ax__ready(struct ax_task *t);
+
+/* Make t ready from any thread (through t's runtime inbox when needed). */
+void ax__wake_any(struct ax_task *t);
+
+/* Suspend the current task in wait state w until ax__ready is called on
+ * it. Returns the AX_INT_* bits that interrupted the wait (0 for a normal
+ * wake). */
+int ax__park(enum ax__wait w, const void *obj);
+
+/* Entry check of every suspending call: -EPERM outside a task, then a
+ * pending cancel (consumed) or an expired deadline. Stores the current task
+ * in *tp. */
+int ax__enter(struct ax_task **tp);
+
+/* The effective deadline of t (INT64_MAX when none). */
+int64_t ax__deadline_of(const struct ax_task *t);
+
+/* Arm t's timer at `at` for a wait (sleep or deadline). */
+int ax__timer_arm(struct ax_task *t, int64_t at);
+void ax__timer_disarm(struct ax_task *t);
+
+/* Interrupt t's current wait for reason (AX_INT_*). */
+void ax__interrupt(struct ax_task *t, int reason);
+
+/* Post a message into rt's inbox from any thread, waking the loop. */
+void ax__inbox_push(struct ax_rt *rt, struct ax__msg *m);
+
+/* Channel and pool hooks used by cancellation (chan.c, pool.c). */
+void ax__chan_unwait(struct ax_task *t);
+void ax__pool_unwait(struct ax_task *t);
+void ax__pool_destroy(struct ax__pool *p);
+
+/* Translate the outcome of an interrupted wait into the errno to return,
+ * consuming a cancel request. */
+int ax__interrupt_errno(struct ax_task *t, int bits);
+
+#endif

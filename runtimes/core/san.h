@@ -1,0 +1,50 @@
+/*
+ * san.h - AddressSanitizer fiber annotations for the context switch. With
+ * AX_ASAN (set by CMake for the sanitizer build) ASan is told about every
+ * stack switch so it does not report false stack errors; otherwise these
+ * compile to nothing.
+ */
+#ifndef AX_SAN_H
+#define AX_SAN_H
+
+#include <pthread.h>
+#include <stddef.h>
+
+#if defined(AX_ASAN)
+#include <sanitizer/common_interface_defs.h>
+static inline void ax__san_start_switch(void **fake, const void *lo, size_t size)
+{
+	__sanitizer_start_switch_fiber(fake, lo, size);
+}
+static inline void ax__san_finish_switch(void *fake)
+{
+	__sanitizer_finish_switch_fiber(fake, NULL, NULL);
+}
+#else
+static inline void ax__san_start_switch(void **fake, const void *lo, size_t size)
+{
+	(void)fake;
+	(void)lo;
+	(void)size;
+}
+static inline void ax__san_finish_switch(void *fake)
+{
+	(void)fake;
+}
+#endif
+
+/* The calling thread's stack bounds (for switches back to the scheduler). */
+static inline void ax__san_thread_stack(const void **lo, size_t *size)
+{
+	pthread_attr_t a;
+	void *addr = NULL;
+	size_t sz = 0;
+	if (pthread_getattr_np(pthread_self(), &a) == 0) {
+		pthread_attr_getstack(&a, &addr, &sz);
+		pthread_attr_destroy(&a);
+	}
+	*lo = addr;
+	*size = sz;
+}
+
+#endif

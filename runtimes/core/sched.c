@@ -1,0 +1,684 @@
+/*
+ * sched.c - the runtime: lifecycle, the FIFO scheduler loop, context
+ * switches between tasks, the remote inbox (posts and cross-thread wakes),
+ * hog detection, stack-overflow reporting and driver discovery.
+ *
+ * Scheduling: one FIFO run queue. A task that suspends switches directly to
+ * the next ready task (one switch, not two through a scheduler context). To
+ * keep I/O from starving behind tasks that keep each other ready, the loop
+ * works in ticks: a tick dispatches at most the number of tasks that were
+ * ready when it began, then the scheduler drains the inbox and polls the
+ * engine without blocking. It blocks in the engine only when nothing is
+ * ready.
+ */
+#include "core.h"
+
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "san.h"
+
+_Thread_local struct ax_rt *ax__tls_rt;
+
+/* ------------------------------------------------------------------ */
+/* driver discovery                                                    */
+/* ------------------------------------------------------------------ */
+
+static const struct ax_driver *sched_find_driver(const char *name)
+{
+	for (size_t i = 0; i < ax__driver_count; i++)
+		if (strcmp(ax__drivers[i]->name, name) == 0)
+			return ax__drivers[i];
+	return NULL;
+}
+
+size_t ax_driver_count(void)
+{
+	return ax__driver_count;
+}
+
+const char *ax_driver_name(size_t i)
+{
+	return i < ax__driver_count ? ax__drivers[i]->name : NULL;
+}
+
+const char *ax_driver_summary(const char *name)
+{
+	const struct ax_driver *d = sched_find_driver(name);
+	return d ? d->summary : NULL;
+}
+
+uint32_t ax_driver_features(const char *name)
+{
+	const struct ax_driver *d = sched_find_driver(name);
+	return d ? d->features : 0;
+}
+
+bool ax_driver_available(const char *name, char *why, size_t n)
+{
+	const struct ax_driver *d = sched_find_driver(name);
+	if (!d) {
+		if (why && n)
+			snprintf(why, n, "no runtime named '%s' is compiled in", name);
+		return false;
+	}
+	char buf[256] = "";
+	if (d->probe && d->probe(buf, sizeof buf) < 0) {
+		if (why && n)
+			snprintf(why, n, "%s", buf[0] ? buf : "unavailable");
+		return false;
+	}
+	return true;
+}
+
+const char *ax_feature_name(uint32_t bit)
+{
+	switch (bit) {
+	case AX_FEAT_TCP: return "tcp";
+	case AX_FEAT_FILE: return "file";
+	case AX_FEAT_NATIVE_CANCEL: return "native-cancel";
+	case AX_FEAT_NATIVE_POOL: return "native-pool";
+	case AX_FEAT_COMPLETION: return "completion";
+	case AX_FEAT_NATIVE_TIMERS: return "native-timers";
+	case AX_FEAT_XTHREAD: return "xthread";
+	default: return NULL;
+	}
+}
+
+/* ------------------------------------------------------------------ */
+/* time                                                                */
+/* ------------------------------------------------------------------ */
+
+int64_t ax_now(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+/* ------------------------------------------------------------------ */
+/* lifecycle                                                           */
+/* ------------------------------------------------------------------ */
+
+void ax_rt_opts_init(struct ax_rt_opts *opts)
+{
+	memset(opts, 0, sizeof *opts);
+	opts->stack_size = 64 * 1024;
+	opts->hog_threshold_ns = 50 * 1000000ll;
+	opts->pool_threads = 4;
+	opts->engine_flags = NULL;
+}
+
+int ax_rt_create(ax_rt **out, const char *driver, const struct ax_rt_opts *opts)
+{
+	struct ax_rt_opts def;
+	const struct ax_driver *drv = NULL;
+	int r;
+
+	if (!opts) {
+		ax_rt_opts_init(&def);
+		opts = &def;
+	}
+	if (opts->stack_size < 16 * 1024 || opts->stack_size > (1u << 30) ||
+	    opts->pool_threads < 1 || opts->pool_threads > 256)
+		return -EINVAL;
+	if (driver) {
+		drv = sched_find_driver(driver);
+		if (!drv)
+			return -ENOENT;
+		if (drv->probe && drv->probe(NULL, 0) < 0)
+			return -ENOTSUP;
+	} else {
+		for (size_t i = 0; i < ax__driver_count && !drv; i++)
+			if (!ax__drivers[i]->probe ||
+			    ax__drivers[i]->probe(NULL, 0) == 0)
+				drv = ax__drivers[i];
+		if (!drv)
+			return -ENOTSUP;
+	}
+	if (drv->version < 1)
+		return -ENOTSUP;
+
+	struct ax_rt *rt = calloc(1, sizeof *rt);
+	if (!rt)
+		return -ENOMEM;
+	rt->drv = drv;
+	rt->opts = *opts;
+	if (opts->engine_flags) {
+		snprintf(rt->engine_flags, sizeof rt->engine_flags, "%s",
+			 opts->engine_flags);
+		rt->opts.engine_flags = rt->engine_flags;
+	}
+	rt->owner = pthread_self();
+	rt->next_id = 1;
+	ax__stack_pool_init(&rt->stacks, opts->stack_size);
+	r = pthread_mutex_init(&rt->inbox_lock, NULL);
+	if (r) {
+		r = -r;
+		goto fail_free;
+	}
+	r = drv->init(&rt->drv_state, &rt->opts);
+	if (r < 0)
+		goto fail_mutex;
+	*out = rt;
+	return 0;
+
+fail_mutex:
+	pthread_mutex_destroy(&rt->inbox_lock);
+fail_free:
+	free(rt);
+	return r;
+}
+
+bool ax__tasks_reap_all(struct ax_rt *rt);
+
+int ax_rt_destroy(ax_rt *rt)
+{
+	if (!rt)
+		return -EINVAL;
+	if (rt->running || !ax__tasks_reap_all(rt))
+		return -EBUSY;
+	/* posts that never ran are dropped */
+	while (rt->inbox_head) {
+		struct ax__msg *m = rt->inbox_head;
+		rt->inbox_head = m->next;
+		if (m->heap)
+			free(m);
+	}
+	if (rt->pool)
+		ax__pool_destroy(rt->pool);
+	rt->drv->fini(rt->drv_state);
+	ax__stack_pool_fini(&rt->stacks);
+	pthread_mutex_destroy(&rt->inbox_lock);
+	free(rt);
+	return 0;
+}
+
+ax_rt *ax_rt_current(void)
+{
+	return ax__tls_rt;
+}
+
+const char *ax_rt_driver(const ax_rt *rt)
+{
+	return rt->drv->name;
+}
+
+uint32_t ax_rt_features(const ax_rt *rt)
+{
+	return rt->drv->features;
+}
+
+const char *ax_rt_engine_info(const ax_rt *rt)
+{
+	if (rt->drv->engine_info)
+		return rt->drv->engine_info(rt->drv_state);
+	return rt->drv->name;
+}
+
+void ax_rt_stats(const ax_rt *rt, struct ax_rt_stats *st)
+{
+	struct ax_driver_stats ds = {0};
+	if (rt->drv->stats)
+		rt->drv->stats(rt->drv_state, &ds);
+	memset(st, 0, sizeof *st);
+	st->loop_iterations = ds.polls ? ds.polls : rt->n_polls;
+	st->events = ds.events ? ds.events : rt->n_events;
+	st->switches = rt->n_switches;
+	st->tasks_spawned = rt->n_spawned;
+	st->tasks_live = rt->n_live;
+	st->hogs = rt->n_hogs;
+	st->posts = rt->n_posts;
+	st->stacks_guarded = rt->stacks.guarded_live;
+	st->stacks_slab = rt->stacks.slab_live;
+}
+
+/* ------------------------------------------------------------------ */
+/* run queue                                                           */
+/* ------------------------------------------------------------------ */
+
+void ax__ready(struct ax_task *t)
+{
+	struct ax_rt *rt = t->rt;
+	if (t->in_rq || t->state == AX_T_DONE)
+		return;
+	t->state = AX_T_READY;
+	t->in_rq = true;
+	t->rq_next = NULL;
+	t->rq_prev = rt->rq_tail;
+	if (rt->rq_tail)
+		rt->rq_tail->rq_next = t;
+	else
+		rt->rq_head = t;
+	rt->rq_tail = t;
+	rt->rq_len++;
+}
+
+/* Put t at the head of the run queue (the parent of an eager spawn). */
+void ax__ready_front(struct ax_task *t);
+void ax__ready_front(struct ax_task *t)
+{
+	struct ax_rt *rt = t->rt;
+	t->state = AX_T_READY;
+	t->in_rq = true;
+	t->rq_prev = NULL;
+	t->rq_next = rt->rq_head;
+	if (rt->rq_head)
+		rt->rq_head->rq_prev = t;
+	else
+		rt->rq_tail = t;
+	rt->rq_head = t;
+	rt->rq_len++;
+	rt->budget++;
+}
+
+static struct ax_task *sched_pop(struct ax_rt *rt)
+{
+	struct ax_task *t = rt->rq_head;
+	if (!t)
+		return NULL;
+	rt->rq_head = t->rq_next;
+	if (rt->rq_head)
+		rt->rq_head->rq_prev = NULL;
+	else
+		rt->rq_tail = NULL;
+	t->in_rq = false;
+	rt->rq_len--;
+	return t;
+}
+
+/* ------------------------------------------------------------------ */
+/* switching                                                           */
+/* ------------------------------------------------------------------ */
+
+static void sched_hog_check(struct ax_rt *rt, struct ax_task *t, int64_t now)
+{
+	int64_t ran = now - t->last_run;
+	if (!rt->opts.hog_threshold_ns || ran < (int64_t)rt->opts.hog_threshold_ns)
+		return;
+	rt->n_hogs++;
+	if (rt->hog_reports < 10) {
+		rt->hog_reports++;
+		fprintf(stderr,
+			"ax: hog: task %llu '%s' (spawned at %s:%d) ran %.1f ms "
+			"without suspending\n",
+			(unsigned long long)t->id, t->name,
+			t->spawn_file ? t->spawn_file : "?", t->spawn_line,
+			ran / 1e6);
+	}
+}
+
+static void sched_canary_check(struct ax_task *t)
+{
+	if (t->stack && *(const uint64_t *)t->stack->lo != AX_STACK_CANARY) {
+		fprintf(stderr,
+			"ax: stack overflow in task %llu '%s' (spawned at %s:%d): "
+			"canary overwritten; raise ax_rt_opts.stack_size\n",
+			(unsigned long long)t->id, t->name,
+			t->spawn_file ? t->spawn_file : "?", t->spawn_line);
+		abort();
+	}
+}
+
+/* Called by every context right after it was switched to. */
+static void sched_after_switch(struct ax_rt *rt)
+{
+	struct ax_task *d = rt->dead;
+	if (d) {
+		rt->dead = NULL;
+		ax__stack_put(&rt->stacks, d->stack);
+		d->stack = NULL;
+		if (d->detached) {
+			/* unlink and free a detached task now */
+			if (d->all_prev)
+				d->all_prev->all_next = d->all_next;
+			else
+				rt->all = d->all_next;
+			if (d->all_next)
+				d->all_next->all_prev = d->all_prev;
+			free(d);
+		}
+	}
+}
+
+/* Switch from the current context (task `from`, or the scheduler when
+ * from is NULL) to task `to` (or to the scheduler when to is NULL). */
+static void sched_switch(struct ax_rt *rt, struct ax_task *from,
+			 struct ax_task *to, bool from_dying)
+{
+	void **save = from ? &from->sp : &rt->sched_sp;
+	void *fake = NULL;
+	int64_t now = 0;
+
+	if (from) {
+		now = ax_now();
+		sched_canary_check(from);
+		sched_hog_check(rt, from, now);
+	}
+	if (to) {
+		to->state = AX_T_RUNNING;
+		to->last_run = now ? now : ax_now();
+		rt->n_switches++;
+		rt->current = to;
+		ax__san_start_switch(from_dying ? NULL : &fake, to->stack->lo,
+				     to->stack->size);
+		ax__ctx_switch(save, to->sp);
+	} else {
+		rt->current = NULL;
+		ax__san_start_switch(from_dying ? NULL : &fake,
+				     rt->sched_stack_lo, rt->sched_stack_size);
+		ax__ctx_switch(save, rt->sched_sp);
+	}
+	ax__san_finish_switch(fake);
+	sched_after_switch(rt);
+}
+
+/* Leave the current task: run the next ready task of this tick, or go back
+ * to the scheduler. */
+static void sched_leave(struct ax_rt *rt, struct ax_task *self, bool dying)
+{
+	struct ax_task *next = NULL;
+	if (rt->budget > 0) {
+		next = sched_pop(rt);
+		if (next)
+			rt->budget--;
+	}
+	if (next == self) {
+		/* a yield with nobody else ready: keep running */
+		self->state = AX_T_RUNNING;
+		return;
+	}
+	sched_switch(rt, self, next, dying);
+}
+
+int ax__park(enum ax__wait w, const void *obj)
+{
+	struct ax_rt *rt = ax__tls_rt;
+	struct ax_task *t = rt->current;
+	t->state = AX_T_BLOCKED;
+	t->wait = w;
+	t->wait_obj = obj;
+	t->interrupt = 0;
+	t->op_cancel_sent = false;
+	sched_leave(rt, t, false);
+	t->wait = AX_W_NONE;
+	t->wait_obj = NULL;
+	return t->interrupt;
+}
+
+/* The first frame of every task. */
+void ax__task_main(void *arg);
+void ax__task_exit(struct ax_task *t);
+void ax__task_main(void *arg)
+{
+	struct ax_task *t = arg;
+	ax__san_finish_switch(NULL);
+	sched_after_switch(t->rt);
+	t->result = t->fn(t->arg);
+	ax__task_exit(t);
+	sched_leave(t->rt, t, true);
+	abort(); /* a dead task is never resumed */
+}
+
+/* Switch into a freshly spawned task right now (eager spawn). */
+void ax__switch_to_new(struct ax_task *child);
+void ax__switch_to_new(struct ax_task *child)
+{
+	struct ax_rt *rt = child->rt;
+	struct ax_task *self = rt->current;
+	ax__ready_front(self);
+	sched_switch(rt, self, child, false);
+}
+
+/* Yield: go to the back of the run queue. */
+void ax__yield_now(struct ax_task *t);
+void ax__yield_now(struct ax_task *t)
+{
+	struct ax_rt *rt = t->rt;
+	t->wait = AX_W_YIELD;
+	ax__ready(t);
+	sched_leave(rt, t, false);
+	t->wait = AX_W_NONE;
+}
+
+/* ------------------------------------------------------------------ */
+/* remote inbox                                                        */
+/* ------------------------------------------------------------------ */
+
+void ax__inbox_push(struct ax_rt *rt, struct ax__msg *m)
+{
+	m->next = NULL;
+	pthread_mutex_lock(&rt->inbox_lock);
+	if (rt->inbox_tail)
+		rt->inbox_tail->next = m;
+	else
+		rt->inbox_head = m;
+	rt->inbox_tail = m;
+	pthread_mutex_unlock(&rt->inbox_lock);
+	atomic_fetch_add(&rt->inbox_n, 1);
+	/* wake only a loop that is (about to be) blocked, once per poll */
+	if (atomic_load(&rt->polling) && !atomic_exchange(&rt->wake_sent, 1))
+		rt->drv->wake(rt->drv_state);
+}
+
+static void sched_wake_msg(void *arg)
+{
+	ax__ready(arg);
+}
+
+void ax__wake_any(struct ax_task *t)
+{
+	struct ax_rt *rt = t->rt;
+	if (ax__tls_rt == rt && pthread_equal(pthread_self(), rt->owner)) {
+		ax__ready(t);
+		return;
+	}
+	t->remote_wake.fn = sched_wake_msg;
+	t->remote_wake.arg = t;
+	t->remote_wake.heap = false;
+	ax__inbox_push(rt, &t->remote_wake);
+}
+
+int ax_post(ax_rt *rt, void (*fn)(void *arg), void *arg)
+{
+	if (!rt || !fn)
+		return -EINVAL;
+	struct ax__msg *m = malloc(sizeof *m);
+	if (!m)
+		return -ENOMEM;
+	m->fn = fn;
+	m->arg = arg;
+	m->heap = true;
+	ax__inbox_push(rt, m);
+	return 0;
+}
+
+static int sched_drain_inbox(struct ax_rt *rt)
+{
+	if (atomic_load(&rt->inbox_n) == 0)
+		return 0;
+	pthread_mutex_lock(&rt->inbox_lock);
+	struct ax__msg *m = rt->inbox_head;
+	rt->inbox_head = rt->inbox_tail = NULL;
+	pthread_mutex_unlock(&rt->inbox_lock);
+	int n = 0;
+	while (m) {
+		struct ax__msg *next = m->next;
+		bool heap = m->heap;
+		if (heap)
+			rt->n_posts++;
+		m->fn(m->arg);
+		if (heap)
+			free(m);
+		m = next;
+		n++;
+	}
+	atomic_fetch_sub(&rt->inbox_n, n);
+	return n;
+}
+
+/* ------------------------------------------------------------------ */
+/* stack overflow reporting                                            */
+/* ------------------------------------------------------------------ */
+
+static void sched_segv(int sig, siginfo_t *si, void *uc)
+{
+	(void)uc;
+	struct ax_rt *rt = ax__tls_rt;
+	struct ax_task *t = rt ? rt->current : NULL;
+	char *addr = si->si_addr;
+	if (t && t->stack) {
+		long pg = sysconf(_SC_PAGESIZE);
+		char *lo = t->stack->lo;
+		if (addr < lo && addr >= lo - 16 * pg) {
+			char msg[160];
+			int n = snprintf(msg, sizeof msg,
+					 "ax: stack overflow in task %llu '%s': "
+					 "raise ax_rt_opts.stack_size (%zu bytes)\n",
+					 (unsigned long long)t->id, t->name,
+					 t->stack->size);
+			if (n > 0 && write(2, msg, (size_t)n) < 0)
+				n = 0;
+		}
+	}
+	/* die of the original signal with the default action */
+	signal(sig, SIG_DFL);
+}
+
+static void sched_install_segv(stack_t *alt, stack_t *old_alt,
+			       struct sigaction *old_sa)
+{
+	alt->ss_size = 64 * 1024;
+	alt->ss_sp = malloc(alt->ss_size);
+	alt->ss_flags = 0;
+	if (!alt->ss_sp)
+		return;
+	sigaltstack(alt, old_alt);
+	struct sigaction sa;
+	memset(&sa, 0, sizeof sa);
+	sa.sa_sigaction = sched_segv;
+	sa.sa_flags = SA_SIGINFO | SA_ONSTACK | SA_NODEFER;
+	sigemptyset(&sa.sa_mask);
+	sigaction(SIGSEGV, &sa, old_sa);
+}
+
+static void sched_remove_segv(stack_t *alt, stack_t *old_alt,
+			      struct sigaction *old_sa)
+{
+	if (!alt->ss_sp)
+		return;
+	sigaction(SIGSEGV, old_sa, NULL);
+	sigaltstack(old_alt->ss_sp ? old_alt : NULL, NULL);
+	if (!old_alt->ss_sp) {
+		stack_t dis = {.ss_flags = SS_DISABLE};
+		sigaltstack(&dis, NULL);
+	}
+	free(alt->ss_sp);
+}
+
+/* ------------------------------------------------------------------ */
+/* the loop                                                            */
+/* ------------------------------------------------------------------ */
+
+int ax__spawn_main(struct ax_rt *rt, ax_task_fn fn, void *arg,
+		   struct ax_task **out);
+
+static int sched_poll(struct ax_rt *rt, bool block)
+{
+	if (block) {
+		atomic_store(&rt->polling, 1);
+		atomic_thread_fence(memory_order_seq_cst);
+		if (atomic_load(&rt->inbox_n) > 0)
+			block = false;
+	}
+	int n = rt->drv->poll(rt->drv_state, block);
+	rt->n_polls++;
+	if (block) {
+		atomic_store(&rt->polling, 0);
+		atomic_store(&rt->wake_sent, 0);
+	}
+	if (n > 0)
+		rt->n_events += (uint64_t)n;
+	return n;
+}
+
+int ax_rt_run(ax_rt *rt, ax_task_fn fn, void *arg, intptr_t *result)
+{
+	struct ax_task *main_task;
+	sigset_t pipe_set, old_set;
+	stack_t alt = {0}, old_alt = {0};
+	struct sigaction old_sa;
+	int r;
+
+	if (!rt || !fn)
+		return -EINVAL;
+	if (rt->running || ax__tls_rt)
+		return -EBUSY;
+
+	sigemptyset(&pipe_set);
+	sigaddset(&pipe_set, SIGPIPE);
+	pthread_sigmask(SIG_BLOCK, &pipe_set, &old_set);
+	sched_install_segv(&alt, &old_alt, &old_sa);
+	ax__san_thread_stack(&rt->sched_stack_lo, &rt->sched_stack_size);
+
+	rt->owner = pthread_self();
+	rt->running = true;
+	ax__tls_rt = rt;
+	r = ax__spawn_main(rt, fn, arg, &main_task);
+	if (r < 0)
+		goto out;
+
+	for (;;) {
+		sched_drain_inbox(rt);
+		if (rt->rq_head) {
+			rt->budget = rt->rq_len - 1;
+			struct ax_task *t = sched_pop(rt);
+			sched_switch(rt, NULL, t, false);
+			/* back when the tick ran out or nothing was ready */
+			if (rt->rq_head) {
+				sched_poll(rt, false);
+				continue;
+			}
+		}
+		if (rt->n_live == 0) {
+			if (atomic_load(&rt->inbox_n) > 0)
+				continue;
+			break;
+		}
+		r = sched_poll(rt, true);
+		if (r < 0) {
+			fprintf(stderr, "ax: engine %s failed: %s\n",
+				rt->drv->name, strerror((int)-r));
+			abort();
+		}
+	}
+	r = 0;
+	if (result)
+		*result = main_task->result;
+	/* the main task is joined implicitly */
+	if (main_task->all_prev)
+		main_task->all_prev->all_next = main_task->all_next;
+	else
+		rt->all = main_task->all_next;
+	if (main_task->all_next)
+		main_task->all_next->all_prev = main_task->all_prev;
+	free(main_task);
+
+out:
+	ax__tls_rt = NULL;
+	rt->running = false;
+	sched_remove_segv(&alt, &old_alt, &old_sa);
+	{
+		/* swallow a SIGPIPE raised while blocked, then restore */
+		struct timespec zero = {0, 0};
+		while (sigtimedwait(&pipe_set, NULL, &zero) == SIGPIPE)
+			;
+	}
+	pthread_sigmask(SIG_SETMASK, &old_set, NULL);
+	return r;
+}

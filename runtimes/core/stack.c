@@ -1,0 +1,218 @@
+/*
+ * stack.c - task stacks: guarded mappings while the process's mapping budget
+ * allows, canary-checked slabs past it, and a cache of freed stacks.
+ *
+ * Why two kinds: a guard page below a stack turns an overflow into a fault
+ * that names the task, but it splits the mapping, and the kernel caps a
+ * process at vm.max_map_count mappings (65530 by default). A quarter of that
+ * goes to guarded stacks; beyond it, stacks are carved 64 at a time from one
+ * slab mapping (one guard page below the slab) and their lowest word holds a
+ * canary that the scheduler checks whenever the task switches out.
+ */
+#include "core.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#define SLAB_STACKS 64
+#define CACHE_MAX 256
+
+struct ax__slab {
+	char *map;
+	size_t map_len;
+	size_t free_n;
+	struct ax__stack *free;
+	struct ax__slab *next_avail, *prev_avail;
+	bool in_avail;
+	struct ax__slab *next_all;
+	struct ax__stack st[SLAB_STACKS];
+};
+
+static size_t stack_page(void)
+{
+	long p = sysconf(_SC_PAGESIZE);
+	return p > 0 ? (size_t)p : 4096;
+}
+
+static size_t stack_guard_budget(void)
+{
+	long max = 65530;
+	FILE *f = fopen("/proc/sys/vm/max_map_count", "re");
+	if (f) {
+		if (fscanf(f, "%ld", &max) != 1)
+			max = 65530;
+		fclose(f);
+	}
+	/* two mappings per guarded stack, a quarter of the budget in all */
+	return max > 16 ? (size_t)max / 8 : 1;
+}
+
+void ax__stack_pool_init(struct ax__stack_pool *p, size_t size)
+{
+	size_t pg = stack_page();
+	p->size = (size + pg - 1) / pg * pg;
+	p->guarded_budget = stack_guard_budget();
+	p->guarded_live = p->slab_live = 0;
+	p->cache = NULL;
+	p->cache_n = 0;
+	p->slabs = p->all_slabs = NULL;
+}
+
+static struct ax__stack *stack_new_guarded(struct ax__stack_pool *p)
+{
+	size_t pg = stack_page();
+	struct ax__stack *s = malloc(sizeof *s);
+	if (!s)
+		return NULL;
+	s->map_len = p->size + pg;
+	s->map = mmap(NULL, s->map_len, PROT_READ | PROT_WRITE,
+		      MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_STACK,
+		      -1, 0);
+	if (s->map == MAP_FAILED)
+		goto fail_free;
+	if (mprotect(s->map, pg, PROT_NONE) != 0)
+		goto fail_unmap;
+	s->lo = s->map + pg;
+	s->size = p->size;
+	s->slab = NULL;
+	s->next_free = NULL;
+	return s;
+
+fail_unmap:
+	munmap(s->map, s->map_len);
+fail_free:
+	free(s);
+	return NULL;
+}
+
+static void slab_avail_add(struct ax__stack_pool *p, struct ax__slab *sl)
+{
+	sl->prev_avail = NULL;
+	sl->next_avail = p->slabs;
+	if (p->slabs)
+		p->slabs->prev_avail = sl;
+	p->slabs = sl;
+	sl->in_avail = true;
+}
+
+static void slab_avail_del(struct ax__stack_pool *p, struct ax__slab *sl)
+{
+	if (sl->prev_avail)
+		sl->prev_avail->next_avail = sl->next_avail;
+	else
+		p->slabs = sl->next_avail;
+	if (sl->next_avail)
+		sl->next_avail->prev_avail = sl->prev_avail;
+	sl->in_avail = false;
+}
+
+static struct ax__slab *slab_new(struct ax__stack_pool *p)
+{
+	size_t pg = stack_page();
+	struct ax__slab *sl = calloc(1, sizeof *sl);
+	if (!sl)
+		return NULL;
+	sl->map_len = pg + SLAB_STACKS * p->size;
+	sl->map = mmap(NULL, sl->map_len, PROT_READ | PROT_WRITE,
+		       MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_STACK,
+		       -1, 0);
+	if (sl->map == MAP_FAILED)
+		goto fail_free;
+	if (mprotect(sl->map, pg, PROT_NONE) != 0)
+		goto fail_unmap;
+	for (size_t i = 0; i < SLAB_STACKS; i++) {
+		struct ax__stack *s = &sl->st[i];
+		s->lo = sl->map + pg + i * p->size;
+		s->size = p->size;
+		s->map = NULL;
+		s->slab = sl;
+		s->next_free = sl->free;
+		sl->free = s;
+	}
+	sl->free_n = SLAB_STACKS;
+	sl->next_all = p->all_slabs;
+	p->all_slabs = sl;
+	slab_avail_add(p, sl);
+	return sl;
+
+fail_unmap:
+	munmap(sl->map, sl->map_len);
+fail_free:
+	free(sl);
+	return NULL;
+}
+
+struct ax__stack *ax__stack_get(struct ax__stack_pool *p)
+{
+	struct ax__stack *s = NULL;
+	if (p->cache) {
+		s = p->cache;
+		p->cache = s->next_free;
+		p->cache_n--;
+		p->guarded_live++;
+	} else if (p->guarded_live < p->guarded_budget) {
+		s = stack_new_guarded(p);
+		if (s)
+			p->guarded_live++;
+	}
+	if (!s) {
+		struct ax__slab *sl = p->slabs ? p->slabs : slab_new(p);
+		if (!sl)
+			return NULL;
+		s = sl->free;
+		sl->free = s->next_free;
+		if (--sl->free_n == 0)
+			slab_avail_del(p, sl);
+		p->slab_live++;
+	}
+	*(uint64_t *)s->lo = AX_STACK_CANARY;
+	return s;
+}
+
+void ax__stack_put(struct ax__stack_pool *p, struct ax__stack *s)
+{
+	if (!s->slab) {
+		p->guarded_live--;
+		if (p->cache_n < CACHE_MAX) {
+			s->next_free = p->cache;
+			p->cache = s;
+			p->cache_n++;
+			return;
+		}
+		munmap(s->map, s->map_len);
+		free(s);
+		return;
+	}
+	struct ax__slab *sl = s->slab;
+	p->slab_live--;
+	s->next_free = sl->free;
+	sl->free = s;
+	if (++sl->free_n == 1)
+		slab_avail_add(p, sl);
+	if (sl->free_n == SLAB_STACKS) {
+		/* the slab is empty: give its memory back (keep its mapping
+		 * count low too) unless it is the only one available */
+		madvise(sl->map, sl->map_len, MADV_DONTNEED);
+	}
+}
+
+void ax__stack_pool_fini(struct ax__stack_pool *p)
+{
+	while (p->cache) {
+		struct ax__stack *s = p->cache;
+		p->cache = s->next_free;
+		munmap(s->map, s->map_len);
+		free(s);
+	}
+	p->cache_n = 0;
+	while (p->all_slabs) {
+		struct ax__slab *sl = p->all_slabs;
+		p->all_slabs = sl->next_all;
+		munmap(sl->map, sl->map_len);
+		free(sl);
+	}
+	p->slabs = NULL;
+}

@@ -1,0 +1,188 @@
+/*
+ * ax_driver.h - the contract between the ax core and an engine driver.
+ *
+ * A driver is one .c file exporting exactly one `const struct ax_driver`;
+ * everything else in it is static. The core hands the driver operations
+ * (struct ax_op) and timers (struct ax_timer); the driver completes each
+ * accepted operation EXACTLY ONCE by calling ax_op_complete (never from
+ * inside its submit function: completions are delivered from poll, or from
+ * cancel for engines that cancel synchronously), and fires each armed timer
+ * at most once, never before its deadline.
+ *
+ * The vtable is versioned and append-only (like SQLite's VFS): a new member
+ * goes at the end and bumps AX_DRIVER_VERSION; the core checks `version`
+ * before touching a member newer than what the driver was built against.
+ *
+ * Engine headers (uv.h, event2/, liburing.h) are included by drivers only.
+ */
+#ifndef AX_DRIVER_H
+#define AX_DRIVER_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/socket.h>
+
+#include "ax.h"
+
+#define AX_DRIVER_VERSION 1
+
+/* Operation kinds. */
+enum ax_op_kind {
+	AX_OP_ACCEPT,  /* fd: listener. res: new fd (non-blocking, cloexec)  */
+	AX_OP_CONNECT, /* addr/addrlen: peer. res: connected fd; the driver
+	                  creates the socket (non-blocking, cloexec)         */
+	AX_OP_READ,    /* fd, buf, len. res: bytes > 0, 0 at EOF, -errno     */
+	AX_OP_WRITE,   /* fd, buf, len. res: len, or -errno; the driver writes
+	                  ALL bytes (resubmitting after short writes) with
+	                  MSG_NOSIGNAL semantics                             */
+	AX_OP_PREAD,   /* fd, buf, len, off. res: bytes or -errno. Only for
+	                  drivers with AX_FEAT_FILE; the core runs file I/O
+	                  on its blocking pool for the others             */
+	AX_OP_PWRITE,  /* fd, buf, len, off. res: bytes or -errno            */
+	AX_OP_CALL,    /* fn(arg) on the engine's own thread pool; only for
+	                  drivers with AX_FEAT_NATIVE_POOL. res: 0; the
+	                  function's value goes to call_result              */
+	AX_OP__COUNT
+};
+
+struct ax_op;
+typedef void (*ax_op_done_fn)(struct ax_op *op);
+
+/* One operation. Owned by the core (embedded in the waiting task); the
+ * driver may use `drv` as scratch space and must not keep a pointer to the
+ * op after completing it. */
+struct ax_op {
+	enum ax_op_kind kind;
+	int fd;
+	void *buf;
+	size_t len;
+	int64_t off;
+	struct sockaddr_storage addr;
+	socklen_t addrlen;
+	intptr_t (*call_fn)(void *);
+	void *call_arg;
+	intptr_t call_result;
+	int64_t res;             /* set by ax_op_complete */
+	ax_op_done_fn done;      /* core's completion hook */
+	void *owner;             /* core's (the waiting task) */
+	/* Driver scratch: an intrusive link and a few words, so that most
+	 * drivers need no allocation per operation. */
+	struct ax_op *drv_next;
+	struct ax_op *drv_prev;
+	uint64_t drv_u64[4];
+	void *drv_ptr[4];
+};
+
+/* Complete op with res. Call exactly once per accepted op, on the runtime's
+ * thread. Cheap: it only makes the waiting task ready. */
+static inline void ax_op_complete(struct ax_op *op, int64_t res)
+{
+	op->res = res;
+	op->done(op);
+}
+
+struct ax_timer;
+typedef void (*ax_timer_fire_fn)(struct ax_timer *t);
+
+/* One timer. Owned by the core; `deadline` is absolute ax_now() time.
+ * `seq` increases with every arm on a runtime; drivers fire timers with equal
+ * deadlines in increasing seq order ([AX-TIME-2]). */
+struct ax_timer {
+	int64_t deadline;
+	uint64_t seq;
+	ax_timer_fire_fn fire;
+	void *owner;
+	/* Driver scratch. */
+	size_t drv_index;
+	void *drv_ptr[2];
+};
+
+/* Interface the core offers a driver. */
+struct ax_core_ops {
+	/* The current time (may be cached within one loop iteration). */
+	int64_t (*now)(void);
+};
+
+/* Engine counters a driver reports. */
+struct ax_driver_stats {
+	uint64_t polls;   /* engine waits / loop iterations */
+	uint64_t events;  /* completions and timer fires delivered */
+	uint64_t syscalls; /* system calls made, when the driver counts them */
+};
+
+/* The vtable. Members marked "optional" may be NULL. */
+struct ax_driver {
+	uint32_t version;        /* AX_DRIVER_VERSION at build time */
+	const char *name;        /* "epoll", "libuv", ... */
+	const char *summary;     /* one line */
+	uint32_t features;       /* AX_FEAT_* */
+
+	/* Can this driver run here? Returns 0, or -errno and writes a one-line
+	 * reason to why (n bytes). Must not leave anything behind. */
+	int (*probe)(char *why, size_t n);
+
+	/* Create engine state. opts is the runtime's options. Returns 0 and
+	 * stores the state in *state, or -errno. */
+	int (*init)(void **state, const struct ax_rt_opts *opts);
+
+	/* Destroy engine state. Called only when no op is in flight and no
+	 * timer is armed. Releases every descriptor and allocation. */
+	void (*fini)(void *state);
+
+	/* Start op. Returns 0 (accepted: it will complete exactly once) or
+	 * -errno (not started, will never complete). */
+	int (*submit)(void *state, struct ax_op *op);
+
+	/* Ask an accepted, not yet completed op to stop. The op still completes
+	 * exactly once: with -ECANCELED, or with its real result if it raced.
+	 * The completion may happen inside this call or from a later poll; the
+	 * core waits for it before the task resumes. */
+	void (*cancel)(void *state, struct ax_op *op);
+
+	/* Arm timer t (not armed). Returns 0 or -errno. */
+	int (*timer_arm)(void *state, struct ax_timer *t);
+
+	/* Disarm t if armed. Synchronous: after return t never fires. */
+	void (*timer_cancel)(void *state, struct ax_timer *t);
+
+	/* Wait for events and deliver completions and timer fires.
+	 * block=false: do not wait. block=true: wait until at least one
+	 * completion, timer fire or wake; the driver computes its own timeout
+	 * from its timers. Returns the number of completions and fires
+	 * delivered (>= 0) or -errno on an engine failure. */
+	int (*poll)(void *state, bool block);
+
+	/* Interrupt a blocking poll. Thread-safe, async-signal-unsafe; may be
+	 * called many times; a wake before poll makes the next poll return. */
+	void (*wake)(void *state);
+
+	/* Close fd for the core: drop any state kept for it and make its
+	 * pending ops complete with -EBADF or -ECANCELED (at once, inside this
+	 * call, or from a later poll; a completion engine cancels them and lets them finish).
+	 * The driver closes fd itself (libuv closes it through uv_close) and
+	 * returns 0 or -errno from close. */
+	int (*close_fd)(void *state, int fd);
+
+	/* optional: a one-line description of the configuration in use. */
+	const char *(*engine_info)(void *state);
+
+	/* optional: counters. */
+	void (*stats)(void *state, struct ax_driver_stats *st);
+
+	/* optional: the readiness fast path. Try op at once without waiting.
+	 * Returns 1 when it finished (op->res is set; no completion will be
+	 * delivered), or 0 when it would wait: the core then calls submit,
+	 * which continues from any progress recorded in the op's scratch
+	 * (e.g. bytes of a write already sent). Called only for ACCEPT, READ
+	 * and WRITE. The core bounds how many ops in a row one task finishes
+	 * this way before it yields, so a busy connection cannot starve the
+	 * others. */
+	int (*try_now)(void *state, struct ax_op *op);
+};
+
+/* The registry (runtimes/registry.c): drivers in preference order. */
+extern const struct ax_driver *const ax__drivers[];
+extern const size_t ax__driver_count;
+
+#endif /* AX_DRIVER_H */
