@@ -111,6 +111,7 @@ struct ax_rt {
 	struct ax_task *rq_head, *rq_tail;
 	size_t rq_len;
 	size_t budget;            /* dispatches left in this tick */
+	int64_t tick_time;        /* coarse clock at the start of the tick */
 	struct ax_task *all;      /* every live (not freed) task */
 	struct ax_task *dead;     /* exited task whose stack awaits release */
 	uint64_t next_id;
@@ -135,6 +136,9 @@ struct ax_rt {
 
 /* The runtime and task of the calling thread. */
 extern _Thread_local struct ax_rt *ax__tls_rt;
+
+/* CLOCK_MONOTONIC_COARSE in ns: hog detection and dump ages. */
+int64_t ax__coarse_now(void);
 
 /* Make t ready (append to the run queue). Loop thread only. */
 void ax__ready(struct ax_task *t);

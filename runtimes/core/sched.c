@@ -6,9 +6,10 @@
  * Scheduling: one FIFO run queue. A task that suspends switches directly to
  * the next ready task (one switch, not two through a scheduler context). To
  * keep I/O from starving behind tasks that keep each other ready, the loop
- * works in ticks: a tick dispatches at most the number of tasks that were
- * ready when it began, then the scheduler drains the inbox and polls the
- * engine without blocking. It blocks in the engine only when nothing is
+ * works in ticks: a tick dispatches at most AX_TICK_DISPATCHES tasks, then
+ * the scheduler drains the inbox and polls the engine without blocking (the
+ * same trade as Tokio's event interval: a poll per dispatch would cost a
+ * system call per switch). It blocks in the engine only when nothing is
  * ready.
  */
 #include "core.h"
@@ -24,6 +25,18 @@
 #include "san.h"
 
 _Thread_local struct ax_rt *ax__tls_rt;
+
+/* Dispatches per tick before the engine is polled again. */
+#define AX_TICK_DISPATCHES 61
+
+/* A cheap clock for hog detection and dumps: the coarse monotonic clock
+ * (a few ms resolution) costs a few ns, so every switch can read it. */
+int64_t ax__coarse_now(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
+	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
 
 /* ------------------------------------------------------------------ */
 /* driver discovery                                                    */
@@ -356,13 +369,17 @@ static void sched_switch(struct ax_rt *rt, struct ax_task *from,
 	int64_t now = 0;
 
 	if (from) {
-		now = ax_now();
 		sched_canary_check(from);
-		sched_hog_check(rt, from, now);
+		if (rt->opts.hog_threshold_ns) {
+			now = ax__coarse_now();
+			sched_hog_check(rt, from, now);
+		}
 	}
 	if (to) {
 		to->state = AX_T_RUNNING;
-		to->last_run = now ? now : ax_now();
+		/* without hog detection, the dump's "last ran" has the
+		 * resolution of a scheduler tick, and a switch reads no clock */
+		to->last_run = now ? now : rt->tick_time;
 		rt->n_switches++;
 		rt->current = to;
 		ax__san_start_switch(from_dying ? NULL : &fake, to->stack->lo,
@@ -635,8 +652,9 @@ int ax_rt_run(ax_rt *rt, ax_task_fn fn, void *arg, intptr_t *result)
 
 	for (;;) {
 		sched_drain_inbox(rt);
+		rt->tick_time = ax__coarse_now();
 		if (rt->rq_head) {
-			rt->budget = rt->rq_len - 1;
+			rt->budget = AX_TICK_DISPATCHES - 1;
 			struct ax_task *t = sched_pop(rt);
 			sched_switch(rt, NULL, t, false);
 			/* back when the tick ran out or nothing was ready */

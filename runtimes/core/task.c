@@ -57,7 +57,7 @@ static int task_new(struct ax_rt *rt, ax_task_fn fn, void *arg,
 	rt->all = t;
 	rt->n_spawned++;
 	rt->n_live++;
-	t->last_run = ax_now();
+	t->last_run = ax__coarse_now();
 	*out = t;
 	return 0;
 }
@@ -378,7 +378,7 @@ static void task_describe_wait(const struct ax_task *t, char *buf, size_t n)
 int ax_dump(ax_rt *rt, FILE *f)
 {
 	int count = 0;
-	int64_t now = ax_now();
+	int64_t now = ax__coarse_now();
 	if (!rt || !f)
 		return -EINVAL;
 	if (fprintf(f, "ax task dump: runtime %s, %llu live task(s)\n",

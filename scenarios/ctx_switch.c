@@ -1,0 +1,62 @@
+/*
+ * ctx_switch.c - the cost of one task switch: two tasks yield to each other
+ * N times each, so every ax_yield is exactly one switch. The check: the two
+ * tasks strictly alternated ([AX-TASK-3]).
+ */
+#include "scenario.h"
+
+struct cs_state {
+	int64_t n;
+	int last;
+	int64_t violations;
+};
+
+struct cs_arg {
+	struct cs_state *st;
+	int id;
+};
+
+static intptr_t cs_task(void *arg)
+{
+	struct cs_arg *a = arg;
+	for (int64_t i = 0; i < a->st->n; i++) {
+		if (a->st->last == a->id)
+			a->st->violations++;
+		a->st->last = a->id;
+		ax_yield();
+	}
+	return 0;
+}
+
+static intptr_t cs_run(struct ax_sc_ctx *ctx)
+{
+	struct cs_state st = {.n = ax_sc_param(ctx, "count"), .last = -1};
+	struct cs_arg a = {&st, 0}, b = {&st, 1};
+	ax_task *x, *y;
+	int64_t t0 = ax_now();
+	ax_spawn(&x, cs_task, &a, "ping");
+	ax_spawn(&y, cs_task, &b, "pong");
+	ax_join(x, NULL);
+	ax_join(y, NULL);
+	int64_t el = ax_now() - t0;
+	if (st.violations) {
+		ax_sc_fail(ctx, "tasks did not alternate %ld times",
+			   (long)st.violations);
+		return -1;
+	}
+	ax_sc_metric(ctx, "switch_ns", (double)el / (double)(2 * st.n), "ns", -1);
+	return 0;
+}
+
+static const struct ax_param cs_params[] = {
+	{"count", AX_P_INT, "2000000", "yields per task", 1, 1000000000},
+};
+
+const struct ax_scenario ax_sc_ctx_switch = {
+	.name = "ctx_switch",
+	.summary = "two tasks yielding to each other: ns per task switch",
+	.kind = AX_SC_LOCAL,
+	.params = cs_params,
+	.nparams = sizeof cs_params / sizeof cs_params[0],
+	.run = cs_run,
+};
