@@ -8,6 +8,7 @@
 #include <stdlib.h>
 
 #include "scenario.h"
+#include "serve_util.h"
 
 /* One connection, linked into the server's list so that a stop can cancel
  * every connection still open. Lives on the connection task's stack. */
@@ -56,7 +57,7 @@ static intptr_t echo_conn_main(void *arg)
 	return 0;
 }
 
-static intptr_t echo_serve(struct ax_sc_ctx *ctx)
+intptr_t ax_sc_echo_serve(struct ax_sc_ctx *ctx)
 {
 	struct echo_server srv = {.conns = NULL};
 	int64_t size = ax_sc_param(ctx, "size");
@@ -112,5 +113,5 @@ const struct ax_scenario ax_sc_tcp_echo = {
 	.protocol = "echo",
 	.params = echo_params,
 	.nparams = sizeof echo_params / sizeof echo_params[0],
-	.serve = echo_serve,
+	.serve = ax_sc_echo_serve,
 };

@@ -11,7 +11,14 @@
 #include <stddef.h>
 
 #if defined(AX_ASAN)
+#include <sanitizer/asan_interface.h>
 #include <sanitizer/common_interface_defs.h>
+/* A stack handed out again (or unmapped) may still carry the poison of the
+ * frames that last ran on it: clear it. */
+static inline void ax__san_unpoison(void *p, size_t n)
+{
+	ASAN_UNPOISON_MEMORY_REGION(p, n);
+}
 static inline void ax__san_start_switch(void **fake, const void *lo, size_t size)
 {
 	__sanitizer_start_switch_fiber(fake, lo, size);
@@ -21,6 +28,11 @@ static inline void ax__san_finish_switch(void *fake)
 	__sanitizer_finish_switch_fiber(fake, NULL, NULL);
 }
 #else
+static inline void ax__san_unpoison(void *p, size_t n)
+{
+	(void)p;
+	(void)n;
+}
 static inline void ax__san_start_switch(void **fake, const void *lo, size_t size)
 {
 	(void)fake;

@@ -406,8 +406,14 @@ static void sched_leave(struct ax_rt *rt, struct ax_task *self, bool dying)
 			rt->budget--;
 	}
 	if (next == self) {
-		/* a yield with nobody else ready: keep running */
+		/* a yield with nobody else ready: keep running; it still counts
+		 * as a suspension for hog detection */
 		self->state = AX_T_RUNNING;
+		if (rt->opts.hog_threshold_ns) {
+			int64_t now = ax__coarse_now();
+			sched_hog_check(rt, self, now);
+			self->last_run = now;
+		}
 		return;
 	}
 	sched_switch(rt, self, next, dying);
@@ -608,6 +614,12 @@ int ax__spawn_main(struct ax_rt *rt, ax_task_fn fn, void *arg,
 static int sched_poll(struct ax_rt *rt, bool block)
 {
 	if (block) {
+		/* Re-open the wake gate before announcing the wait: a pusher
+		 * that saw the previous wait may have closed it after it
+		 * ended, and its wake was consumed by a non-blocking poll.
+		 * Pushers increment inbox_n, then read polling; we set polling,
+		 * then read inbox_n: one of the two sees the other. */
+		atomic_store(&rt->wake_sent, 0);
 		atomic_store(&rt->polling, 1);
 		atomic_thread_fence(memory_order_seq_cst);
 		if (atomic_load(&rt->inbox_n) > 0)
@@ -615,10 +627,8 @@ static int sched_poll(struct ax_rt *rt, bool block)
 	}
 	int n = rt->drv->poll(rt->drv_state, block);
 	rt->n_polls++;
-	if (block) {
+	if (block)
 		atomic_store(&rt->polling, 0);
-		atomic_store(&rt->wake_sent, 0);
-	}
 	if (n > 0)
 		rt->n_events += (uint64_t)n;
 	return n;

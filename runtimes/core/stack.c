@@ -10,6 +10,7 @@
  * canary that the scheduler checks whenever the task switches out.
  */
 #include "core.h"
+#include "san.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -168,6 +169,7 @@ struct ax__stack *ax__stack_get(struct ax__stack_pool *p)
 			slab_avail_del(p, sl);
 		p->slab_live++;
 	}
+	ax__san_unpoison(s->lo, s->size);
 	*(uint64_t *)s->lo = AX_STACK_CANARY;
 	return s;
 }
@@ -182,6 +184,7 @@ void ax__stack_put(struct ax__stack_pool *p, struct ax__stack *s)
 			p->cache_n++;
 			return;
 		}
+		ax__san_unpoison(s->lo, s->size);
 		munmap(s->map, s->map_len);
 		free(s);
 		return;
@@ -204,6 +207,7 @@ void ax__stack_pool_fini(struct ax__stack_pool *p)
 	while (p->cache) {
 		struct ax__stack *s = p->cache;
 		p->cache = s->next_free;
+		ax__san_unpoison(s->lo, s->size);
 		munmap(s->map, s->map_len);
 		free(s);
 	}
@@ -211,6 +215,7 @@ void ax__stack_pool_fini(struct ax__stack_pool *p)
 	while (p->all_slabs) {
 		struct ax__slab *sl = p->all_slabs;
 		p->all_slabs = sl->next_all;
+		ax__san_unpoison(sl->st[0].lo, SLAB_STACKS * p->size);
 		munmap(sl->map, sl->map_len);
 		free(sl);
 	}

@@ -30,6 +30,12 @@
 
 #define EP_MAX_EVENTS 256
 
+/* Test hook: AX_TEST_ECHO_DELAY_NS busy-waits that long after every read
+ * that returned data, a deliberate slowdown of this runtime only, so that
+ * the regression tests can check that `axbench compare` flags exactly it.
+ * Read once at init; unset (0) in every real run. */
+static int64_t ep_test_delay_ns;
+
 struct ep_fd {
 	struct ax_op *rd;  /* READ or ACCEPT waiting */
 	struct ax_op *wr;  /* WRITE or CONNECT waiting */
@@ -109,12 +115,19 @@ static int ep_try_accept(struct ax_op *op)
 	}
 }
 
+static int64_t ep_now(void);
+
 static int ep_try_read(struct ax_op *op)
 {
 	for (;;) {
 		ssize_t n = read(op->fd, op->buf, op->len);
 		if (n >= 0) {
 			op->res = n;
+			if (ep_test_delay_ns && n > 0) {
+				int64_t t0 = ep_now();
+				while (ep_now() - t0 < ep_test_delay_ns)
+					;
+			}
 			return 1;
 		}
 		if (errno == EINTR)
@@ -475,6 +488,8 @@ static int epoll_init(void **state, const struct ax_rt_opts *opts)
 {
 	(void)opts;
 	int r;
+	const char *delay = getenv("AX_TEST_ECHO_DELAY_NS");
+	ep_test_delay_ns = delay ? strtoll(delay, NULL, 10) : 0;
 	struct ep_state *s = calloc(1, sizeof *s);
 	if (!s)
 		return -ENOMEM;

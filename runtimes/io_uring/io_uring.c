@@ -1,0 +1,1165 @@
+/* io_uring.c - the io_uring driver: each ax operation is one liburing SQE, completed from its CQE. */
+/*
+ * Design
+ *
+ * Setup flags decide io_uring's speed (DESIGN.md section 7), so init probes
+ * them, best first: SINGLE_ISSUER|DEFER_TASKRUN (completion work runs only
+ * when the loop asks for events, never interrupting a running task), then
+ * COOP_TASKRUN (no IPI; work runs at the next kernel entry), then none; each
+ * with TASKRUN_FLAG (the ring tells us when entering would produce CQEs, so
+ * a non-blocking poll costs no system call when there is nothing to reap)
+ * and SUBMIT_ALL (a bad SQE does not stall the ones behind it). engine_flags
+ * "setup=defer|coop|none" forces one. A SINGLE_ISSUER ring is created
+ * disabled (R_DISABLED) and enabled on the first kernel entry, so that it
+ * belongs to the thread that runs the loop, not to the one that created the
+ * runtime.
+ *
+ * Submission is batched: submit() and cancel() only fill SQEs; poll() hands
+ * them to the kernel together with its wait (io_uring_submit_and_wait), so a
+ * loop iteration is usually one io_uring_enter. A full SQ is flushed and the
+ * SQE retried. CQ overflow is left to the kernel (IORING_FEAT_NODROP) and
+ * flushed by io_uring_peek_batch_cqe when the ring flags it.
+ *
+ * user_data carries a pointer with a 3-bit tag in its low bits: an op (its
+ * own CQE is its single completion), the wake read, a kernel timer record,
+ * or "swallow" for the replies of cancel and timeout-remove requests.
+ *
+ * Wake: an IORING_OP_READ of 8 bytes from an eventfd into a driver buffer,
+ * kept armed (re-armed from its CQE). Any thread may write the eventfd, and
+ * the read completes through the ring like any op, so a blocking
+ * io_uring_enter returns. Why not the alternatives: another thread may not
+ * submit to a SINGLE_ISSUER ring (so no NOP or MSG_RING from the waker);
+ * io_uring_register_eventfd signals *from* the ring, not into it; a
+ * multishot POLL_ADD would leave the eventfd counter undrained. An atomic
+ * flag makes concurrent wakes cost one write(2) until the loop consumes it.
+ *
+ * Timers (timers=heap, the default): a 4-ary heap (theap) in user space;
+ * the earliest deadline becomes the timeout of the wait itself
+ * (io_uring_submit_and_wait_timeout, IORING_ENTER_EXT_ARG). That is cheaper
+ * than one IORING_OP_TIMEOUT for the earliest deadline: arming a timer is a
+ * heap insert with no SQE, no CQE and no re-arm (timeout_update) when the
+ * earliest changes; the kernel sees a deadline only when the loop actually
+ * sleeps. timers=kernel arms one IORING_OP_TIMEOUT (absolute,
+ * CLOCK_MONOTONIC) per timer, for comparison; the timer waits in a second
+ * heap until its CQE moves it into the firing heap. Both modes fire from
+ * that heap only when ax_now() >= deadline (never early) and in (deadline,
+ * seq) order (equal deadlines in arming order); in kernel mode a timer also
+ * waits while an earlier-ordered one's CQE is still outstanding, since the
+ * kernel does not promise to complete timeouts in expiry order.
+ *
+ * READ and WRITE use recv/send (MSG_NOSIGNAL); a descriptor that answers
+ * ENOTSOCK (a pipe) is remembered and served by read/write at the current
+ * position instead. A short send is resubmitted for the rest: all-or-error.
+ *
+ * Cancel: IORING_OP_ASYNC_CANCEL on the op's user_data. The op then
+ * completes once from its own CQE (-ECANCELED or its real result); the
+ * cancel's CQE is swallowed. close_fd submits IORING_ASYNC_CANCEL_FD|ALL
+ * before close(2) (the kernel resolves the fd when the cancel is issued),
+ * and only when an op on that fd is in flight; the cancelled ops complete
+ * later with -EBADF ([AX-TCP] ax_close: "complete with -EBADF").
+ */
+#include <errno.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <liburing.h>
+
+#include "ax_driver.h"
+#include "theap.h"
+
+#define URING_ENTRIES 4096       /* SQ entries; the CQ gets twice that */
+#define URING_BATCH 64           /* CQEs copied out per peek */
+#define URING_MAX_IO 0x7ffff000u /* the kernel's per-call I/O cap */
+
+/* user_data tags (low 3 bits; ops and records are 8-byte aligned). */
+enum {
+	URING_T_OP = 0,      /* struct ax_op: the op's own completion */
+	URING_T_SWALLOW = 1, /* cancel / timeout-remove replies: ignored */
+	URING_T_WAKE = 2,    /* the eventfd read */
+	URING_T_KTIMER = 3,  /* struct uring_ktimer (timers=kernel) */
+	URING_T_MASK = 7,
+};
+_Static_assert(_Alignof(struct ax_op) >= 8, "op pointers carry a 3-bit tag");
+
+/* Op scratch: drv_u64[0] bytes sent (WRITE), [1] flags, [2] the socket a
+ * CONNECT created, [3] the fd generation at submit. drv_ptr[0] links the
+ * cancel backlog. */
+enum {
+	URING_F_CANCEL = 1u << 0,   /* cancel() was called */
+	URING_F_BACKLOG = 1u << 1,  /* its cancel SQE is still to be queued */
+};
+
+/* Setup modes, best first. */
+enum { URING_SETUP_DEFER, URING_SETUP_COOP, URING_SETUP_NONE, URING_SETUP_AUTO };
+
+static const struct {
+	const char *name;
+	unsigned flags;
+} uring_modes[] = {
+	[URING_SETUP_DEFER] = {"defer", IORING_SETUP_SINGLE_ISSUER |
+						IORING_SETUP_DEFER_TASKRUN},
+	[URING_SETUP_COOP] = {"coop", IORING_SETUP_COOP_TASKRUN},
+	[URING_SETUP_NONE] = {"none", 0},
+};
+
+/* One kernel timeout (timers=kernel). It outlives a cancelled ax_timer
+ * until its own CQE arrives, so that the core may reuse the timer at once. */
+struct uring_ktimer {
+	struct ax_timer *t;          /* NULL once disarmed: CQE ignored */
+	struct __kernel_timespec ts; /* read by the kernel at submission */
+	struct uring_ktimer *next, *prev;
+};
+
+/* Per-descriptor bookkeeping for close_fd. */
+struct uring_fd {
+	uint32_t ops;   /* ops in flight on this fd */
+	uint32_t gen;   /* bumped by close_fd: stale writes must not resubmit */
+	bool nosock;    /* recv/send said ENOTSOCK (a pipe, a tty): use
+	                   read/write at the current position instead */
+};
+
+struct uring {
+	struct io_uring ring;
+	unsigned setup;          /* IORING_SETUP_* in use */
+	int mode;                /* URING_SETUP_DEFER / COOP / NONE */
+	bool enabled;            /* ring usable (R_DISABLED lifted) */
+	bool nb_enter;           /* non-blocking polls must enter to run task
+	                            work (no TASKRUN_FLAG) */
+	bool kernel_timers;      /* timers=kernel */
+	unsigned entries;
+
+	int efd;                 /* wake eventfd, read only through the ring */
+	uint64_t efd_buf;        /* the armed read's target */
+	bool wake_armed;
+	atomic_int wake_pending; /* a wake is written and not yet reaped */
+
+	struct ax_theap heap;    /* timers=heap: armed timers; timers=kernel:
+	                            timers whose kernel timeout completed */
+	struct ax_theap kheap;   /* timers=kernel: armed, CQE not yet seen */
+	uint64_t seq_hi;         /* highest seq armed */
+	struct uring_ktimer *kt_live, *kt_free;
+
+	struct uring_fd *fds;
+	size_t nfds;
+	void *cancel_backlog;    /* ops whose cancel SQE could not be queued,
+	                            linked through drv_ptr[0] */
+
+	uint64_t polls, events;
+	char info[640];
+};
+
+/* ------------------------------------------------------------------ */
+/* small helpers                                                       */
+/* ------------------------------------------------------------------ */
+
+static inline uint64_t uring_ud(const void *p, unsigned tag)
+{
+	return (uint64_t)(uintptr_t)p | tag;
+}
+
+static inline void *uring_ud_ptr(uint64_t ud)
+{
+	return (void *)(uintptr_t)(ud & ~(uint64_t)URING_T_MASK);
+}
+
+/* Lift R_DISABLED on the first kernel entry: the ring's single issuer
+ * becomes the calling thread, which is the loop's. */
+static int uring_enable(struct uring *u)
+{
+	if (u->enabled)
+		return 0;
+	int r = io_uring_register(u->ring.ring_fd, IORING_REGISTER_ENABLE_RINGS,
+				  NULL, 0);
+	if (r < 0)
+		return r;
+	u->enabled = true;
+	return 0;
+}
+
+/* An SQE, flushing a full SQ to the kernel once. Returns 0 or -errno. */
+static int uring_get_sqe(struct uring *u, struct io_uring_sqe **out)
+{
+	struct io_uring_sqe *sqe = io_uring_get_sqe(&u->ring);
+	if (!sqe) {
+		int r = uring_enable(u);
+		if (r < 0)
+			return r;
+		r = io_uring_submit(&u->ring);
+		if (r < 0)
+			return r;
+		sqe = io_uring_get_sqe(&u->ring);
+		if (!sqe)
+			return -EBUSY;
+	}
+	*out = sqe;
+	return 0;
+}
+
+/* The fd slot for fd, growing the table. NULL on ENOMEM or a bad fd. */
+static struct uring_fd *uring_fd_slot(struct uring *u, int fd)
+{
+	if (fd < 0)
+		return NULL;
+	if ((size_t)fd >= u->nfds) {
+		size_t n = u->nfds ? u->nfds : 256;
+		while (n <= (size_t)fd)
+			n *= 2;
+		struct uring_fd *v = realloc(u->fds, n * sizeof *v);
+		if (!v)
+			return NULL;
+		memset(v + u->nfds, 0, (n - u->nfds) * sizeof *v);
+		u->fds = v;
+		u->nfds = n;
+	}
+	return &u->fds[fd];
+}
+
+/* Append printf-style text to the n-byte buffer s, whose used length is
+ * *len; output past the end is dropped. */
+__attribute__((format(printf, 4, 5)))
+static void uring_put(char *s, size_t n, size_t *len, const char *fmt, ...)
+{
+	va_list ap;
+	if (*len + 1 >= n)
+		return;
+	va_start(ap, fmt);
+	int k = vsnprintf(s + *len, n - *len, fmt, ap);
+	va_end(ap);
+	if (k > 0)
+		*len = *len + (size_t)k < n ? *len + (size_t)k : n - 1;
+}
+
+static inline size_t uring_clamp(size_t len)
+{
+	return len > URING_MAX_IO ? URING_MAX_IO : len;
+}
+
+/* Fill sqe for op's (next) system call; READ and WRITE use recv/send on
+ * sockets and read/write at the current position on other streams. */
+static void uring_prep(struct io_uring_sqe *sqe, struct ax_op *op, bool nosock)
+{
+	size_t sent = (size_t)op->drv_u64[0];
+	switch (op->kind) {
+	case AX_OP_ACCEPT:
+		io_uring_prep_accept(sqe, op->fd, NULL, NULL,
+				     SOCK_NONBLOCK | SOCK_CLOEXEC);
+		break;
+	case AX_OP_CONNECT:
+		io_uring_prep_connect(sqe, (int)op->drv_u64[2],
+				      (struct sockaddr *)&op->addr, op->addrlen);
+		break;
+	case AX_OP_READ:
+		if (nosock)
+			io_uring_prep_read(sqe, op->fd, op->buf,
+					   (unsigned)uring_clamp(op->len), (uint64_t)-1);
+		else
+			io_uring_prep_recv(sqe, op->fd, op->buf,
+					   uring_clamp(op->len), 0);
+		break;
+	case AX_OP_WRITE:
+		if (nosock)
+			io_uring_prep_write(sqe, op->fd, (char *)op->buf + sent,
+					    (unsigned)uring_clamp(op->len - sent),
+					    (uint64_t)-1);
+		else
+			io_uring_prep_send(sqe, op->fd, (char *)op->buf + sent,
+					   uring_clamp(op->len - sent), MSG_NOSIGNAL);
+		break;
+	case AX_OP_PREAD:
+		io_uring_prep_read(sqe, op->fd, op->buf,
+				   (unsigned)uring_clamp(op->len), (uint64_t)op->off);
+		break;
+	case AX_OP_PWRITE:
+		io_uring_prep_write(sqe, op->fd, op->buf,
+				    (unsigned)uring_clamp(op->len), (uint64_t)op->off);
+		break;
+	default:
+		break;
+	}
+	io_uring_sqe_set_data64(sqe, uring_ud(op, URING_T_OP));
+}
+
+/* ------------------------------------------------------------------ */
+/* probe, setup                                                        */
+/* ------------------------------------------------------------------ */
+
+/* Opcodes the driver issues, plus IORING_OP_SOCKET as the marker of 5.19,
+ * the release that brought IORING_ASYNC_CANCEL_FD (used by close_fd). */
+static const struct {
+	int op;
+	const char *name;
+} uring_needed[] = {
+	{IORING_OP_ACCEPT, "accept"},   {IORING_OP_CONNECT, "connect"},
+	{IORING_OP_RECV, "recv"},       {IORING_OP_SEND, "send"},
+	{IORING_OP_READ, "read"},       {IORING_OP_WRITE, "write"},
+	{IORING_OP_TIMEOUT, "timeout"}, {IORING_OP_TIMEOUT_REMOVE, "timeout_remove"},
+	{IORING_OP_ASYNC_CANCEL, "async_cancel"},
+	{IORING_OP_SOCKET, "socket (5.19: cancel by fd)"},
+};
+
+/* Check that the ring offers every opcode the driver needs; on success
+ * append the supported opcode numbers (as ranges) to info (in bytes).
+ * Returns 0 or -ENOTSUP (why names what is missing). */
+static int uring_check_ops(struct io_uring *ring, char *why, size_t n,
+			   char *info, size_t in)
+{
+	struct io_uring_probe *p = io_uring_get_probe_ring(ring);
+	int r = 0;
+	if (!p) {
+		if (why && n)
+			snprintf(why, n, "io_uring opcode probe unsupported (kernel < 5.6)");
+		return -ENOTSUP;
+	}
+	for (size_t i = 0; i < sizeof uring_needed / sizeof uring_needed[0]; i++) {
+		if (!io_uring_opcode_supported(p, uring_needed[i].op)) {
+			if (why && n)
+				snprintf(why, n, "kernel io_uring lacks opcode %s",
+					 uring_needed[i].name);
+			r = -ENOTSUP;
+			goto free_probe;
+		}
+	}
+	if (info) {
+		size_t len = strlen(info);
+		int first = -1;
+		bool any = false;
+		uring_put(info, in, &len, " ops=");
+		for (int op = 0; op <= (int)p->last_op + 1; op++) {
+			bool ok = op <= (int)p->last_op && io_uring_opcode_supported(p, op);
+			if (ok && first < 0)
+				first = op;
+			if (!ok && first >= 0) {
+				uring_put(info, in, &len, "%s%d", any ? "," : "", first);
+				if (first < op - 1)
+					uring_put(info, in, &len, "-%d", op - 1);
+				any = true;
+				first = -1;
+			}
+		}
+	}
+free_probe:
+	io_uring_free_probe(p);
+	return r;
+}
+
+static void uring_why_setup(int err, char *why, size_t n)
+{
+	if (!why || !n)
+		return;
+	int disabled = -1;
+	FILE *f = fopen("/proc/sys/kernel/io_uring_disabled", "re");
+	if (f) {
+		if (fscanf(f, "%d", &disabled) != 1)
+			disabled = -1;
+		fclose(f);
+	}
+	if (err == -ENOSYS)
+		snprintf(why, n, "kernel has no io_uring (ENOSYS: not built in, or filtered by seccomp)");
+	else if (err == -EPERM && disabled == 2)
+		snprintf(why, n, "io_uring disabled by kernel.io_uring_disabled=2");
+	else if (err == -EPERM && disabled == 1)
+		snprintf(why, n, "io_uring restricted by kernel.io_uring_disabled=1 "
+				 "(caller not in kernel.io_uring_group)");
+	else if (err == -EPERM)
+		snprintf(why, n, "io_uring_setup denied (EPERM): seccomp or container policy");
+	else
+		snprintf(why, n, "io_uring_setup failed: %s", strerror(-err));
+}
+
+static int uring_probe(char *why, size_t n)
+{
+	struct io_uring ring;
+	int r = io_uring_queue_init(2, &ring, 0);
+	if (r < 0) {
+		uring_why_setup(r, why, n);
+		return r;
+	}
+	r = uring_check_ops(&ring, why, n, NULL, 0);
+	io_uring_queue_exit(&ring);
+	return r;
+}
+
+/* True when the l bytes at s spell the literal lit. */
+#define URING_IS(s, l, lit) ((l) == sizeof(lit) - 1 && !memcmp((s), (lit), (l)))
+
+/* Apply one "key=value" of engine_flags. Returns 0 or -EINVAL. */
+static int uring_parse_one(struct uring *u, const char *kv, size_t len, int *mode)
+{
+	const char *eq = memchr(kv, '=', len);
+	if (!eq)
+		return -EINVAL;
+	size_t kl = (size_t)(eq - kv), vl = len - kl - 1;
+	const char *v = eq + 1;
+	if (URING_IS(kv, kl, "setup")) {
+		if (URING_IS(v, vl, "auto")) {
+			*mode = URING_SETUP_AUTO;
+			return 0;
+		}
+		for (int m = URING_SETUP_DEFER; m <= URING_SETUP_NONE; m++) {
+			if (strlen(uring_modes[m].name) == vl &&
+			    !memcmp(v, uring_modes[m].name, vl)) {
+				*mode = m;
+				return 0;
+			}
+		}
+		return -EINVAL;
+	}
+	if (URING_IS(kv, kl, "timers")) {
+		if (URING_IS(v, vl, "heap"))
+			u->kernel_timers = false;
+		else if (URING_IS(v, vl, "kernel"))
+			u->kernel_timers = true;
+		else
+			return -EINVAL;
+		return 0;
+	}
+	if (URING_IS(kv, kl, "entries")) {
+		char num[16], *e;
+		if (vl == 0 || vl >= sizeof num)
+			return -EINVAL;
+		memcpy(num, v, vl);
+		num[vl] = '\0';
+		unsigned long x = strtoul(num, &e, 10);
+		if (*e || x < 8 || x > 32768)
+			return -EINVAL;
+		u->entries = (unsigned)x;
+		return 0;
+	}
+	return -EINVAL;
+}
+
+/* Parse engine_flags "key=value,...": setup=auto|defer|coop|none,
+ * timers=heap|kernel, entries=N (SQ size, 8..32768). Returns 0 or
+ * -EINVAL. */
+static int uring_parse_flags(struct uring *u, const char *flags, int *mode)
+{
+	*mode = URING_SETUP_AUTO;
+	u->entries = URING_ENTRIES;
+	while (flags && *flags) {
+		const char *end = strchr(flags, ',');
+		size_t len = end ? (size_t)(end - flags) : strlen(flags);
+		if (len > 0) {
+			int r = uring_parse_one(u, flags, len, mode);
+			if (r < 0)
+				return r;
+		}
+		flags = end ? end + 1 : NULL;
+	}
+	return 0;
+}
+
+/* Create the ring with the best setup flags the kernel accepts (or the
+ * forced mode's). Optional extras are dropped one by one on EINVAL before
+ * falling back to the next mode. Returns 0 or -errno (-ENOTSUP when a
+ * forced mode is refused). */
+static int uring_setup_ring(struct uring *u, int want)
+{
+	static const unsigned optional[] = {
+		IORING_SETUP_TASKRUN_FLAG, IORING_SETUP_SUBMIT_ALL,
+		IORING_SETUP_R_DISABLED,
+	};
+	int r = -EINVAL;
+	for (int m = URING_SETUP_DEFER; m <= URING_SETUP_NONE; m++) {
+		if (want != URING_SETUP_AUTO && m != want)
+			continue;
+		unsigned base = uring_modes[m].flags;
+		unsigned extra = IORING_SETUP_SUBMIT_ALL;
+		if (m != URING_SETUP_NONE)
+			extra |= IORING_SETUP_TASKRUN_FLAG;
+		if (base & IORING_SETUP_SINGLE_ISSUER)
+			extra |= IORING_SETUP_R_DISABLED;
+		for (size_t drop = 0;; drop++) {
+			struct io_uring_params p;
+			memset(&p, 0, sizeof p);
+			p.flags = base | extra;
+			r = io_uring_queue_init_params(u->entries, &u->ring, &p);
+			if (r == 0) {
+				u->setup = p.flags;
+				u->mode = m;
+				u->enabled = !(p.flags & IORING_SETUP_R_DISABLED);
+				u->nb_enter = m != URING_SETUP_NONE &&
+					      !(p.flags & IORING_SETUP_TASKRUN_FLAG);
+				return 0;
+			}
+			if (r != -EINVAL || drop == sizeof optional / sizeof optional[0])
+				break;
+			extra &= ~optional[drop];
+		}
+		if (r != -EINVAL)
+			return r;
+	}
+	return want != URING_SETUP_AUTO ? -ENOTSUP : r;
+}
+
+/* One line for engine_info: setup flags, ring sizes, timers, wake, ring
+ * features (then uring_check_ops appends the supported opcodes). */
+static void uring_describe(struct uring *u)
+{
+	static const struct {
+		unsigned bit;
+		const char *name;
+	} setups[] = {
+		{IORING_SETUP_SINGLE_ISSUER, "SINGLE_ISSUER"},
+		{IORING_SETUP_DEFER_TASKRUN, "DEFER_TASKRUN"},
+		{IORING_SETUP_COOP_TASKRUN, "COOP_TASKRUN"},
+		{IORING_SETUP_TASKRUN_FLAG, "TASKRUN_FLAG"},
+		{IORING_SETUP_SUBMIT_ALL, "SUBMIT_ALL"},
+		{IORING_SETUP_R_DISABLED, "R_DISABLED"},
+	}, feats[] = {
+		{IORING_FEAT_SINGLE_MMAP, "SINGLE_MMAP"},
+		{IORING_FEAT_NODROP, "NODROP"},
+		{IORING_FEAT_SUBMIT_STABLE, "SUBMIT_STABLE"},
+		{IORING_FEAT_RW_CUR_POS, "RW_CUR_POS"},
+		{IORING_FEAT_CUR_PERSONALITY, "CUR_PERSONALITY"},
+		{IORING_FEAT_FAST_POLL, "FAST_POLL"},
+		{IORING_FEAT_POLL_32BITS, "POLL_32BITS"},
+		{IORING_FEAT_SQPOLL_NONFIXED, "SQPOLL_NONFIXED"},
+		{IORING_FEAT_EXT_ARG, "EXT_ARG"},
+		{IORING_FEAT_NATIVE_WORKERS, "NATIVE_WORKERS"},
+		{IORING_FEAT_RSRC_TAGS, "RSRC_TAGS"},
+		{IORING_FEAT_CQE_SKIP, "CQE_SKIP"},
+		{IORING_FEAT_LINKED_FILE, "LINKED_FILE"},
+	};
+	char *s = u->info;
+	size_t n = sizeof u->info, len = 0;
+	unsigned known = 0;
+#define URING_PUT(...) uring_put(s, n, &len, __VA_ARGS__)
+	URING_PUT("io_uring setup=%s flags=", uring_modes[u->mode].name);
+	bool any = false;
+	for (size_t i = 0; i < sizeof setups / sizeof setups[0]; i++)
+		if (u->setup & setups[i].bit) {
+			URING_PUT("%s%s", any ? "|" : "", setups[i].name);
+			any = true;
+		}
+	if (!any)
+		URING_PUT("0");
+	URING_PUT(" sq=%u cq=%u timers=%s wake=eventfd-read features=",
+		  u->ring.sq.ring_entries, u->ring.cq.ring_entries,
+		  u->kernel_timers ? "kernel(one IORING_OP_TIMEOUT each)"
+				   : "heap(wait timeout)");
+	any = false;
+	for (size_t i = 0; i < sizeof feats / sizeof feats[0]; i++) {
+		known |= feats[i].bit;
+		if (u->ring.features & feats[i].bit) {
+			URING_PUT("%s%s", any ? "|" : "", feats[i].name);
+			any = true;
+		}
+	}
+	if (u->ring.features & ~known)
+		URING_PUT("%s0x%x", any ? "|" : "", u->ring.features & ~known);
+#undef URING_PUT
+}
+
+/* ------------------------------------------------------------------ */
+/* wake                                                                */
+/* ------------------------------------------------------------------ */
+
+/* Queue the eventfd read (a failure is retried at the next poll). */
+static void uring_arm_wake(struct uring *u)
+{
+	struct io_uring_sqe *sqe;
+	if (uring_get_sqe(u, &sqe) < 0)
+		return;
+	io_uring_prep_read(sqe, u->efd, &u->efd_buf, sizeof u->efd_buf, 0);
+	io_uring_sqe_set_data64(sqe, uring_ud(NULL, URING_T_WAKE));
+	u->wake_armed = true;
+}
+
+static void uring_wake(void *state)
+{
+	struct uring *u = state;
+	uint64_t one = 1;
+	/* one write per consumed wake: later wakes find the flag set */
+	if (atomic_exchange(&u->wake_pending, 1))
+		return;
+	while (write(u->efd, &one, sizeof one) < 0 && errno == EINTR)
+		;
+}
+
+/* The wake read completed: allow the next wake to write, then re-arm. The
+ * flag is cleared before poll returns, and the core looks at its inbox
+ * after poll returns, so a wake that found the flag still set is seen.
+ * Re-armed whatever the result: a read cancelled because the thread that
+ * issued it exited must not leave a later run without wakes. */
+static void uring_wake_cqe(struct uring *u)
+{
+	atomic_store(&u->wake_pending, 0);
+	u->wake_armed = false;
+	uring_arm_wake(u);
+}
+
+/* ------------------------------------------------------------------ */
+/* timers                                                              */
+/* ------------------------------------------------------------------ */
+
+/* (deadline, seq) order, the order timers fire in ([AX-TIME-2]). */
+static inline bool uring_before(const struct ax_timer *a, const struct ax_timer *b)
+{
+	return a->deadline < b->deadline ||
+	       (a->deadline == b->deadline && a->seq < b->seq);
+}
+
+/* Grow the heap array so that `need` timers fit: a kernel timer's CQE then
+ * never fails to move its timer into the heap. */
+static int uring_heap_reserve(struct ax_theap *h, size_t need)
+{
+	if (need <= h->cap)
+		return 0;
+	size_t cap = h->cap ? h->cap : 64;
+	while (cap < need)
+		cap *= 2;
+	struct ax_timer **v = realloc(h->v, cap * sizeof *v);
+	if (!v)
+		return -ENOMEM;
+	h->v = v;
+	h->cap = cap;
+	return 0;
+}
+
+/* timers=kernel: one IORING_OP_TIMEOUT for t, and t in the armed heap until
+ * its CQE arrives. */
+static int uring_ktimer_arm(struct uring *u, struct ax_timer *t)
+{
+	struct io_uring_sqe *sqe;
+	struct uring_ktimer *k;
+	int64_t at = t->deadline < 0 ? 0 : t->deadline;
+	int r = uring_heap_reserve(&u->heap, u->heap.n + u->kheap.n + 1);
+	if (r < 0)
+		return r;
+	k = u->kt_free;
+	if (k) {
+		u->kt_free = k->next;
+	} else {
+		k = malloc(sizeof *k);
+		if (!k)
+			return -ENOMEM;
+	}
+	r = uring_get_sqe(u, &sqe);
+	if (r < 0)
+		goto free_record;
+	r = ax__theap_push(&u->kheap, t);
+	if (r < 0)
+		goto drop_sqe;
+	k->t = t;
+	k->ts.tv_sec = at / 1000000000;
+	k->ts.tv_nsec = at % 1000000000;
+	io_uring_prep_timeout(sqe, &k->ts, 0, IORING_TIMEOUT_ABS);
+	io_uring_sqe_set_data64(sqe, uring_ud(k, URING_T_KTIMER));
+	k->prev = NULL;
+	k->next = u->kt_live;
+	if (u->kt_live)
+		u->kt_live->prev = k;
+	u->kt_live = k;
+	t->drv_ptr[0] = k;
+	return 0;
+
+drop_sqe:
+	/* an SQE cannot be handed back: turn it into a no-op */
+	io_uring_prep_nop(sqe);
+	io_uring_sqe_set_data64(sqe, uring_ud(NULL, URING_T_SWALLOW));
+free_record:
+	k->next = u->kt_free;
+	u->kt_free = k;
+	return r;
+}
+
+static int uring_timer_arm(void *state, struct ax_timer *t)
+{
+	struct uring *u = state;
+	int r;
+	t->drv_index = AX_THEAP_NONE;
+	t->drv_ptr[0] = NULL;
+	r = u->kernel_timers ? uring_ktimer_arm(u, t) : ax__theap_push(&u->heap, t);
+	if (r == 0 && t->seq > u->seq_hi)
+		u->seq_hi = t->seq;
+	return r;
+}
+
+static void uring_timer_cancel(void *state, struct ax_timer *t)
+{
+	struct uring *u = state;
+	struct uring_ktimer *k = t->drv_ptr[0];
+	struct io_uring_sqe *sqe;
+	if (k && k->t == t) {
+		/* detach at once (its CQE is then ignored); the remove SQE only
+		 * spares the kernel the wait */
+		k->t = NULL;
+		t->drv_ptr[0] = NULL;
+		ax__theap_remove(&u->kheap, t);
+		if (uring_get_sqe(u, &sqe) == 0) {
+			io_uring_prep_timeout_remove(sqe, uring_ud(k, URING_T_KTIMER), 0);
+			io_uring_sqe_set_data64(sqe, uring_ud(NULL, URING_T_SWALLOW));
+		}
+		return;
+	}
+	ax__theap_remove(&u->heap, t);
+}
+
+/* A kernel timeout's CQE: its timer (unless disarmed) moves from the armed
+ * heap to the firing heap. */
+static void uring_ktimer_cqe(struct uring *u, struct uring_ktimer *k)
+{
+	struct ax_timer *t = k->t;
+	if (k->prev)
+		k->prev->next = k->next;
+	else
+		u->kt_live = k->next;
+	if (k->next)
+		k->next->prev = k->prev;
+	k->next = u->kt_free;
+	u->kt_free = k;
+	if (t) {
+		t->drv_ptr[0] = NULL;
+		ax__theap_remove(&u->kheap, t);
+		ax__theap_push(&u->heap, t); /* cannot fail: reserved at arm */
+	}
+}
+
+/* The earliest timer of the firing heap when it may fire: with kernel
+ * timers, not while an earlier one's CQE is still on its way (a timeout
+ * armed in the past completes at submission, ahead of an earlier hrtimer
+ * whose completion still waits in task work). */
+static struct ax_timer *uring_next_timer(struct uring *u)
+{
+	struct ax_timer *t = ax__theap_min(&u->heap);
+	struct ax_timer *k = ax__theap_min(&u->kheap);
+	return t && k && uring_before(k, t) ? NULL : t;
+}
+
+/* Fire due timers in (deadline, seq) order, never before ax_now() reaches
+ * their deadline. Timers armed by a fire callback wait for the next poll,
+ * so a callback re-arming a due timer cannot keep this loop going. */
+static int uring_fire(struct uring *u)
+{
+	struct ax_timer *t = uring_next_timer(u);
+	if (!t)
+		return 0;
+	int64_t now = ax_now();
+	uint64_t lim = u->seq_hi;
+	int n = 0;
+	while ((t = uring_next_timer(u)) && t->deadline <= now && t->seq <= lim) {
+		ax__theap_remove(&u->heap, t);
+		t->fire(t);
+		n++;
+	}
+	return n;
+}
+
+/* ------------------------------------------------------------------ */
+/* ops                                                                 */
+/* ------------------------------------------------------------------ */
+
+static int uring_submit(void *state, struct ax_op *op)
+{
+	struct uring *u = state;
+	struct io_uring_sqe *sqe;
+	struct uring_fd *slot = NULL;
+	int sfd = -1, r;
+
+	switch (op->kind) {
+	case AX_OP_CONNECT:
+		sfd = socket(op->addr.ss_family,
+			     SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+		if (sfd < 0)
+			return -errno;
+		op->drv_u64[2] = (uint64_t)sfd;
+		break;
+	case AX_OP_ACCEPT:
+	case AX_OP_READ:
+	case AX_OP_WRITE:
+	case AX_OP_PREAD:
+	case AX_OP_PWRITE:
+		if (op->fd < 0)
+			return -EBADF;
+		slot = uring_fd_slot(u, op->fd);
+		if (!slot)
+			return -ENOMEM;
+		break;
+	case AX_OP_CALL:
+		return -ENOTSUP; /* no engine pool: the core's pool runs calls */
+	default:
+		return -EINVAL;
+	}
+	op->drv_u64[0] = 0;
+	op->drv_u64[1] = 0;
+	op->drv_ptr[0] = NULL;
+	r = uring_get_sqe(u, &sqe);
+	if (r < 0)
+		goto close_socket;
+	uring_prep(sqe, op, slot && slot->nosock);
+	if (slot) {
+		slot->ops++;
+		op->drv_u64[3] = slot->gen;
+	}
+	return 0;
+
+close_socket:
+	if (sfd >= 0)
+		close(sfd);
+	return r;
+}
+
+/* Queue the ASYNC_CANCEL for op. Returns 0 or -errno. */
+static int uring_queue_cancel(struct uring *u, struct ax_op *op)
+{
+	struct io_uring_sqe *sqe;
+	int r = uring_get_sqe(u, &sqe);
+	if (r < 0)
+		return r;
+	io_uring_prep_cancel64(sqe, uring_ud(op, URING_T_OP), 0);
+	io_uring_sqe_set_data64(sqe, uring_ud(NULL, URING_T_SWALLOW));
+	return 0;
+}
+
+static void uring_cancel(void *state, struct ax_op *op)
+{
+	struct uring *u = state;
+	op->drv_u64[1] |= URING_F_CANCEL;
+	if (op->drv_u64[1] & URING_F_BACKLOG)
+		return;
+	if (uring_queue_cancel(u, op) < 0) {
+		/* no SQE now: retried at the start of the next poll */
+		op->drv_u64[1] |= URING_F_BACKLOG;
+		op->drv_ptr[0] = u->cancel_backlog;
+		u->cancel_backlog = op;
+	}
+}
+
+/* Take op off the cancel backlog (it completed before its cancel went
+ * out). */
+static void uring_backlog_unlink(struct uring *u, struct ax_op *op)
+{
+	void **pp = &u->cancel_backlog;
+	while (*pp) {
+		struct ax_op *o = *pp;
+		if (o == op) {
+			*pp = o->drv_ptr[0];
+			break;
+		}
+		pp = &o->drv_ptr[0];
+	}
+	op->drv_u64[1] &= ~(uint64_t)URING_F_BACKLOG;
+}
+
+/* Queue the cancels that found the SQ full and its flush failing. */
+static void uring_flush_backlog(struct uring *u)
+{
+	while (u->cancel_backlog) {
+		struct ax_op *op = u->cancel_backlog;
+		if (uring_queue_cancel(u, op) < 0)
+			return;
+		u->cancel_backlog = op->drv_ptr[0];
+		op->drv_u64[1] &= ~(uint64_t)URING_F_BACKLOG;
+	}
+}
+
+/* An op's CQE. Returns 1 when the op completed, 0 when a write goes on. */
+static int uring_op_cqe(struct uring *u, struct ax_op *op, int res)
+{
+	struct io_uring_sqe *sqe;
+	uint64_t fl = op->drv_u64[1];
+	struct uring_fd *slot = op->kind == AX_OP_CONNECT ? NULL : &u->fds[op->fd];
+	int64_t val = res;
+
+	if (res == -ENOTSOCK && slot && !slot->nosock &&
+	    (op->kind == AX_OP_READ || op->kind == AX_OP_WRITE)) {
+		/* not a socket: retry as a plain read/write, and remember */
+		slot->nosock = true;
+		if (fl & URING_F_CANCEL)
+			val = -ECANCELED;
+		else if (slot->gen != (uint32_t)op->drv_u64[3])
+			val = -EBADF;
+		else if ((val = uring_get_sqe(u, &sqe)) == 0) {
+			uring_prep(sqe, op, true);
+			return 0;
+		}
+		goto complete;
+	}
+	switch (op->kind) {
+	case AX_OP_WRITE:
+		if (res < 0)
+			break;
+		op->drv_u64[0] += (uint64_t)res;
+		if (op->drv_u64[0] >= op->len) {
+			val = (int64_t)op->len;
+			break;
+		}
+		/* a short send: resubmit the rest, all-or-error [AX-TCP-4] */
+		if (res == 0)
+			val = -EIO; /* no progress on a stream: do not spin */
+		else if (fl & URING_F_CANCEL)
+			val = -ECANCELED;
+		else if (slot->gen != (uint32_t)op->drv_u64[3])
+			val = -EBADF; /* closed meanwhile: the number may be reused */
+		else if ((val = uring_get_sqe(u, &sqe)) == 0) {
+			uring_prep(sqe, op, slot->nosock);
+			return 0;
+		}
+		break;
+	case AX_OP_CONNECT:
+		if (res == 0) {
+			val = (int64_t)op->drv_u64[2];
+		} else {
+			close((int)op->drv_u64[2]);
+		}
+		break;
+	default:
+		break;
+	}
+complete:
+	/* an -ECANCELED nobody asked for came from close_fd's cancel */
+	if (val == -ECANCELED && !(fl & URING_F_CANCEL))
+		val = -EBADF;
+	if (fl & URING_F_BACKLOG)
+		uring_backlog_unlink(u, op);
+	if (slot)
+		slot->ops--;
+	ax_op_complete(op, val);
+	return 1;
+}
+
+/* Drain the CQ and deliver. Returns the completions delivered; *woke is
+ * set when the wake read completed. */
+static int uring_reap(struct uring *u, bool *woke)
+{
+	struct io_uring_cqe *cqes[URING_BATCH];
+	struct {
+		uint64_t ud;
+		int res;
+	} ev[URING_BATCH];
+	int n = 0;
+	unsigned k;
+
+	/* peek_batch also flushes CQ overflow and, on COOP/DEFER rings with
+	 * TASKRUN_FLAG, runs pending task work when the ring asks for it */
+	while ((k = io_uring_peek_batch_cqe(&u->ring, cqes, URING_BATCH)) > 0) {
+		/* copy out and release the slots first: handlers queue SQEs */
+		for (unsigned i = 0; i < k; i++) {
+			ev[i].ud = cqes[i]->user_data;
+			ev[i].res = cqes[i]->res;
+		}
+		io_uring_cq_advance(&u->ring, k);
+		for (unsigned i = 0; i < k; i++) {
+			uint64_t ud = ev[i].ud;
+			switch (ud & URING_T_MASK) {
+			case URING_T_OP:
+				n += uring_op_cqe(u, uring_ud_ptr(ud), ev[i].res);
+				break;
+			case URING_T_WAKE:
+				uring_wake_cqe(u);
+				*woke = true;
+				break;
+			case URING_T_KTIMER:
+				uring_ktimer_cqe(u, uring_ud_ptr(ud));
+				break;
+			default:
+				/* cancel and timeout-remove replies, liburing's
+				 * own timeout (LIBURING_UDATA_TIMEOUT): nothing
+				 * to deliver */
+				break;
+			}
+		}
+	}
+	return n;
+}
+
+/* Nanoseconds until the next timer may fire (0 when due), or -1 when none
+ * can fire before a kernel completion arrives. */
+static int64_t uring_next_timeout(struct uring *u)
+{
+	struct ax_timer *t = uring_next_timer(u);
+	if (!t)
+		return -1;
+	int64_t d = t->deadline - ax_now();
+	return d > 0 ? d : 0;
+}
+
+/* Hand queued SQEs to the kernel without waiting. Without TASKRUN_FLAG a
+ * COOP/DEFER ring must also enter to run its task work. */
+static int uring_submit_nowait(struct uring *u)
+{
+	int r = u->nb_enter ? io_uring_submit_and_get_events(&u->ring)
+			    : io_uring_submit(&u->ring);
+	return r == -EINTR || r == -EAGAIN || r == -EBUSY || r == -ETIME ? 0 : r;
+}
+
+static int uring_poll(void *state, bool block)
+{
+	struct uring *u = state;
+	bool woke = false;
+	int n = 0, r;
+
+	r = uring_enable(u);
+	if (r < 0)
+		return r;
+	uring_flush_backlog(u);
+	if (!u->wake_armed)
+		uring_arm_wake(u);
+
+	/* Non-blocking, or something already waits in the CQ: submit, reap,
+	 * fire. A blocking poll with an empty CQ goes straight to the wait,
+	 * which submits too: one io_uring_enter per loop iteration. */
+	if (!block || io_uring_cq_ready(&u->ring)) {
+		r = uring_submit_nowait(u);
+		if (r < 0)
+			return r;
+		n += uring_reap(u, &woke);
+		n += uring_fire(u);
+	}
+	while (block && n == 0 && !woke) {
+		struct io_uring_cqe *cqe;
+		int64_t ns = uring_next_timeout(u);
+		if (ns == 0) {
+			r = uring_submit_nowait(u);
+		} else if (ns < 0) {
+			u->polls++;
+			r = io_uring_submit_and_wait(&u->ring, 1);
+		} else {
+			struct __kernel_timespec ts = {
+				.tv_sec = ns / 1000000000,
+				.tv_nsec = ns % 1000000000,
+			};
+			u->polls++;
+			r = io_uring_submit_and_wait_timeout(&u->ring, &cqe, 1, &ts, NULL);
+		}
+		if (r < 0 && r != -ETIME && r != -EINTR && r != -EAGAIN && r != -EBUSY)
+			return r;
+		n += uring_reap(u, &woke);
+		n += uring_fire(u);
+		if (r == -EINTR)
+			break; /* a signal: let the core look around */
+	}
+	u->events += (uint64_t)n;
+	return n;
+}
+
+static int uring_close_fd(void *state, int fd)
+{
+	struct uring *u = state;
+	struct io_uring_sqe *sqe;
+	if (fd >= 0 && (size_t)fd < u->nfds) {
+		struct uring_fd *slot = &u->fds[fd];
+		slot->gen++;
+		slot->nosock = false; /* the number may come back as a socket */
+		/* The kernel resolves a cancel's fd when it issues it, so the
+		 * cancel must reach the kernel before close(2) (and before the
+		 * number can be reused). Ops queued on fd are submitted ahead
+		 * of it and cancelled too. */
+		if (slot->ops > 0 && uring_enable(u) == 0 &&
+		    uring_get_sqe(u, &sqe) == 0) {
+			io_uring_prep_cancel_fd(sqe, fd, IORING_ASYNC_CANCEL_ALL);
+			io_uring_sqe_set_data64(sqe, uring_ud(NULL, URING_T_SWALLOW));
+			io_uring_submit(&u->ring);
+		}
+	}
+	return close(fd) < 0 ? -errno : 0;
+}
+
+/* ------------------------------------------------------------------ */
+/* lifecycle                                                           */
+/* ------------------------------------------------------------------ */
+
+static void uring_free_ktimers(struct uring_ktimer *k)
+{
+	while (k) {
+		struct uring_ktimer *next = k->next;
+		free(k);
+		k = next;
+	}
+}
+
+static int uring_init(void **state, const struct ax_rt_opts *opts)
+{
+	struct uring *u = calloc(1, sizeof *u);
+	int mode, r;
+	if (!u)
+		return -ENOMEM;
+	r = uring_parse_flags(u, opts ? opts->engine_flags : NULL, &mode);
+	if (r < 0)
+		goto free_state;
+	ax__theap_init(&u->heap);
+	ax__theap_init(&u->kheap);
+	atomic_init(&u->wake_pending, 0);
+	/* no EFD_NONBLOCK: nobody read(2)s it directly, and io_uring may
+	 * complete a read of an O_NONBLOCK file with -EAGAIN instead of
+	 * polling (6.x polls either way; a blocking fd is safe everywhere) */
+	u->efd = eventfd(0, EFD_CLOEXEC);
+	if (u->efd < 0) {
+		r = -errno;
+		goto free_state;
+	}
+	r = uring_setup_ring(u, mode);
+	if (r < 0)
+		goto close_efd;
+	uring_describe(u);
+	r = uring_check_ops(&u->ring, NULL, 0, u->info, sizeof u->info);
+	if (r < 0)
+		goto exit_ring;
+	uring_arm_wake(u); /* an empty SQ cannot fail */
+	*state = u;
+	return 0;
+
+exit_ring:
+	io_uring_queue_exit(&u->ring);
+close_efd:
+	close(u->efd);
+free_state:
+	free(u);
+	return r;
+}
+
+static void uring_fini(void *state)
+{
+	struct uring *u = state;
+	/* exiting the ring cancels the wake read and any disarmed timeout */
+	io_uring_queue_exit(&u->ring);
+	close(u->efd);
+	uring_free_ktimers(u->kt_live);
+	uring_free_ktimers(u->kt_free);
+	ax__theap_fini(&u->heap);
+	ax__theap_fini(&u->kheap);
+	free(u->fds);
+	free(u);
+}
+
+static const char *uring_engine_info(void *state)
+{
+	struct uring *u = state;
+	return u->info;
+}
+
+static void uring_stats(void *state, struct ax_driver_stats *st)
+{
+	struct uring *u = state;
+	st->polls = u->polls;
+	st->events = u->events;
+	st->syscalls = 0; /* liburing decides when to enter; not counted */
+}
+
+const struct ax_driver ax_driver_io_uring = {
+	.version = AX_DRIVER_VERSION,
+	.name = "io_uring",
+	.summary = "liburing completion engine: DEFER_TASKRUN when available, "
+		   "timer heap behind the wait timeout, eventfd-read wake",
+	.features = AX_FEAT_TCP | AX_FEAT_FILE | AX_FEAT_NATIVE_CANCEL |
+		    AX_FEAT_COMPLETION | AX_FEAT_XTHREAD,
+	.probe = uring_probe,
+	.init = uring_init,
+	.fini = uring_fini,
+	.submit = uring_submit,
+	.cancel = uring_cancel,
+	.timer_arm = uring_timer_arm,
+	.timer_cancel = uring_timer_cancel,
+	.poll = uring_poll,
+	.wake = uring_wake,
+	.close_fd = uring_close_fd,
+	.engine_info = uring_engine_info,
+	.stats = uring_stats,
+};

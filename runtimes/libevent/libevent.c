@@ -1,0 +1,1339 @@
+/* libevent.c - the libevent 2.1 driver: runs ax operations and timers on one
+ * event_base per runtime, with fd events, evtimers and an eventfd wake. */
+#include <errno.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <event2/event.h>
+
+#include "ax_driver.h"
+
+/*
+ * Design
+ *
+ * I/O. A readiness engine: every operation first tries its system call
+ * (recv, send with MSG_NOSIGNAL, accept4, connect on a new non-blocking
+ * socket) and waits only on EAGAIN / EINPROGRESS. The try happens in
+ * try_now (the core's fast path: a result there needs no completion at
+ * all) or, without it, in submit; a result obtained inside submit is
+ * queued on the ready list and delivered at the start of the next poll (the
+ * contract forbids completing inside submit), and a non-empty ready list
+ * makes that poll non-blocking. Per fd (array indexed by fd) the driver
+ * keeps one persistent read event and one persistent write event, created on
+ * the first wait of that side, and the op pending on each side.
+ *
+ * Trigger mode (engine flag trigger=edge|level, default edge). Edge: the
+ * events are EV_ET and stay added from the first wait until close_fd, so a
+ * wait costs no epoll_ctl at all; this is safe because every op tries its
+ * system call before waiting, so an edge that arrives with no op pending can
+ * be ignored. Level: an event is added while an op waits and deleted when it
+ * completes (two epoll_ctl per wait); kept as the comparison point, and used
+ * whenever the backend has no EV_ET (poll, select). Measured on a
+ * same-thread ping-pong over a socketpair (two waits per round trip):
+ * ~8.2 us of CPU per round trip with edge, ~12.2 us with level.
+ * Edge mode needs close_fd (ax_close) for every descriptor that was waited
+ * on: one closed behind the driver's back keeps a registration libevent
+ * believes in, which would hide a new descriptor of the same number; the
+ * numbers the driver itself receives (accept, socket) are checked for it.
+ *
+ * Timers. libevent's min-heap is the timer structure, but two properties of
+ * it break the spec if it is used naively: its heap is not stable (equal
+ * timeouts pop in arbitrary order, against [AX-TIME-2]), and event_add takes
+ * a timeout relative to libevent's own clock read, so two timers with equal
+ * ax deadlines get absolute timeouts a microsecond apart depending on when
+ * the clock was read. So timers are grouped into buckets: all timers whose
+ * deadline rounds up to the same grid step (1 us, libevent's resolution)
+ * share ONE evtimer, and a bucket fires its timers sorted by (deadline,
+ * seq). Each bucket's libevent timeout L satisfies key <= L <= key + span,
+ * where span is the measured gap between the clock reads around event_add
+ * (0-1 us); never early follows from L >= key. Bucket callbacks only
+ * collect the popped buckets; after the loop pass the driver fires them in
+ * key order, together with any bucket of a smaller key that libevent has
+ * not popped yet (possible only when its span exceeded 1 us, and then
+ * within span keys below): timers fire in (deadline, seq) order across
+ * buckets too. See lev_bucket_schedule.
+ *
+ * Clock: EVENT_BASE_FLAG_PRECISE_TIMER (default, timer=precise) makes
+ * libevent read CLOCK_MONOTONIC, the clock of ax_now(), and wait on a
+ * timerfd with microsecond precision, at the price of one timerfd_settime
+ * per loop iteration (~0.5 us: the ping-pong above takes ~7.1 us per round
+ * trip with timer=coarse). timer=coarse keeps libevent's default instead
+ * (CLOCK_MONOTONIC_COARSE, millisecond epoll timeouts, no extra system
+ * call): buckets are then one coarse tick wide and every timeout gets one
+ * tick of margin, so timers are never early but up to a few ticks late.
+ *
+ * Wake. An eventfd with a persistent read event on the base; wake() writes
+ * to it. Chosen over evthread_use_pthreads() + event_active from the waking
+ * thread: that switch is process-wide (every base created afterwards, in
+ * any library, locks a mutex on every operation; measured here an
+ * event_add + event_del pair goes from ~85 to ~95 ns) and the waker would
+ * contend for the base lock with the loop, while this base is only ever
+ * touched by its own thread. With the eventfd the base is created with
+ * EVENT_BASE_FLAG_NOLOCK and a wake costs one write(2), coalesced by an
+ * atomic flag; both cost the same system call per wake.
+ *
+ * Files and blocking calls: libevent has no file I/O and no thread pool, so
+ * PREAD, PWRITE and CALL are refused with -ENOTSUP (the core runs them on
+ * its own pool).
+ */
+
+/* Where an accepted op is (op->drv_u64[LEV_U_STATE]). */
+enum {
+	LEV_OP_NONE = 0, /* new (the core zeroes the scratch) or completed */
+	LEV_OP_TRIED,    /* try_now just met EAGAIN: submit may park at once */
+	LEV_OP_PARKED,   /* pending on its fd's read or write side */
+	LEV_OP_READY,    /* result known, on the ready list */
+};
+
+/* Use of struct ax_op's scratch words. */
+enum {
+	LEV_U_FD = 0,    /* fd the op waits on (for CONNECT, the new socket) */
+	LEV_U_STATE = 1, /* LEV_OP_* */
+	LEV_U_DONE = 2,  /* WRITE: bytes sent so far */
+	LEV_U_RES = 3,   /* READY: the result to deliver */
+};
+
+enum lev_trigger { LEV_EDGE, LEV_LEVEL };
+
+struct lev;
+
+/* Per-fd state, allocated on the first wait on the fd. */
+struct lev_fd {
+	struct lev *lev;
+	int fd;
+	bool radded, wadded;  /* the event is added to the base */
+	struct event *rev;    /* read side, created on its first wait */
+	struct event *wev;    /* write side, created on its first wait */
+	struct ax_op *rop;    /* pending READ or ACCEPT */
+	struct ax_op *wop;    /* pending WRITE or CONNECT */
+};
+
+/* Timers whose deadlines round up to the same grid step, on one evtimer. */
+struct lev_bucket {
+	struct lev *lev;
+	int64_t key;              /* deadline in grid steps, rounded up */
+	struct event *ev;         /* its evtimer; kept while pooled */
+	struct lev_bucket *next;  /* hash chain, or the pool's free list */
+	struct ax_timer **v;      /* armed timers in arming order; NULL where
+	                             cancelled or already fired */
+	size_t n, cap, live;
+	int64_t scan;             /* a bucket up to this many keys above may
+	                             pop before it (see lev_bucket_schedule) */
+	bool armed;               /* its evtimer is pending in the base */
+	bool popped;              /* its evtimer fired; on lev->pv */
+	bool firing;              /* lev_bucket_fire is running on it */
+};
+
+struct lev {
+	struct event_base *base;
+	enum lev_trigger trigger;
+	bool coarse;
+	int64_t grid_us;   /* bucket width */
+	int64_t margin_us; /* added to every timeout: how far libevent's clock
+	                      may lag CLOCK_MONOTONIC */
+	int64_t scan;      /* the largest scan among live buckets; 0 when
+	                      none has scan > 0 */
+	size_t nwide;      /* live buckets with scan > 0 */
+	int64_t lo;        /* no live bucket has a smaller key */
+	struct lev_bucket **pv; /* buckets popped in this loop pass */
+	size_t npv, cap_pv;     /* cap_pv >= nbuckets, so a pop never
+	                           needs memory */
+
+	struct lev_fd **fds;
+	size_t nfds;
+
+	struct ax_op *ready_head, *ready_tail;
+
+	struct lev_bucket **tab; /* buckets by key, chained */
+	unsigned tab_bits;
+	size_t nbuckets;
+	struct lev_bucket *pool;
+
+	int wake_fd;
+	struct event *wake_ev;
+	atomic_bool wake_pending;
+	bool woken;
+
+	uint64_t polls;
+	uint64_t events;
+	char info[192];
+};
+
+/* ------------------------------------------------------------------ */
+/* Time                                                                */
+/* ------------------------------------------------------------------ */
+
+/* CLOCK_MONOTONIC in ns: the clock of ax_now() (ax.h) and of a precise
+ * event_base. Read here rather than through ax_now() so that the bounds in
+ * lev_bucket_schedule hold even if the core ever caches ax_now(). */
+static int64_t lev_now(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+/* Ceiling of a / b for b > 0, any sign of a. */
+static int64_t lev_ceil_div(int64_t a, int64_t b)
+{
+	return a / b + (a % b > 0);
+}
+
+/* A timeval of us microseconds, normalised (usec in [0, 1e6)) also when
+ * negative: libevent adds it to its clock, which yields a past timeout. */
+static struct timeval lev_tv(int64_t us)
+{
+	struct timeval tv;
+	int64_t s = us / 1000000, r = us % 1000000;
+	if (r < 0) {
+		r += 1000000;
+		s -= 1;
+	}
+	tv.tv_sec = (time_t)s;
+	tv.tv_usec = (suseconds_t)r;
+	return tv;
+}
+
+/* ------------------------------------------------------------------ */
+/* Completions                                                         */
+/* ------------------------------------------------------------------ */
+
+/* Complete op now (from poll, cancel or close_fd). */
+static void lev_complete(struct lev *lev, struct ax_op *op, int64_t res)
+{
+	op->drv_u64[LEV_U_STATE] = LEV_OP_NONE;
+	lev->events++;
+	ax_op_complete(op, res);
+}
+
+/* Queue op's result for the next poll (used where completing now is not
+ * allowed, e.g. inside submit). */
+static void lev_ready(struct lev *lev, struct ax_op *op, int64_t res)
+{
+	op->drv_u64[LEV_U_STATE] = LEV_OP_READY;
+	op->drv_u64[LEV_U_RES] = (uint64_t)res;
+	op->drv_next = NULL;
+	if (lev->ready_tail)
+		lev->ready_tail->drv_next = op;
+	else
+		lev->ready_head = op;
+	lev->ready_tail = op;
+}
+
+/* Deliver the ready list as it is now; ops queued meanwhile wait for the
+ * next poll. */
+static void lev_ready_flush(struct lev *lev)
+{
+	struct ax_op *op = lev->ready_head;
+	lev->ready_head = lev->ready_tail = NULL;
+	while (op) {
+		struct ax_op *next = op->drv_next;
+		lev_complete(lev, op, (int64_t)op->drv_u64[LEV_U_RES]);
+		op = next;
+	}
+}
+
+/* ------------------------------------------------------------------ */
+/* System calls                                                        */
+/* ------------------------------------------------------------------ */
+
+/* One read: bytes, 0 at EOF, or -errno (-EAGAIN: not ready). recv, or read
+ * for a descriptor that is not a socket (a pipe). */
+static int64_t lev_sys_read(int fd, void *buf, size_t len)
+{
+	ssize_t n;
+	do
+		n = recv(fd, buf, len, 0);
+	while (n < 0 && errno == EINTR);
+	if (n < 0 && errno == ENOTSOCK) {
+		do
+			n = read(fd, buf, len);
+		while (n < 0 && errno == EINTR);
+	}
+	return n < 0 ? -errno : n;
+}
+
+/* One write with MSG_NOSIGNAL (write for a non-socket; SIGPIPE is blocked
+ * on the runtime thread [AX-TCP-7]): bytes or -errno. */
+static int64_t lev_sys_write(int fd, const void *buf, size_t len)
+{
+	ssize_t n;
+	do
+		n = send(fd, buf, len, MSG_NOSIGNAL);
+	while (n < 0 && errno == EINTR);
+	if (n < 0 && errno == ENOTSOCK) {
+		do
+			n = write(fd, buf, len);
+		while (n < 0 && errno == EINTR);
+	}
+	return n < 0 ? -errno : n;
+}
+
+/* One accept: the new fd (non-blocking, cloexec) or -errno. A connection
+ * that was reset while queued (ECONNABORTED) is skipped. */
+static int64_t lev_sys_accept(int fd)
+{
+	for (;;) {
+		int s = accept4(fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+		if (s >= 0)
+			return s;
+		if (errno != EINTR && errno != ECONNABORTED)
+			return -errno;
+	}
+}
+
+/* Advance a read-side op (READ or ACCEPT). Returns false when it must wait
+ * (EAGAIN; EAGAIN == EWOULDBLOCK on Linux), else true with *res set. */
+static bool lev_try_rside(struct ax_op *op, int64_t *res)
+{
+	int64_t r = op->kind == AX_OP_ACCEPT ? lev_sys_accept(op->fd)
+	                                     : lev_sys_read(op->fd, op->buf, op->len);
+	if (r == -EAGAIN)
+		return false;
+	/* [AX-TCP-8]: -EMFILE goes to the caller and the op stops waiting;
+	 * the connection stays queued for a later accept. */
+	*res = r;
+	return true;
+}
+
+/* Advance a WRITE: send until all bytes are out. Returns false on EAGAIN
+ * (progress kept in the op), else true with *res = len or -errno. */
+static bool lev_try_write(struct ax_op *op, int64_t *res)
+{
+	size_t done = (size_t)op->drv_u64[LEV_U_DONE];
+	while (done < op->len) {
+		int64_t n = lev_sys_write(op->fd, (const char *)op->buf + done,
+		                          op->len - done);
+		if (n == -EAGAIN) {
+			op->drv_u64[LEV_U_DONE] = done;
+			return false;
+		}
+		if (n < 0) {
+			*res = n;
+			return true;
+		}
+		done += (size_t)n;
+	}
+	*res = (int64_t)op->len;
+	return true;
+}
+
+/* ------------------------------------------------------------------ */
+/* Per-fd state                                                        */
+/* ------------------------------------------------------------------ */
+
+static void lev_read_cb(evutil_socket_t fd, short what, void *arg);
+static void lev_write_cb(evutil_socket_t fd, short what, void *arg);
+
+static struct lev_fd *lev_fd_get(struct lev *lev, int fd)
+{
+	return fd >= 0 && (size_t)fd < lev->nfds ? lev->fds[fd] : NULL;
+}
+
+/* The state of fd (>= 0), created if missing. Returns it or NULL
+ * (-ENOMEM). */
+static struct lev_fd *lev_fd_make(struct lev *lev, int fd)
+{
+	struct lev_fd *f = lev_fd_get(lev, fd);
+	if (f)
+		return f;
+	if ((size_t)fd >= lev->nfds) {
+		size_t n = lev->nfds ? lev->nfds : 64;
+		while (n <= (size_t)fd)
+			n *= 2;
+		struct lev_fd **v = realloc(lev->fds, n * sizeof *v);
+		if (!v)
+			return NULL;
+		memset(v + lev->nfds, 0, (n - lev->nfds) * sizeof *v);
+		lev->fds = v;
+		lev->nfds = n;
+	}
+	f = calloc(1, sizeof *f);
+	if (!f)
+		return NULL;
+	f->lev = lev;
+	f->fd = fd;
+	lev->fds[fd] = f;
+	return f;
+}
+
+/* Forget fd's state: free its events (event_free also deletes them) and
+ * hand its pending ops res, now or through the ready list. */
+static void lev_fd_release(struct lev *lev, struct lev_fd *f, int64_t res,
+                           bool now)
+{
+	struct ax_op *ops[2] = { f->rop, f->wop };
+	lev->fds[f->fd] = NULL;
+	if (f->rev)
+		event_free(f->rev);
+	if (f->wev)
+		event_free(f->wev);
+	free(f);
+	for (int i = 0; i < 2; i++) {
+		if (!ops[i])
+			continue;
+		if (now)
+			lev_complete(lev, ops[i], res);
+		else
+			lev_ready(lev, ops[i], res);
+	}
+}
+
+/* Drop fd's state, if any, from submit-like context: an op still pending
+ * on it gets -EBADF at the next poll. */
+static void lev_fd_drop(struct lev *lev, int fd)
+{
+	struct lev_fd *f = lev_fd_get(lev, fd);
+	if (f)
+		lev_fd_release(lev, f, -EBADF, false);
+}
+
+/* fd was just created by the kernel (accept, socket): any state under that
+ * number belongs to a descriptor closed without close_fd. Drop it so that
+ * its stale registration (edge mode keeps events added) cannot hide the new
+ * descriptor from the base. */
+static void lev_fd_fresh(struct lev *lev, int fd)
+{
+	lev_fd_drop(lev, fd);
+}
+
+/* Park op on f's write side (wside) or read side, creating and adding the
+ * side's event as needed. Returns 0 or -errno (op not parked). */
+static int lev_park(struct lev *lev, struct lev_fd *f, struct ax_op *op,
+                    bool wside)
+{
+	struct event **evp = wside ? &f->wev : &f->rev;
+	bool *added = wside ? &f->wadded : &f->radded;
+	if (!*evp) {
+		short what = (short)((wside ? EV_WRITE : EV_READ) | EV_PERSIST |
+		                     (lev->trigger == LEV_EDGE ? EV_ET : 0));
+		*evp = event_new(lev->base, f->fd, what,
+		                 wside ? lev_write_cb : lev_read_cb, f);
+		if (!*evp)
+			return -ENOMEM;
+	}
+	if (!*added) {
+		errno = 0;
+		if (event_add(*evp, NULL) < 0)
+			return errno ? -errno : -ENOMEM;
+		*added = true;
+	}
+	if (wside)
+		f->wop = op;
+	else
+		f->rop = op;
+	op->drv_u64[LEV_U_FD] = (uint64_t)f->fd;
+	op->drv_u64[LEV_U_STATE] = LEV_OP_PARKED;
+	return 0;
+}
+
+/* Take f's pending op off a side. In level mode the event goes too, so an
+ * idle fd is never reported; in edge mode it stays added. */
+static void lev_unpark(struct lev *lev, struct lev_fd *f, bool wside)
+{
+	if (wside)
+		f->wop = NULL;
+	else
+		f->rop = NULL;
+	if (lev->trigger == LEV_LEVEL) {
+		bool *added = wside ? &f->wadded : &f->radded;
+		if (*added) {
+			event_del(wside ? f->wev : f->rev);
+			*added = false;
+		}
+	}
+}
+
+/* Readiness on a read side: retry the pending READ or ACCEPT. */
+static void lev_read_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct lev_fd *f = arg;
+	struct lev *lev = f->lev;
+	struct ax_op *op = f->rop;
+	int64_t res;
+	(void)fd;
+	(void)what;
+	if (!op) {
+		/* An edge with nothing waiting: the next op tries first. */
+		lev_unpark(lev, f, false);
+		return;
+	}
+	if (!lev_try_rside(op, &res))
+		return;
+	lev_unpark(lev, f, false);
+	if (op->kind == AX_OP_ACCEPT && res >= 0)
+		lev_fd_fresh(lev, (int)res);
+	lev_complete(lev, op, res);
+}
+
+/* Readiness on a write side: continue the WRITE or finish the CONNECT. */
+static void lev_write_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct lev_fd *f = arg;
+	struct lev *lev = f->lev;
+	struct ax_op *op = f->wop;
+	int64_t res;
+	(void)what;
+	if (!op) {
+		lev_unpark(lev, f, true);
+		return;
+	}
+	if (op->kind == AX_OP_WRITE) {
+		if (!lev_try_write(op, &res))
+			return;
+		lev_unpark(lev, f, true);
+		lev_complete(lev, op, res);
+		return;
+	}
+	/* CONNECT: the socket became writable or failed. */
+	int err = 0;
+	socklen_t len = sizeof err;
+	if (getsockopt((int)fd, SOL_SOCKET, SO_ERROR, &err, &len) < 0)
+		err = errno;
+	lev_unpark(lev, f, true);
+	if (err) {
+		/* The socket is the driver's: release its state, close it. f is
+		 * freed here (libevent allows freeing an event from its own
+		 * callback). */
+		lev_fd_release(lev, f, 0, true);
+		close((int)fd);
+		lev_complete(lev, op, -err);
+		return;
+	}
+	lev_complete(lev, op, (int64_t)fd);
+}
+
+/* ------------------------------------------------------------------ */
+/* Submit, cancel, close                                               */
+/* ------------------------------------------------------------------ */
+
+/* Park op on fd, or fail to start it. */
+static int lev_wait(struct lev *lev, int fd, struct ax_op *op, bool wside)
+{
+	if (fd < 0)
+		return -EBADF;
+	struct lev_fd *f = lev_fd_make(lev, fd);
+	if (!f)
+		return -ENOMEM;
+	return lev_park(lev, f, op, wside);
+}
+
+static int lev_submit_connect(struct lev *lev, struct ax_op *op)
+{
+	int s = socket(op->addr.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (s < 0)
+		return -errno;
+	lev_fd_fresh(lev, s);
+	if (connect(s, (const struct sockaddr *)&op->addr, op->addrlen) == 0) {
+		lev_ready(lev, op, s);
+		return 0;
+	}
+	/* EINTR: the connection goes on asynchronously, as EINPROGRESS. */
+	if (errno != EINPROGRESS && errno != EINTR) {
+		int err = errno;
+		close(s);
+		lev_ready(lev, op, -err);
+		return 0;
+	}
+	int rc = lev_wait(lev, s, op, true);
+	if (rc < 0)
+		goto close_socket;
+	return 0;
+
+close_socket:
+	lev_fd_drop(lev, s); /* the empty state lev_wait may have made */
+	close(s);
+	return rc;
+}
+
+static int lev_submit(void *state, struct ax_op *op)
+{
+	struct lev *lev = state;
+	struct lev_fd *f;
+	int64_t res;
+
+	/* Right after try_now met EAGAIN the fd cannot have become ready
+	 * unseen (no poll ran since: a new edge is still queued in the
+	 * kernel, a first registration reports readiness), so the system call
+	 * is not repeated. A WRITE continues from the bytes try_now sent. */
+	bool tried = op->drv_u64[LEV_U_STATE] == LEV_OP_TRIED;
+	op->drv_u64[LEV_U_STATE] = LEV_OP_NONE;
+	switch (op->kind) {
+	case AX_OP_READ:
+	case AX_OP_ACCEPT:
+		f = lev_fd_get(lev, op->fd);
+		if (f && f->rop)
+			return -EBUSY;
+		if (tried || !lev_try_rside(op, &res))
+			return lev_wait(lev, op->fd, op, false);
+		if (op->kind == AX_OP_ACCEPT && res >= 0)
+			lev_fd_fresh(lev, (int)res);
+		lev_ready(lev, op, res);
+		return 0;
+	case AX_OP_WRITE:
+		f = lev_fd_get(lev, op->fd);
+		if (f && f->wop)
+			return -EBUSY;
+		if (tried || !lev_try_write(op, &res))
+			return lev_wait(lev, op->fd, op, true);
+		lev_ready(lev, op, res);
+		return 0;
+	case AX_OP_CONNECT:
+		return lev_submit_connect(lev, op);
+	default:
+		/* PREAD, PWRITE: libevent has no file I/O; CALL: no thread
+		 * pool. The core runs them on its own pool. */
+		return -ENOTSUP;
+	}
+}
+
+/* The fast path: finish a READ, ACCEPT or WRITE at once if its system call
+ * allows, without any completion (1, op->res set); else 0, recording the
+ * try (and a WRITE's progress) for submit. A second read or write on a
+ * side that is already waiting is left to submit (-EBUSY). */
+static int lev_try_now(void *state, struct ax_op *op)
+{
+	struct lev *lev = state;
+	struct lev_fd *f = lev_fd_get(lev, op->fd);
+	bool done;
+	int64_t res;
+
+	if (op->kind == AX_OP_WRITE) {
+		if (f && f->wop)
+			return 0;
+		done = lev_try_write(op, &res);
+	} else {
+		if (f && f->rop)
+			return 0;
+		done = lev_try_rside(op, &res);
+		if (done && op->kind == AX_OP_ACCEPT && res >= 0)
+			lev_fd_fresh(lev, (int)res);
+	}
+	if (!done) {
+		op->drv_u64[LEV_U_STATE] = LEV_OP_TRIED;
+		return 0;
+	}
+	op->res = res;
+	return 1;
+}
+
+/* Synchronous: a parked op completes here with -ECANCELED; an op on the
+ * ready list already has its result and gets it at the next poll
+ * ([AX-CANCEL-3]: a read that consumed data must not lose it). */
+static void lev_cancel(void *state, struct ax_op *op)
+{
+	struct lev *lev = state;
+	if (op->drv_u64[LEV_U_STATE] != LEV_OP_PARKED)
+		return;
+	int fd = (int)op->drv_u64[LEV_U_FD];
+	struct lev_fd *f = lev_fd_get(lev, fd);
+	if (!f || (f->rop != op && f->wop != op))
+		return;
+	lev_unpark(lev, f, f->wop == op);
+	if (op->kind == AX_OP_CONNECT) {
+		/* The socket was never handed out: it is the driver's to close. */
+		lev_fd_release(lev, f, 0, true);
+		close(fd);
+	}
+	lev_complete(lev, op, -ECANCELED);
+}
+
+static int lev_close_fd(void *state, int fd)
+{
+	struct lev *lev = state;
+	struct lev_fd *f = lev_fd_get(lev, fd);
+	if (f)
+		lev_fd_release(lev, f, -EBADF, true);
+	/* Linux frees the descriptor even when close reports EINTR. */
+	if (close(fd) < 0 && errno != EINTR)
+		return -errno;
+	return 0;
+}
+
+/* ------------------------------------------------------------------ */
+/* Timers                                                              */
+/* ------------------------------------------------------------------ */
+
+static void lev_bucket_cb(evutil_socket_t fd, short what, void *arg);
+
+static size_t lev_hash(const struct lev *lev, int64_t key)
+{
+	return (size_t)(((uint64_t)key * 0x9E3779B97F4A7C15ull) >> (64 - lev->tab_bits));
+}
+
+/* The bucket of key that still takes timers (not firing; it may have
+ * popped, then the timer fires with it), or NULL. */
+static struct lev_bucket *lev_bucket_find(struct lev *lev, int64_t key)
+{
+	struct lev_bucket *b = lev->tab[lev_hash(lev, key)];
+	while (b && (b->key != key || b->firing))
+		b = b->next;
+	return b;
+}
+
+/* Double the table when it is fuller than one bucket per slot; on ENOMEM
+ * keep the old one (chains just get longer). */
+static void lev_tab_grow(struct lev *lev)
+{
+	unsigned bits = lev->tab_bits + 1;
+	size_t n = (size_t)1 << bits;
+	struct lev_bucket **tab = calloc(n, sizeof *tab);
+	if (!tab)
+		return;
+	size_t old = (size_t)1 << lev->tab_bits;
+	lev->tab_bits = bits;
+	for (size_t i = 0; i < old; i++) {
+		struct lev_bucket *b = lev->tab[i];
+		while (b) {
+			struct lev_bucket *next = b->next;
+			size_t h = lev_hash(lev, b->key);
+			b->next = tab[h];
+			tab[h] = b;
+			b = next;
+		}
+	}
+	free(lev->tab);
+	lev->tab = tab;
+}
+
+/* A bucket for key, from the pool or new, entered in the table. */
+static struct lev_bucket *lev_bucket_new(struct lev *lev, int64_t key)
+{
+	struct lev_bucket *b = lev->pool;
+	if (b) {
+		lev->pool = b->next;
+	} else {
+		b = calloc(1, sizeof *b);
+		if (!b)
+			return NULL;
+		b->lev = lev;
+		b->ev = evtimer_new(lev->base, lev_bucket_cb, b);
+		if (!b->ev) {
+			free(b);
+			return NULL;
+		}
+	}
+	if (lev->nbuckets >= lev->cap_pv) {
+		size_t cap = lev->cap_pv ? lev->cap_pv * 2 : 64;
+		struct lev_bucket **pv = realloc(lev->pv, cap * sizeof *pv);
+		if (!pv) {
+			b->next = lev->pool;
+			lev->pool = b;
+			return NULL;
+		}
+		lev->pv = pv;
+		lev->cap_pv = cap;
+	}
+	b->key = key;
+	if (key < lev->lo)
+		lev->lo = key;
+	if (lev->nbuckets >= ((size_t)1 << lev->tab_bits))
+		lev_tab_grow(lev);
+	size_t h = lev_hash(lev, key);
+	b->next = lev->tab[h];
+	lev->tab[h] = b;
+	lev->nbuckets++;
+	return b;
+}
+
+/* Withdraw b's scan from the driver's: with no wide bucket left, a popped
+ * bucket has no predecessor to look for. */
+static void lev_bucket_unwide(struct lev *lev, struct lev_bucket *b)
+{
+	if (b->scan > 0 && --lev->nwide == 0)
+		lev->scan = 0;
+	b->scan = 0;
+}
+
+/* Take b's evtimer out of the base (when it is still in). */
+static void lev_bucket_disarm(struct lev_bucket *b)
+{
+	if (b->armed) {
+		event_del(b->ev);
+		b->armed = false;
+	}
+}
+
+/* Take b out of the table and the base, back to the pool. */
+static void lev_bucket_release(struct lev *lev, struct lev_bucket *b)
+{
+	struct lev_bucket **pp = &lev->tab[lev_hash(lev, b->key)];
+	while (*pp != b)
+		pp = &(*pp)->next;
+	*pp = b->next;
+	lev->nbuckets--;
+	lev_bucket_disarm(b);
+	lev_bucket_unwide(lev, b);
+	b->n = b->live = 0;
+	b->popped = b->firing = false;
+	b->next = lev->pool;
+	lev->pool = b;
+}
+
+/*
+ * Give b's evtimer the timeout key * grid_us (+ margin) in libevent's clock.
+ *
+ * libevent computes L = c + rel, c being its clock read inside event_add
+ * (or the loop's cached time, refreshed first), which happens between our
+ * reads t0 and t1. With rel = key*grid + margin - t0:
+ *     key*grid <= L <= key*grid + span,   span = margin + (t1 - t0)
+ * (the lower bound needs c >= t0 - margin: exact for CLOCK_MONOTONIC, one
+ * coarse tick for CLOCK_MONOTONIC_COARSE). L >= key*grid: a bucket never
+ * pops before its last deadline. The upper bound: libevent pops, in one
+ * pass at its time t, every bucket with L <= t. If b popped (t >= L(b) >=
+ * key(b)*grid) and p with a smaller key did not (L(p) > t), then
+ * key(p)*grid + span(p) > key(b)*grid: p is less than span(p)/grid keys
+ * below b. p's scan records that distance, lev->scan the largest among live
+ * buckets, and lev_timers_run looks that far below the popped buckets
+ * (at most scan lookups per pass). In precise mode span is almost always 0
+ * or 1 us, so scan is 0 and nothing is looked up; a span over
+ * LEV_SCAN_RETRY keys (the thread was preempted between the reads) is
+ * retried once, so that one preemption does not cost lookups in every
+ * pass for as long as that bucket lives.
+ * rel may be negative (a past deadline): libevent then simply holds a past
+ * timeout, which keeps L within the bounds above.
+ */
+#define LEV_SCAN_RETRY 8
+
+static int lev_bucket_schedule(struct lev *lev, struct lev_bucket *b)
+{
+	int64_t scan;
+	lev_bucket_unwide(lev, b);
+	for (int tries = 0;; tries++) {
+		int64_t t0 = lev_now() / 1000;
+		event_base_update_cache_time(lev->base);
+		struct timeval tv = lev_tv(b->key * lev->grid_us + lev->margin_us - t0);
+		if (event_add(b->ev, &tv) < 0)
+			return -ENOMEM;
+		b->armed = true;
+		int64_t span = lev->margin_us + (lev_now() / 1000 - t0);
+		scan = lev_ceil_div(span, lev->grid_us) - 1;
+		if (scan <= LEV_SCAN_RETRY || tries == 1)
+			break;
+	}
+	if (scan > 0) {
+		b->scan = scan;
+		lev->nwide++;
+		if (scan > lev->scan)
+			lev->scan = scan;
+	}
+	return 0;
+}
+
+static int lev_timer_cmp(const void *pa, const void *pb)
+{
+	const struct ax_timer *a = *(struct ax_timer *const *)pa;
+	const struct ax_timer *b = *(struct ax_timer *const *)pb;
+	if (a->deadline != b->deadline)
+		return a->deadline < b->deadline ? -1 : 1;
+	return (a->seq > b->seq) - (a->seq < b->seq);
+}
+
+/* Drop b's holes and renumber; with sort, order by (deadline, seq) (arming
+ * order is seq order, so equal deadlines are usually sorted already). */
+static void lev_bucket_compact(struct lev_bucket *b, bool sort)
+{
+	size_t n = 0;
+	bool sorted = true;
+	for (size_t i = 0; i < b->n; i++) {
+		struct ax_timer *t = b->v[i];
+		if (!t)
+			continue;
+		if (n && lev_timer_cmp(&b->v[n - 1], &t) > 0)
+			sorted = false;
+		b->v[n++] = t;
+	}
+	b->n = n;
+	if (sort && !sorted)
+		qsort(b->v, n, sizeof *b->v, lev_timer_cmp);
+	for (size_t i = 0; i < n; i++)
+		b->v[i]->drv_index = i;
+}
+
+/* Add t to b. Returns 0 or -ENOMEM. */
+static int lev_bucket_push(struct lev_bucket *b, struct ax_timer *t)
+{
+	if (b->n == b->cap) {
+		if (b->live <= b->n / 2 && b->n) {
+			/* Mostly holes left by cancels: reuse them. */
+			lev_bucket_compact(b, false);
+		} else {
+			size_t cap = b->cap ? b->cap * 2 : 4;
+			struct ax_timer **v = realloc(b->v, cap * sizeof *v);
+			if (!v)
+				return -ENOMEM;
+			b->v = v;
+			b->cap = cap;
+		}
+	}
+	t->drv_ptr[0] = b;
+	t->drv_index = b->n;
+	b->v[b->n++] = t;
+	b->live++;
+	return 0;
+}
+
+/* Fire b's timers in (deadline, seq) order and release b. fire() may arm
+ * (into a new bucket: b no longer takes timers) or cancel (a hole in b). */
+static void lev_bucket_fire(struct lev *lev, struct lev_bucket *b)
+{
+	b->firing = true;
+	lev_bucket_compact(b, true);
+	for (size_t i = 0; i < b->n; i++) {
+		struct ax_timer *t = b->v[i];
+		if (!t)
+			continue;
+		b->v[i] = NULL;
+		b->live--;
+		t->drv_ptr[0] = NULL;
+		lev->events++;
+		t->fire(t);
+	}
+	lev_bucket_release(lev, b);
+}
+
+/* A bucket's evtimer popped: note it for lev_timers_run. */
+static void lev_bucket_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct lev_bucket *b = arg;
+	struct lev *lev = b->lev;
+	(void)fd;
+	(void)what;
+	b->armed = false;
+	if (lev_now() < b->key * lev->grid_us * 1000) {
+		/* libevent's clock ran ahead of CLOCK_MONOTONIC (not expected,
+		 * see lev_bucket_schedule): wait for the rest. Re-adding cannot
+		 * fail in practice (the heap has room for the event it just
+		 * popped); if it did, firing now beats never firing. */
+		if (lev_bucket_schedule(lev, b) == 0)
+			return;
+	}
+	b->popped = true;
+	lev->pv[lev->npv++] = b; /* cap_pv >= nbuckets */
+}
+
+/* After a loop pass: fire the popped buckets in key order, each preceded
+ * by the buckets below it that libevent has not popped yet. fire() may
+ * cancel timers of buckets still on the list (they stay there, emptied, and
+ * are released here) or arm new ones (into a popped bucket of the same key,
+ * which fires here, or into new buckets, which lower lev->lo). */
+static void lev_timers_run(struct lev *lev)
+{
+	size_t n = lev->npv;
+	if (!n)
+		return;
+	/* libevent pops in timeout order, which is key order up to the
+	 * spans: an insertion sort is linear here. */
+	for (size_t i = 1; i < n; i++) {
+		struct lev_bucket *b = lev->pv[i];
+		size_t j = i;
+		for (; j > 0 && lev->pv[j - 1]->key > b->key; j--)
+			lev->pv[j] = lev->pv[j - 1];
+		lev->pv[j] = b;
+	}
+	/* A bucket libevent did not pop in this pass has a key of at least
+	 * top - lev->scan, top being the largest popped key (see
+	 * lev_bucket_schedule with b the top bucket), and not below lev->lo.
+	 * So the window scanned for unpopped buckets below the popped ones
+	 * is [max(lo, top - scan), key) per popped bucket, scan keys per
+	 * pass at most, and empty in precise mode (scan 0). */
+	int64_t top = lev->pv[n - 1]->key;
+	for (size_t i = 0; i < n; i++) {
+		struct lev_bucket *b = lev->pv[i];
+		b->popped = false;
+		if (!b->live) {
+			lev_bucket_release(lev, b);
+			continue;
+		}
+		/* Afterwards no live bucket has a key <= b's but those armed
+		 * by the fires below, which lower lo again. */
+		int64_t from = top - lev->scan;
+		if (from < lev->lo)
+			from = lev->lo;
+		lev->lo = b->key + 1;
+		for (int64_t k = from; k < b->key; k++) {
+			struct lev_bucket *p = lev_bucket_find(lev, k);
+			if (p && !p->popped) {
+				lev_bucket_disarm(p);
+				lev_bucket_fire(lev, p);
+			}
+		}
+		lev_bucket_fire(lev, b);
+	}
+	lev->npv = 0;
+}
+
+static int lev_timer_arm(void *state, struct ax_timer *t)
+{
+	struct lev *lev = state;
+	int64_t key = lev_ceil_div(t->deadline, lev->grid_us * 1000);
+	struct lev_bucket *b = lev_bucket_find(lev, key);
+	bool fresh = !b;
+	int rc;
+
+	if (fresh) {
+		b = lev_bucket_new(lev, key);
+		if (!b)
+			return -ENOMEM;
+	}
+	rc = lev_bucket_push(b, t);
+	if (rc < 0)
+		goto release_bucket;
+	if (fresh) {
+		rc = lev_bucket_schedule(lev, b);
+		if (rc < 0)
+			goto pop_timer;
+	}
+	return 0;
+
+pop_timer:
+	b->v[--b->n] = NULL;
+	b->live--;
+	t->drv_ptr[0] = NULL;
+release_bucket:
+	if (fresh)
+		lev_bucket_release(lev, b);
+	return rc;
+}
+
+/* Disarm t if it is armed here. t's scratch is trusted only once the
+ * bucket it names is found among the live buckets of t's key, so a timer
+ * that was never armed (whatever its scratch holds) is left alone. */
+static void lev_timer_cancel(void *state, struct ax_timer *t)
+{
+	struct lev *lev = state;
+	int64_t key = lev_ceil_div(t->deadline, lev->grid_us * 1000);
+	struct lev_bucket *b = lev->tab[lev_hash(lev, key)];
+	while (b && b != t->drv_ptr[0])
+		b = b->next;
+	if (!b || b->key != key || t->drv_index >= b->n || b->v[t->drv_index] != t)
+		return;
+	b->v[t->drv_index] = NULL;
+	b->live--;
+	t->drv_ptr[0] = NULL;
+	if (!b->live && !b->firing && !b->popped)
+		lev_bucket_release(lev, b);
+}
+
+/* ------------------------------------------------------------------ */
+/* Poll and wake                                                       */
+/* ------------------------------------------------------------------ */
+
+static int lev_poll(void *state, bool block)
+{
+	struct lev *lev = state;
+	uint64_t start = lev->events;
+
+	lev_ready_flush(lev);
+	bool wait = block && lev->events == start;
+	lev->woken = false;
+	for (;;) {
+		lev->polls++;
+		/* EVLOOP_ONCE returns after the first iteration that ran a
+		 * callback; that callback may have found nothing to complete
+		 * (an edge with no op, a spurious readiness), hence the loop. */
+		if (event_base_loop(lev->base, wait ? EVLOOP_ONCE : EVLOOP_NONBLOCK) < 0)
+			return -EIO;
+		lev_timers_run(lev);
+		if (!wait || lev->events != start || lev->woken || lev->ready_head)
+			break;
+	}
+	return (int)(lev->events - start);
+}
+
+static void lev_wake_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct lev *lev = arg;
+	uint64_t v;
+	(void)what;
+	/* Drain, then clear: while the flag is set the eventfd holds a
+	 * count or this callback is between the two steps, so no wake is
+	 * suppressed for good. A wake that finds the flag still set here
+	 * needs no write: its post is already visible to the core, which
+	 * looks at its inbox after this poll returns. (Clearing first would
+	 * let a racing wake's write be drained here with the flag left set,
+	 * suppressing every later wake.) */
+	while (read((int)fd, &v, sizeof v) < 0 && errno == EINTR)
+		;
+	atomic_store(&lev->wake_pending, false);
+	lev->woken = true;
+}
+
+/* Thread-safe. Writes only when no wake is pending already. */
+static void lev_wake(void *state)
+{
+	struct lev *lev = state;
+	uint64_t one = 1;
+	if (atomic_exchange(&lev->wake_pending, true))
+		return;
+	/* Only EAGAIN (counter at its maximum) can fail, and then a wake
+	 * is pending anyway. */
+	while (write(lev->wake_fd, &one, sizeof one) < 0 && errno == EINTR)
+		;
+}
+
+/* ------------------------------------------------------------------ */
+/* Life cycle                                                          */
+/* ------------------------------------------------------------------ */
+
+/* The engine_flags settings. */
+struct lev_conf {
+	enum lev_trigger trigger;
+	bool trigger_set;
+	bool coarse;
+	char backend[16]; /* "" for libevent's choice */
+};
+
+/* Parse "key=value,..." (NULL or "" for the defaults): trigger=edge|level,
+ * timer=precise|coarse, backend=epoll|poll|select. Returns 0 or -EINVAL. */
+static int lev_conf_parse(const char *flags, struct lev_conf *c)
+{
+	char buf[256], *save = NULL;
+	memset(c, 0, sizeof *c);
+	c->trigger = LEV_EDGE;
+	if (!flags)
+		return 0;
+	if (strlen(flags) >= sizeof buf)
+		return -EINVAL;
+	strcpy(buf, flags);
+	for (char *kv = strtok_r(buf, ",", &save); kv; kv = strtok_r(NULL, ",", &save)) {
+		char *val = strchr(kv, '=');
+		if (!val)
+			return -EINVAL;
+		*val++ = '\0';
+		if (!strcmp(kv, "trigger") && !strcmp(val, "edge")) {
+			c->trigger = LEV_EDGE;
+			c->trigger_set = true;
+		} else if (!strcmp(kv, "trigger") && !strcmp(val, "level")) {
+			c->trigger = LEV_LEVEL;
+			c->trigger_set = true;
+		} else if (!strcmp(kv, "timer") && !strcmp(val, "precise")) {
+			c->coarse = false;
+		} else if (!strcmp(kv, "timer") && !strcmp(val, "coarse")) {
+			c->coarse = true;
+		} else if (!strcmp(kv, "backend") && strlen(val) < sizeof c->backend) {
+			strcpy(c->backend, val);
+		} else {
+			return -EINVAL;
+		}
+	}
+	return 0;
+}
+
+/* A base for c: single-threaded (NOLOCK), deaf to EVENT_* environment
+ * variables (results must not depend on them), precise clock unless
+ * coarse, and only c->backend when one is named. Returns 0 or -errno. */
+static int lev_base_new(const struct lev_conf *c, struct event_base **out)
+{
+	int rc = -ENOMEM;
+	struct event_config *cfg = event_config_new();
+	if (!cfg)
+		return -ENOMEM;
+	int flags = EVENT_BASE_FLAG_NOLOCK | EVENT_BASE_FLAG_IGNORE_ENV;
+	if (!c->coarse)
+		flags |= EVENT_BASE_FLAG_PRECISE_TIMER;
+	if (event_config_set_flag(cfg, flags) < 0)
+		goto free_config;
+	if (c->backend[0]) {
+		bool known = false;
+		for (const char **m = event_get_supported_methods(); m && *m; m++) {
+			if (!strcmp(*m, c->backend))
+				known = true;
+			else if (event_config_avoid_method(cfg, *m) < 0)
+				goto free_config;
+		}
+		if (!known) {
+			rc = -EINVAL;
+			goto free_config;
+		}
+	}
+	*out = event_base_new_with_config(cfg);
+	rc = *out ? 0 : -ENOTSUP;
+free_config:
+	event_config_free(cfg);
+	return rc;
+}
+
+static int lev_probe(char *why, size_t n)
+{
+	struct lev_conf c;
+	struct event_base *base;
+	if (event_get_version_number() < 0x02010000) {
+		snprintf(why, n, "libevent %s is older than 2.1", event_get_version());
+		return -ENOTSUP;
+	}
+	lev_conf_parse(NULL, &c);
+	int rc = lev_base_new(&c, &base);
+	if (rc < 0) {
+		snprintf(why, n, "libevent %s: cannot create an event_base",
+		         event_get_version());
+		return rc;
+	}
+	event_base_free(base);
+	return 0;
+}
+
+static void lev_fini(void *state);
+
+static int lev_init(void **state, const struct ax_rt_opts *opts)
+{
+	struct lev_conf c;
+	int rc = lev_conf_parse(opts ? opts->engine_flags : NULL, &c);
+	if (rc < 0)
+		return rc;
+
+	struct lev *lev = calloc(1, sizeof *lev);
+	if (!lev)
+		return -ENOMEM;
+	lev->wake_fd = -1;
+	atomic_init(&lev->wake_pending, false);
+	lev->tab_bits = 6;
+	lev->lo = INT64_MAX;
+	lev->tab = calloc((size_t)1 << lev->tab_bits, sizeof *lev->tab);
+	if (!lev->tab) {
+		rc = -ENOMEM;
+		goto free_state;
+	}
+	rc = lev_base_new(&c, &lev->base);
+	if (rc < 0)
+		goto free_state;
+
+	/* Edge triggering needs the backend's support (epoll has it; poll
+	 * and select would report a persistent EV_ET event level-triggered,
+	 * and an idle fd would spin). */
+	lev->trigger = c.trigger;
+	if (!(event_base_get_features(lev->base) & EV_FEATURE_ET)) {
+		if (c.trigger_set && c.trigger == LEV_EDGE) {
+			rc = -EINVAL;
+			goto free_state;
+		}
+		lev->trigger = LEV_LEVEL;
+	}
+
+	lev->coarse = c.coarse;
+	lev->grid_us = 1;
+	lev->margin_us = 0;
+	if (c.coarse) {
+		/* libevent reads CLOCK_MONOTONIC_COARSE, which lags by up to one
+		 * tick: one tick of margin, buckets one tick wide. */
+		struct timespec res;
+		if (clock_getres(CLOCK_MONOTONIC_COARSE, &res) < 0) {
+			rc = -errno;
+			goto free_state;
+		}
+		lev->grid_us = lev_ceil_div((int64_t)res.tv_sec * 1000000000 + res.tv_nsec, 1000);
+		if (lev->grid_us < 1)
+			lev->grid_us = 1;
+		lev->margin_us = lev->grid_us;
+	}
+
+	lev->wake_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+	if (lev->wake_fd < 0) {
+		rc = -errno;
+		goto free_state;
+	}
+	lev->wake_ev = event_new(lev->base, lev->wake_fd, EV_READ | EV_PERSIST,
+	                         lev_wake_cb, lev);
+	if (!lev->wake_ev || event_add(lev->wake_ev, NULL) < 0) {
+		rc = -ENOMEM;
+		goto free_state;
+	}
+
+	snprintf(lev->info, sizeof lev->info,
+	         "libevent %s, backend %s, %s timers (%s), %s-triggered fd events, eventfd wake",
+	         event_get_version(), event_base_get_method(lev->base),
+	         c.coarse ? "coarse" : "precise",
+	         c.coarse ? "CLOCK_MONOTONIC_COARSE" : "CLOCK_MONOTONIC",
+	         lev->trigger == LEV_EDGE ? "edge" : "level");
+	*state = lev;
+	return 0;
+
+free_state:
+	/* lev_fini releases whatever was set up so far. */
+	lev_fini(lev);
+	return rc;
+}
+
+static void lev_fini(void *state)
+{
+	struct lev *lev = state;
+	if (!lev)
+		return;
+	/* No op is in flight and no timer armed (contract), so nothing is
+	 * completed here; release what is left: fd states of descriptors
+	 * never passed to close_fd (not closed: they are the caller's), the
+	 * bucket pool, the wake. */
+	for (size_t i = 0; i < lev->nfds; i++) {
+		struct lev_fd *f = lev->fds[i];
+		if (!f)
+			continue;
+		f->rop = f->wop = NULL;
+		lev_fd_release(lev, f, 0, true);
+	}
+	free(lev->fds);
+	if (lev->tab) {
+		for (size_t i = 0; i < ((size_t)1 << lev->tab_bits); i++) {
+			while (lev->tab[i])
+				lev_bucket_release(lev, lev->tab[i]);
+		}
+		free(lev->tab);
+	}
+	free(lev->pv);
+	while (lev->pool) {
+		struct lev_bucket *b = lev->pool;
+		lev->pool = b->next;
+		event_free(b->ev);
+		free(b->v);
+		free(b);
+	}
+	if (lev->wake_ev)
+		event_free(lev->wake_ev);
+	if (lev->wake_fd >= 0)
+		close(lev->wake_fd);
+	if (lev->base)
+		event_base_free(lev->base);
+	free(lev);
+}
+
+static const char *lev_engine_info(void *state)
+{
+	struct lev *lev = state;
+	return lev->info;
+}
+
+static void lev_stats(void *state, struct ax_driver_stats *st)
+{
+	struct lev *lev = state;
+	st->polls = lev->polls;
+	st->events = lev->events;
+	st->syscalls = 0; /* libevent's own system calls are not visible */
+}
+
+const struct ax_driver ax_driver_libevent = {
+	.version = AX_DRIVER_VERSION,
+	.name = "libevent",
+	.summary = "libevent 2.1 event_base: edge-triggered fd events, "
+	           "min-heap evtimers, eventfd wake",
+	.features = AX_FEAT_TCP | AX_FEAT_NATIVE_TIMERS | AX_FEAT_XTHREAD,
+	.probe = lev_probe,
+	.init = lev_init,
+	.fini = lev_fini,
+	.submit = lev_submit,
+	.cancel = lev_cancel,
+	.timer_arm = lev_timer_arm,
+	.timer_cancel = lev_timer_cancel,
+	.poll = lev_poll,
+	.wake = lev_wake,
+	.close_fd = lev_close_fd,
+	.engine_info = lev_engine_info,
+	.stats = lev_stats,
+	.try_now = lev_try_now,
+};

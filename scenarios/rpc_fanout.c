@@ -1,0 +1,264 @@
+/*
+ * rpc_fanout.c - each request fans out to K calls to a backend service and
+ * joins them before answering. The backend listens on a second loopback
+ * port in the same runtime; every front connection holds K backend
+ * connections and runs each call as its own task (spawn, then join all).
+ * The client side is the echo protocol: the front answers a request with
+ * its own bytes once all K calls came back right, so the load generator's
+ * byte-for-byte check covers the whole path. Compare latency against K with
+ * -p fanout=1,4,16.
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "scenario.h"
+
+#define RPC_MAX_FANOUT 64
+
+/* A backend call: {id, value} -> {id, 2 * value + 1}. */
+struct rpc_msg {
+	uint64_t id;
+	uint64_t value;
+};
+
+struct rpc_node {
+	ax_task *task;
+	int fd;
+	struct rpc_node *next, *prev;
+};
+
+struct rpc_server {
+	struct ax_sc_ctx *ctx;
+	int backend_lfd;
+	int backend_port;
+	int64_t fanout, size;
+	struct rpc_node *nodes;  /* every connection task, front and backend */
+	uint64_t bad_replies;
+};
+
+static void rpc_link(struct rpc_server *s, struct rpc_node *n)
+{
+	n->task = ax_current();
+	n->prev = NULL;
+	n->next = s->nodes;
+	if (s->nodes)
+		s->nodes->prev = n;
+	s->nodes = n;
+}
+
+static void rpc_unlink(struct rpc_server *s, struct rpc_node *n)
+{
+	if (n->prev)
+		n->prev->next = n->next;
+	else
+		s->nodes = n->next;
+	if (n->next)
+		n->next->prev = n->prev;
+}
+
+static int rpc_read_full(int fd, void *buf, size_t n)
+{
+	size_t got = 0;
+	while (got < n) {
+		ssize_t r = ax_read(fd, (char *)buf + got, n - got);
+		if (r <= 0)
+			return r == 0 ? -ECONNRESET : (int)r;
+		got += (size_t)r;
+	}
+	return 0;
+}
+
+struct rpc_start {
+	struct rpc_server *s;
+	int fd;
+};
+
+/* The backend service: answer calls on one connection. */
+static intptr_t rpc_backend_conn(void *arg)
+{
+	struct rpc_start st = *(struct rpc_start *)arg;
+	struct rpc_node n = {.fd = st.fd};
+	free(arg);
+	rpc_link(st.s, &n);
+	struct rpc_msg m;
+	while (rpc_read_full(n.fd, &m, sizeof m) == 0) {
+		m.value = 2 * m.value + 1;
+		if (ax_write(n.fd, &m, sizeof m) != sizeof m)
+			break;
+	}
+	ax_close(n.fd);
+	rpc_unlink(st.s, &n);
+	return 0;
+}
+
+static intptr_t rpc_backend_accept(void *arg)
+{
+	struct rpc_server *s = arg;
+	struct rpc_node n = {.fd = s->backend_lfd};
+	rpc_link(s, &n);
+	for (;;) {
+		int fd = ax_accept(s->backend_lfd);
+		if (fd < 0)
+			break;
+		ax_tcp_nodelay(fd, true);
+		struct rpc_start *st = malloc(sizeof *st);
+		if (st) {
+			st->s = s;
+			st->fd = fd;
+		}
+		/* the child runs at once (eager spawn) and owns st */
+		if (!st || ax_spawn(NULL, rpc_backend_conn, st, "backend-conn") < 0) {
+			free(st);
+			ax_close(fd);
+		}
+	}
+	rpc_unlink(s, &n);
+	return 0;
+}
+
+struct rpc_call {
+	int fd;
+	uint64_t id, value;
+	int err;
+};
+
+static intptr_t rpc_call_main(void *arg)
+{
+	struct rpc_call *c = arg;
+	struct rpc_msg m = {c->id, c->value};
+	if (ax_write(c->fd, &m, sizeof m) != sizeof m)
+		return c->err = -EIO;
+	int r = rpc_read_full(c->fd, &m, sizeof m);
+	if (r < 0)
+		return c->err = r;
+	if (m.id != c->id || m.value != 2 * c->value + 1)
+		return c->err = -EBADMSG;
+	return 0;
+}
+
+/* A front connection: read a request, fan out, join, answer. */
+static intptr_t rpc_front_conn(void *arg)
+{
+	struct rpc_start st = *(struct rpc_start *)arg;
+	struct rpc_server *s = st.s;
+	struct rpc_node n = {.fd = st.fd};
+	int back[RPC_MAX_FANOUT];
+	int64_t k = s->fanout, nb = 0;
+	char *req = malloc((size_t)s->size);
+	uint64_t id = 0;
+	free(arg);
+	rpc_link(s, &n);
+	for (; req && nb < k; nb++) {
+		back[nb] = ax_connect("127.0.0.1", (uint16_t)s->backend_port);
+		if (back[nb] < 0)
+			break;
+		ax_tcp_nodelay(back[nb], true);
+	}
+	while (req && nb == k && rpc_read_full(n.fd, req, (size_t)s->size) == 0) {
+		struct rpc_call calls[RPC_MAX_FANOUT];
+		ax_task *t[RPC_MAX_FANOUT];
+		int64_t spawned = 0;
+		bool ok = true;
+		for (int64_t i = 0; i < k; i++) {
+			calls[i] = (struct rpc_call){back[i], ++id, (uint64_t)i * 7 + id, 0};
+			if (ax_spawn(&t[i], rpc_call_main, &calls[i], "call") < 0)
+				break;
+			spawned++;
+		}
+		for (int64_t i = 0; i < spawned; i++) {
+			if (ax_join(t[i], NULL) < 0) {
+				/* cancelled while joining: stop the call, then join */
+				ax_cancel(t[i]);
+				while (ax_join(t[i], NULL) < 0)
+					;
+				ok = false;
+			}
+			if (calls[i].err) {
+				if (calls[i].err == -EBADMSG)
+					s->bad_replies++;
+				ok = false;
+			}
+		}
+		if (!ok || spawned != k ||
+		    ax_write(n.fd, req, (size_t)s->size) != s->size)
+			break;
+	}
+	for (int64_t i = 0; i < nb; i++)
+		ax_close(back[i]);
+	free(req);
+	ax_close(n.fd);
+	rpc_unlink(s, &n);
+	return 0;
+}
+
+static intptr_t rpc_serve(struct ax_sc_ctx *ctx)
+{
+	struct rpc_server s = {.ctx = ctx, .fanout = ax_sc_param(ctx, "fanout"),
+			       .size = ax_sc_param(ctx, "size")};
+	ax_task *acceptor;
+	int r = 0;
+	s.backend_lfd = ax_tcp_listen("127.0.0.1", 0, 4096, 0);
+	if (s.backend_lfd < 0)
+		return s.backend_lfd;
+	s.backend_port = ax_tcp_port(s.backend_lfd);
+	if ((r = ax_spawn(&acceptor, rpc_backend_accept, &s, "backend")) < 0) {
+		ax_close(s.backend_lfd);
+		return r;
+	}
+	while (!ctx->stopping) {
+		int fd = ax_accept(ctx->listen_fd);
+		if (fd == -EMFILE || fd == -ENFILE) {
+			ax_sleep(1000000);
+			continue;
+		}
+		if (fd < 0) {
+			if (fd != -ECANCELED)
+				r = fd;
+			break;
+		}
+		ax_tcp_nodelay(fd, true);
+		struct rpc_start *st = malloc(sizeof *st);
+		if (st) {
+			st->s = &s;
+			st->fd = fd;
+		}
+		if (!st || ax_spawn(NULL, rpc_front_conn, st, "front-conn") < 0) {
+			free(st);
+			ax_close(fd);
+		}
+	}
+	for (struct rpc_node *n = s.nodes; n; n = n->next)
+		ax_cancel(n->task);
+	ax_join(acceptor, NULL);
+	while (s.nodes) {
+		for (struct rpc_node *n = s.nodes; n; n = n->next)
+			ax_cancel(n->task);
+		ax_sleep(1000000);
+	}
+	ax_close(s.backend_lfd);
+	if (s.bad_replies)
+		ax_sc_fail(ctx, "%llu backend replies were wrong",
+			   (unsigned long long)s.bad_replies);
+	return r;
+}
+
+static const struct ax_param rpc_params[] = {
+	{"connections", AX_P_INT, "16", "concurrent client connections", 1, 10000},
+	{"fanout", AX_P_INT, "4", "backend calls per request", 1, RPC_MAX_FANOUT},
+	{"size", AX_P_BYTES, "64", "request size in bytes", 16, 65536},
+	{"pipeline", AX_P_INT, "1", "requests in flight per connection", 1, 1},
+	{"duration", AX_P_DURATION, "2s", "measured phase", 1000000, 3600000000000},
+	{"warmup", AX_P_DURATION, "500ms", "warm-up before measuring", 0, 600000000000},
+};
+
+const struct ax_scenario ax_sc_rpc_fanout = {
+	.name = "rpc_fanout",
+	.summary = "each request fans out to K backend calls (tasks) and joins them",
+	.kind = AX_SC_NET,
+	.features = AX_FEAT_TCP,
+	.protocol = "echo",
+	.params = rpc_params,
+	.nparams = sizeof rpc_params / sizeof rpc_params[0],
+	.serve = rpc_serve,
+};

@@ -1,0 +1,153 @@
+/*
+ * timers.c - timer cost and accuracy: arm and fire many timers (sleeping
+ * tasks with spread deadlines), the lateness of 1 ms sleeps while other
+ * tasks keep the loop busy, and timeout churn (a deadline armed on every
+ * wait and cancelled before it fires, as request timeouts are).
+ * The check: no sleep ever ended early ([AX-TIME-1]) and every churn wait
+ * was served by its message, not its timeout.
+ */
+#include <errno.h>
+#include <stdlib.h>
+
+#include "scenario.h"
+
+struct tm_shared {
+	int64_t per_task;
+	int64_t early;
+	uint64_t seed;
+};
+
+static intptr_t tm_sleeper(void *arg)
+{
+	struct tm_shared *sh = arg;
+	/* a per-task xorshift so deadlines spread over [0, 1 ms) */
+	uint64_t x = sh->seed += 0x9e3779b97f4a7c15ull;
+	for (int64_t i = 0; i < sh->per_task; i++) {
+		x ^= x << 13;
+		x ^= x >> 7;
+		x ^= x << 17;
+		int64_t d = (int64_t)(x % 1000000);
+		int64_t t0 = ax_now();
+		ax_sleep(d);
+		if (ax_now() - t0 < d)
+			sh->early++;
+	}
+	return 0;
+}
+
+static intptr_t tm_busy(void *arg)
+{
+	volatile bool *stop = arg;
+	while (!*stop) {
+		int64_t t0 = ax_now();
+		while (ax_now() - t0 < 100000)
+			; /* 100 us of work between yields */
+		ax_yield();
+	}
+	return 0;
+}
+
+struct tm_churn {
+	ax_chan *c;
+	int64_t n;
+	int64_t timeouts;
+};
+
+static intptr_t tm_churn_rx(void *arg)
+{
+	struct tm_churn *ch = arg;
+	int v;
+	for (int64_t i = 0; i < ch->n; i++) {
+		struct ax_deadline dl;
+		ax_deadline_enter(&dl, ax_now() + 1000000000);
+		if (ax_chan_recv(ch->c, &v) == -ETIMEDOUT)
+			ch->timeouts++;
+		ax_deadline_leave(&dl);
+	}
+	return 0;
+}
+
+static intptr_t tm_run(struct ax_sc_ctx *ctx)
+{
+	int64_t count = ax_sc_param(ctx, "count");
+	int64_t tasks = ax_sc_param(ctx, "tasks");
+	int64_t samples = ax_sc_param(ctx, "samples");
+	struct tm_shared sh = {.per_task = count / tasks, .seed = 42};
+	ax_task **v = calloc((size_t)tasks, sizeof *v);
+	if (!v)
+		return -ENOMEM;
+
+	/* 1. arm and fire */
+	int64_t t0 = ax_now();
+	for (int64_t i = 0; i < tasks; i++)
+		ax_spawn(&v[i], tm_sleeper, &sh, "sleeper");
+	for (int64_t i = 0; i < tasks; i++)
+		ax_join(v[i], NULL);
+	int64_t el = ax_now() - t0;
+	free(v);
+	int64_t fired = sh.per_task * tasks;
+	if (sh.early) {
+		ax_sc_fail(ctx, "%ld of %ld sleeps ended early", (long)sh.early,
+			   (long)fired);
+		return -1;
+	}
+	ax_sc_metric(ctx, "timers_per_s", (double)fired * 1e9 / (double)el,
+		     "ops/s", +1);
+	ax_sc_metric(ctx, "arm_fire_ns", (double)el / (double)fired, "ns", -1);
+
+	/* 2. lateness of 1 ms sleeps next to four busy tasks */
+	volatile bool stop = false;
+	ax_task *busy[4];
+	for (int i = 0; i < 4; i++)
+		ax_spawn(&busy[i], tm_busy, (void *)&stop, "busy");
+	for (int64_t i = 0; i < samples; i++) {
+		int64_t s0 = ax_now();
+		ax_sleep(1000000);
+		int64_t late = ax_now() - s0 - 1000000;
+		if (late < 0) {
+			ax_sc_fail(ctx, "a 1 ms sleep ended %ld ns early", (long)-late);
+			stop = true;
+			break;
+		}
+		ax_sc_latency(ctx, "sleep_lateness", late);
+	}
+	stop = true;
+	for (int i = 0; i < 4; i++)
+		ax_join(busy[i], NULL);
+
+	/* 3. timeout churn: arm a deadline per wait, cancel it on the message */
+	struct tm_churn ch = {.n = count / 4};
+	if (ax_chan_create(&ch.c, sizeof(int), 1) < 0)
+		return -ENOMEM;
+	ax_task *rx;
+	t0 = ax_now();
+	ax_spawn(&rx, tm_churn_rx, &ch, "churn");
+	for (int64_t i = 0; i < ch.n; i++) {
+		int x = (int)i;
+		ax_chan_send(ch.c, &x);
+	}
+	ax_join(rx, NULL);
+	el = ax_now() - t0;
+	ax_chan_destroy(ch.c);
+	if (ch.timeouts) {
+		ax_sc_fail(ctx, "%ld churn waits timed out", (long)ch.timeouts);
+		return -1;
+	}
+	ax_sc_metric(ctx, "churn_ns", (double)el / (double)ch.n, "ns", -1);
+	return 0;
+}
+
+static const struct ax_param tm_params[] = {
+	{"count", AX_P_INT, "1000000", "timers armed and fired", 1000, 100000000},
+	{"tasks", AX_P_INT, "1000", "sleeping tasks sharing them", 1, 100000},
+	{"samples", AX_P_INT, "500", "1 ms sleeps measured for lateness", 1, 1000000},
+};
+
+const struct ax_scenario ax_sc_timers = {
+	.name = "timers",
+	.summary = "arm+fire cost, 1 ms sleep lateness under load, timeout churn",
+	.kind = AX_SC_LOCAL,
+	.params = tm_params,
+	.nparams = sizeof tm_params / sizeof tm_params[0],
+	.run = tm_run,
+};
