@@ -46,6 +46,7 @@ static const struct ax_param fair_params[] = {
 	{"connections", AX_P_INT, "16", "concurrent client connections", 1, 100000},
 	{"size", AX_P_BYTES, "64", "message size in bytes", 1, 1 << 20},
 	{"pipeline", AX_P_INT, "1", "messages in flight per connection", 1, 1024},
+	AX_SC_OPEN_LOOP_PARAMS,
 	{"yield_every", AX_P_DURATION, "100us", "CPU work of the hog between yields", 1000, 1000000000},
 	{"duration", AX_P_DURATION, "2s", "measured phase", 1000000, 3600000000000},
 	{"warmup", AX_P_DURATION, "500ms", "warm-up before measuring", 0, 600000000000},

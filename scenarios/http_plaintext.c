@@ -12,6 +12,7 @@
 #include <time.h>
 
 #include "scenario.h"
+#include "serve_util.h"
 
 #define HTTP_BUF 16384
 
@@ -160,6 +161,7 @@ static intptr_t http_serve(struct ax_sc_ctx *ctx)
 static const struct ax_param http_params[] = {
 	{"connections", AX_P_INT, "64", "concurrent client connections", 1, 100000},
 	{"pipeline", AX_P_INT, "16", "requests in flight per connection", 1, 1024},
+	AX_SC_OPEN_LOOP_PARAMS,
 	{"duration", AX_P_DURATION, "2s", "measured phase", 1000000, 3600000000000},
 	{"warmup", AX_P_DURATION, "500ms", "warm-up before measuring", 0, 600000000000},
 };

@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include "scenario.h"
+#include "serve_util.h"
 
 #define RPC_MAX_FANOUT 64
 
@@ -248,6 +249,7 @@ static const struct ax_param rpc_params[] = {
 	{"fanout", AX_P_INT, "4", "backend calls per request", 1, RPC_MAX_FANOUT},
 	{"size", AX_P_BYTES, "64", "request size in bytes", 16, 65536},
 	{"pipeline", AX_P_INT, "1", "requests in flight per connection", 1, 1},
+	AX_SC_OPEN_LOOP_PARAMS,
 	{"duration", AX_P_DURATION, "2s", "measured phase", 1000000, 3600000000000},
 	{"warmup", AX_P_DURATION, "500ms", "warm-up before measuring", 0, 600000000000},
 };

@@ -28,6 +28,9 @@ enum ax_param_type {
 	AX_P_INT,      /* plain integer: "64", "1000"                     */
 	AX_P_BYTES,    /* bytes with optional k/m/g suffix (1024-based)    */
 	AX_P_DURATION, /* nanoseconds written with ns/us/ms/s suffix       */
+	AX_P_ENUM,     /* one of the names that start `help`, written
+			* "name0|name1|...: the help text"; the value is the
+			* index of the name (min 0, max the last index)     */
 };
 
 struct ax_param {
@@ -84,6 +87,12 @@ struct ax_scenario {
 	/* AX_SC_LOCAL: the measured work, run as the main task. Returns 0 or
 	 * -errno; records metrics and calls ax_sc_fail on a check failure. */
 	intptr_t (*run)(struct ax_sc_ctx *ctx);
+	/* AX_SC_NET: how the load generator drives the server. NULL or
+	 * "requests": request/response loop, closed (or open at a fixed rate
+	 * when the scenario has a `rate` parameter set > 0); "idle": open
+	 * `connections` connections, leave them idle and sample the server's
+	 * memory; "connect": short-lived connections, one echo each. */
+	const char *loadgen_mode;
 };
 
 /* The registry (scenarios/registry.c). */

@@ -101,13 +101,14 @@ static const struct ax_param echo_params[] = {
 	{"connections", AX_P_INT, "16", "concurrent client connections", 1, 100000},
 	{"size", AX_P_BYTES, "64", "message size in bytes", 1, 1 << 20},
 	{"pipeline", AX_P_INT, "1", "messages in flight per connection", 1, 1024},
+	AX_SC_OPEN_LOOP_PARAMS,
 	{"duration", AX_P_DURATION, "2s", "measured phase", 1000000, 3600000000000},
 	{"warmup", AX_P_DURATION, "500ms", "warm-up before measuring", 0, 600000000000},
 };
 
 const struct ax_scenario ax_sc_tcp_echo = {
 	.name = "tcp_echo",
-	.summary = "echo server; closed-loop clients send fixed-size messages, every byte checked",
+	.summary = "echo server; clients send fixed-size messages (closed loop, or open loop at -p rate), every byte checked",
 	.kind = AX_SC_NET,
 	.features = AX_FEAT_TCP,
 	.protocol = "echo",

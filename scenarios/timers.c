@@ -125,6 +125,8 @@ static intptr_t tm_run(struct ax_sc_ctx *ctx)
 	for (int64_t i = 0; i < ch.n; i++) {
 		int x = (int)i;
 		ax_chan_send(ch.c, &x);
+		/* let the receiver take it and park again, arming its deadline */
+		ax_yield();
 	}
 	ax_join(rx, NULL);
 	el = ax_now() - t0;

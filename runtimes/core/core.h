@@ -25,6 +25,7 @@ struct ax__stack {
 	char *map;           /* mapping start (guarded) or NULL (slab) */
 	size_t map_len;
 	struct ax__slab *slab; /* owning slab, or NULL for a guarded stack */
+	unsigned vg_id;      /* valgrind's stack id (0 outside valgrind) */
 	struct ax__stack *next_free;
 };
 
@@ -112,6 +113,7 @@ struct ax_rt {
 	size_t rq_len;
 	size_t budget;            /* dispatches left in this tick */
 	int64_t tick_time;        /* coarse clock at the start of the tick */
+	int64_t tick_start;       /* ax_now() at the start of the tick */
 	struct ax_task *all;      /* every live (not freed) task */
 	struct ax_task *dead;     /* exited task whose stack awaits release */
 	uint64_t next_id;

@@ -45,6 +45,32 @@ static inline void ax__san_finish_switch(void *fake)
 }
 #endif
 
+/* valgrind must be told where task stacks are, or memcheck takes every
+ * switch for a huge stack change; the client requests cost a few
+ * instructions outside valgrind. AX_HAVE_VALGRIND comes from CMake. */
+#if defined(AX_HAVE_VALGRIND)
+#include <valgrind/valgrind.h>
+static inline unsigned ax__vg_stack_register(void *lo, size_t n)
+{
+	return VALGRIND_STACK_REGISTER(lo, (char *)lo + n);
+}
+static inline void ax__vg_stack_deregister(unsigned id)
+{
+	VALGRIND_STACK_DEREGISTER(id);
+}
+#else
+static inline unsigned ax__vg_stack_register(void *lo, size_t n)
+{
+	(void)lo;
+	(void)n;
+	return 0;
+}
+static inline void ax__vg_stack_deregister(unsigned id)
+{
+	(void)id;
+}
+#endif
+
 /* The calling thread's stack bounds (for switches back to the scheduler). */
 static inline void ax__san_thread_stack(const void **lo, size_t *size)
 {

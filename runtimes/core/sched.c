@@ -6,7 +6,8 @@
  * Scheduling: one FIFO run queue. A task that suspends switches directly to
  * the next ready task (one switch, not two through a scheduler context). To
  * keep I/O from starving behind tasks that keep each other ready, the loop
- * works in ticks: a tick dispatches at most AX_TICK_DISPATCHES tasks, then
+ * works in ticks: a tick dispatches at most AX_TICK_DISPATCHES tasks (fewer
+ * when it has run for AX_TICK_NS already), then
  * the scheduler drains the inbox and polls the engine without blocking (the
  * same trade as Tokio's event interval: a poll per dispatch would cost a
  * system call per switch). It blocks in the engine only when nothing is
@@ -26,8 +27,10 @@
 
 _Thread_local struct ax_rt *ax__tls_rt;
 
-/* Dispatches per tick before the engine is polled again. */
+/* Dispatches per tick before the engine is polled again, and the time
+ * after which a tick ends early (checked every 4th dispatch). */
 #define AX_TICK_DISPATCHES 61
+#define AX_TICK_NS 200000
 
 /* A cheap clock for hog detection and dumps: the coarse monotonic clock
  * (a few ms resolution) costs a few ns, so every switch can read it. */
@@ -400,6 +403,12 @@ static void sched_switch(struct ax_rt *rt, struct ax_task *from,
 static void sched_leave(struct ax_rt *rt, struct ax_task *self, bool dying)
 {
 	struct ax_task *next = NULL;
+	/* every 4th dispatch, end the tick early once it has run for
+	 * AX_TICK_NS: long task slices must not delay timers and I/O by 61
+	 * slices */
+	if (rt->budget > 0 && (rt->budget & 3) == 0 &&
+	    ax_now() - rt->tick_start > AX_TICK_NS)
+		rt->budget = 0;
 	if (rt->budget > 0) {
 		next = sched_pop(rt);
 		if (next)
@@ -664,6 +673,7 @@ int ax_rt_run(ax_rt *rt, ax_task_fn fn, void *arg, intptr_t *result)
 		sched_drain_inbox(rt);
 		rt->tick_time = ax__coarse_now();
 		if (rt->rq_head) {
+			rt->tick_start = ax_now();
 			rt->budget = AX_TICK_DISPATCHES - 1;
 			struct ax_task *t = sched_pop(rt);
 			sched_switch(rt, NULL, t, false);

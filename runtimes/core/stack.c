@@ -80,6 +80,7 @@ static struct ax__stack *stack_new_guarded(struct ax__stack_pool *p)
 	s->size = p->size;
 	s->slab = NULL;
 	s->next_free = NULL;
+	s->vg_id = ax__vg_stack_register(s->lo, s->size);
 	return s;
 
 fail_unmap:
@@ -130,6 +131,7 @@ static struct ax__slab *slab_new(struct ax__stack_pool *p)
 		s->size = p->size;
 		s->map = NULL;
 		s->slab = sl;
+		s->vg_id = ax__vg_stack_register(s->lo, s->size);
 		s->next_free = sl->free;
 		sl->free = s;
 	}
@@ -185,6 +187,7 @@ void ax__stack_put(struct ax__stack_pool *p, struct ax__stack *s)
 			return;
 		}
 		ax__san_unpoison(s->lo, s->size);
+		ax__vg_stack_deregister(s->vg_id);
 		munmap(s->map, s->map_len);
 		free(s);
 		return;
@@ -208,6 +211,7 @@ void ax__stack_pool_fini(struct ax__stack_pool *p)
 		struct ax__stack *s = p->cache;
 		p->cache = s->next_free;
 		ax__san_unpoison(s->lo, s->size);
+		ax__vg_stack_deregister(s->vg_id);
 		munmap(s->map, s->map_len);
 		free(s);
 	}
@@ -216,6 +220,8 @@ void ax__stack_pool_fini(struct ax__stack_pool *p)
 		struct ax__slab *sl = p->all_slabs;
 		p->all_slabs = sl->next_all;
 		ax__san_unpoison(sl->st[0].lo, SLAB_STACKS * p->size);
+		for (size_t i = 0; i < SLAB_STACKS; i++)
+			ax__vg_stack_deregister(sl->st[i].vg_id);
 		munmap(sl->map, sl->map_len);
 		free(sl);
 	}

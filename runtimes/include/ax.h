@@ -71,7 +71,11 @@ struct ax_rt_opts {
 	                              suspending is counted as a hog and
 	                              reported on stderr; 0 disables; default
 	                              50 ms */
-	unsigned pool_threads;    /* blocking-pool threads; default 4 */
+	unsigned pool_threads;    /* blocking-pool threads; default 4. An
+	                             engine with its own pool
+	                             (AX_FEAT_NATIVE_POOL) sizes it its own
+	                             way: libuv's is process-wide, set by
+	                             UV_THREADPOOL_SIZE */
 	const char *engine_flags; /* driver-specific tuning, "key=value,..."
 	                             (e.g. io_uring "setup=defer"); NULL for
 	                             the driver's default */
@@ -105,7 +109,10 @@ int ax_rt_run(ax_rt *rt, ax_task_fn fn, void *arg, intptr_t *result);
  * Returns 0, or -EBUSY (nothing freed) when it still has live tasks or is
  * running.                                                     [AX-RT-3]
  * After a successful destroy no descriptor, timer, thread or memory that
- * the runtime created is left behind.                          [AX-RT-2] */
+ * the runtime created is left behind.                          [AX-RT-2]
+ * (An engine library may keep process-wide state from its first use, such
+ * as libuv's signal pipe and thread pool; the conformance suite reports it
+ * as a failure of this sentence, see docs/conformance.md.) */
 int ax_rt_destroy(ax_rt *rt);
 
 /* The runtime the calling thread is running, or NULL. */

@@ -1,0 +1,189 @@
+/* child.c - option parsing shared by the child processes (__server,
+ * __load, __local) and the standalone serve / load commands, parameter
+ * resolution for one scenario, and the test-only fault hook. */
+#include "harness.h"
+
+#include <errno.h>
+#include <getopt.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+enum {
+	OPT_IMPL = 256, OPT_SCENARIO, OPT_CPU, OPT_PORT, OPT_RESULT_FD,
+	OPT_SERVER_PID, OPT_TARGET, OPT_JSON, OPT_QUICK, OPT_DURATION,
+	OPT_WARMUP, OPT_HELP,
+};
+
+static long parse_long(const char *cmd, const char *opt, const char *v,
+		       long lo, long hi)
+{
+	char *end;
+	errno = 0;
+	long x = strtol(v, &end, 10);
+	if (errno || end == v || *end)
+		axb_bad_input("%s: malformed value for %s: '%s'", cmd, opt, v);
+	if (x < lo || x > hi)
+		axb_bad_input("%s: %s out of range: %ld (%ld..%ld)", cmd, opt,
+			      x, lo, hi);
+	return x;
+}
+
+void axb_child_opts_parse(int argc, char **argv, const char *cmd,
+			  struct axb_child_opts *o)
+{
+	static const struct option lo[] = {
+		{ "impl", required_argument, NULL, OPT_IMPL },
+		{ "runtime", required_argument, NULL, OPT_IMPL },
+		{ "scenario", required_argument, NULL, OPT_SCENARIO },
+		{ "cpu", required_argument, NULL, OPT_CPU },
+		{ "port", required_argument, NULL, OPT_PORT },
+		{ "result-fd", required_argument, NULL, OPT_RESULT_FD },
+		{ "server-pid", required_argument, NULL, OPT_SERVER_PID },
+		{ "target", required_argument, NULL, OPT_TARGET },
+		{ "json", required_argument, NULL, OPT_JSON },
+		{ "quick", no_argument, NULL, OPT_QUICK },
+		{ "duration", required_argument, NULL, OPT_DURATION },
+		{ "warmup", required_argument, NULL, OPT_WARMUP },
+		{ "param", required_argument, NULL, 'p' },
+		{ "help", no_argument, NULL, OPT_HELP },
+		{ NULL, 0, NULL, 0 },
+	};
+	int c;
+
+	memset(o, 0, sizeof *o);
+	o->cpu = -1;
+	o->result_fd = 1;
+	opterr = 0;
+	optind = 1;
+	while ((c = getopt_long(argc, argv, ":p:", lo, NULL)) != -1) {
+		switch (c) {
+		case OPT_IMPL: o->impl = optarg; break;
+		case OPT_SCENARIO: o->scenario = optarg; break;
+		case OPT_CPU: o->cpu = (int)parse_long(cmd, "--cpu", optarg, 0, CPU_SETSIZE - 1); break;
+		case OPT_PORT: o->port = (int)parse_long(cmd, "--port", optarg, 1, 65535); break;
+		case OPT_RESULT_FD: o->result_fd = (int)parse_long(cmd, "--result-fd", optarg, 1, 1 << 20); break;
+		case OPT_SERVER_PID: o->server_pid = (pid_t)parse_long(cmd, "--server-pid", optarg, 1, 1L << 30); break;
+		case OPT_TARGET: o->target = optarg; break;
+		case OPT_JSON: o->json_path = optarg; break;
+		case OPT_QUICK: o->quick = true; break;
+		case OPT_DURATION: o->duration = optarg; break;
+		case OPT_WARMUP: o->warmup = optarg; break;
+		case 'p':
+			if (o->npv == AXB_MAX_PARAMS)
+				axb_bad_input("%s: too many -p options", cmd);
+			o->pv[o->npv++] = optarg;
+			break;
+		case OPT_HELP:
+			printf("usage: axbench %s --runtime R --scenario S [-p name=value]... [--port P] [--cpu N]\n"
+			       "       axbench load --scenario S --target HOST:PORT [-p name=value]... [--duration D] [--warmup D] [--cpu N] [--json FILE]\n"
+			       "see docs/harness.md\n", cmd);
+			exit(0);
+		case ':':
+			axb_bad_input("%s: option %s needs a value", cmd, argv[optind - 1]);
+		default:
+			axb_bad_input("%s: unknown option '%s'", cmd, argv[optind - 1]);
+		}
+	}
+	if (optind < argc)
+		axb_bad_input("%s: unexpected argument '%s'", cmd, argv[optind]);
+}
+
+/* Set parameter `name` of sc from text, exiting on bad input. */
+static void set_value(const struct ax_scenario *sc, int64_t *values,
+		      const char *name, const char *text, bool bare_seconds,
+		      const char *how)
+{
+	int i = axb_param_index(sc, name);
+	if (i < 0)
+		axb_bad_input("unknown parameter '%s' for scenario %s (%s)", name,
+			      sc->name, how);
+	if (strchr(text, ','))
+		axb_bad_input("parameter %s takes one value here, not a list: '%s'",
+			      name, text);
+	int err = axb_param_parse(&sc->params[i], text, bare_seconds, &values[i]);
+	if (err == -ERANGE)
+		axb_bad_input("value %s=%s out of range for scenario %s (%lld..%lld)",
+			      name, text, sc->name, (long long)sc->params[i].min,
+			      (long long)sc->params[i].max);
+	if (err && sc->params[i].type == AX_P_ENUM)
+		axb_bad_input("malformed value %s=%s (expected one of %.*s)", name, text,
+			      (int)strcspn(sc->params[i].help, ":"), sc->params[i].help);
+	if (err)
+		axb_bad_input("malformed value %s=%s (expected %s)", name, text,
+			      axb_param_type_name(sc->params[i].type));
+}
+
+const struct ax_scenario *axb_child_values(const struct axb_child_opts *o,
+					   int64_t *values)
+{
+	if (!o->scenario)
+		axb_bad_input("--scenario is required");
+	const struct ax_scenario *sc = ax_scenario_find(o->scenario);
+	if (!sc)
+		axb_bad_input("unknown scenario '%s' (see axbench list)", o->scenario);
+	const char *bad = NULL;
+	if (axb_param_defaults(sc, values, &bad))
+		axb_bad_input("scenario %s: default of parameter %s does not parse",
+			      sc->name, bad);
+	if (o->duration)
+		set_value(sc, values, "duration", o->duration, true, "--duration");
+	if (o->warmup)
+		set_value(sc, values, "warmup", o->warmup, true, "--warmup");
+	for (size_t k = 0; k < o->npv; k++) {
+		char name[64];
+		const char *eq = strchr(o->pv[k], '=');
+		if (!eq || eq == o->pv[k] || (size_t)(eq - o->pv[k]) >= sizeof name)
+			axb_bad_input("-p wants name=value, got '%s'", o->pv[k]);
+		memcpy(name, o->pv[k], (size_t)(eq - o->pv[k]));
+		name[eq - o->pv[k]] = 0;
+		set_value(sc, values, name, eq + 1, false, "-p");
+	}
+	return sc;
+}
+
+bool axb_test_fault(const char *role, const char *impl)
+{
+	const char *spec = getenv("AXBENCH_TEST_FAULT");
+	char buf[256], *save = NULL;
+
+	if (!spec || !*spec)
+		return false;
+	snprintf(buf, sizeof buf, "%s", spec);
+	/* comma-separated "role:fault[@impl]" */
+	for (char *tok = strtok_r(buf, ",", &save); tok;
+	     tok = strtok_r(NULL, ",", &save)) {
+		char *colon = strchr(tok, ':');
+		if (!colon)
+			continue;
+		*colon = 0;
+		char *fault = colon + 1;
+		char *at = strchr(fault, '@');
+		if (at) {
+			*at = 0;
+			if (strcmp(at + 1, impl ? impl : ""))
+				continue;
+		}
+		if (strcmp(tok, role))
+			continue;
+		if (!strcmp(fault, "crash")) {
+			/* the default action, not a sanitizer's handler */
+			signal(SIGSEGV, SIG_DFL);
+			raise(SIGSEGV);
+			_exit(99);
+		}
+		if (!strcmp(fault, "hang")) {
+			sigset_t all;
+			sigfillset(&all);
+			pthread_sigmask(SIG_BLOCK, &all, NULL);
+			for (;;)
+				pause();
+		}
+		if (!strcmp(fault, "fail"))
+			return true;
+	}
+	return false;
+}

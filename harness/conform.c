@@ -1,0 +1,843 @@
+/* conform.c - `axbench conform`, which runs the conformance cases on the
+ * selected runtimes, each case in a fresh child process with a timeout, and
+ * reports a matrix of cases x runtimes and a JSON file; and `axbench
+ * __case`, the hidden child side that runs one case on one runtime.
+ *
+ * The child protocol: the parent forks, puts the child in its own process
+ * group, points its stdout and stderr at a memory file and its descriptor
+ * 3 at a pipe, and executes /proc/self/exe __case ID --runtime R
+ * --result-fd 3. The child writes one line on the pipe ("PASS", "FAIL
+ * <detail>" or "UNSUPPORTED <reason>") and exits 0, 1 or 77. The parent
+ * maps that to an outcome; a child killed by a signal is a CRASH, one still
+ * running at its timeout is a TIMEOUT (its whole process group is killed).
+ */
+#include "harness.h"
+
+#include "conformance/conform.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <fnmatch.h>
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/utsname.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+int ax_cmd_conform(int argc, char **argv);
+int ax_cmd_case(int argc, char **argv);
+
+#define CONF_SCHEMA_VERSION 1
+#define CONF_MAX_RT 16
+#define CONF_OUT_TAIL 8192 /* bytes of a child's output kept */
+#define CONF_EXIT_UNSUP 77
+
+enum conf_outcome { O_PENDING, O_PASS, O_FAIL, O_UNSUP, O_TIMEOUT, O_CRASH };
+
+static const char *const conf_outcome_name[] = {
+	[O_PENDING] = "PENDING", [O_PASS] = "PASS", [O_FAIL] = "FAIL",
+	[O_UNSUP] = "UNSUPPORTED", [O_TIMEOUT] = "TIMEOUT", [O_CRASH] = "CRASH",
+};
+
+/* Short forms for the terminal matrix. */
+static const char *const conf_outcome_cell[] = {
+	[O_PENDING] = "?", [O_PASS] = "PASS", [O_FAIL] = "FAIL",
+	[O_UNSUP] = "UNSUP", [O_TIMEOUT] = "TIME", [O_CRASH] = "CRASH",
+};
+
+struct conf_rt {
+	const char *name;
+	bool available;
+	char why[256];
+	uint32_t features;
+	double seconds;      /* wall time spent in its cases */
+	unsigned count[O_CRASH + 1];
+};
+
+struct conf_job {
+	const struct conf_case *c;
+	size_t rt;
+	enum conf_outcome out;
+	char detail[1024];
+	char sig[32];        /* CRASH: the signal's name */
+	char *output;        /* non-PASS: tail of the child's stdout+stderr */
+	double seconds;
+	/* while running */
+	pid_t pid;
+	int res_fd, out_fd;
+	int64_t start, deadline;
+	bool running;
+};
+
+static volatile sig_atomic_t conf_interrupted;
+
+static void conf_on_signal(int sig)
+{
+	conf_interrupted = sig;
+}
+
+/* ------------------------------------------------------------------ */
+/* runtimes and features                                               */
+/* ------------------------------------------------------------------ */
+
+/* Whether runtime `name` can run here, as every axbench command sees it
+ * (including the AXBENCH_TEST_UNAVAILABLE hook, docs/harness.md). */
+static bool conf_rt_available(const char *name, char *why, size_t n)
+{
+	struct axb_impl im;
+	if (axb_impl_find(name, &im) < 0 || im.kind != AXB_IMPL_AX) {
+		snprintf(why, n, "no runtime named '%s' is compiled in", name);
+		return false;
+	}
+	return axb_impl_available(&im, why, n);
+}
+
+/* The runtime's feature bits, minus those named in the test-only
+ * AXBENCH_TEST_CONFORM_NO_FEATURES (comma-separated feature names), which
+ * exercises the UNSUPPORTED path. */
+static uint32_t conf_rt_features(const char *name)
+{
+	uint32_t f = ax_driver_features(name);
+	const char *mask = getenv("AXBENCH_TEST_CONFORM_NO_FEATURES");
+	char buf[256], *save = NULL;
+	if (!mask || !*mask)
+		return f;
+	snprintf(buf, sizeof buf, "%s", mask);
+	for (char *tok = strtok_r(buf, ",", &save); tok;
+	     tok = strtok_r(NULL, ",", &save))
+		for (unsigned b = 0; b < 32; b++) {
+			const char *fn = ax_feature_name(1u << b);
+			if (fn && !strcmp(fn, tok))
+				f &= ~(1u << b);
+		}
+	return f;
+}
+
+/* Names of the feature bits of `need` missing from `have`, comma
+ * separated; "" when none is missing. */
+static const char *conf_missing(uint32_t need, uint32_t have, char *buf,
+				size_t n)
+{
+	axb_features_str(need & ~have, buf, n);
+	return buf;
+}
+
+static json_t *conf_features_json(uint32_t feats)
+{
+	json_t *a = json_array();
+	for (unsigned b = 0; b < 32; b++)
+		if (feats & (1u << b)) {
+			const char *name = ax_feature_name(1u << b);
+			json_array_append_new(a, name ? json_string(name)
+						      : json_integer(b));
+		}
+	return a;
+}
+
+/* ------------------------------------------------------------------ */
+/* the child: axbench __case ID --runtime R [--result-fd N]            */
+/* ------------------------------------------------------------------ */
+
+static int conf_verdict(int fd, const char *line)
+{
+	if (axb_write_all(fd, line, strlen(line)) < 0)
+		return 1;
+	return 0;
+}
+
+int ax_cmd_case(int argc, char **argv)
+{
+	static const struct option lo[] = {
+		{"runtime", required_argument, NULL, 'r'},
+		{"result-fd", required_argument, NULL, 'f'},
+		{NULL, 0, NULL, 0},
+	};
+	const char *runtime = NULL, *id = NULL;
+	int fd = 1, opt;
+	char line[600], why[256], miss[256];
+
+	opterr = 0;
+	optind = 1;
+	while ((opt = getopt_long(argc, argv, "", lo, NULL)) != -1) {
+		switch (opt) {
+		case 'r': runtime = optarg; break;
+		case 'f': fd = atoi(optarg); break;
+		default:
+			axb_bad_input("__case: unknown option '%s'",
+				      argv[optind - 1]);
+		}
+	}
+	if (optind != argc - 1)
+		axb_bad_input("__case: usage: __case ID --runtime R [--result-fd N]");
+	id = argv[optind];
+	const struct conf_case *c = conf_case_find(id);
+	if (!c)
+		axb_bad_input("__case: unknown case '%s'", id);
+	if (!runtime)
+		axb_bad_input("__case: --runtime is required");
+	if (!conf_rt_available(runtime, why, sizeof why)) {
+		snprintf(line, sizeof line, "UNSUPPORTED runtime unavailable: %s\n",
+			 why);
+		conf_verdict(fd, line);
+		return CONF_EXIT_UNSUP;
+	}
+	conf_missing(c->features, conf_rt_features(runtime), miss, sizeof miss);
+	if (miss[0]) {
+		snprintf(line, sizeof line, "UNSUPPORTED lacks feature(s): %s\n",
+			 miss);
+		conf_verdict(fd, line);
+		return CONF_EXIT_UNSUP;
+	}
+	/* a SIGPIPE that escapes the runtime must kill the child visibly */
+	signal(SIGPIPE, SIG_DFL);
+	conf_child_init(runtime, fd);
+	c->run();
+	return conf_child_finish();
+}
+
+/* ------------------------------------------------------------------ */
+/* the parent: starting and reaping children                           */
+/* ------------------------------------------------------------------ */
+
+static void conf_job_start(struct conf_job *j, const struct conf_rt *rt,
+			   double timeout_override)
+{
+	int rp[2];
+	j->start = axb_mono_ns();
+	double tmo = timeout_override > 0 ? timeout_override : j->c->timeout_s;
+	j->deadline = j->start + (int64_t)(tmo * 1e9);
+	j->out_fd = memfd_create("axbench-case", MFD_CLOEXEC);
+	if (j->out_fd < 0 || pipe2(rp, O_CLOEXEC) < 0) {
+		j->out = O_FAIL;
+		snprintf(j->detail, sizeof j->detail,
+			 "harness: cannot create the child's pipes: %s",
+			 strerror(errno));
+		if (j->out_fd >= 0)
+			close(j->out_fd);
+		j->out_fd = -1;
+		return;
+	}
+	fflush(stdout);
+	fflush(stderr);
+	pid_t pid = fork();
+	if (pid < 0) {
+		j->out = O_FAIL;
+		snprintf(j->detail, sizeof j->detail, "harness: fork: %s",
+			 strerror(errno));
+		close(rp[0]);
+		close(rp[1]);
+		close(j->out_fd);
+		j->out_fd = -1;
+		return;
+	}
+	if (pid == 0) {
+		setpgid(0, 0);
+		int nul = open("/dev/null", O_RDONLY | O_CLOEXEC);
+		if (nul >= 0)
+			dup2(nul, 0);
+		dup2(j->out_fd, 1);
+		dup2(j->out_fd, 2);
+		if (rp[1] == 3)
+			fcntl(3, F_SETFD, 0);
+		else
+			dup2(rp[1], 3);
+		char *args[] = {
+			"axbench", "__case", (char *)j->c->id, "--runtime",
+			(char *)rt->name, "--result-fd", "3", NULL,
+		};
+		execv("/proc/self/exe", args);
+		char msg[256];
+		int n = snprintf(msg, sizeof msg,
+				 "FAIL harness: cannot execute /proc/self/exe: %s\n",
+				 strerror(errno));
+		if (write(3, msg, (size_t)n) < 0)
+			_exit(126);
+		_exit(126);
+	}
+	setpgid(pid, pid); /* also here: no race with the child's own call */
+	close(rp[1]);
+	fcntl(rp[0], F_SETFL, O_NONBLOCK);
+	j->res_fd = rp[0];
+	j->pid = pid;
+	j->running = true;
+}
+
+/* The last CONF_OUT_TAIL bytes the child wrote to stdout/stderr. */
+static char *conf_output_tail(int fd)
+{
+	off_t end = lseek(fd, 0, SEEK_END);
+	if (end <= 0)
+		return NULL;
+	off_t from = end > CONF_OUT_TAIL ? end - CONF_OUT_TAIL : 0;
+	char *buf = malloc((size_t)(end - from) + 1);
+	if (!buf)
+		return NULL;
+	ssize_t n = pread(fd, buf, (size_t)(end - from), from);
+	if (n <= 0) {
+		free(buf);
+		return NULL;
+	}
+	buf[n] = 0;
+	/* keep whole lines when the tail was cut */
+	char *p = buf;
+	if (from > 0 && (p = strchr(buf, '\n')))
+		memmove(buf, p + 1, strlen(p + 1) + 1);
+	/* JSON strings must be UTF-8: replace stray bytes */
+	for (unsigned char *q = (unsigned char *)buf; *q; q++)
+		if (*q >= 0x80 || (*q < 0x20 && *q != '\n' && *q != '\t'))
+			*q = '?';
+	return buf;
+}
+
+/* The line of s that says most about a death, into buf: the first
+ * sanitizer error line if there is one, else the last non-empty line. */
+static void conf_last_line(const char *s, char *buf, size_t n)
+{
+	static const char *const marks[] = {
+		"ERROR: AddressSanitizer", "ERROR: LeakSanitizer", "runtime error:",
+		"WARNING: ThreadSanitizer",
+	};
+	buf[0] = 0;
+	if (!s)
+		return;
+	for (size_t k = 0; k < sizeof marks / sizeof marks[0]; k++) {
+		const char *m = strstr(s, marks[k]);
+		if (m) {
+			const char *ls = m, *le = strchr(m, '\n');
+			while (ls > s && ls[-1] != '\n')
+				ls--;
+			snprintf(buf, n, "%.*s", (int)(le ? le - ls : (long)strlen(ls)), ls);
+			return;
+		}
+	}
+	const char *end = s + strlen(s);
+	while (end > s && end[-1] == '\n')
+		end--;
+	const char *start = end;
+	while (start > s && start[-1] != '\n')
+		start--;
+	snprintf(buf, n, "%.*s", (int)(end - start), start);
+}
+
+static void conf_job_finish(struct conf_job *j, int status, bool timed_out)
+{
+	char res[1024] = "";
+	size_t len = 0;
+	ssize_t r;
+	while (len + 1 < sizeof res &&
+	       (r = read(j->res_fd, res + len, sizeof res - 1 - len)) > 0)
+		len += (size_t)r;
+	res[len] = 0;
+	char *nl = strchr(res, '\n');
+	if (nl)
+		*nl = 0;
+	close(j->res_fd);
+	/* leave nothing behind: grandchildren included */
+	kill(-j->pid, SIGKILL);
+	j->running = false;
+	j->seconds = (double)(axb_mono_ns() - j->start) / 1e9;
+
+	char *output = conf_output_tail(j->out_fd);
+	close(j->out_fd);
+	char last[400];
+	conf_last_line(output, last, sizeof last);
+
+	bool pass = strcmp(res, "PASS") == 0;
+	bool fail = strncmp(res, "FAIL ", 5) == 0;
+	bool unsup = strncmp(res, "UNSUPPORTED ", 12) == 0;
+	if (timed_out) {
+		j->out = O_TIMEOUT;
+		snprintf(j->detail, sizeof j->detail,
+			 "no verdict after %.1f s (process group killed)%s%.900s",
+			 j->seconds, fail ? "; it had reported: " : "",
+			 fail ? res + 5 : "");
+	} else if (WIFSIGNALED(status)) {
+		j->out = O_CRASH;
+		axb_signal_name(WTERMSIG(status), j->sig, sizeof j->sig);
+		snprintf(j->detail, sizeof j->detail, "killed by %s%s%s", j->sig,
+			 last[0] ? "; output: " : "", last);
+	} else if (WIFEXITED(status) && WEXITSTATUS(status) == 0 && pass) {
+		j->out = O_PASS;
+	} else if (WIFEXITED(status) && WEXITSTATUS(status) == CONF_EXIT_UNSUP &&
+		   unsup) {
+		j->out = O_UNSUP;
+		snprintf(j->detail, sizeof j->detail, "%.900s", res + 12);
+	} else if (fail) {
+		j->out = O_FAIL;
+		snprintf(j->detail, sizeof j->detail, "%.1000s", res + 5);
+	} else {
+		/* e.g. a sanitizer report, a leak found at exit, an exit()
+		 * from inside the runtime */
+		j->out = O_FAIL;
+		snprintf(j->detail, sizeof j->detail,
+			 "exited with status %d %s%s%s",
+			 WIFEXITED(status) ? WEXITSTATUS(status) : -1,
+			 pass ? "after reporting PASS" : "without a verdict",
+			 last[0] ? "; output: " : "", last);
+	}
+	if (j->out != O_PASS && j->out != O_UNSUP)
+		j->output = output;
+	else
+		free(output);
+}
+
+/* Reap or time out running jobs. Returns how many ended. */
+static int conf_reap(struct conf_job *jobs, size_t njobs)
+{
+	int ended = 0;
+	int64_t now = axb_mono_ns();
+	for (size_t i = 0; i < njobs; i++) {
+		struct conf_job *j = &jobs[i];
+		int st;
+		if (!j->running)
+			continue;
+		pid_t w = waitpid(j->pid, &st, WNOHANG);
+		if (w == j->pid) {
+			conf_job_finish(j, st, false);
+			ended++;
+		} else if (now >= j->deadline || conf_interrupted) {
+			kill(-j->pid, SIGKILL);
+			waitpid(j->pid, &st, 0);
+			conf_job_finish(j, st, true);
+			ended++;
+		}
+	}
+	return ended;
+}
+
+/* ------------------------------------------------------------------ */
+/* reporting                                                           */
+/* ------------------------------------------------------------------ */
+
+static void conf_print_matrix(const struct conf_job *jobs, size_t ncases,
+			      const struct conf_case **cases, struct conf_rt *rts,
+			      size_t nrt)
+{
+	size_t idw = 4;
+	for (size_t i = 0; i < ncases; i++)
+		if (strlen(cases[i]->id) > idw)
+			idw = strlen(cases[i]->id);
+	for (size_t r = 0; r < nrt; r++)
+		if (!rts[r].available)
+			printf("runtime %s: unavailable: %s\n", rts[r].name,
+			       rts[r].why);
+	printf("%-*s", (int)idw + 2, "case");
+	for (size_t r = 0; r < nrt; r++)
+		printf("  %-8s", rts[r].name);
+	printf("\n");
+	for (size_t i = 0; i < ncases; i++) {
+		printf("%-*s", (int)idw + 2, cases[i]->id);
+		for (size_t r = 0; r < nrt; r++) {
+			const struct conf_job *j = &jobs[i * nrt + r];
+			printf("  %-*s", (int)(strlen(rts[r].name) > 8
+						 ? strlen(rts[r].name) : 8),
+			       rts[r].available ? conf_outcome_cell[j->out] : "n/a");
+		}
+		printf("\n");
+	}
+	bool any = false;
+	for (size_t k = 0; k < ncases * nrt; k++) {
+		const struct conf_job *j = &jobs[k];
+		if (!rts[j->rt].available || j->out == O_PASS || j->out == O_UNSUP)
+			continue;
+		if (!any)
+			printf("\nnot passing:\n");
+		any = true;
+		printf("  %s on %s: %s: %s\n", j->c->id, rts[j->rt].name,
+		       conf_outcome_name[j->out], j->detail);
+	}
+	printf("\n");
+	for (size_t r = 0; r < nrt; r++) {
+		if (!rts[r].available)
+			continue;
+		printf("%s: %u pass, %u fail, %u unsupported, %u timeout, %u crash "
+		       "(%.1f s of case time)\n", rts[r].name, rts[r].count[O_PASS],
+		       rts[r].count[O_FAIL], rts[r].count[O_UNSUP],
+		       rts[r].count[O_TIMEOUT], rts[r].count[O_CRASH],
+		       rts[r].seconds);
+	}
+}
+
+static json_t *conf_env_json(unsigned jobs, double timeout)
+{
+	struct utsname u;
+	char host[256] = "", when[64];
+	uname(&u);
+	gethostname(host, sizeof host - 1);
+	axb_utc_iso(axb_wall_ns(), when, sizeof when);
+	json_t *e = json_pack("{s:s, s:s, s:s, s:s, s:s, s:I, s:s, s:I}",
+			      "time", when,
+			      "hostname", host,
+			      "os", u.sysname,
+			      "kernel", u.release,
+			      "machine", u.machine,
+			      "cpus", (json_int_t)sysconf(_SC_NPROCESSORS_ONLN),
+			      "compiler_version", __VERSION__,
+			      "jobs", (json_int_t)jobs);
+	json_object_set_new(e, "timeout_override_s",
+			    timeout > 0 ? json_real(timeout) : json_null());
+	return e;
+}
+
+static int conf_write_json(const char *path, const struct conf_job *jobs,
+			   size_t ncases, const struct conf_case **cases,
+			   const struct conf_rt *rts, size_t nrt, unsigned njobs,
+			   double timeout, bool ok)
+{
+	json_t *root = json_object();
+	json_object_set_new(root, "schema", json_string("axbench-conform"));
+	json_object_set_new(root, "version", json_integer(CONF_SCHEMA_VERSION));
+	json_object_set_new(root, "axbench_version", json_string(AXB_VERSION));
+	json_object_set_new(root, "environment", conf_env_json(njobs, timeout));
+
+	json_t *jr = json_array();
+	for (size_t r = 0; r < nrt; r++) {
+		json_t *o = json_pack("{s:s, s:b, s:o, s:o}",
+				      "name", rts[r].name,
+				      "available", rts[r].available,
+				      "reason", rts[r].available
+					? json_null() : json_string(rts[r].why),
+				      "features", conf_features_json(rts[r].features));
+		const char *sum = ax_driver_summary(rts[r].name);
+		json_object_set_new(o, "summary", sum ? json_string(sum) : json_null());
+		json_array_append_new(jr, o);
+	}
+	json_object_set_new(root, "runtimes", jr);
+
+	json_t *jc = json_array();
+	for (size_t i = 0; i < ncases; i++)
+		json_array_append_new(jc, json_pack(
+			"{s:s, s:s, s:s, s:o, s:I, s:b}",
+			"id", cases[i]->id,
+			"requirement", cases[i]->requirement,
+			"summary", cases[i]->summary,
+			"features", conf_features_json(cases[i]->features),
+			"timeout_s", (json_int_t)cases[i]->timeout_s,
+			"serial", (cases[i]->flags & CONF_SERIAL) != 0));
+	json_object_set_new(root, "cases", jc);
+
+	json_t *res = json_object();
+	json_t *tot = json_object();
+	for (size_t r = 0; r < nrt; r++) {
+		if (!rts[r].available)
+			continue;
+		json_t *per = json_object();
+		for (size_t i = 0; i < ncases; i++) {
+			const struct conf_job *j = &jobs[i * nrt + r];
+			json_t *o = json_pack("{s:s, s:s, s:f}",
+					      "outcome", conf_outcome_name[j->out],
+					      "detail", j->detail,
+					      "duration_s", j->seconds);
+			if (j->out == O_CRASH)
+				json_object_set_new(o, "signal", json_string(j->sig));
+			if (j->output)
+				json_object_set_new(o, "output", json_string(j->output));
+			json_object_set_new(per, cases[i]->id, o);
+		}
+		json_object_set_new(res, rts[r].name, per);
+		json_t *t = json_object();
+		for (int k = O_PASS; k <= O_CRASH; k++)
+			json_object_set_new(t, conf_outcome_name[k],
+					    json_integer(rts[r].count[k]));
+		json_object_set_new(tot, rts[r].name, t);
+	}
+	json_object_set_new(root, "results", res);
+	json_object_set_new(root, "totals", tot);
+	json_object_set_new(root, "ok", json_boolean(ok));
+
+	char *text = json_dumps(root, JSON_INDENT(2) | JSON_REAL_PRECISION(6));
+	json_decref(root);
+	if (!text)
+		return -ENOMEM;
+	size_t len = strlen(text);
+	text[len] = '\n';
+	int err = axb_write_atomic(path, text, len + 1);
+	free(text);
+	return err;
+}
+
+/* ------------------------------------------------------------------ */
+/* the command                                                         */
+/* ------------------------------------------------------------------ */
+
+static void conf_usage(void)
+{
+	printf("usage: axbench conform [--runtime R[,R...]|all]... [--case GLOB]...\n"
+	       "                       [--json FILE] [--timeout S] [--jobs N]\n"
+	       "                       [--list] [--verbose]\n"
+	       "Runs the conformance cases (see docs/conformance.md) on each runtime,\n"
+	       "each case in a fresh child process; prints a matrix of cases x runtimes.\n"
+	       "Exit status: 0 all passed (or unsupported), 1 a case failed, timed out\n"
+	       "or crashed, 2 bad input.\n");
+}
+
+static double conf_parse_seconds(const char *v)
+{
+	char *end;
+	errno = 0;
+	double s = strtod(v, &end);
+	if (errno || end == v || *end || !(s > 0) || s > 86400)
+		axb_bad_input("conform: --timeout wants seconds in (0, 86400], got '%s'",
+			      v);
+	return s;
+}
+
+/* Add runtime `name` (or all of them) to the selection. */
+static void conf_select_rt(const char *list, bool *sel)
+{
+	char buf[512];
+	char *save = NULL;
+	snprintf(buf, sizeof buf, "%s", list);
+	for (char *tok = strtok_r(buf, ",", &save); tok;
+	     tok = strtok_r(NULL, ",", &save)) {
+		bool found = false;
+		for (size_t i = 0; i < ax_driver_count() && i < CONF_MAX_RT; i++)
+			if (!strcmp(tok, "all") || !strcmp(tok, ax_driver_name(i))) {
+				sel[i] = true;
+				found = true;
+			}
+		if (!found) {
+			char names[256] = "";
+			for (size_t i = 0; i < ax_driver_count(); i++)
+				snprintf(names + strlen(names),
+					 sizeof names - strlen(names), "%s%s",
+					 i ? ", " : "", ax_driver_name(i));
+			axb_bad_input("conform: unknown runtime '%s' (compiled in: %s)",
+				      tok, names);
+		}
+	}
+}
+
+static void conf_list(void)
+{
+	char feats[256];
+	for (size_t i = 0; i < conf_case_count(); i++) {
+		const struct conf_case *c = conf_case_at(i);
+		axb_features_str(c->features, feats, sizeof feats);
+		printf("%-28s %s\n%-28s   requires: %s; features: %s\n", c->id,
+		       c->summary, "", c->requirement, feats[0] ? feats : "-");
+	}
+}
+
+int ax_cmd_conform(int argc, char **argv)
+{
+	static const struct option lo[] = {
+		{"runtime", required_argument, NULL, 'r'},
+		{"case", required_argument, NULL, 'c'},
+		{"json", required_argument, NULL, 'o'},
+		{"timeout", required_argument, NULL, 't'},
+		{"jobs", required_argument, NULL, 'j'},
+		{"list", no_argument, NULL, 'l'},
+		{"verbose", no_argument, NULL, 'v'},
+		{"help", no_argument, NULL, 'h'},
+		{NULL, 0, NULL, 0},
+	};
+	bool sel_rt[CONF_MAX_RT] = {false}, any_rt = false, verbose = false;
+	const char *globs[64];
+	size_t nglobs = 0;
+	const char *json_path = NULL;
+	double timeout = 0;
+	unsigned njobs = 2;
+	int opt;
+
+	opterr = 0;
+	optind = 1;
+	while ((opt = getopt_long(argc, argv, ":vj:", lo, NULL)) != -1) {
+		switch (opt) {
+		case 'r':
+			conf_select_rt(optarg, sel_rt);
+			any_rt = true;
+			break;
+		case 'c':
+			if (nglobs == sizeof globs / sizeof globs[0])
+				axb_bad_input("conform: too many --case options");
+			globs[nglobs++] = optarg;
+			break;
+		case 'o': json_path = optarg; break;
+		case 't': timeout = conf_parse_seconds(optarg); break;
+		case 'j': {
+			char *end;
+			long v = strtol(optarg, &end, 10);
+			if (*end || end == optarg || v < 1 || v > 64)
+				axb_bad_input("conform: --jobs wants 1..64, got '%s'",
+					      optarg);
+			njobs = (unsigned)v;
+			break;
+		}
+		case 'l': conf_list(); return 0;
+		case 'v': verbose = true; break;
+		case 'h': conf_usage(); return 0;
+		case ':':
+			axb_bad_input("conform: option %s needs a value",
+				      argv[optind - 1]);
+		default:
+			axb_bad_input("conform: unknown option '%s'", argv[optind - 1]);
+		}
+	}
+	if (optind < argc)
+		axb_bad_input("conform: unexpected argument '%s'", argv[optind]);
+	if (!any_rt)
+		conf_select_rt("all", sel_rt);
+	if (json_path) {
+		int e = axb_check_writable(json_path);
+		if (e < 0)
+			axb_bad_input("conform: cannot write %s: %s", json_path,
+				      strerror(-e));
+	}
+
+	/* the cases */
+	size_t total = conf_case_count(), ncases = 0;
+	const struct conf_case **cases = calloc(total ? total : 1, sizeof *cases);
+	bool *glob_used = calloc(nglobs ? nglobs : 1, sizeof *glob_used);
+	if (!cases || !glob_used)
+		axb_bad_input("conform: out of memory");
+	for (size_t i = 0; i < total; i++) {
+		const struct conf_case *c = conf_case_at(i);
+		bool take = nglobs == 0;
+		for (size_t g = 0; g < nglobs; g++)
+			if (fnmatch(globs[g], c->id, 0) == 0) {
+				take = true;
+				glob_used[g] = true;
+			}
+		if (take)
+			cases[ncases++] = c;
+	}
+	for (size_t g = 0; g < nglobs; g++)
+		if (!glob_used[g])
+			axb_bad_input("conform: --case '%s' matches no case (see "
+				      "axbench conform --list)", globs[g]);
+	free(glob_used);
+
+	/* the runtimes */
+	struct conf_rt rts[CONF_MAX_RT];
+	size_t nrt = 0;
+	for (size_t i = 0; i < ax_driver_count() && i < CONF_MAX_RT; i++) {
+		if (!sel_rt[i])
+			continue;
+		struct conf_rt *r = &rts[nrt++];
+		memset(r, 0, sizeof *r);
+		r->name = ax_driver_name(i);
+		r->features = conf_rt_features(r->name);
+		r->available = conf_rt_available(r->name, r->why, sizeof r->why);
+	}
+
+	/* one job per case and runtime, row-major as the matrix */
+	size_t n = ncases * nrt;
+	struct conf_job *jobs = calloc(n ? n : 1, sizeof *jobs);
+	if (!jobs)
+		axb_bad_input("conform: out of memory");
+	for (size_t i = 0; i < ncases; i++)
+		for (size_t r = 0; r < nrt; r++) {
+			struct conf_job *j = &jobs[i * nrt + r];
+			char miss[256];
+			j->c = cases[i];
+			j->rt = r;
+			j->res_fd = j->out_fd = -1;
+			if (!rts[r].available) {
+				j->out = O_UNSUP;
+				snprintf(j->detail, sizeof j->detail,
+					 "runtime unavailable: %s", rts[r].why);
+			} else if (conf_missing(cases[i]->features, rts[r].features,
+						miss, sizeof miss)[0]) {
+				/* the child would say the same; spare it */
+				j->out = O_UNSUP;
+				snprintf(j->detail, sizeof j->detail,
+					 "lacks feature(s): %s", miss);
+			}
+		}
+
+	struct sigaction sa = {.sa_handler = conf_on_signal}, old_int, old_term;
+	sigemptyset(&sa.sa_mask);
+	sigaction(SIGINT, &sa, &old_int);
+	sigaction(SIGTERM, &sa, &old_term);
+
+	size_t done = 0, running = 0;
+	bool serial_running = false, tty = isatty(2);
+	for (size_t k = 0; k < n; k++)
+		done += jobs[k].out != O_PENDING;
+	size_t next = 0;
+	while ((done < n || running) && !conf_interrupted) {
+		/* start what may start: a serial case runs alone */
+		for (size_t k = next; k < n && running < njobs && !serial_running;
+		     k++) {
+			struct conf_job *j = &jobs[k];
+			if (j->out != O_PENDING || j->running)
+				continue;
+			bool serial = j->c->flags & CONF_SERIAL;
+			if (serial && running > 0)
+				break; /* keep the order: wait until idle */
+			conf_job_start(j, &rts[j->rt], timeout);
+			if (!j->running) {
+				done++; /* could not start: already a FAIL */
+				continue;
+			}
+			running++;
+			serial_running = serial;
+		}
+		while (next < n && (jobs[next].out != O_PENDING || jobs[next].running))
+			next++;
+		struct timespec ts = {0, 2 * 1000000};
+		nanosleep(&ts, NULL);
+		for (size_t k = 0; k < n; k++) {
+			struct conf_job *j = &jobs[k];
+			if (!j->running)
+				continue;
+			if (conf_reap(j, 1) == 0)
+				continue;
+			running--;
+			done++;
+			if (j->c->flags & CONF_SERIAL)
+				serial_running = false;
+			if (verbose)
+				printf("%-11s %-9s %-28s %6.2fs %s\n",
+				       conf_outcome_name[j->out], rts[j->rt].name,
+				       j->c->id, j->seconds, j->detail);
+			if (tty && !verbose)
+				fprintf(stderr, "\r\033[K[%zu/%zu] %s on %s: %s", done, n,
+					j->c->id, rts[j->rt].name,
+					conf_outcome_name[j->out]);
+		}
+	}
+	if (tty && !verbose)
+		fprintf(stderr, "\r\033[K");
+	if (conf_interrupted) {
+		for (size_t k = 0; k < n; k++)
+			if (jobs[k].running)
+				conf_reap(&jobs[k], 1);
+		axb_err("conform: interrupted");
+		return 128 + conf_interrupted;
+	}
+	sigaction(SIGINT, &old_int, NULL);
+	sigaction(SIGTERM, &old_term, NULL);
+
+	bool ok = true;
+	for (size_t k = 0; k < n; k++) {
+		struct conf_job *j = &jobs[k];
+		if (!rts[j->rt].available)
+			continue;
+		rts[j->rt].count[j->out]++;
+		rts[j->rt].seconds += j->seconds;
+		if (j->out == O_FAIL || j->out == O_TIMEOUT || j->out == O_CRASH)
+			ok = false;
+	}
+	conf_print_matrix(jobs, ncases, cases, rts, nrt);
+	int rc = ok ? 0 : 1;
+	if (json_path) {
+		int e = conf_write_json(json_path, jobs, ncases, cases, rts, nrt,
+					njobs, timeout, ok);
+		if (e < 0) {
+			axb_err("conform: cannot write %s: %s", json_path, strerror(-e));
+			rc = 1;
+		}
+	}
+	for (size_t k = 0; k < n; k++)
+		free(jobs[k].output);
+	free(jobs);
+	free(cases);
+	return rc;
+}

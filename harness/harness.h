@@ -1,0 +1,320 @@
+/*
+ * harness.h - declarations shared by the axbench harness files: the CLI
+ * commands, parameter parsing, statistics, implementations (ax runtimes and
+ * native references), the child processes and the result file.
+ */
+#ifndef AXB_HARNESS_H
+#define AXB_HARNESS_H
+
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/resource.h>
+#include <sys/types.h>
+
+#include <jansson.h>
+
+#include "ax.h"
+#include "hist.h"
+#include "scenario.h"
+
+#define AXB_VERSION "0.1.0"
+#define AXB_SCHEMA_VERSION 1
+#define AXB_MAX_PARAMS 32
+#define AXB_CI_TARGET 0.95
+
+/* ------------------------------------------------------------------ */
+/* util.c                                                              */
+/* ------------------------------------------------------------------ */
+
+/* Print "axbench: <message>" on stderr and exit with status 2 (bad input). */
+_Noreturn void axb_bad_input(const char *fmt, ...)
+	__attribute__((format(printf, 1, 2)));
+
+/* Print "axbench: <message>" on stderr. */
+void axb_err(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+/* Monotonic and wall-clock time in nanoseconds. */
+int64_t axb_mono_ns(void);
+int64_t axb_wall_ns(void);
+
+/* "2024-05-01T12:34:56Z" for wall-clock ns t. */
+void axb_utc_iso(int64_t t, char *buf, size_t n);
+
+/* Pin the calling thread (and threads it creates later) to one CPU.
+ * Returns 0 or -errno. */
+int axb_pin_cpu(int cpu);
+
+/* The CPUs the process may run on, ascending; returns how many were stored
+ * (at most max) or -errno. */
+int axb_allowed_cpus(int *cpus, int max);
+
+/* Raise RLIMIT_NOFILE's soft limit to its hard limit. Returns 0 or -errno. */
+int axb_raise_nofile(void);
+
+/* A JSON real, or JSON null when v is not finite (JSON has no NaN). */
+json_t *axb_real(double v);
+
+/* getrusage fields as JSON: user_s, sys_s, maxrss_kb (the peak RSS of
+ * this process image, VmHWM), ru_maxrss_kb (as getrusage says), nvcsw,
+ * nivcsw, minflt, majflt. */
+long axb_peak_rss_kb(void);
+json_t *axb_rusage_json(const struct rusage *ru);
+double axb_tv_s(struct timeval tv);
+
+/* Write `len` bytes to path atomically: path.tmp.<pid>, fsync, rename,
+ * fsync of the directory. Returns 0 or -errno. */
+int axb_write_atomic(const char *path, const char *data, size_t len);
+
+/* Check that a result file can be created at path (its directory exists
+ * and is writable, and path is not a directory). Returns 0 or -errno. */
+int axb_check_writable(const char *path);
+
+/* Write obj as one compact JSON line to fd. Returns 0 or -errno. */
+int axb_write_json_line(int fd, const json_t *obj);
+
+/* Write all of buf to fd, retrying on EINTR and short writes. */
+int axb_write_all(int fd, const void *buf, size_t n);
+
+/* A signal's name ("SIGSEGV"), or "signal N" in buf. */
+const char *axb_signal_name(int sig, char *buf, size_t n);
+
+/* System-wide network counters that explain latency tails on loopback
+ * (drops, retransmissions); read before and after a repetition. */
+struct axb_netc {
+	int64_t retrans_segs, tcp_timeouts, loss_probes, listen_drops,
+		listen_overflows, backlog_drops, softnet_dropped;
+};
+/* Read them; counters that cannot be read are 0. */
+void axb_netc_read(struct axb_netc *c);
+/* b - a as a JSON object. */
+json_t *axb_netc_delta_json(const struct axb_netc *a, const struct axb_netc *b);
+
+/* Busy (non-idle) and steal time of two CPUs from /proc/stat, seconds;
+ * and the 1-minute load average. To tell whether other work shared the
+ * CPUs of a repetition. */
+struct axb_cpuload {
+	int cpu[2];
+	double busy_s[2], steal_s[2];
+	double loadavg1;
+};
+void axb_cpuload_read(struct axb_cpuload *c, int cpu0, int cpu1);
+json_t *axb_cpuload_delta_json(const struct axb_cpuload *a,
+			       const struct axb_cpuload *b);
+/* The load averages (1, 5, 15 minutes); -1 when unreadable. */
+void axb_loadavg(double la[3]);
+
+/* ------------------------------------------------------------------ */
+/* param.c: scenario parameters                                        */
+/* ------------------------------------------------------------------ */
+
+/* Parse text as a value of parameter p into base units (ns for
+ * durations, bytes for sizes). With bare_seconds, a duration written
+ * without a unit is taken as seconds (the --duration shortcut).
+ * Returns 0, -EINVAL when malformed, -ERANGE when outside [min, max]. */
+int axb_param_parse(const struct ax_param *p, const char *text,
+		    bool bare_seconds, int64_t *out);
+
+/* Format v in p's syntax, using the largest exact unit ("64k", "300ms"). */
+void axb_param_format(const struct ax_param *p, int64_t v, char *buf, size_t n);
+
+/* "int", "bytes", "duration" or "enum". */
+const char *axb_param_type_name(enum ax_param_type t);
+
+/* Index of parameter `name` in sc->params, or -1. */
+int axb_param_index(const struct ax_scenario *sc, const char *name);
+
+/* Fill values[] with sc's defaults. Returns 0, or -EINVAL when a default
+ * does not parse (a scenario bug; the offending name is stored in *bad). */
+int axb_param_defaults(const struct ax_scenario *sc, int64_t *values,
+		       const char **bad);
+
+/* {"name": value, ...} in base units. */
+json_t *axb_params_json(const struct ax_scenario *sc, const int64_t *values);
+
+/* "connections=64,size=64,..." in each parameter's own syntax. */
+void axb_params_label(const struct ax_scenario *sc, const int64_t *values,
+		      char *buf, size_t n);
+
+/* profile.c: what profile "quick" or "full" sets for a scenario: groups
+ * separated by '|', each "param=v[,v...];param=v..." (a Cartesian
+ * product); NULL when the table has no row for it. */
+const char *axb_profile_entry(const char *profile, const char *scenario);
+
+/* ------------------------------------------------------------------ */
+/* stats.c                                                             */
+/* ------------------------------------------------------------------ */
+
+/* Median of n values with a distribution-free confidence interval
+ * [x_(lo_rank), x_(hi_rank)] (1-based order statistics) whose coverage
+ * `level` is the largest symmetric one >= AXB_CI_TARGET, or [min, max]
+ * with its smaller true level when n is too small (n = 5: 93.75%). */
+struct axb_ci {
+	size_t n;
+	double median, lo, hi, level;
+	size_t lo_rank, hi_rank;
+};
+void axb_median_ci(const double *v, size_t n, struct axb_ci *out);
+
+/* ------------------------------------------------------------------ */
+/* sc_out.c: what a scenario records (the ax_sc_* functions)           */
+/* ------------------------------------------------------------------ */
+
+#define AXB_SC_MAX_METRICS 64
+#define AXB_SC_MAX_HISTS 16
+#define AXB_NAME_MAX 48
+
+struct ax_sc_out {
+	struct {
+		char name[AXB_NAME_MAX];
+		char unit[16];
+		double value;
+		int better;
+	} metrics[AXB_SC_MAX_METRICS];
+	size_t nmetrics;
+	struct {
+		char name[AXB_NAME_MAX];
+		struct ax_hist *h;
+	} hists[AXB_SC_MAX_HISTS];
+	size_t nhists;
+	bool failed;
+	char fail_msg[512];
+};
+
+void axb_sc_out_init(struct ax_sc_out *o);
+void axb_sc_out_free(struct ax_sc_out *o);
+/* {"name": {"value", "unit", "better"}, ...} */
+json_t *axb_sc_out_metrics_json(const struct ax_sc_out *o);
+/* {"name": <histogram JSON>, ...} */
+json_t *axb_sc_out_hists_json(const struct ax_sc_out *o);
+
+/* ------------------------------------------------------------------ */
+/* impl.c: implementations = ax runtimes + native references           */
+/* ------------------------------------------------------------------ */
+
+/* A running native reference server (see ref_blocking.c). */
+struct axb_ref_run {
+	int listen_fd;                 /* blocking listener, owned by caller */
+	const struct ax_scenario *sc;
+	const int64_t *values;
+	atomic_bool stopping;
+	char fail[256];                /* check failure, "" when none */
+	void *state;                   /* the reference's own */
+};
+
+/* A native reference implementation: a server written directly on the
+ * operating system, measured beside the ax runtimes. */
+struct axb_ref {
+	const char *name;
+	const char *summary;
+	const char *engine_info;
+	const char *const *scenarios;  /* NULL-terminated names it serves */
+	/* Serve until stop is called. Returns 0 or -errno. */
+	int (*serve)(struct axb_ref_run *r);
+	/* Make serve return soon. Thread-safe; called from another thread. */
+	void (*stop)(struct axb_ref_run *r);
+	/* The AX_SC_LOCAL scenarios among `scenarios`: do the scenario's work
+	 * on the calling thread, outside any ax runtime, recording metrics and
+	 * check failures through ctx as a scenario's run does. Returns 0 or
+	 * -errno. NULL when the reference only serves (scenarios/native/). */
+	intptr_t (*run_local)(struct ax_sc_ctx *ctx);
+};
+
+enum axb_impl_kind { AXB_IMPL_AX, AXB_IMPL_REF };
+
+struct axb_impl {
+	const char *name;
+	enum axb_impl_kind kind;
+	const struct axb_ref *ref;     /* AXB_IMPL_REF only */
+};
+
+/* Every implementation: the compiled-in ax drivers in preference order,
+ * then the references. Returns the count stored (at most max). */
+size_t axb_impl_all(struct axb_impl *out, size_t max);
+
+/* Look an implementation up by name. Returns 0 or -ENOENT. */
+int axb_impl_find(const char *name, struct axb_impl *out);
+
+const char *axb_impl_kind_name(const struct axb_impl *im);
+const char *axb_impl_summary(const struct axb_impl *im);
+
+/* Whether the implementation can run here (why: one-line reason). */
+bool axb_impl_available(const struct axb_impl *im, char *why, size_t n);
+
+/* Whether it can run scenario sc (why: one-line reason when not). */
+bool axb_impl_supports(const struct axb_impl *im, const struct ax_scenario *sc,
+		       char *why, size_t n);
+
+/* Comma-separated feature names of an ax driver into buf. */
+void axb_features_str(uint32_t feats, char *buf, size_t n);
+
+extern const struct axb_ref axb_ref_blocking;
+
+/* ------------------------------------------------------------------ */
+/* child.c: options shared by the child processes                      */
+/* ------------------------------------------------------------------ */
+
+struct axb_child_opts {
+	const char *impl;        /* --impl / --runtime */
+	const char *scenario;    /* --scenario */
+	int cpu;                 /* --cpu, -1: not pinned */
+	int port;                /* --port, 0: any */
+	int result_fd;           /* --result-fd, default 1 (stdout) */
+	pid_t server_pid;        /* --server-pid (load generator), 0: none */
+	const char *target;      /* --target HOST:PORT (load generator) */
+	const char *json_path;   /* --json (standalone load) */
+	bool quick;              /* --quick */
+	const char *duration;    /* --duration shortcut */
+	const char *warmup;      /* --warmup shortcut */
+	const char *pv[AXB_MAX_PARAMS]; /* -p name=value, one value each */
+	size_t npv;
+};
+
+/* Parse child/standalone options. On bad input prints one line and exits
+ * with status 2. */
+void axb_child_opts_parse(int argc, char **argv, const char *cmd,
+			  struct axb_child_opts *o);
+
+/* Resolve the scenario and its parameter values from o (defaults, then the
+ * shortcuts, then -p). Exits with status 2 on bad input. */
+const struct ax_scenario *axb_child_values(const struct axb_child_opts *o,
+					   int64_t *values);
+
+/* Test-only fault injection (AXBENCH_TEST_FAULT, see docs/harness.md):
+ * crashes (SIGSEGV) or hangs (ignoring SIGTERM) right here when the
+ * variable names this role ("server", "load", "local") and implementation.
+ * Returns true when it asks the role to fail its check instead. */
+bool axb_test_fault(const char *role, const char *impl);
+
+/* ------------------------------------------------------------------ */
+/* Commands                                                            */
+/* ------------------------------------------------------------------ */
+
+int axb_cmd_list(int argc, char **argv);
+int axb_cmd_run(int argc, char **argv);
+int axb_cmd_serve(int argc, char **argv);    /* serve and __server */
+int axb_cmd_local(int argc, char **argv);    /* __local */
+int axb_cmd_load(int argc, char **argv);     /* load and __load */
+
+/* Server side of a network scenario as a child of `run` (hidden) or in the
+ * foreground (`axbench serve`). */
+int axb_server_main(const struct axb_child_opts *o, bool foreground);
+
+/* ------------------------------------------------------------------ */
+/* env.c                                                               */
+/* ------------------------------------------------------------------ */
+
+struct axb_pin {
+	const char *mode;  /* "split" or "same" */
+	int server_cpu;
+	int load_cpu;
+};
+
+/* The environment block of a result file. */
+json_t *axb_environment(const struct axb_pin *pin);
+
+/* Build-time facts (compiler, flags, library versions) as JSON. */
+json_t *axb_build_info(void);
+
+#endif

@@ -1,0 +1,155 @@
+/* impl.c - the implementations axbench can measure: every compiled-in ax
+ * driver, then the native reference servers, looked up by name. */
+#include "harness.h"
+#include "native/native.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* Native references, beside the ax runtimes. A name that is also an ax
+ * driver's is shadowed by the driver (drivers are looked up first). */
+static const struct axb_ref *const refs[] = {
+	&axb_ref_blocking,
+	/* the native versions (scenarios/native/, docs/ergonomics.md) */
+	&axb_ref_native_epoll,
+#ifdef AX_HAVE_LIBUV
+	&axb_ref_native_libuv,
+#endif
+#ifdef AX_HAVE_LIBEVENT
+	&axb_ref_native_libevent,
+#endif
+#ifdef AX_HAVE_IO_URING
+	&axb_ref_native_io_uring,
+#endif
+	NULL,
+};
+
+size_t axb_impl_all(struct axb_impl *out, size_t max)
+{
+	size_t n = 0;
+	for (size_t i = 0; i < ax_driver_count() && n < max; i++) {
+		out[n].name = ax_driver_name(i);
+		out[n].kind = AXB_IMPL_AX;
+		out[n].ref = NULL;
+		n++;
+	}
+	for (size_t i = 0; refs[i] && n < max; i++) {
+		struct axb_impl tmp;
+		if (axb_impl_find(refs[i]->name, &tmp) == 0 &&
+		    tmp.kind == AXB_IMPL_AX)
+			continue; /* shadowed */
+		out[n].name = refs[i]->name;
+		out[n].kind = AXB_IMPL_REF;
+		out[n].ref = refs[i];
+		n++;
+	}
+	return n;
+}
+
+int axb_impl_find(const char *name, struct axb_impl *out)
+{
+	for (size_t i = 0; i < ax_driver_count(); i++)
+		if (!strcmp(ax_driver_name(i), name)) {
+			out->name = ax_driver_name(i);
+			out->kind = AXB_IMPL_AX;
+			out->ref = NULL;
+			return 0;
+		}
+	for (size_t i = 0; refs[i]; i++)
+		if (!strcmp(refs[i]->name, name)) {
+			out->name = refs[i]->name;
+			out->kind = AXB_IMPL_REF;
+			out->ref = refs[i];
+			return 0;
+		}
+	return -ENOENT;
+}
+
+const char *axb_impl_kind_name(const struct axb_impl *im)
+{
+	return im->kind == AXB_IMPL_AX ? "ax" : "reference";
+}
+
+const char *axb_impl_summary(const struct axb_impl *im)
+{
+	if (im->kind == AXB_IMPL_REF)
+		return im->ref->summary;
+	const char *s = ax_driver_summary(im->name);
+	return s ? s : "";
+}
+
+/* Test-only: AXBENCH_TEST_UNAVAILABLE=name[,name...] makes those
+ * implementations report themselves unavailable (docs/harness.md). */
+static bool test_unavailable(const char *name)
+{
+	const char *list = getenv("AXBENCH_TEST_UNAVAILABLE");
+	size_t len = strlen(name);
+	while (list && *list) {
+		const char *comma = strchr(list, ',');
+		size_t l = comma ? (size_t)(comma - list) : strlen(list);
+		if (l == len && !strncmp(list, name, len))
+			return true;
+		list = comma ? comma + 1 : NULL;
+	}
+	return false;
+}
+
+bool axb_impl_available(const struct axb_impl *im, char *why, size_t n)
+{
+	if (n)
+		why[0] = 0;
+	if (test_unavailable(im->name)) {
+		snprintf(why, n, "disabled by AXBENCH_TEST_UNAVAILABLE");
+		return false;
+	}
+	if (im->kind == AXB_IMPL_REF)
+		return true;
+	return ax_driver_available(im->name, why, n);
+}
+
+void axb_features_str(uint32_t feats, char *buf, size_t n)
+{
+	size_t off = 0;
+	buf[0] = 0;
+	for (unsigned b = 0; b < 32 && off < n; b++) {
+		uint32_t bit = 1u << b;
+		if (!(feats & bit))
+			continue;
+		const char *name = ax_feature_name(bit);
+		char tmp[16];
+		if (!name) {
+			snprintf(tmp, sizeof tmp, "bit%u", b);
+			name = tmp;
+		}
+		int w = snprintf(buf + off, n - off, "%s%s", off ? "," : "", name);
+		if (w < 0)
+			break;
+		off += (size_t)w;
+	}
+}
+
+bool axb_impl_supports(const struct axb_impl *im, const struct ax_scenario *sc,
+		       char *why, size_t n)
+{
+	if (n)
+		why[0] = 0;
+	if (im->kind == AXB_IMPL_REF) {
+		bool can = sc->kind == AX_SC_NET ? im->ref->serve != NULL
+						 : im->ref->run_local != NULL;
+		for (size_t i = 0; can && im->ref->scenarios[i]; i++)
+			if (!strcmp(im->ref->scenarios[i], sc->name))
+				return true;
+		snprintf(why, n, "reference %s implements only its own scenarios",
+			 im->name);
+		return false;
+	}
+	uint32_t missing = sc->features & ~ax_driver_features(im->name);
+	if (!missing)
+		return true;
+	char f[256];
+	axb_features_str(missing, f, sizeof f);
+	snprintf(why, n, "runtime lacks feature %s", f);
+	return false;
+}

@@ -1,0 +1,1013 @@
+/* run.c - `axbench run`: validates the request, plans the cells
+ * (implementation x scenario x parameters), runs every repetition in fresh
+ * child processes under a watchdog, interleaving repetitions, and rewrites
+ * the result file atomically after each one. */
+#include "harness.h"
+#include "proc.h"
+#include "result.h"
+
+#include <errno.h>
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#define MAX_IMPLS 32
+#define MAX_SCENARIOS 64
+#define MAX_SWEEPS AXB_MAX_PARAMS
+#define MAX_SWEEP_VALUES 64
+#define STOP_GRACE_NS (5 * INT64_C(1000000000))
+#define STDERR_TAIL 4096
+
+struct sweep {
+	char name[64];
+	const char *how;                     /* "-p", "--duration", ... */
+	bool bare_seconds;
+	char *vals[MAX_SWEEP_VALUES];        /* point into copy */
+	size_t nvals;
+	char *copy;
+};
+
+struct run {
+	/* options */
+	const char *runtimes_arg, *scenarios_arg, *profile, *pin_arg;
+	const char *json_path;
+	char json_buf[512];
+	int reps;
+	bool reps_set, verbose;
+	int port;
+	int64_t timeout_ns;                   /* 0: per-cell default */
+	struct sweep sweeps[MAX_SWEEPS];
+	size_t nsweeps;
+	/* resolved */
+	struct axb_impl impls[MAX_IMPLS];
+	size_t nimpls;
+	json_t *skipped;                      /* unavailable under "all" */
+	const struct ax_scenario *scs[MAX_SCENARIOS];
+	size_t nscs;
+	struct axb_pin pin;
+	bool quick;
+	struct axb_cell *cells;
+	size_t ncells;
+	json_t *doc;
+	int64_t t_start;
+};
+
+/* ------------------------------------------------------------------ */
+/* Option parsing and validation: every problem is one line + exit 2.  */
+/* ------------------------------------------------------------------ */
+
+enum {
+	OPT_REPS = 256, OPT_DURATION, OPT_WARMUP, OPT_PROFILE, OPT_JSON,
+	OPT_PIN, OPT_PORT, OPT_TIMEOUT, OPT_HELP,
+};
+
+static void run_usage(void)
+{
+	printf("usage: axbench run [options]\n"
+	       "  --runtime R[,R...]|all   implementations (default: epoll)\n"
+	       "  --scenario S[,S...]|all  scenarios (default: tcp_echo)\n"
+	       "  -p name=v[,v...]         set a parameter; a list sweeps it\n"
+	       "  --reps N                 repetitions per cell (default 5; quick: 3)\n"
+	       "  --duration D, --warmup D shortcuts for -p duration=, -p warmup=\n"
+	       "  --profile quick|full     the profile's parameters and sweeps (default:\n"
+	       "                           the scenarios' defaults; see docs/harness.md)\n"
+	       "  --json FILE              result file (default results/<time>.json)\n"
+	       "  --pin split|same         split: server CPU 0, load CPU 1; same: both on 0\n"
+	       "  --port P                 server port (default: any free port)\n"
+	       "  --timeout D              watchdog per repetition (default: see docs)\n"
+	       "  -v, --verbose            children's stderr to the terminal\n");
+}
+
+static struct sweep *sweep_add(struct run *R, const char *name, const char *how,
+			       bool bare_seconds, const char *list)
+{
+	for (size_t i = 0; i < R->nsweeps; i++)
+		if (!strcmp(R->sweeps[i].name, name))
+			axb_bad_input("parameter %s given twice (%s and %s)", name,
+				      R->sweeps[i].how, how);
+	if (R->nsweeps == MAX_SWEEPS)
+		axb_bad_input("too many parameters");
+	if (strlen(name) >= sizeof R->sweeps[0].name)
+		axb_bad_input("parameter name too long: '%s'", name);
+	struct sweep *s = &R->sweeps[R->nsweeps++];
+	snprintf(s->name, sizeof s->name, "%s", name);
+	s->how = how;
+	s->bare_seconds = bare_seconds;
+	char *copy = strdup(list), *save = NULL;
+	if (!copy)
+		axb_bad_input("out of memory");
+	s->copy = copy;
+	if (!*copy || copy[strlen(copy) - 1] == ',' || *copy == ',' || strstr(copy, ",,"))
+		axb_bad_input("malformed value list for %s: '%s'", name, list);
+	for (char *t = strtok_r(copy, ",", &save); t; t = strtok_r(NULL, ",", &save)) {
+		bool dup = false;
+		for (size_t k = 0; k < s->nvals; k++)
+			dup |= !strcmp(s->vals[k], t);
+		if (dup)
+			continue;
+		if (s->nvals == MAX_SWEEP_VALUES)
+			axb_bad_input("too many values for %s", name);
+		s->vals[s->nvals++] = t;
+	}
+	return s;
+}
+
+static void parse_opts(struct run *R, int argc, char **argv)
+{
+	static const struct option lo[] = {
+		{ "runtime", required_argument, NULL, 'r' },
+		{ "scenario", required_argument, NULL, 's' },
+		{ "param", required_argument, NULL, 'p' },
+		{ "reps", required_argument, NULL, OPT_REPS },
+		{ "duration", required_argument, NULL, OPT_DURATION },
+		{ "warmup", required_argument, NULL, OPT_WARMUP },
+		{ "profile", required_argument, NULL, OPT_PROFILE },
+		{ "json", required_argument, NULL, OPT_JSON },
+		{ "pin", required_argument, NULL, OPT_PIN },
+		{ "port", required_argument, NULL, OPT_PORT },
+		{ "timeout", required_argument, NULL, OPT_TIMEOUT },
+		{ "verbose", no_argument, NULL, 'v' },
+		{ "help", no_argument, NULL, OPT_HELP },
+		{ NULL, 0, NULL, 0 },
+	};
+	static const struct ax_param timeout_p = {
+		"timeout", AX_P_DURATION, "", "", 1000000, 86400000000000LL,
+	};
+	int c;
+	char *end;
+	long v;
+
+	R->runtimes_arg = "epoll";
+	R->scenarios_arg = "tcp_echo";
+	R->profile = "default";
+	R->pin_arg = "split";
+	R->reps = 5;
+	opterr = 0;
+	optind = 1;
+	while ((c = getopt_long(argc, argv, ":r:s:p:v", lo, NULL)) != -1) {
+		switch (c) {
+		case 'r': R->runtimes_arg = optarg; break;
+		case 's': R->scenarios_arg = optarg; break;
+		case 'p': {
+			const char *eq = strchr(optarg, '=');
+			char name[64];
+			if (!eq || eq == optarg || (size_t)(eq - optarg) >= sizeof name)
+				axb_bad_input("-p wants name=value[,value...], got '%s'", optarg);
+			memcpy(name, optarg, (size_t)(eq - optarg));
+			name[eq - optarg] = 0;
+			sweep_add(R, name, "-p", false, eq + 1);
+			break;
+		}
+		case OPT_REPS:
+			errno = 0;
+			v = strtol(optarg, &end, 10);
+			if (errno || end == optarg || *end)
+				axb_bad_input("malformed --reps '%s'", optarg);
+			if (v < 1 || v > 1000)
+				axb_bad_input("--reps out of range: %ld (1..1000)", v);
+			R->reps = (int)v;
+			R->reps_set = true;
+			break;
+		case OPT_DURATION: sweep_add(R, "duration", "--duration", true, optarg); break;
+		case OPT_WARMUP: sweep_add(R, "warmup", "--warmup", true, optarg); break;
+		case OPT_PROFILE:
+			if (strcmp(optarg, "quick") && strcmp(optarg, "full") &&
+			    strcmp(optarg, "default"))
+				axb_bad_input("--profile must be quick, full or default, "
+					      "not '%s'", optarg);
+			R->profile = optarg;
+			break;
+		case OPT_JSON: R->json_path = optarg; break;
+		case OPT_PIN:
+			if (strcmp(optarg, "same") && strcmp(optarg, "split"))
+				axb_bad_input("--pin must be same or split, not '%s'", optarg);
+			R->pin_arg = optarg;
+			break;
+		case OPT_PORT:
+			errno = 0;
+			v = strtol(optarg, &end, 10);
+			if (errno || end == optarg || *end)
+				axb_bad_input("malformed --port '%s'", optarg);
+			if (v < 1 || v > 65535)
+				axb_bad_input("--port out of range: %ld (1..65535)", v);
+			R->port = (int)v;
+			break;
+		case OPT_TIMEOUT: {
+			int err = axb_param_parse(&timeout_p, optarg, true, &R->timeout_ns);
+			if (err == -ERANGE)
+				axb_bad_input("--timeout out of range: '%s' (1ms..24h)", optarg);
+			if (err)
+				axb_bad_input("malformed --timeout '%s' (e.g. 30s, 500ms)", optarg);
+			break;
+		}
+		case 'v': R->verbose = true; break;
+		case OPT_HELP: run_usage(); exit(0);
+		case ':': axb_bad_input("option %s needs a value", argv[optind - 1]);
+		default: axb_bad_input("unknown option '%s' (see axbench run --help)",
+				       argv[optind - 1]);
+		}
+	}
+	if (optind < argc)
+		axb_bad_input("unexpected argument '%s'", argv[optind]);
+	R->quick = !strcmp(R->profile, "quick");
+	if (R->quick && !R->reps_set)
+		R->reps = 3;
+}
+
+static void resolve_impls(struct run *R)
+{
+	R->skipped = json_array();
+	if (!strcmp(R->runtimes_arg, "all")) {
+		struct axb_impl all[MAX_IMPLS];
+		size_t n = axb_impl_all(all, MAX_IMPLS);
+		for (size_t i = 0; i < n; i++) {
+			char why[256];
+			if (axb_impl_available(&all[i], why, sizeof why)) {
+				R->impls[R->nimpls++] = all[i];
+				continue;
+			}
+			json_array_append_new(R->skipped, json_pack("{s:s, s:s}",
+				"name", all[i].name, "reason", why));
+		}
+		if (!R->nimpls)
+			axb_bad_input("no runtime is available here");
+		return;
+	}
+	char *copy = strdup(R->runtimes_arg), *save = NULL;
+	if (!copy || !*copy)
+		axb_bad_input("--runtime needs at least one name");
+	for (char *t = strtok_r(copy, ",", &save); t; t = strtok_r(NULL, ",", &save)) {
+		struct axb_impl im;
+		char why[256];
+		if (axb_impl_find(t, &im))
+			axb_bad_input("unknown runtime '%s' (see axbench list)", t);
+		if (!axb_impl_available(&im, why, sizeof why))
+			axb_bad_input("runtime %s is unavailable here: %s", t, why);
+		bool dup = false;
+		for (size_t i = 0; i < R->nimpls; i++)
+			dup |= !strcmp(R->impls[i].name, im.name);
+		if (!dup && R->nimpls < MAX_IMPLS)
+			R->impls[R->nimpls++] = im;
+	}
+	free(copy);
+}
+
+static void resolve_scenarios(struct run *R)
+{
+	if (!strcmp(R->scenarios_arg, "all")) {
+		for (size_t i = 0; ax_scenarios[i] && R->nscs < MAX_SCENARIOS; i++)
+			R->scs[R->nscs++] = ax_scenarios[i];
+		return;
+	}
+	char *copy = strdup(R->scenarios_arg), *save = NULL;
+	if (!copy || !*copy)
+		axb_bad_input("--scenario needs at least one name");
+	for (char *t = strtok_r(copy, ",", &save); t; t = strtok_r(NULL, ",", &save)) {
+		const struct ax_scenario *sc = ax_scenario_find(t);
+		if (!sc)
+			axb_bad_input("unknown scenario '%s' (see axbench list)", t);
+		bool dup = false;
+		for (size_t i = 0; i < R->nscs; i++)
+			dup |= R->scs[i] == sc;
+		if (!dup && R->nscs < MAX_SCENARIOS)
+			R->scs[R->nscs++] = sc;
+	}
+	free(copy);
+}
+
+/* Every sweep must name a parameter of some selected scenario, and each
+ * of its values must parse and be in range for every scenario having it. */
+static void validate_sweeps(struct run *R)
+{
+	for (size_t k = 0; k < R->nsweeps; k++) {
+		struct sweep *s = &R->sweeps[k];
+		bool used = false;
+		for (size_t i = 0; i < R->nscs; i++) {
+			const struct ax_scenario *sc = R->scs[i];
+			int pi = axb_param_index(sc, s->name);
+			if (pi < 0)
+				continue;
+			used = true;
+			const struct ax_param *p = &sc->params[pi];
+			for (size_t j = 0; j < s->nvals; j++) {
+				int64_t v;
+				int err = axb_param_parse(p, s->vals[j], s->bare_seconds, &v);
+				if (err == -ERANGE) {
+					char lo[64], hi[64];
+					axb_param_format(p, p->min, lo, sizeof lo);
+					axb_param_format(p, p->max, hi, sizeof hi);
+					axb_bad_input("value %s=%s out of range for scenario %s (%s..%s)",
+						      s->name, s->vals[j], sc->name, lo, hi);
+				}
+				if (err && p->type == AX_P_ENUM)
+					axb_bad_input("malformed value %s=%s (expected one of %.*s)",
+						      s->name, s->vals[j],
+						      (int)strcspn(p->help, ":"), p->help);
+				if (err)
+					axb_bad_input("malformed value %s=%s (expected %s%s)",
+						      s->name, s->vals[j],
+						      axb_param_type_name(p->type),
+						      p->type == AX_P_DURATION ? " with ns/us/ms/s"
+						      : p->type == AX_P_BYTES ? ", optional k/m/g" : "");
+			}
+		}
+		if (!used) {
+			if (R->nscs == 1)
+				axb_bad_input("unknown parameter '%s' for scenario %s",
+					      s->name, R->scs[0]->name);
+			axb_bad_input("unknown parameter '%s' (no selected scenario has it)",
+				      s->name);
+		}
+	}
+}
+
+static void resolve_pin(struct run *R)
+{
+	int cpus[2];
+	int n = axb_allowed_cpus(cpus, 2);
+	if (n < 1)
+		axb_bad_input("cannot read the CPU affinity mask");
+	R->pin.mode = R->pin_arg;
+	R->pin.server_cpu = cpus[0];
+	if (!strcmp(R->pin_arg, "split")) {
+		if (n < 2)
+			axb_bad_input("--pin split needs two CPUs and only one is allowed "
+				      "here; use --pin same");
+		R->pin.load_cpu = cpus[1];
+	} else {
+		R->pin.load_cpu = cpus[0];
+	}
+}
+
+static void check_port(struct run *R)
+{
+	if (!R->port)
+		return;
+	int fd = ax_tcp_listen("127.0.0.1", (uint16_t)R->port, 1, 0);
+	if (fd == -EADDRINUSE)
+		axb_bad_input("port %d is in use", R->port);
+	if (fd < 0)
+		axb_bad_input("cannot listen on port %d: %s", R->port, strerror(-fd));
+	close(fd);
+}
+
+static void resolve_json(struct run *R)
+{
+	if (!R->json_path) {
+		char when[64];
+		int64_t t = axb_wall_ns();
+		axb_utc_iso(t, when, sizeof when);
+		if (mkdir("results", 0755) && errno != EEXIST)
+			axb_bad_input("cannot create directory results: %s", strerror(errno));
+		/* 2024-05-01T12:34:56Z -> results/20240501-123456.json, with -2,
+		 * -3, ... when a run of the same second already wrote one */
+		for (int k = 1; k < 1000; k++) {
+			char suffix[16] = "";
+			if (k > 1)
+				snprintf(suffix, sizeof suffix, "-%d", k);
+			snprintf(R->json_buf, sizeof R->json_buf,
+				 "results/%.4s%.2s%.2s-%.2s%.2s%.2s%s.json", when, when + 5,
+				 when + 8, when + 11, when + 14, when + 17, suffix);
+			if (access(R->json_buf, F_OK))
+				break;
+		}
+		R->json_path = R->json_buf;
+	}
+	int err = axb_check_writable(R->json_path);
+	if (err)
+		axb_bad_input("cannot write %s: %s", R->json_path, strerror(-err));
+}
+
+/* ------------------------------------------------------------------ */
+/* Planning                                                            */
+/* ------------------------------------------------------------------ */
+
+static int64_t default_timeout(const struct axb_cell *c)
+{
+	if (c->sc->kind == AX_SC_LOCAL)
+		return 120 * INT64_C(1000000000);
+	int d = axb_param_index(c->sc, "duration"), w = axb_param_index(c->sc, "warmup");
+	int64_t phases = (d >= 0 ? c->values[d] : 5000000000LL) +
+			 (w >= 0 ? c->values[w] : 1000000000LL);
+	return 10 * INT64_C(1000000000) + 2 * phases;
+}
+
+static double estimate_s(const struct axb_cell *c)
+{
+	if (c->sc->kind == AX_SC_LOCAL)
+		return 2.0;
+	int d = axb_param_index(c->sc, "duration"), w = axb_param_index(c->sc, "warmup");
+	return ((d >= 0 ? (double)c->values[d] : 5e9) +
+		(w >= 0 ? (double)c->values[w] : 1e9)) / 1e9 + 0.3;
+}
+
+/* Split "a=1,2;b=3" (len bytes of text) into sweeps of scenario sc, for
+ * the profile table (profile.c); an entry that does not fit the scenario
+ * is a bug of the table, reported as bad input. Returns the count. */
+static size_t profile_group(const struct run *R, const struct ax_scenario *sc,
+			    const char *text, size_t len, struct sweep *out,
+			    char **copy)
+{
+	size_t n = 0;
+	char *save = NULL;
+	*copy = strndup(text, len);
+	if (!*copy)
+		axb_bad_input("out of memory");
+	for (char *t = strtok_r(*copy, ";", &save); t; t = strtok_r(NULL, ";", &save)) {
+		char *eq = strchr(t, '='), *s2 = NULL;
+		if (!eq || n == MAX_SWEEPS)
+			axb_bad_input("profile %s of %s: malformed entry '%s' (harness/profile.c)",
+				      R->profile, sc->name, t);
+		*eq = 0;
+		int pi = axb_param_index(sc, t);
+		if (pi < 0 || strlen(t) >= sizeof out[n].name)
+			axb_bad_input("profile %s sets parameter '%s', which %s does not have "
+				      "(harness/profile.c)", R->profile, t, sc->name);
+		struct sweep *sw = &out[n++];
+		memset(sw, 0, sizeof *sw);
+		snprintf(sw->name, sizeof sw->name, "%s", t);
+		sw->how = "--profile";
+		for (char *v = strtok_r(eq + 1, ",", &s2); v; v = strtok_r(NULL, ",", &s2)) {
+			int64_t x;
+			if (sw->nvals == MAX_SWEEP_VALUES ||
+			    axb_param_parse(&sc->params[pi], v, false, &x))
+				axb_bad_input("profile %s: bad value %s=%s for %s "
+					      "(harness/profile.c)", R->profile, t, v, sc->name);
+			sw->vals[sw->nvals++] = v;
+		}
+		if (!sw->nvals)
+			axb_bad_input("profile %s: no value for %s of %s (harness/profile.c)",
+				      R->profile, t, sc->name);
+	}
+	return n;
+}
+
+/* Whether a cell of this implementation, scenario and label exists. */
+static bool cell_exists(const struct run *R, const struct axb_impl *im,
+			const struct ax_scenario *sc, const char *label)
+{
+	for (size_t i = 0; i < R->ncells; i++)
+		if (R->cells[i].sc == sc && !strcmp(R->cells[i].impl.name, im->name) &&
+		    !strcmp(R->cells[i].label, label))
+			return true;
+	return false;
+}
+
+/* The cells of one profile group of scenario sc: the group's sweeps, the
+ * user's replacing any of the same name, as an odometer, times every
+ * implementation. */
+static void plan_group(struct run *R, const struct ax_scenario *sc,
+		       const int64_t *base, struct sweep *gsw, size_t ng,
+		       size_t *cap)
+{
+	size_t idx[2 * MAX_SWEEPS] = { 0 };
+	int pidx[2 * MAX_SWEEPS];
+	struct sweep *sw[2 * MAX_SWEEPS];
+	size_t nsw = 0;
+	for (size_t k = 0; k < ng; k++) {
+		bool user = false;
+		for (size_t u = 0; u < R->nsweeps; u++)
+			user |= !strcmp(R->sweeps[u].name, gsw[k].name);
+		if (user)
+			continue;
+		pidx[nsw] = axb_param_index(sc, gsw[k].name);
+		sw[nsw++] = &gsw[k];
+	}
+	for (size_t k = 0; k < R->nsweeps; k++) {
+		int pi = axb_param_index(sc, R->sweeps[k].name);
+		if (pi < 0)
+			continue;
+		pidx[nsw] = pi;
+		sw[nsw++] = &R->sweeps[k];
+	}
+	for (;;) {
+		int64_t vals[AXB_MAX_PARAMS];
+		char label[512];
+		memcpy(vals, base, sizeof vals);
+		for (size_t k = 0; k < nsw; k++)
+			axb_param_parse(&sc->params[pidx[k]], sw[k]->vals[idx[k]],
+					sw[k]->bare_seconds, &vals[pidx[k]]);
+		axb_params_label(sc, vals, label, sizeof label);
+		for (size_t ii = 0; ii < R->nimpls; ii++) {
+			if (cell_exists(R, &R->impls[ii], sc, label))
+				continue;
+			if (R->ncells == *cap) {
+				struct axb_cell *more = realloc(R->cells, 2 * *cap * sizeof *more);
+				if (!more)
+					axb_bad_input("out of memory");
+				R->cells = more;
+				*cap *= 2;
+			}
+			struct axb_cell *c = &R->cells[R->ncells++];
+			memset(c, 0, sizeof *c);
+			c->impl = R->impls[ii];
+			c->sc = sc;
+			memcpy(c->values, vals, sizeof vals);
+			snprintf(c->label, sizeof c->label, "%s", label);
+			c->runnable = axb_impl_supports(&c->impl, sc, c->why, sizeof c->why);
+			c->reps_planned = c->runnable ? R->reps : 0;
+			c->timeout_ns = R->timeout_ns ? R->timeout_ns : default_timeout(c);
+			c->est_s = estimate_s(c);
+		}
+		/* next combination */
+		size_t k = nsw;
+		while (k > 0) {
+			k--;
+			if (++idx[k] < sw[k]->nvals)
+				break;
+			idx[k] = 0;
+			if (k == 0) {
+				k = SIZE_MAX;
+				break;
+			}
+		}
+		if (nsw == 0 || k == SIZE_MAX)
+			break;
+	}
+}
+
+static void plan_cells(struct run *R)
+{
+	size_t cap = 16;
+	R->cells = calloc(cap, sizeof *R->cells);
+	if (!R->cells)
+		axb_bad_input("out of memory");
+	for (size_t si = 0; si < R->nscs; si++) {
+		const struct ax_scenario *sc = R->scs[si];
+		int64_t base[AXB_MAX_PARAMS];
+		const char *bad = NULL;
+		if (axb_param_defaults(sc, base, &bad))
+			axb_bad_input("scenario %s: the default of %s does not parse",
+				      sc->name, bad);
+		const char *entry = axb_profile_entry(R->profile, sc->name);
+		/* a scenario the table leaves out (test-only ones): the quick
+		 * profile still shortens its phases */
+		if (R->quick && !entry) {
+			int d = axb_param_index(sc, "duration"), w = axb_param_index(sc, "warmup");
+			if (d >= 0 && base[d] > 1000000000LL)
+				base[d] = 1000000000LL;
+			if (w >= 0 && base[w] > 200000000LL)
+				base[w] = 200000000LL;
+		}
+		/* each '|'-separated group of the profile's entry */
+		const char *p = entry ? entry : "";
+		for (;;) {
+			const char *bar = strchr(p, '|');
+			size_t len = bar ? (size_t)(bar - p) : strlen(p);
+			struct sweep gsw[MAX_SWEEPS];
+			char *copy = NULL;
+			size_t ng = profile_group(R, sc, p, len, gsw, &copy);
+			plan_group(R, sc, base, gsw, ng, &cap);
+			free(copy);
+			if (!bar)
+				break;
+			p = bar + 1;
+		}
+	}
+	size_t runnable = 0;
+	for (size_t i = 0; i < R->ncells; i++)
+		runnable += R->cells[i].runnable;
+	if (!runnable)
+		axb_bad_input("nothing to run: %s", R->ncells ? R->cells[0].why
+							      : "no cell");
+}
+
+/* ------------------------------------------------------------------ */
+/* Running one repetition                                              */
+/* ------------------------------------------------------------------ */
+
+struct argv_buf {
+	char *v[2 * AXB_MAX_PARAMS + 40];
+	size_t n;
+};
+
+static void av_add(struct argv_buf *a, const char *s)
+{
+	if (a->n + 1 < sizeof a->v / sizeof a->v[0])
+		a->v[a->n++] = strdup(s);
+	a->v[a->n] = NULL;
+}
+
+static void av_addf(struct argv_buf *a, const char *fmt, long x)
+{
+	char tmp[64];
+	snprintf(tmp, sizeof tmp, fmt, x);
+	av_add(a, tmp);
+}
+
+static void av_free(struct argv_buf *a)
+{
+	for (size_t i = 0; i < a->n; i++)
+		free(a->v[i]);
+	a->n = 0;
+}
+
+/* The arguments common to every child of cell c. */
+static void av_cell(struct argv_buf *a, struct run *R, const struct axb_cell *c,
+		    const char *sub, int cpu)
+{
+	av_add(a, "axbench");
+	av_add(a, sub);
+	av_add(a, "--impl");
+	av_add(a, c->impl.name);
+	av_add(a, "--scenario");
+	av_add(a, c->sc->name);
+	av_add(a, "--cpu");
+	av_addf(a, "%ld", cpu);
+	av_add(a, "--result-fd");
+	av_add(a, "3");
+	if (R->quick)
+		av_add(a, "--quick");
+	for (size_t i = 0; i < c->sc->nparams; i++) {
+		char v[64], pv[160];
+		axb_param_format(&c->sc->params[i], c->values[i], v, sizeof v);
+		snprintf(pv, sizeof pv, "%s=%s", c->sc->params[i].name, v);
+		av_add(a, "-p");
+		av_add(a, pv);
+	}
+}
+
+static bool until_ready(void *arg)
+{
+	struct axb_child *s = arg;
+	if (s->exited)
+		return true;
+	json_t *j = axb_child_event(s, "ready");
+	json_decref(j);
+	return j != NULL;
+}
+
+static bool until_exited(void *arg)
+{
+	struct axb_child *c = arg;
+	return c->exited;
+}
+
+struct pair {
+	struct axb_child *srv, *cli;
+};
+
+static bool until_cli_or_srv(void *arg)
+{
+	struct pair *p = arg;
+	return p->cli->exited || p->srv->exited;
+}
+
+/* Outcome of one child, for the classification. */
+static void child_outcome(struct axb_child *c, struct axb_outcome *o)
+{
+	memset(o, 0, sizeof *o);
+	o->role = c->role;
+	o->spawned = c->pid > 0;
+	o->exited = c->exited;
+	o->wstatus = c->wstatus;
+	o->killed = c->killed;
+	o->kill_reason = c->kill_reason;
+	o->result = axb_child_event(c, "result");
+	o->error = axb_child_event(c, "error");
+	o->stderr_tail = axb_child_stderr(c, STDERR_TAIL);
+}
+
+static void outcome_free(struct axb_outcome *o)
+{
+	json_decref(o->result);
+	json_decref(o->error);
+	free(o->stderr_tail);
+}
+
+/* Run repetition `rep` of a network cell. Returns false when interrupted. */
+static bool run_net(struct run *R, struct axb_cell *c, struct axb_rep_in *in)
+{
+	struct argv_buf a = { .n = 0 };
+	struct axb_child srv, cli;
+	int64_t deadline = axb_mono_ns() + c->timeout_ns;
+	bool interrupted = false;
+	int r;
+
+	axb_netc_read(&in->net0);
+	memset(&cli, 0, sizeof cli);
+	cli.pid = -1;
+	cli.res_fd = cli.pidfd = cli.err_fd = -1;
+	av_cell(&a, R, c, "__server", R->pin.server_cpu);
+	if (R->port) {
+		av_add(&a, "--port");
+		av_addf(&a, "%ld", R->port);
+	}
+	r = axb_child_spawn(&srv, "server", a.v, !R->verbose);
+	av_free(&a);
+	if (r) {
+		in->spawn_error = r;
+		return true;
+	}
+	struct axb_child *one[1] = { &srv };
+	r = axb_child_pump(one, 1, deadline, until_ready, &srv);
+	if (r == -EINTR)
+		goto interrupted;
+	if (r == -ETIMEDOUT)
+		axb_child_kill(&srv, "the server did not get ready before the timeout");
+	json_t *ready = axb_child_event(&srv, "ready");
+	if (ready && !srv.exited) {
+		int port = (int)json_integer_value(json_object_get(ready, "port"));
+		char target[64];
+		snprintf(target, sizeof target, "127.0.0.1:%d", port);
+		av_cell(&a, R, c, "__load", R->pin.load_cpu);
+		av_add(&a, "--target");
+		av_add(&a, target);
+		av_add(&a, "--server-pid");
+		av_addf(&a, "%ld", srv.pid);
+		r = axb_child_spawn(&cli, "loadgen", a.v, !R->verbose);
+		av_free(&a);
+		if (r) {
+			in->spawn_error = r;
+			axb_child_kill(&srv, "aborted: the load generator could not start");
+		} else {
+			struct axb_child *two[2] = { &srv, &cli };
+			struct pair p = { &srv, &cli };
+			r = axb_child_pump(two, 2, deadline, until_cli_or_srv, &p);
+			if (r == -EINTR) {
+				json_decref(ready);
+				goto interrupted;
+			}
+			if (r == -ETIMEDOUT) {
+				axb_child_kill(&cli, "the load generator exceeded the timeout");
+				axb_child_kill(&srv, "the cell exceeded the timeout");
+			} else if (srv.exited && !cli.exited) {
+				/* the server died under load: nothing left to measure */
+				axb_child_kill(&cli, NULL);
+				in->server_died = true;
+			}
+		}
+	}
+	json_decref(ready);
+	if (!srv.exited) {
+		/* ask it to stop, as a person would with Ctrl-C */
+		kill(srv.pid, SIGTERM);
+		int64_t grace = STOP_GRACE_NS < c->timeout_ns ? STOP_GRACE_NS : c->timeout_ns;
+		r = axb_child_pump(one, 1, axb_mono_ns() + grace, until_exited, &srv);
+		if (r == -EINTR)
+			goto interrupted;
+		if (r == -ETIMEDOUT)
+			axb_child_kill(&srv, "the server did not stop after SIGTERM");
+	}
+	axb_child_kill(&cli, NULL);
+	axb_child_finish(&srv);
+	if (cli.pid > 0)
+		axb_child_finish(&cli);
+	axb_netc_read(&in->net1);
+	child_outcome(&srv, &in->server);
+	if (cli.pid > 0)
+		child_outcome(&cli, &in->loadgen);
+	goto free_children;
+
+interrupted:
+	interrupted = true;
+	axb_child_kill(&srv, "interrupted");
+	axb_child_kill(&cli, "interrupted");
+	axb_child_finish(&srv);
+	if (cli.pid > 0)
+		axb_child_finish(&cli);
+free_children:
+	axb_child_free(&srv);
+	axb_child_free(&cli);
+	return !interrupted;
+}
+
+/* Run repetition `rep` of a local cell. Returns false when interrupted. */
+static bool run_local(struct run *R, struct axb_cell *c, struct axb_rep_in *in)
+{
+	struct argv_buf a = { .n = 0 };
+	struct axb_child ch;
+	bool ok = true;
+
+	av_cell(&a, R, c, "__local", R->pin.server_cpu);
+	int r = axb_child_spawn(&ch, "local", a.v, !R->verbose);
+	av_free(&a);
+	if (r) {
+		in->spawn_error = r;
+		return true;
+	}
+	struct axb_child *one[1] = { &ch };
+	r = axb_child_pump(one, 1, axb_mono_ns() + c->timeout_ns, until_exited, &ch);
+	if (r == -ETIMEDOUT)
+		axb_child_kill(&ch, "the scenario exceeded the timeout");
+	if (r == -EINTR) {
+		axb_child_kill(&ch, "interrupted");
+		ok = false;
+	}
+	axb_child_finish(&ch);
+	child_outcome(&ch, &in->local);
+	axb_child_free(&ch);
+	return ok;
+}
+
+/* ------------------------------------------------------------------ */
+/* Progress                                                            */
+/* ------------------------------------------------------------------ */
+
+static void fmt_secs(double s, char *buf, size_t n)
+{
+	if (s < 60)
+		snprintf(buf, n, "%.1fs", s);
+	else if (s < 3600)
+		snprintf(buf, n, "%dm%02ds", (int)s / 60, (int)s % 60);
+	else
+		snprintf(buf, n, "%dh%02dm", (int)s / 3600, (int)s % 3600 / 60);
+}
+
+static void progress(struct run *R, size_t i, size_t n, const struct axb_cell *c,
+		     int rep, double done_est, double left_est)
+{
+	char el[32], eta[32];
+	double elapsed = (double)(axb_mono_ns() - R->t_start) / 1e9;
+	/* scale the remaining estimate by how the estimates fared so far */
+	double ratio = done_est > 0 ? elapsed / done_est : 1.0;
+	fmt_secs(elapsed, el, sizeof el);
+	fmt_secs(left_est * ratio, eta, sizeof eta);
+	bool tty = isatty(2);
+	fprintf(stderr, "%scell %zu/%zu  %s %s %s  rep %d/%d  elapsed %s  ETA %s%s",
+		tty ? "\r\033[K" : "", i, n, c->impl.name, c->sc->name, c->label,
+		rep, R->reps, el, eta, tty ? "" : "\n");
+	fflush(stderr);
+}
+
+/* ------------------------------------------------------------------ */
+/* The command                                                         */
+/* ------------------------------------------------------------------ */
+
+static int write_doc(struct run *R)
+{
+	char *txt = json_dumps(R->doc, JSON_INDENT(1) | JSON_REAL_PRECISION(10));
+	if (!txt)
+		return -ENOMEM;
+	int err = axb_write_atomic(R->json_path, txt, strlen(txt));
+	free(txt);
+	if (err)
+		axb_err("cannot write %s: %s", R->json_path, strerror(-err));
+	return err;
+}
+
+int axb_cmd_run(int argc, char **argv)
+{
+	struct run *R = calloc(1, sizeof *R);
+	if (!R)
+		axb_bad_input("out of memory");
+
+	/* validate everything before running anything */
+	parse_opts(R, argc, argv);
+	resolve_impls(R);
+	resolve_scenarios(R);
+	validate_sweeps(R);
+	resolve_pin(R);
+	check_port(R);
+	plan_cells(R);
+	resolve_json(R);
+
+	if (axb_proc_init())
+		axb_bad_input("cannot install signal handlers");
+	axb_raise_nofile();
+	R->t_start = axb_mono_ns();
+	double la[3];
+	axb_loadavg(la);
+	long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
+	if (la[0] > 0.5 * (double)(ncpu > 0 ? ncpu : 1))
+		axb_err("warning: load average %.1f on %ld CPUs: other work is "
+			"running, results will be noisy", la[0], ncpu);
+	for (size_t i = 0; i < json_array_size(R->skipped); i++) {
+		json_t *s = json_array_get(R->skipped, i);
+		axb_err("note: skipping %s: unavailable (%s)",
+			json_string_value(json_object_get(s, "name")),
+			json_string_value(json_object_get(s, "reason")));
+	}
+
+	/* the document, written once before the first cell */
+	json_t *config = json_object();
+	json_t *rts = json_array(), *scs = json_array(), *params = json_object();
+	for (size_t i = 0; i < R->nimpls; i++)
+		json_array_append_new(rts, json_string(R->impls[i].name));
+	for (size_t i = 0; i < R->nscs; i++)
+		json_array_append_new(scs, json_string(R->scs[i]->name));
+	for (size_t k = 0; k < R->nsweeps; k++) {
+		json_t *vals = json_array();
+		for (size_t j = 0; j < R->sweeps[k].nvals; j++)
+			json_array_append_new(vals, json_string(R->sweeps[k].vals[j]));
+		json_object_set_new(params, R->sweeps[k].name, vals);
+	}
+	json_object_set_new(config, "runtimes", rts);
+	json_object_set_new(config, "skipped_runtimes", json_incref(R->skipped));
+	json_object_set_new(config, "scenarios", scs);
+	json_object_set_new(config, "params", params);
+	json_object_set_new(config, "reps", json_integer(R->reps));
+	json_object_set_new(config, "profile", json_string(R->profile));
+	json_t *pp = json_object();
+	for (size_t i = 0; i < R->nscs; i++) {
+		const char *e = axb_profile_entry(R->profile, R->scs[i]->name);
+		json_object_set_new(pp, R->scs[i]->name, e ? json_string(e) : json_null());
+	}
+	json_object_set_new(config, "profile_params", pp);
+	json_object_set_new(config, "pin", json_string(R->pin.mode));
+	json_object_set_new(config, "port", R->port ? json_integer(R->port) : json_null());
+	json_object_set_new(config, "timeout_s", R->timeout_ns
+			    ? json_real((double)R->timeout_ns / 1e9) : json_null());
+	json_t *cmd = json_array();
+	json_array_append_new(cmd, json_string("axbench"));
+	for (int i = 0; i < argc; i++)
+		json_array_append_new(cmd, json_string(argv[i]));
+	R->doc = axb_result_doc_new(cmd, config, axb_environment(&R->pin));
+	json_t *cells = json_object_get(R->doc, "cells");
+	for (size_t i = 0; i < R->ncells; i++) {
+		struct axb_cell *c = &R->cells[i];
+		c->obj = axb_cell_new(c);
+		json_array_append_new(cells, c->obj);
+	}
+	axb_result_doc_update(R->doc, R->cells, R->ncells, "running");
+	if (write_doc(R))
+		return 2;
+
+	/* interleaved: repetition 1 of every cell, then repetition 2, ... */
+	size_t total = 0, done = 0;
+	double est_total = 0, est_done = 0;
+	for (size_t i = 0; i < R->ncells; i++)
+		if (R->cells[i].runnable) {
+			total += (size_t)R->reps;
+			est_total += R->cells[i].est_s * R->reps;
+		}
+	bool interrupted = false;
+	for (int rep = 1; rep <= R->reps && !interrupted; rep++) {
+		for (size_t i = 0; i < R->ncells && !interrupted; i++) {
+			struct axb_cell *c = &R->cells[i];
+			if (!c->runnable)
+				continue;
+			progress(R, done + 1, total, c, rep, est_done, est_total - est_done);
+			struct axb_rep_in in;
+			memset(&in, 0, sizeof in);
+			in.rep = rep;
+			in.pin = &R->pin;
+			int64_t t0 = axb_mono_ns(), w0 = axb_wall_ns();
+			axb_cpuload_read(&in.load0, R->pin.server_cpu, R->pin.load_cpu);
+			bool ok = c->sc->kind == AX_SC_NET ? run_net(R, c, &in)
+							   : run_local(R, c, &in);
+			axb_cpuload_read(&in.load1, R->pin.server_cpu, R->pin.load_cpu);
+			in.wall_s = (double)(axb_mono_ns() - t0) / 1e9;
+			in.started_wall_ns = w0;
+			if (!ok) {
+				interrupted = true;
+			} else {
+				json_t *repj = axb_rep_build(c, &in);
+				const char *st = json_string_value(json_object_get(repj, "status"));
+				if (strcmp(st, "ok")) {
+					if (isatty(2))
+						fputc('\n', stderr);
+					axb_err("%s %s %s rep %d: %s: %s", c->impl.name,
+						c->sc->name, c->label, rep, st,
+						json_string_value(json_object_get(repj, "message")));
+					const char *role = json_string_value(json_object_get(repj, "role"));
+					const char *tail = role ? json_string_value(json_object_get(
+						json_object_get(repj, "stderr"), role)) : NULL;
+					if (tail && *tail)
+						fprintf(stderr, "%s%s", tail,
+							tail[strlen(tail) - 1] == '\n' ? "" : "\n");
+				}
+				axb_cell_add_rep(c, repj);
+				done++;
+				est_done += c->est_s;
+			}
+			outcome_free(&in.server);
+			outcome_free(&in.loadgen);
+			outcome_free(&in.local);
+			axb_result_doc_update(R->doc, R->cells, R->ncells,
+					      interrupted ? "interrupted" : "running");
+			write_doc(R);
+		}
+	}
+	if (isatty(2))
+		fputc('\n', stderr);
+	axb_result_doc_update(R->doc, R->cells, R->ncells,
+			      interrupted ? "interrupted" : "complete");
+	int werr = write_doc(R);
+	axb_summary_print(stdout, R->cells, R->ncells);
+	fprintf(stderr, "axbench: results in %s%s\n", R->json_path,
+		interrupted ? " (interrupted)" : "");
+
+	int rc = 0;
+	for (size_t i = 0; i < R->ncells; i++) {
+		const char *st = json_string_value(json_object_get(R->cells[i].obj, "status"));
+		if (strcmp(st, "ok") && strcmp(st, "unsupported") && strcmp(st, "pending"))
+			rc = 1;
+	}
+	if (werr)
+		rc = 1;
+	if (interrupted)
+		rc = 128 + axb_proc_interrupted();
+	for (size_t k = 0; k < R->nsweeps; k++)
+		free(R->sweeps[k].copy);
+	json_decref(R->doc);
+	json_decref(R->skipped);
+	free(R->cells);
+	free(R);
+	return rc;
+}

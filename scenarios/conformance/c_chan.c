@@ -1,0 +1,381 @@
+/* c_chan.c - conformance cases for channels: FIFO order through the buffer
+ * and through waiting senders and receivers, a full channel suspends its
+ * sender, close wakes every waiter, and a million messages from other
+ * threads and another runtime arrive complete and in order. */
+#include "conform.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* ------------------------------------------------------------------ */
+/* chan.fifo                                                           */
+/* ------------------------------------------------------------------ */
+
+struct fe {
+	int seq;
+	char pad[20]; /* elements are copied whole, not as ints */
+	int check;
+};
+
+struct ff {
+	ax_chan *c;
+	int value;
+	int r;
+};
+
+static intptr_t ff_sender(void *arg)
+{
+	struct ff *s = arg;
+	struct fe e = {.seq = s->value, .check = ~s->value};
+	memset(e.pad, s->value & 0xff, sizeof e.pad);
+	s->r = ax_chan_send(s->c, &e);
+	return 0;
+}
+
+static intptr_t ff_receiver(void *arg)
+{
+	struct ff *s = arg;
+	struct fe e;
+	s->r = ax_chan_recv(s->c, &e);
+	return e.seq == ~e.check ? e.seq : -1;
+}
+
+static intptr_t ff_stream_tx(void *arg)
+{
+	ax_chan *c = arg;
+	for (int i = 0; i < 100000; i++) {
+		struct fe e = {.seq = i, .check = ~i};
+		if (ax_chan_send(c, &e) < 0)
+			return -1;
+	}
+	return 0;
+}
+
+static intptr_t ff_main(void *arg)
+{
+	(void)arg;
+	ax_chan *c;
+	struct fe e;
+	struct ff s[3];
+	ax_task *t[3];
+	ax_chan *bad = NULL;
+	CONF_EQ(ax_chan_create(&bad, 0, 4), -EINVAL, "ax_chan_create(elem 0)");
+	CONF_EQ(ax_chan_create(&bad, 8, 0), -EINVAL, "ax_chan_create(capacity 0)");
+	CONF_EQ(ax_chan_create(&c, sizeof(struct fe), 4), 0, "ax_chan_create");
+
+	/* buffered elements, then senders waiting on the full channel */
+	for (int i = 1; i <= 4; i++) {
+		e = (struct fe){.seq = i, .check = ~i};
+		CONF_EQ(ax_chan_try_send(c, &e), 0, "try_send %d", i);
+	}
+	for (int i = 0; i < 3; i++) {
+		s[i] = (struct ff){c, 5 + i, 1};
+		ax_spawn(&t[i], ff_sender, &s[i], "sender");
+	}
+	for (int i = 1; i <= 7; i++) {
+		CONF_EQ(ax_chan_recv(c, &e), 0, "recv %d", i);
+		CONF_EQ(e.seq, i, "element %d in order (4 buffered, then 3 "
+			"waiting senders)", i);
+		CONF_EQ(e.check, ~i, "element %d copied whole", i);
+	}
+	for (int i = 0; i < 3; i++) {
+		CONF_JOIN_WITHIN(t[i], 2 * CONF_S, "a sender waiting on the full "
+				 "channel");
+		CONF_EQ(s[i].r, 0, "waiting sender %d", i);
+	}
+	/* receivers waiting on the empty channel are served in order */
+	for (int i = 0; i < 3; i++) {
+		s[i] = (struct ff){c, 0, 1};
+		ax_spawn(&t[i], ff_receiver, &s[i], "receiver");
+	}
+	for (int i = 0; i < 3; i++) {
+		e = (struct fe){.seq = 10 + i, .check = ~(10 + i)};
+		CONF_EQ(ax_chan_send(c, &e), 0, "send to waiting receivers");
+	}
+	for (int i = 0; i < 3; i++)
+		CONF_EQ(CONF_JOIN_WITHIN(t[i], 2 * CONF_S, "a waiting receiver"),
+			10 + i, "element of waiting receiver %d (first waiting, "
+			"first served)", i);
+	/* a stream between two tasks */
+	ax_task *tx;
+	ax_spawn(&tx, ff_stream_tx, c, "stream");
+	for (int i = 0; i < 100000; i++) {
+		if (ax_chan_recv(c, &e) < 0 ||
+		    !CONF_EQ(e.seq, i, "streamed element %d", i)) {
+			ax_chan_close(c); /* the sender must not wait forever */
+			break;
+		}
+	}
+	CONF_JOIN_WITHIN(tx, 5 * CONF_S, "the streaming sender");
+	if (conf_failed()) {
+		ax_chan_destroy(c);
+		return 0;
+	}
+	CONF_EQ(ax_chan_try_recv(c, &e), -EAGAIN, "try_recv on an empty channel");
+	CONF_EQ(ax_chan_destroy(c), 0, "ax_chan_destroy");
+	return 0;
+}
+
+static void case_fifo(void)
+{
+	conf_run(ff_main, NULL);
+}
+
+/* ------------------------------------------------------------------ */
+/* chan.full_suspends                                                  */
+/* ------------------------------------------------------------------ */
+
+static int fs_sent;
+
+static intptr_t fs_sender(void *arg)
+{
+	ax_chan *c = arg;
+	for (int i = 0; i < 3; i++) {
+		if (ax_chan_send(c, &i) < 0)
+			return -1;
+		fs_sent++;
+	}
+	return 0;
+}
+
+static intptr_t fs_main(void *arg)
+{
+	(void)arg;
+	ax_chan *c;
+	ax_task *t;
+	int v = 9;
+	ax_chan_create(&c, sizeof(int), 2);
+	ax_spawn(&t, fs_sender, c, "sender");
+	/* spawn is eager: the sender ran until the third send suspended */
+	CONF_EQ(fs_sent, 2, "sends completed on a channel of capacity 2");
+	CONF_EQ(ax_chan_len(c), 2, "ax_chan_len of the full channel");
+	ax_sleep(10 * CONF_MS);
+	CONF_EQ(fs_sent, 2, "sends completed 10 ms later (still suspended)");
+	CONF_EQ(ax_chan_try_send(c, &v), -EAGAIN, "try_send on a full channel");
+	CONF_EQ(ax_chan_recv(c, &v), 0, "recv");
+	CONF_EQ(v, 0, "first element");
+	ax_yield();
+	CONF_EQ(fs_sent, 3, "sends completed after a receive made room");
+	CONF_EQ(ax_chan_len(c), 2, "ax_chan_len");
+	CONF_EQ(conf_join(t), 0, "the sender");
+	ax_chan_recv(c, &v);
+	CONF_EQ(v, 1, "second element");
+	ax_chan_recv(c, &v);
+	CONF_EQ(v, 2, "third element");
+	ax_chan_destroy(c);
+	return 0;
+}
+
+static void case_full_suspends(void)
+{
+	conf_run(fs_main, NULL);
+}
+
+/* ------------------------------------------------------------------ */
+/* chan.close_wakes                                                    */
+/* ------------------------------------------------------------------ */
+
+static intptr_t cw_recv(void *arg)
+{
+	int v;
+	return ax_chan_recv(arg, &v);
+}
+
+static intptr_t cw_send(void *arg)
+{
+	int v = 5;
+	return ax_chan_send(arg, &v);
+}
+
+static intptr_t cwk_main(void *arg)
+{
+	(void)arg;
+	ax_chan *c;
+	ax_task *t[5];
+	int v;
+
+	/* receivers on an empty channel */
+	ax_chan_create(&c, sizeof(int), 2);
+	for (int i = 0; i < 5; i++)
+		ax_spawn(&t[i], cw_recv, c, "receiver");
+	CONF_EQ(ax_chan_destroy(c), -EBUSY, "ax_chan_destroy with waiters");
+	CONF_EQ(ax_chan_close(c), 0, "ax_chan_close");
+	CONF_EQ(ax_chan_close(c), -EPIPE, "ax_chan_close, twice");
+	for (int i = 0; i < 5; i++)
+		CONF_EQ(CONF_JOIN_WITHIN(t[i], 2 * CONF_S, "a receiver waiting when "
+					 "the channel was closed"),
+			-EPIPE, "waiting receiver %d after close", i);
+	CONF_EQ(ax_chan_destroy(c), 0, "ax_chan_destroy after the waiters left");
+
+	/* senders on a full channel; the buffer drains after close */
+	ax_chan_create(&c, sizeof(int), 2);
+	for (v = 1; v <= 2; v++)
+		ax_chan_try_send(c, &v);
+	for (int i = 0; i < 3; i++)
+		ax_spawn(&t[i], cw_send, c, "sender");
+	CONF_EQ(ax_chan_close(c), 0, "ax_chan_close");
+	for (int i = 0; i < 3; i++)
+		CONF_EQ(CONF_JOIN_WITHIN(t[i], 2 * CONF_S, "a sender waiting when "
+					 "the channel was closed"),
+			-EPIPE, "waiting sender %d after close", i);
+	v = 3;
+	CONF_EQ(ax_chan_send(c, &v), -EPIPE, "ax_chan_send after close");
+	CONF_EQ(ax_chan_try_send(c, &v), -EPIPE, "ax_chan_try_send after close");
+	CONF_EQ(ax_chan_recv(c, &v), 0, "recv of a buffered element after close");
+	CONF_EQ(v, 1, "first buffered element");
+	CONF_EQ(ax_chan_try_recv(c, &v), 0, "try_recv of a buffered element");
+	CONF_EQ(v, 2, "second buffered element");
+	CONF_EQ(ax_chan_recv(c, &v), -EPIPE, "recv on a closed, drained channel");
+	CONF_EQ(ax_chan_try_recv(c, &v), -EPIPE, "try_recv on a closed, drained "
+		"channel");
+	ax_chan_destroy(c);
+	return 0;
+}
+
+static void case_close_wakes(void)
+{
+	conf_run(cwk_main, NULL);
+}
+
+/* ------------------------------------------------------------------ */
+/* chan.xthread_1m                                                     */
+/* ------------------------------------------------------------------ */
+
+#define XM_THREADS 2
+#define XM_PER_THREAD 400000
+#define XM_RT_MSGS 200000
+#define XM_TOTAL (XM_THREADS * XM_PER_THREAD + XM_RT_MSGS)
+#define XM_BACK 100000
+
+struct xm_msg {
+	int sender;
+	int seq;
+};
+
+struct xm {
+	ax_chan *c, *back;
+	int id;
+};
+
+static void *xm_plain(void *arg)
+{
+	struct xm *s = arg;
+	for (int i = 0; i < XM_PER_THREAD; i++) {
+		struct xm_msg m = {s->id, i};
+		int r = ax_chan_send(s->c, &m);
+		if (r < 0)
+			conf_die("thread %d: ax_chan_send returned %d", s->id, r);
+	}
+	return NULL;
+}
+
+static intptr_t xm_rt_sender(void *arg)
+{
+	struct xm *s = arg;
+	for (int i = 0; i < XM_RT_MSGS; i++) {
+		struct xm_msg m = {s->id, i};
+		if (!CONF_EQ(ax_chan_send(s->c, &m), 0, "sender runtime: send"))
+			return -1;
+	}
+	return 0;
+}
+
+static void *xm_rt_thread(void *arg)
+{
+	conf_run(xm_rt_sender, arg);
+	return NULL;
+}
+
+/* A plain thread receiving what the main runtime's task sends back. */
+static void *xm_back_rx(void *arg)
+{
+	struct xm *s = arg;
+	for (int i = 0; i < XM_BACK; i++) {
+		int v = -1;
+		int r = ax_chan_recv(s->back, &v);
+		if (r < 0 || v != i)
+			conf_die("back channel: expected element %d, got %d (r=%d)",
+				 i, v, r);
+	}
+	return NULL;
+}
+
+static intptr_t xm_main(void *arg)
+{
+	(void)arg;
+	ax_chan *c, *back;
+	pthread_t th[XM_THREADS + 2];
+	struct xm s[XM_THREADS + 2];
+	int next[XM_THREADS + 1] = {0};
+	ax_chan_create(&c, sizeof(struct xm_msg), 256);
+	ax_chan_create(&back, sizeof(int), 64);
+	for (int i = 0; i < XM_THREADS + 2; i++)
+		s[i] = (struct xm){c, back, i};
+	for (int i = 0; i < XM_THREADS; i++)
+		conf_thread(&th[i], xm_plain, &s[i]);
+	conf_thread(&th[XM_THREADS], xm_rt_thread, &s[XM_THREADS]);
+	conf_thread(&th[XM_THREADS + 1], xm_back_rx, &s[XM_THREADS + 1]);
+
+	/* this task receives the million and sends back 100k meanwhile */
+	int sent_back = 0;
+	for (int k = 0; k < XM_TOTAL; k++) {
+		struct xm_msg m = {-1, -1};
+		struct ax_deadline d;
+		ax_deadline_enter(&d, ax_now() + 5 * CONF_S);
+		int r = ax_chan_recv(c, &m);
+		ax_deadline_leave(&d);
+		if (r == -ETIMEDOUT)
+			conf_die("no message for 5 s after %d of %d (lost wake-up?)",
+				 k, XM_TOTAL);
+		if (!CONF_EQ(r, 0, "ax_chan_recv") ||
+		    !CONF_TRUE(m.sender >= 0 && m.sender <= XM_THREADS,
+			       "message from unknown sender %d", m.sender) ||
+		    !CONF_EQ(m.seq, next[m.sender], "next sequence number of "
+			     "sender %d (in order, none lost or duplicated)",
+			     m.sender))
+			break;
+		next[m.sender]++;
+		if (sent_back < XM_BACK && (k & 7) == 0) {
+			ax_chan_send(back, &sent_back);
+			sent_back++;
+		}
+	}
+	while (sent_back < XM_BACK) {
+		ax_chan_send(back, &sent_back);
+		sent_back++;
+	}
+	for (int i = 0; i < XM_THREADS + 2; i++)
+		pthread_join(th[i], NULL);
+	for (int i = 0; i < XM_THREADS; i++)
+		CONF_EQ(next[i], XM_PER_THREAD, "messages from thread %d", i);
+	CONF_EQ(next[XM_THREADS], XM_RT_MSGS, "messages from the other runtime");
+	ax_chan_destroy(c);
+	ax_chan_destroy(back);
+	return 0;
+}
+
+static void case_xthread_1m(void)
+{
+	conf_run(xm_main, NULL);
+}
+
+const struct conf_case conf_cases_chan[] = {
+	{"chan.fifo", "[AX-CHAN-1] elements are received in send order, none lost "
+	 "or duplicated, whether buffered or handed to waiting tasks",
+	 "4 buffered + 3 waiting senders; 3 waiting receivers; a 100k stream",
+	 0, 10, 0, case_fifo},
+	{"chan.full_suspends", "[AX-CHAN-2] ax_chan_send suspends while the "
+	 "channel is full and resumes once a receive makes room",
+	 "a sender of 3 elements on a channel of 2", 0, 10, 0, case_full_suspends},
+	{"chan.close_wakes", "[AX-CHAN-3] close wakes every waiting sender and "
+	 "receiver; sends return -EPIPE, receives drain then return -EPIPE",
+	 "5 waiting receivers, 3 waiting senders, drain after close",
+	 0, 10, 0, case_close_wakes},
+	{"chan.xthread_1m", "[AX-CHAN-4] [AX-CHAN-1] channels work from plain "
+	 "threads and other runtimes: 1M messages, none lost, in order per "
+	 "sender, no hang",
+	 "2 threads and a second runtime send 1M; the task sends 100k back to "
+	 "a thread", AX_FEAT_XTHREAD, 60, CONF_SERIAL, case_xthread_1m},
+	{NULL, NULL, NULL, 0, 0, 0, NULL},
+};

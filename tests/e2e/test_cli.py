@@ -1,0 +1,507 @@
+"""End-to-end tests of the axbench command line: list, run (result file,
+aggregation, watchdog), serve, load, and bad input.
+
+The binary comes from the AXBENCH environment variable (default:
+build/axbench under the repository root); without it every test is skipped
+with a message saying so. Fault injection uses the test-only hooks
+AXBENCH_TEST_FAULT and AXBENCH_TEST_UNAVAILABLE (docs/harness.md).
+"""
+
+import json
+import os
+import re
+import signal
+import socket
+import subprocess
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+AXBENCH = Path(os.environ.get("AXBENCH", ROOT / "build" / "axbench"))
+
+pytestmark = pytest.mark.skipif(
+    not (AXBENCH.is_file() and os.access(AXBENCH, os.X_OK)),
+    reason=f"axbench binary not found at {AXBENCH} (build it, or set AXBENCH)",
+)
+
+# Short phases keep every run to a fraction of a second per cell.
+SHORT = ["--duration", "0.3s", "--warmup", "0.1s"]
+
+
+def axbench(*args, env=None, timeout=120, cwd=None):
+    full_env = dict(os.environ)
+    full_env.pop("AXBENCH_TEST_FAULT", None)
+    full_env.pop("AXBENCH_TEST_UNAVAILABLE", None)
+    if env:
+        full_env.update(env)
+    return subprocess.run(
+        [str(AXBENCH), *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env=full_env,
+        cwd=cwd,
+    )
+
+
+def cells_by(doc, runtime):
+    return [c for c in doc["cells"] if c["runtime"] == runtime]
+
+
+def assert_percentiles_ordered(lat):
+    assert lat["count"] > 0
+    assert lat["min"] <= lat["p50"] <= lat["p90"] <= lat["p99"]
+    assert lat["p99"] <= lat["p99_9"] <= lat["p99_99"] <= lat["max"]
+
+
+# ---------------------------------------------------------------------------
+# list
+
+
+def test_list_shows_runtimes_references_and_scenarios():
+    r = axbench("list")
+    assert r.returncode == 0, r.stderr
+    out = r.stdout
+    assert "runtimes:" in out
+    assert "reference implementations:" in out
+    assert "scenarios:" in out
+    assert re.search(r"^\s+epoll\s+(available|unavailable)", out, re.M)
+    assert re.search(r"^\s+blocking\s+available", out, re.M)
+    assert "features:" in out
+    # a scenario with its parameters, defaults and help
+    assert re.search(r"^\s+tcp_echo\s", out, re.M)
+    assert re.search(r"connections\s+int\s+default \d+", out)
+    assert re.search(r"size\s+bytes\s+default", out)
+
+
+def test_list_json_is_machine_readable():
+    r = axbench("list", "--json")
+    assert r.returncode == 0, r.stderr
+    doc = json.loads(r.stdout)
+    names = {rt["name"] for rt in doc["runtimes"]}
+    assert "epoll" in names
+    assert any(ref["name"] == "blocking" for ref in doc["references"])
+    echo = next(s for s in doc["scenarios"] if s["name"] == "tcp_echo")
+    assert echo["kind"] == "net" and echo["protocol"] == "echo"
+    params = {p["name"]: p for p in echo["params"]}
+    assert {"connections", "size", "duration", "warmup"} <= set(params)
+    assert all(p["help"] for p in echo["params"])
+
+
+# ---------------------------------------------------------------------------
+# run: the result file
+
+
+@pytest.fixture(scope="module")
+def short_run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("run") / "short.json"
+    t0 = time.monotonic()
+    r = axbench(
+        "run", "--runtime", "epoll,blocking", *SHORT, "--reps", "2",
+        "-p", "connections=1,4", "--json", str(out),
+    )
+    elapsed = time.monotonic() - t0
+    return r, out, elapsed
+
+
+def test_run_exits_cleanly_and_prints_a_summary(short_run):
+    r, out, elapsed = short_run
+    assert r.returncode == 0, r.stderr
+    assert "result median [CI]" in r.stdout
+    assert re.search(r"^epoll\s+tcp_echo\s+connections=1\s+ok", r.stdout, re.M)
+    # progress lines name the cell and give an ETA
+    assert re.search(r"cell 1/8 .*epoll tcp_echo .*ETA", r.stderr)
+    assert elapsed < 60
+
+
+def test_run_result_file_schema(short_run):
+    _, out, _ = short_run
+    doc = json.loads(out.read_text())
+    assert doc["schema"] == "axbench-results"
+    assert doc["schema_version"] == 1
+    assert doc["status"] == "complete"
+    assert doc["config"]["reps"] == 2
+    assert doc["config"]["pin"] == "split"
+    assert doc["counts"]["reps_done"] == 8
+    env = doc["environment"]
+    for key in ("cpu", "kernel", "libraries", "io_uring", "build", "git",
+                "time_utc", "pinning"):
+        assert key in env, key
+    assert env["cpu"]["count"] >= 1 and env["cpu"]["model"]
+    assert env["kernel"]["release"]
+    assert env["pinning"]["mode"] == "split"
+    assert env["pinning"]["server_cpu"] != env["pinning"]["load_cpu"]
+    assert env["git"]["commit"]
+    assert env["build"]["compiler_version"]
+
+
+def test_run_cells_have_medians_and_ordered_percentiles(short_run):
+    _, out, _ = short_run
+    doc = json.loads(out.read_text())
+    assert len(doc["cells"]) == 4  # 2 runtimes x 2 connection counts
+    seen = set()
+    for cell in doc["cells"]:
+        seen.add((cell["runtime"], cell["params"]["connections"]))
+        assert cell["status"] == "ok", cell["message"]
+        assert cell["params"]["duration"] == 300_000_000
+        assert cell["params"]["warmup"] == 100_000_000
+        assert len(cell["reps"]) == 2
+        for rep in cell["reps"]:
+            assert rep["status"] == "ok"
+            assert rep["metrics"]["throughput"]["value"] > 0
+            assert_percentiles_ordered(rep["latency"])
+            assert rep["histogram"]["layout"] == "loglinear-v1"
+            assert rep["loadgen"]["connections"] == cell["params"]["connections"]
+            assert isinstance(rep["loadgen_saturated"], bool)
+            assert rep["kernel_net"]["tcp_retrans_segs"] >= 0
+        m = cell["summary"]["metrics"]
+        tp = m["throughput"]
+        assert tp["median"] > 0 and tp["n"] == 2
+        assert tp["ci_low"] <= tp["median"] <= tp["ci_high"]
+        assert len(tp["values"]) == 2
+        assert m["latency_p50"]["median"] <= m["latency_p99"]["median"]
+        assert m["server_cpu_us_per_msg"]["median"] > 0
+        assert m["server_maxrss_kib"]["median"] > 0
+        merged = cell["summary"]["latency_merged"]
+        assert_percentiles_ordered(merged)
+        assert merged["count"] == sum(r["latency"]["count"] for r in cell["reps"])
+    assert seen == {("epoll", 1), ("epoll", 4), ("blocking", 1), ("blocking", 4)}
+    # runtime counters only exist for ax runtimes
+    epoll = cells_by(doc, "epoll")[0]
+    assert "loop_iterations_per_msg" in epoll["summary"]["metrics"]
+
+
+def test_run_interleaves_repetitions(short_run):
+    _, out, _ = short_run
+    doc = json.loads(out.read_text())
+    starts = sorted(
+        (rep["started_utc"], rep["rep"]) for c in doc["cells"] for rep in c["reps"]
+    )
+    # every rep 1 starts no later than any rep 2
+    first_rep2 = min(s for s, k in starts if k == 2)
+    assert all(s <= first_rep2 for s, k in starts if k == 1)
+
+
+def test_run_sweep_is_a_cartesian_product(tmp_path):
+    out = tmp_path / "sweep.json"
+    r = axbench("run", "--runtime", "epoll", "--duration", "0.1s", "--warmup",
+                "0s", "--reps", "1", "-p", "connections=1,2", "-p", "size=8,1k",
+                "--json", str(out))
+    assert r.returncode == 0, r.stderr
+    doc = json.loads(out.read_text())
+    combos = {(c["params"]["connections"], c["params"]["size"]) for c in doc["cells"]}
+    assert combos == {(1, 8), (1, 1024), (2, 8), (2, 1024)}
+
+
+def test_run_http_plaintext(tmp_path):
+    out = tmp_path / "http.json"
+    r = axbench("run", "--runtime", "epoll,blocking", "--scenario", "http_plaintext",
+                *SHORT, "--reps", "1", "-p", "connections=2", "-p", "pipeline=4",
+                "--json", str(out))
+    assert r.returncode == 0, r.stderr
+    doc = json.loads(out.read_text())
+    cell = cells_by(doc, "epoll")[0]
+    assert cell["protocol"] == "http"
+    assert cell["status"] == "ok", cell["message"]
+    assert cell["summary"]["metrics"]["throughput"]["median"] > 0
+    assert "throughput_mib" not in cell["summary"]["metrics"]  # no size
+    assert cells_by(doc, "blocking")[0]["status"] == "unsupported"
+
+
+def test_run_local_scenario(tmp_path):
+    out = tmp_path / "local.json"
+    r = axbench("run", "--runtime", "epoll,blocking", "--scenario", "ctx_switch",
+                "--reps", "2", "-p", "count=20000", "--json", str(out))
+    assert r.returncode == 0, r.stderr
+    doc = json.loads(out.read_text())
+    epoll = cells_by(doc, "epoll")[0]
+    assert epoll["status"] == "ok", epoll["message"]
+    assert epoll["kind"] == "local"
+    assert epoll["summary"]["metrics"]["switch_ns"]["median"] > 0
+    # the native reference serves only tcp_echo
+    blocking = cells_by(doc, "blocking")[0]
+    assert blocking["status"] == "unsupported" and blocking["reps"] == []
+
+
+def test_run_pin_same_is_recorded(tmp_path):
+    out = tmp_path / "same.json"
+    r = axbench("run", "--pin", "same", "--duration", "0.1s", "--warmup", "0s",
+                "--reps", "1", "-p", "connections=1", "--json", str(out))
+    assert r.returncode == 0, r.stderr
+    doc = json.loads(out.read_text())
+    pin = doc["environment"]["pinning"]
+    assert pin["mode"] == "same" and pin["server_cpu"] == pin["load_cpu"]
+
+
+def test_run_default_json_path(tmp_path):
+    r = axbench("run", "--duration", "0.1s", "--warmup", "0s", "--reps", "1",
+                "-p", "connections=1", cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    files = list((tmp_path / "results").glob("*.json"))
+    assert len(files) == 1
+    assert json.loads(files[0].read_text())["status"] == "complete"
+    assert not list((tmp_path / "results").glob("*.tmp.*"))
+
+
+# ---------------------------------------------------------------------------
+# run: the watchdog and failures
+
+
+def test_crashing_server_is_recorded_and_the_run_goes_on(tmp_path):
+    out = tmp_path / "crash.json"
+    r = axbench("run", "--runtime", "epoll,blocking", *SHORT, "--reps", "1",
+                "-p", "connections=2", "--json", str(out),
+                env={"AXBENCH_TEST_FAULT": "server:crash@epoll"})
+    assert r.returncode == 1, r.stderr
+    doc = json.loads(out.read_text())
+    assert doc["status"] == "complete"
+    epoll = cells_by(doc, "epoll")[0]
+    assert epoll["status"] == "crash"
+    assert "SIGSEGV" in epoll["message"]
+    assert epoll["reps"][0]["role"] == "server"
+    assert epoll["summary"] is None and "metrics" not in epoll["reps"][0]
+    assert cells_by(doc, "blocking")[0]["status"] == "ok"
+
+
+def test_hanging_server_is_killed_and_recorded_as_timeout(tmp_path):
+    out = tmp_path / "hang.json"
+    t0 = time.monotonic()
+    r = axbench("run", "--runtime", "epoll,blocking", *SHORT, "--reps", "1",
+                "-p", "connections=2", "--timeout", "2s", "--json", str(out),
+                env={"AXBENCH_TEST_FAULT": "server:hang@epoll"})
+    assert time.monotonic() - t0 < 30
+    assert r.returncode == 1, r.stderr
+    doc = json.loads(out.read_text())
+    epoll = cells_by(doc, "epoll")[0]
+    assert epoll["status"] == "timeout", epoll
+    assert epoll["summary"] is None
+    assert cells_by(doc, "blocking")[0]["status"] == "ok"
+
+
+def test_hanging_local_scenario_times_out(tmp_path):
+    out = tmp_path / "hang-local.json"
+    r = axbench("run", "--scenario", "ctx_switch", "--reps", "1", "--timeout",
+                "1s", "-p", "count=1000", "--json", str(out),
+                env={"AXBENCH_TEST_FAULT": "local:hang"})
+    assert r.returncode == 1
+    cell = json.loads(out.read_text())["cells"][0]
+    assert cell["status"] == "timeout" and cell["reps"][0]["role"] == "local"
+
+
+def test_check_failure_reports_no_numbers(tmp_path):
+    out = tmp_path / "fail.json"
+    r = axbench("run", *SHORT, "--reps", "2", "-p", "connections=1",
+                "--json", str(out), env={"AXBENCH_TEST_FAULT": "load:fail"})
+    assert r.returncode == 1
+    cell = json.loads(out.read_text())["cells"][0]
+    assert cell["status"] == "check_failed"
+    assert "AXBENCH_TEST_FAULT" in cell["message"]
+    assert cell["summary"] is None
+    for rep in cell["reps"]:
+        assert "metrics" not in rep and "latency" not in rep
+
+
+def test_unavailable_runtime_skipped_under_all_error_when_named(tmp_path):
+    env = {"AXBENCH_TEST_UNAVAILABLE": "libuv,io_uring,libevent"}
+    r = axbench("run", "--runtime", "epoll,libuv", env=env)
+    assert r.returncode == 2
+    assert r.stderr.strip().count("\n") == 0
+    assert "unavailable" in r.stderr
+    out = tmp_path / "all.json"
+    r = axbench("run", "--runtime", "all", "--duration", "0.1s", "--warmup", "0s",
+                "--reps", "1", "-p", "connections=1", "--json", str(out), env=env)
+    assert r.returncode == 0, r.stderr
+    doc = json.loads(out.read_text())
+    runtimes = {c["runtime"] for c in doc["cells"]}
+    assert "libuv" not in runtimes and "epoll" in runtimes and "blocking" in runtimes
+    skipped = {s["name"] for s in doc["config"]["skipped_runtimes"]}
+    assert "libuv" in skipped
+    assert "skipping libuv" in r.stderr
+
+
+def test_sigint_keeps_finished_results_and_exits_130(tmp_path):
+    out = tmp_path / "int.json"
+    p = subprocess.Popen(
+        [str(AXBENCH), "run", "--runtime", "epoll,blocking", "--duration", "0.5s",
+         "--warmup", "0s", "--reps", "5", "-p", "connections=1", "--json", str(out)],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    # wait until at least one repetition is in the file
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        try:
+            if json.loads(out.read_text())["counts"]["reps_done"] >= 1:
+                break
+        except (OSError, ValueError, KeyError):
+            pass
+        time.sleep(0.05)
+    p.send_signal(signal.SIGINT)
+    _, err = p.communicate(timeout=30)
+    assert p.returncode == 130, err
+    doc = json.loads(out.read_text())
+    assert doc["status"] == "interrupted"
+    assert 1 <= doc["counts"]["reps_done"] < 10
+    assert not list(tmp_path.glob("*.tmp.*"))
+
+
+# ---------------------------------------------------------------------------
+# bad input: one line "axbench: ...", exit 2, nothing run
+
+
+@pytest.fixture
+def busy_port():
+    s = socket.socket()
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    s.bind(("127.0.0.1", 0))
+    s.listen()
+    yield s.getsockname()[1]
+    s.close()
+
+
+BAD = {
+    "unknown runtime": ["run", "--runtime", "nope"],
+    "unknown runtime in a list": ["run", "--runtime", "epoll,nope"],
+    "unknown scenario": ["run", "--scenario", "nope"],
+    "unknown parameter": ["run", "-p", "nope=1"],
+    "malformed size": ["run", "-p", "size=12q"],
+    "malformed duration": ["run", "--duration", "1q"],
+    "duration without unit": ["run", "-p", "duration=5"],
+    "out of range": ["run", "-p", "connections=0"],
+    "huge value": ["run", "-p", "connections=99999999999999999999999"],
+    "empty list item": ["run", "-p", "size=1,,2"],
+    "no equals": ["run", "-p", "size"],
+    "bad reps": ["run", "--reps", "0"],
+    "bad pin": ["run", "--pin", "diagonal"],
+    "bad profile": ["run", "--profile", "slow"],
+    "bad timeout": ["run", "--timeout", "soon"],
+    "bad port": ["run", "--port", "70000"],
+    "unknown option": ["run", "--frobnicate"],
+    "missing value": ["run", "--runtime"],
+    "stray argument": ["run", "extra"],
+    "unwritable json": ["run", "--json", "/nonexistent/dir/out.json"],
+    "json is a directory": ["run", "--json", "/"],
+    "parameter of no selected scenario": ["run", "--scenario", "ctx_switch",
+                                          "--duration", "1s"],
+    "unknown command": ["frobnicate"],
+    "serve local scenario": ["serve", "--runtime", "epoll", "--scenario",
+                             "ctx_switch"],
+    "load without target": ["load", "--scenario", "tcp_echo"],
+    "load bad target": ["load", "--scenario", "tcp_echo", "--target", "nohost"],
+    "load list value": ["load", "--scenario", "tcp_echo", "--target",
+                        "127.0.0.1:9", "-p", "size=1,2"],
+}
+
+
+@pytest.mark.parametrize("args", list(BAD.values()), ids=list(BAD.keys()))
+def test_bad_input_is_one_line_and_exit_2(args, tmp_path):
+    t0 = time.monotonic()
+    r = axbench(*args, cwd=tmp_path, timeout=20)
+    assert r.returncode == 2, (r.returncode, r.stderr)
+    lines = r.stderr.splitlines()
+    assert len(lines) == 1, r.stderr
+    assert lines[0].startswith("axbench: ")
+    assert r.stdout == ""
+    assert time.monotonic() - t0 < 5
+    assert not (tmp_path / "results").exists()  # nothing ran
+
+
+@pytest.mark.parametrize("cmd", ["run", "serve"])
+def test_port_in_use_is_bad_input(cmd, busy_port):
+    args = [cmd, "--port", str(busy_port)]
+    if cmd == "serve":
+        args += ["--runtime", "epoll", "--scenario", "tcp_echo"]
+    r = axbench(*args, timeout=20)
+    assert r.returncode == 2
+    assert r.stderr == f"axbench: port {busy_port} is in use\n"
+
+
+# ---------------------------------------------------------------------------
+# serve and load on their own
+
+
+def test_serve_then_load_then_ctrl_c():
+    srv = subprocess.Popen(
+        [str(AXBENCH), "serve", "--runtime", "epoll", "--scenario", "tcp_echo"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        line = srv.stderr.readline()
+        m = re.search(r"at 127\.0\.0\.1:(\d+)", line)
+        assert m, line
+        port = m.group(1)
+        r = axbench("load", "--scenario", "tcp_echo", "--target",
+                    f"127.0.0.1:{port}", "--duration", "0.3s", "--warmup", "0.1s",
+                    "-p", "connections=3", "-p", "pipeline=2", "-p", "size=100")
+        assert r.returncode == 0, r.stderr
+        res = json.loads(r.stdout)
+        assert res["check"]["passed"] is True
+        assert res["connections"] == 3 and res["pipeline"] == 2 and res["size"] == 100
+        assert res["measured"]["round_trips"] > 0
+        assert_percentiles_ordered(res["latency"])
+    finally:
+        srv.send_signal(signal.SIGINT)
+        out, _ = srv.communicate(timeout=20)
+    assert srv.returncode == 0
+    final = json.loads(out)
+    assert final["check"]["passed"] is True
+    assert final["role"] == "server"
+
+
+class FaultyEcho:
+    """An echo server that misbehaves after `after` bytes: 'corrupt' flips
+    one byte, 'close' closes the connection."""
+
+    def __init__(self, mode, after):
+        self.mode, self.after = mode, after
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen()
+        self.port = self.sock.getsockname()[1]
+        self.thread = threading.Thread(target=self.serve, daemon=True)
+        self.thread.start()
+
+    def serve(self):
+        try:
+            conn, _ = self.sock.accept()
+        except OSError:
+            return
+        seen = 0
+        with conn:
+            while True:
+                try:
+                    data = conn.recv(65536)
+                except OSError:
+                    return
+                if not data:
+                    return
+                if seen + len(data) > self.after:
+                    if self.mode == "close":
+                        return
+                    i = self.after - seen if self.after >= seen else 0
+                    data = data[:i] + bytes([data[i] ^ 0x40]) + data[i + 1:]
+                    self.after = 1 << 62
+                seen += len(data)
+                try:
+                    conn.sendall(data)
+                except OSError:
+                    return
+
+    def close(self):
+        self.sock.close()
+
+
+@pytest.mark.parametrize("mode,expect", [("corrupt", "byte"), ("close", "closed")])
+def test_load_generator_detects_a_broken_echo(mode, expect):
+    srv = FaultyEcho(mode, after=64 * 10 + 20)
+    try:
+        r = axbench("load", "--scenario", "tcp_echo", "--target",
+                    f"127.0.0.1:{srv.port}", "--duration", "0.3s", "--warmup", "0s",
+                    "-p", "connections=1", "-p", "size=64")
+    finally:
+        srv.close()
+    assert r.returncode == 1
+    res = json.loads(r.stdout)
+    assert res["check"]["passed"] is False
+    assert expect in res["check"]["message"]
+    assert "measured" not in res
