@@ -296,6 +296,8 @@ int axb_cmd_run(int argc, char **argv);
 int axb_cmd_serve(int argc, char **argv);    /* serve and __server */
 int axb_cmd_local(int argc, char **argv);    /* __local */
 int axb_cmd_load(int argc, char **argv);     /* load and __load */
+int axb_cmd_instr(int argc, char **argv);    /* run --measure instructions */
+int axb_cmd_instr_child(int argc, char **argv); /* __instr */
 
 /* Server side of a network scenario as a child of `run` (hidden) or in the
  * foreground (`axbench serve`). */

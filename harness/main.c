@@ -163,8 +163,32 @@ int main(int argc, char **argv)
 	argv++;
 	if (!strcmp(cmd, "list"))
 		return axb_cmd_list(argc, argv);
-	if (!strcmp(cmd, "run"))
+	if (!strcmp(cmd, "run")) {
+		/* --measure instructions is its own machinery (instr.c);
+		 * --measure time is the default and needs nothing */
+		for (int i = 1; i < argc; i++) {
+			const char *m = NULL;
+			int n = 1;
+			if (!strcmp(argv[i], "--measure") && i + 1 < argc) {
+				m = argv[i + 1];
+				n = 2;
+			} else if (!strncmp(argv[i], "--measure=", 10)) {
+				m = argv[i] + 10;
+			}
+			if (!m)
+				continue;
+			if (!strcmp(m, "instructions"))
+				return axb_cmd_instr(argc, argv);
+			if (strcmp(m, "time"))
+				axb_bad_input("--measure must be time or instructions, not '%s'", m);
+			memmove(&argv[i], &argv[i + n], (size_t)(argc - i - n + 1) * sizeof *argv);
+			argc -= n;
+			i--;
+		}
 		return axb_cmd_run(argc, argv);
+	}
+	if (!strcmp(cmd, "__instr"))
+		return axb_cmd_instr_child(argc, argv);
 	if (!strcmp(cmd, "serve") || !strcmp(cmd, "__server"))
 		return axb_cmd_serve(argc, argv);
 	if (!strcmp(cmd, "load") || !strcmp(cmd, "__load"))

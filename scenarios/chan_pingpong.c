@@ -107,6 +107,27 @@ static intptr_t pp_run(struct ax_sc_ctx *ctx)
 	return 0;
 }
 
+/* Instructions mode: local round trips only (a second thread would make the
+ * count depend on how the threads interleave). */
+static int64_t pp_instr(struct ax_sc_ctx *ctx)
+{
+	struct pp p;
+	ax_task *t;
+	if (pp_open(&p, ax_sc_param(ctx, "count")) < 0)
+		return -ENOMEM;
+	ax_spawn(&t, pp_echo, &p, "echo");
+	for (int64_t i = 0; i < p.n; i++) {
+		int64_t v = i, r = -1;
+		if (ax_chan_send(p.ping, &v) < 0 || ax_chan_recv(p.pong, &r) < 0 ||
+		    r != i + 1)
+			p.bad++;
+	}
+	ax_chan_close(p.ping);
+	ax_join(t, NULL);
+	pp_close(&p);
+	return p.bad ? -EIO : p.n;
+}
+
 static const struct ax_param pp_params[] = {
 	{"count", AX_P_INT, "1000000", "round trips between two local tasks", 1, 1000000000},
 	{"xcount", AX_P_INT, "20000", "round trips to a task on a second runtime", 1, 100000000},
@@ -120,4 +141,5 @@ const struct ax_scenario ax_sc_chan_pingpong = {
 	.params = pp_params,
 	.nparams = sizeof pp_params / sizeof pp_params[0],
 	.run = pp_run,
+	.instr = pp_instr,
 };

@@ -3,6 +3,8 @@
  * N times each, so every ax_yield is exactly one switch. The check: the two
  * tasks strictly alternated ([AX-TASK-3]).
  */
+#include <errno.h>
+
 #include "scenario.h"
 
 struct cs_state {
@@ -48,6 +50,19 @@ static intptr_t cs_run(struct ax_sc_ctx *ctx)
 	return 0;
 }
 
+/* Instructions mode: the same ping-pong, without the clock. */
+static int64_t cs_instr(struct ax_sc_ctx *ctx)
+{
+	struct cs_state st = {.n = ax_sc_param(ctx, "count"), .last = -1};
+	struct cs_arg a = {&st, 0}, b = {&st, 1};
+	ax_task *x, *y;
+	ax_spawn(&x, cs_task, &a, "ping");
+	ax_spawn(&y, cs_task, &b, "pong");
+	ax_join(x, NULL);
+	ax_join(y, NULL);
+	return st.violations ? -EIO : 2 * st.n;
+}
+
 static const struct ax_param cs_params[] = {
 	{"count", AX_P_INT, "2000000", "yields per task", 1, 1000000000},
 };
@@ -59,4 +74,5 @@ const struct ax_scenario ax_sc_ctx_switch = {
 	.params = cs_params,
 	.nparams = sizeof cs_params / sizeof cs_params[0],
 	.run = cs_run,
+	.instr = cs_instr,
 };

@@ -93,6 +93,11 @@ struct ax_scenario {
 	 * `connections` connections, leave them idle and sample the server's
 	 * memory; "connect": short-lived connections, one echo each. */
 	const char *loadgen_mode;
+	/* optional, AX_SC_LOCAL: a fixed amount of work that reads no clock
+	 * and depends on no timing, for instructions mode (callgrind counts
+	 * repeat exactly only then). Run as the main task; returns the number
+	 * of operations done (> 0) or -errno. */
+	int64_t (*instr)(struct ax_sc_ctx *ctx);
 };
 
 /* The registry (scenarios/registry.c). */

@@ -94,6 +94,20 @@ static intptr_t sj_run(struct ax_sc_ctx *ctx)
 	return 0;
 }
 
+/* Instructions mode: `count` spawn+join pairs, nothing else. */
+static int64_t sj_instr(struct ax_sc_ctx *ctx)
+{
+	int64_t n = ax_sc_param(ctx, "count");
+	for (int64_t i = 0; i < n; i++) {
+		ax_task *t;
+		intptr_t r = 0;
+		if (ax_spawn(&t, sj_child, (void *)(intptr_t)i, NULL) < 0 ||
+		    ax_join(t, &r) < 0 || r != i + 1)
+			return -EIO;
+	}
+	return n;
+}
+
 static const struct ax_param sj_params[] = {
 	{"count", AX_P_INT, "200000", "spawn+join pairs timed", 1, 1000000000},
 	{"live", AX_P_INT, "10000", "tasks alive at once for the memory figure", 1, 1000000},
@@ -106,4 +120,5 @@ const struct ax_scenario ax_sc_spawn_join = {
 	.params = sj_params,
 	.nparams = sizeof sj_params / sizeof sj_params[0],
 	.run = sj_run,
+	.instr = sj_instr,
 };

@@ -139,6 +139,26 @@ static intptr_t tm_run(struct ax_sc_ctx *ctx)
 	return 0;
 }
 
+/* Instructions mode: timeout churn, a deadline armed on every wait and
+ * disarmed when the message arrives (arm + cancel: the timer structure's
+ * work), with deadlines far enough never to fire, so no clock matters. */
+static int64_t tm_instr(struct ax_sc_ctx *ctx)
+{
+	struct tm_churn ch = {.n = ax_sc_param(ctx, "count") / 4};
+	ax_task *rx;
+	if (ax_chan_create(&ch.c, sizeof(int), 1) < 0)
+		return -ENOMEM;
+	ax_spawn(&rx, tm_churn_rx, &ch, "churn");
+	for (int64_t i = 0; i < ch.n; i++) {
+		int x = (int)i;
+		ax_chan_send(ch.c, &x);
+		ax_yield();
+	}
+	ax_join(rx, NULL);
+	ax_chan_destroy(ch.c);
+	return ch.timeouts ? -EIO : ch.n;
+}
+
 static const struct ax_param tm_params[] = {
 	{"count", AX_P_INT, "1000000", "timers armed and fired", 1000, 100000000},
 	{"tasks", AX_P_INT, "1000", "sleeping tasks sharing them", 1, 100000},
@@ -152,4 +172,5 @@ const struct ax_scenario ax_sc_timers = {
 	.params = tm_params,
 	.nparams = sizeof tm_params / sizeof tm_params[0],
 	.run = tm_run,
+	.instr = tm_instr,
 };

@@ -128,6 +128,7 @@ void ax_rt_opts_init(struct ax_rt_opts *opts)
 	opts->hog_threshold_ns = 50 * 1000000ll;
 	opts->pool_threads = 4;
 	opts->engine_flags = NULL;
+	opts->tick_ns = AX_TICK_NS;
 }
 
 int ax_rt_create(ax_rt **out, const char *driver, const struct ax_rt_opts *opts)
@@ -141,6 +142,7 @@ int ax_rt_create(ax_rt **out, const char *driver, const struct ax_rt_opts *opts)
 		opts = &def;
 	}
 	if (opts->stack_size < 16 * 1024 || opts->stack_size > (1u << 30) ||
+	    opts->tick_ns < -1 ||
 	    opts->pool_threads < 1 || opts->pool_threads > 256)
 		return -EINVAL;
 	if (driver) {
@@ -406,8 +408,8 @@ static void sched_leave(struct ax_rt *rt, struct ax_task *self, bool dying)
 	/* every 4th dispatch, end the tick early once it has run for
 	 * AX_TICK_NS: long task slices must not delay timers and I/O by 61
 	 * slices */
-	if (rt->budget > 0 && (rt->budget & 3) == 0 &&
-	    ax_now() - rt->tick_start > AX_TICK_NS)
+	if (rt->budget > 0 && (rt->budget & 3) == 0 && rt->opts.tick_ns >= 0 &&
+	    ax_now() - rt->tick_start > rt->opts.tick_ns)
 		rt->budget = 0;
 	if (rt->budget > 0) {
 		next = sched_pop(rt);

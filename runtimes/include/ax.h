@@ -79,6 +79,12 @@ struct ax_rt_opts {
 	const char *engine_flags; /* driver-specific tuning, "key=value,..."
 	                             (e.g. io_uring "setup=defer"); NULL for
 	                             the driver's default */
+	int64_t tick_ns;          /* a scheduler tick (up to 61 dispatches
+	                             between engine polls) ends early once it
+	                             ran this long; default 200 us; -1: ticks
+	                             end by count only, so that no scheduling
+	                             decision reads the clock (instruction
+	                             counts then repeat exactly) */
 };
 
 /* Fill opts with the defaults. Never fails. */

@@ -1,0 +1,502 @@
+/*
+ * instr.c - instructions mode: user-space scenarios run under valgrind's
+ * callgrind, counting the instructions of a fixed, clock-free workload per
+ * operation. Unlike seconds, these counts do not move with machine noise,
+ * so a CI gate on a shared runner can use them (docs/ci.md).
+ *
+ * `axbench run --measure instructions [--runtime R,...|all]
+ *  [--scenario S,...] [--reps N] [-p name=value] [--json FILE]` runs, for
+ * each cell and repetition, `valgrind --tool=callgrind --collect-atstart=no
+ * /proc/self/exe __instr ...`: only the scenario's `instr` workload is
+ * counted (collection is toggled around it in axb_instr_region), the
+ * runtime is created with hog detection off and count-only scheduler
+ * ticks, so no decision reads the clock. It counts user space only: the
+ * runtime's overhead, not the kernel's I/O cost.
+ */
+#include "harness.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#define INSTR_MAX_CELLS 64
+
+/* Collection is switched on and off around the workload with callgrind's
+ * client requests rather than --toggle-collect: tasks switch stacks, and
+ * callgrind's function-entry tracking does not follow a context switch. */
+#if defined(AX_HAVE_VALGRIND)
+#include <valgrind/callgrind.h>
+static void instr_collect_toggle(void)
+{
+	CALLGRIND_TOGGLE_COLLECT;
+}
+static const bool instr_supported = true;
+#else
+static void instr_collect_toggle(void)
+{
+}
+static const bool instr_supported = false;
+#endif
+
+/* ------------------------------------------------------------------ */
+/* the child: `axbench __instr --runtime R --scenario S [-p ...]`       */
+/* ------------------------------------------------------------------ */
+
+struct instr_job {
+	const struct ax_scenario *sc;
+	struct ax_sc_ctx *ctx;
+	int64_t ops;
+};
+
+/* The only function callgrind counts (with everything it calls). */
+__attribute__((noinline)) int64_t axb_instr_region(struct instr_job *j);
+__attribute__((noinline)) int64_t axb_instr_region(struct instr_job *j)
+{
+	instr_collect_toggle();
+	int64_t ops = j->sc->instr(j->ctx);
+	instr_collect_toggle();
+	return ops;
+}
+
+static intptr_t instr_main(void *arg)
+{
+	struct instr_job *j = arg;
+	j->ops = axb_instr_region(j);
+	return 0;
+}
+
+int axb_cmd_instr_child(int argc, char **argv)
+{
+	struct axb_child_opts o;
+	int64_t values[AXB_MAX_PARAMS];
+	struct ax_sc_out *out = calloc(1, sizeof *out);
+	struct ax_sc_ctx ctx;
+	struct instr_job j;
+	ax_rt *rt;
+
+	axb_child_opts_parse(argc, argv, "__instr", &o);
+	if (!out)
+		return 1;
+	axb_sc_out_init(out);
+	j.sc = axb_child_values(&o, values);
+	if (!o.impl)
+		axb_bad_input("--runtime is required");
+	if (!j.sc->instr)
+		axb_bad_input("scenario %s has no instructions workload", j.sc->name);
+
+	struct ax_rt_opts ro;
+	ax_rt_opts_init(&ro);
+	ro.hog_threshold_ns = 0;
+	ro.tick_ns = -1;
+	int r = ax_rt_create(&rt, o.impl, &ro);
+	if (r < 0) {
+		fprintf(stderr, "axbench: cannot create runtime %s: %s\n", o.impl,
+			strerror(-r));
+		return 1;
+	}
+	memset(&ctx, 0, sizeof ctx);
+	ctx.sc = j.sc;
+	ctx.values = values;
+	ctx.listen_fd = -1;
+	ctx.out = out;
+	j.ctx = &ctx;
+	j.ops = 0;
+	r = ax_rt_run(rt, instr_main, &j, NULL);
+	ax_rt_destroy(rt);
+	axb_sc_out_free(out);
+	free(out);
+	if (r < 0 || j.ops <= 0) {
+		fprintf(stderr, "axbench: the %s workload failed: %s\n", j.sc->name,
+			strerror(r < 0 ? -r : (j.ops < 0 ? (int)-j.ops : EIO)));
+		return 1;
+	}
+	printf("{\"ops\": %lld}\n", (long long)j.ops);
+	return 0;
+}
+
+/* ------------------------------------------------------------------ */
+/* the parent                                                          */
+/* ------------------------------------------------------------------ */
+
+struct instr_cell {
+	char runtime[32];
+	const struct ax_scenario *sc;
+	int64_t values[AXB_MAX_PARAMS];
+	double per_op[32];
+	int nreps;
+	char error[256];
+};
+
+/* Total instructions from a callgrind output file ("totals:" or, failing
+ * that, "summary:"), or -1. */
+static long long instr_totals(const char *path)
+{
+	char line[512];
+	long long totals = -1, summary = -1;
+	FILE *f = fopen(path, "re");
+	if (!f)
+		return -1;
+	while (fgets(line, sizeof line, f)) {
+		if (!strncmp(line, "totals:", 7))
+			totals = strtoll(line + 7, NULL, 10);
+		else if (!strncmp(line, "summary:", 8))
+			summary = strtoll(line + 8, NULL, 10);
+	}
+	fclose(f);
+	return totals >= 0 ? totals : summary;
+}
+
+/* Run one repetition: returns instructions per operation, or -1 with a
+ * message in err. */
+static double instr_rep(struct instr_cell *c, const char *self, double timeout_s,
+			char *err, size_t errn)
+{
+	char out_path[] = "/tmp/axbench-callgrind-XXXXXX";
+	char ops_path[] = "/tmp/axbench-instr-ops-XXXXXX";
+	char outarg[128];
+	int ofd = mkstemp(out_path), pfd = mkstemp(ops_path);
+	double res = -1;
+	if (ofd < 0 || pfd < 0) {
+		snprintf(err, errn, "cannot create a temporary file: %s", strerror(errno));
+		goto out;
+	}
+	close(ofd);
+	snprintf(outarg, sizeof outarg, "--callgrind-out-file=%s", out_path);
+
+	char *argv[16 + 2 * AXB_MAX_PARAMS];
+	char pv[AXB_MAX_PARAMS][96];
+	int a = 0;
+	argv[a++] = "valgrind";
+	argv[a++] = "--tool=callgrind";
+	argv[a++] = "--collect-atstart=no";
+	argv[a++] = outarg;
+	argv[a++] = "-q";
+	argv[a++] = (char *)self;
+	argv[a++] = "__instr";
+	argv[a++] = "--runtime";
+	argv[a++] = c->runtime;
+	argv[a++] = "--scenario";
+	argv[a++] = (char *)c->sc->name;
+	for (size_t i = 0; i < c->sc->nparams && i < AXB_MAX_PARAMS; i++) {
+		char v[64];
+		axb_param_format(&c->sc->params[i], c->values[i], v, sizeof v);
+		snprintf(pv[i], sizeof pv[i], "%s=%s", c->sc->params[i].name, v);
+		argv[a++] = "-p";
+		argv[a++] = pv[i];
+	}
+	argv[a] = NULL;
+
+	pid_t pid = fork();
+	if (pid < 0) {
+		snprintf(err, errn, "fork: %s", strerror(errno));
+		goto out;
+	}
+	if (pid == 0) {
+		dup2(pfd, 1);
+		int dn = open("/dev/null", O_WRONLY);
+		if (dn >= 0 && !getenv("AXBENCH_INSTR_VERBOSE"))
+			dup2(dn, 2);
+		alarm((unsigned)timeout_s);
+		execvp(argv[0], argv);
+		_exit(127);
+	}
+	int st = 0;
+	while (waitpid(pid, &st, 0) < 0 && errno == EINTR)
+		;
+	if (WIFSIGNALED(st)) {
+		char sb[32];
+		snprintf(err, errn, "the workload died of %s%s",
+			 axb_signal_name(WTERMSIG(st), sb, sizeof sb),
+			 WTERMSIG(st) == SIGALRM ? " (timeout)" : "");
+		goto out;
+	}
+	if (WEXITSTATUS(st) == 127) {
+		snprintf(err, errn, "cannot run valgrind (install it: scripts/setup)");
+		goto out;
+	}
+	if (WEXITSTATUS(st) != 0) {
+		snprintf(err, errn, "the workload failed (exit %d)", WEXITSTATUS(st));
+		goto out;
+	}
+	char buf[128] = "";
+	ssize_t n = pread(pfd, buf, sizeof buf - 1, 0);
+	long long ops = 0;
+	if (n <= 0 || sscanf(buf, "{\"ops\": %lld}", &ops) != 1 || ops <= 0) {
+		snprintf(err, errn, "the workload reported no operation count");
+		goto out;
+	}
+	long long tot = instr_totals(out_path);
+	if (tot <= 0) {
+		snprintf(err, errn, "no instruction total in callgrind's output");
+		goto out;
+	}
+	res = (double)tot / (double)ops;
+out:
+	if (pfd >= 0) {
+		close(pfd);
+		unlink(ops_path);
+	}
+	unlink(out_path);
+	return res;
+}
+
+static json_t *instr_cell_json(const struct instr_cell *c)
+{
+	char label[512];
+	axb_params_label(c->sc, c->values, label, sizeof label);
+	json_t *cell = json_object();
+	json_t *id = json_sprintf("%s/%s/%s", c->runtime, c->sc->name, label);
+	json_object_set_new(cell, "id", id ? id : json_null());
+	json_object_set_new(cell, "runtime", json_string(c->runtime));
+	json_object_set_new(cell, "runtime_kind", json_string("ax"));
+	json_object_set_new(cell, "scenario", json_string(c->sc->name));
+	json_object_set_new(cell, "kind", json_string("local"));
+	json_object_set_new(cell, "protocol", json_null());
+	json_object_set_new(cell, "params", axb_params_json(c->sc, c->values));
+	json_object_set_new(cell, "label", json_string(label));
+	json_object_set_new(cell, "reps_planned", json_integer(c->nreps));
+	json_t *reps = json_array();
+	bool ok = !c->error[0] && c->nreps > 0;
+	for (int i = 0; i < c->nreps; i++) {
+		json_t *m = json_pack("{s:{s:f, s:s, s:i}}", "instructions_per_op",
+				      "value", c->per_op[i], "unit", "instructions",
+				      "better", -1);
+		json_array_append_new(reps, json_pack("{s:i, s:s, s:o}", "rep", i + 1,
+						      "status", "ok", "metrics", m));
+	}
+	json_object_set_new(cell, "reps", reps);
+	json_object_set_new(cell, "status", json_string(ok ? "ok" : "error"));
+	json_object_set_new(cell, "message", ok ? json_null() : json_string(c->error));
+	if (ok) {
+		struct axb_ci ci;
+		axb_median_ci(c->per_op, (size_t)c->nreps, &ci);
+		json_t *vals = json_array();
+		for (int i = 0; i < c->nreps; i++)
+			json_array_append_new(vals, json_real(c->per_op[i]));
+		json_t *m = json_pack("{s:s, s:i, s:i, s:f, s:f, s:f, s:f, s:o}",
+				      "unit", "instructions", "better", -1, "n", c->nreps,
+				      "median", ci.median, "ci_low", ci.lo, "ci_high", ci.hi,
+				      "ci_level", ci.level, "values", vals);
+		json_object_set_new(cell, "summary",
+				    json_pack("{s:i, s:{s:o}}", "reps", c->nreps, "metrics",
+					      "instructions_per_op", m));
+	} else {
+		json_object_set_new(cell, "summary", json_null());
+	}
+	return cell;
+}
+
+static int instr_write(const char *path, json_t *doc)
+{
+	char *text = json_dumps(doc, JSON_INDENT(1) | JSON_SORT_KEYS);
+	if (!text)
+		return -ENOMEM;
+	int r = axb_write_atomic(path, text, strlen(text));
+	free(text);
+	return r;
+}
+
+/* `axbench run --measure instructions ...` */
+int axb_cmd_instr(int argc, char **argv)
+{
+	const char *runtimes = "epoll", *scenarios = "spawn_join,chan_pingpong,timers";
+	const char *json_path = NULL;
+	int reps = 2;
+	const char *pv[AXB_MAX_PARAMS];
+	size_t npv = 0;
+	static const struct option lo[] = {
+		{"runtime", required_argument, NULL, 'r'},
+		{"scenario", required_argument, NULL, 's'},
+		{"reps", required_argument, NULL, 'n'},
+		{"json", required_argument, NULL, 'j'},
+		{"measure", required_argument, NULL, 'm'},
+		{"help", no_argument, NULL, 'h'},
+		{NULL, 0, NULL, 0},
+	};
+	int ch;
+	optind = 1;
+	while ((ch = getopt_long(argc, argv, "p:h", lo, NULL)) != -1) {
+		switch (ch) {
+		case 'r': runtimes = optarg; break;
+		case 's': scenarios = optarg; break;
+		case 'n': {
+			char *end;
+			long v = strtol(optarg, &end, 10);
+			if (*end || v < 1 || v > 32)
+				axb_bad_input("--reps must be 1..32, not '%s'", optarg);
+			reps = (int)v;
+			break;
+		}
+		case 'j': json_path = optarg; break;
+		case 'm':
+			if (strcmp(optarg, "instructions"))
+				axb_bad_input("--measure must be time or instructions, not '%s'", optarg);
+			break;
+		case 'p':
+			if (npv == AXB_MAX_PARAMS)
+				axb_bad_input("too many -p options");
+			pv[npv++] = optarg;
+			break;
+		case 'h':
+			printf("usage: axbench run --measure instructions [--runtime R,...|all]\n"
+			       "       [--scenario S,...] [--reps N (default 2)] [-p name=value]\n"
+			       "       [--json FILE]\n"
+			       "Counts the instructions of each user-space scenario's fixed\n"
+			       "workload under callgrind (see docs/ci.md).\n");
+			return 0;
+		default:
+			axb_bad_input("unknown option (see axbench run --measure instructions --help)");
+		}
+	}
+	if (optind < argc)
+		axb_bad_input("unexpected argument '%s'", argv[optind]);
+	char default_path[128];
+	if (!json_path) {
+		char t[32];
+		axb_utc_iso(axb_wall_ns(), t, sizeof t);
+		snprintf(default_path, sizeof default_path, "results/instr-%s.json", t);
+		mkdir("results", 0777);
+		json_path = default_path;
+	}
+	if (axb_check_writable(json_path) < 0)
+		axb_bad_input("cannot write the result file %s", json_path);
+
+	/* cells: runtimes x scenarios */
+	static struct instr_cell cells[INSTR_MAX_CELLS];
+	size_t ncells = 0;
+	struct axb_impl impls[32];
+	size_t nimpl = 0;
+	char rbuf[512];
+	snprintf(rbuf, sizeof rbuf, "%s", runtimes);
+	if (!strcmp(runtimes, "all")) {
+		struct axb_impl all[32];
+		size_t n = axb_impl_all(all, 32);
+		for (size_t i = 0; i < n; i++)
+			if (all[i].kind == AXB_IMPL_AX && axb_impl_available(&all[i], NULL, 0))
+				impls[nimpl++] = all[i];
+	} else {
+		for (char *sv, *t = strtok_r(rbuf, ",", &sv); t; t = strtok_r(NULL, ",", &sv)) {
+			char why[256] = "";
+			if (axb_impl_find(t, &impls[nimpl]) || impls[nimpl].kind != AXB_IMPL_AX)
+				axb_bad_input("unknown ax runtime '%s' (see axbench list)", t);
+			if (!axb_impl_available(&impls[nimpl], why, sizeof why))
+				axb_bad_input("runtime %s is unavailable here: %s", t, why);
+			if (++nimpl == 32)
+				break;
+		}
+	}
+	char sbuf[512];
+	snprintf(sbuf, sizeof sbuf, "%s", scenarios);
+	for (char *sv, *t = strtok_r(sbuf, ",", &sv); t; t = strtok_r(NULL, ",", &sv)) {
+		const struct ax_scenario *sc = ax_scenario_find(t);
+		if (!sc)
+			axb_bad_input("unknown scenario '%s' (see axbench list)", t);
+		if (!sc->instr)
+			axb_bad_input("scenario %s has no instructions workload (these do: "
+				      "spawn_join, ctx_switch, chan_pingpong, timers)", t);
+		for (size_t i = 0; i < nimpl && ncells < INSTR_MAX_CELLS; i++) {
+			struct instr_cell *c = &cells[ncells++];
+			memset(c, 0, sizeof *c);
+			snprintf(c->runtime, sizeof c->runtime, "%s", impls[i].name);
+			c->sc = sc;
+			const char *bad = NULL;
+			if (axb_param_defaults(sc, c->values, &bad) < 0)
+				axb_bad_input("scenario %s: bad default for %s", sc->name, bad);
+			/* a smaller default workload: callgrind runs ~50x slower */
+			int ci = axb_param_index(sc, "count");
+			if (ci >= 0)
+				c->values[ci] = c->values[ci] > 100000 ? 100000 : c->values[ci];
+			for (size_t k = 0; k < npv; k++) {
+				char name[64];
+				const char *eq = strchr(pv[k], '=');
+				if (!eq || eq == pv[k] || (size_t)(eq - pv[k]) >= sizeof name)
+					axb_bad_input("-p wants name=value, not '%s'", pv[k]);
+				memcpy(name, pv[k], (size_t)(eq - pv[k]));
+				name[eq - pv[k]] = 0;
+				int pi = axb_param_index(sc, name);
+				if (pi < 0)
+					continue; /* applies to another scenario */
+				if (axb_param_parse(&sc->params[pi], eq + 1, false, &c->values[pi]) < 0)
+					axb_bad_input("bad value '%s' for %s", eq + 1, name);
+			}
+		}
+	}
+	if (!ncells)
+		axb_bad_input("no cell to run");
+	if (!instr_supported)
+		axb_bad_input("this axbench was built without valgrind's headers: "
+			      "install valgrind (scripts/setup) and rebuild");
+
+	char self[4096];
+	ssize_t sl = readlink("/proc/self/exe", self, sizeof self - 1);
+	if (sl <= 0)
+		axb_bad_input("cannot find the axbench binary");
+	self[sl] = 0;
+
+	struct axb_pin pin = {"none", -1, -1};
+	json_t *doc = json_object();
+	json_object_set_new(doc, "schema", json_string("axbench-results"));
+	json_object_set_new(doc, "schema_version", json_integer(AXB_SCHEMA_VERSION));
+	json_object_set_new(doc, "generator", json_pack("{s:s, s:s}", "name", "axbench",
+							 "version", AXB_VERSION));
+	json_object_set_new(doc, "measure", json_string("instructions"));
+	json_t *cmd = json_array();
+	for (int i = 0; i < argc; i++)
+		json_array_append_new(cmd, json_string(argv[i]));
+	json_object_set_new(doc, "command", cmd);
+	json_object_set_new(doc, "environment", axb_environment(&pin));
+	json_object_set_new(doc, "config", json_pack("{s:s, s:i}", "measure", "instructions",
+						      "reps", reps));
+	int failed = 0;
+	int64_t t0 = axb_mono_ns();
+	/* interleaved: repetition 1 of every cell, then 2, ... */
+	for (int rep = 0; rep < reps; rep++) {
+		for (size_t i = 0; i < ncells; i++) {
+			struct instr_cell *c = &cells[i];
+			if (c->error[0])
+				continue;
+			fprintf(stderr, "instr %zu/%zu  %s %s  rep %d/%d  elapsed %.0fs\n",
+				rep * ncells + i + 1, ncells * (size_t)reps, c->runtime,
+				c->sc->name, rep + 1, reps, (axb_mono_ns() - t0) / 1e9);
+			double v = instr_rep(c, self, 600, c->error, sizeof c->error);
+			if (v < 0)
+				failed++;
+			else
+				c->per_op[c->nreps++] = v;
+		}
+	}
+	json_t *jc = json_array();
+	printf("%-10s %-14s %16s %10s\n", "runtime", "scenario", "instr/op", "spread");
+	for (size_t i = 0; i < ncells; i++) {
+		struct instr_cell *c = &cells[i];
+		json_array_append_new(jc, instr_cell_json(c));
+		if (c->error[0] || !c->nreps) {
+			printf("%-10s %-14s  %s\n", c->runtime, c->sc->name, c->error);
+			continue;
+		}
+		double lo = c->per_op[0], hi = c->per_op[0];
+		for (int k = 1; k < c->nreps; k++) {
+			lo = c->per_op[k] < lo ? c->per_op[k] : lo;
+			hi = c->per_op[k] > hi ? c->per_op[k] : hi;
+		}
+		printf("%-10s %-14s %16.1f %9.3f%%\n", c->runtime, c->sc->name,
+		       (lo + hi) / 2, lo > 0 ? (hi - lo) / lo * 100 : 0);
+	}
+	json_object_set_new(doc, "cells", jc);
+	json_object_set_new(doc, "status", json_string("complete"));
+	int r = instr_write(json_path, doc);
+	json_decref(doc);
+	if (r < 0) {
+		axb_err("cannot write %s: %s", json_path, strerror(-r));
+		return 1;
+	}
+	fprintf(stderr, "axbench: results in %s\n", json_path);
+	return failed ? 1 : 0;
+}
