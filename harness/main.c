@@ -2,9 +2,11 @@
  * and the hidden child subcommands, and implements `axbench list`. */
 #include "harness.h"
 
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 /* conform.c: the conformance runner and its child side. */
 int ax_cmd_conform(int argc, char **argv);
@@ -21,6 +23,9 @@ static void usage(FILE *f)
 		"  load --scenario S --target HOST:PORT [-p name=value]... [--json FILE]\n"
 		"                       the load generator alone\n"
 		"  conform [options]    run the conformance cases (axbench conform --help)\n"
+		"  compare BASE NEW     compare two result files: ratios, CIs, verdicts\n"
+		"  report RESULTS -o D  HTML report and summary.md (axbench report --help)\n"
+		"  record RESULTS       append a result file to the history database\n"
 		"  version              print the version\n"
 		"see docs/harness.md\n");
 }
@@ -152,6 +157,36 @@ int axb_cmd_list(int argc, char **argv)
 	return 0;
 }
 
+#ifndef AX_SOURCE_DIR
+#define AX_SOURCE_DIR ""
+#endif
+
+/* compare, report and record live in reports/ (Python, matplotlib): run
+ * its launcher with the arguments unchanged. It is found in the source tree
+ * this binary was built from, else beside the binary's directory. */
+static int forward_reports(const char *cmd, int argc, char **argv)
+{
+	char path[4200], exe[4096];
+	snprintf(path, sizeof path, "%s/reports/axbench-reports", AX_SOURCE_DIR);
+	if (!AX_SOURCE_DIR[0] || access(path, X_OK) != 0) {
+		ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
+		exe[n > 0 ? n : 0] = 0;
+		char *slash = strrchr(exe, '/');
+		if (slash)
+			*slash = 0;
+		snprintf(path, sizeof path, "%s/../reports/axbench-reports", exe);
+	}
+	char **av = calloc((size_t)argc + 2, sizeof *av);
+	if (!av)
+		axb_bad_input("out of memory");
+	av[0] = path;
+	av[1] = (char *)cmd;
+	for (int i = 1; i < argc; i++)
+		av[i + 1] = argv[i];
+	execv(path, av);
+	axb_bad_input("cannot run %s for '%s': %s", path, cmd, strerror(errno));
+}
+
 int main(int argc, char **argv)
 {
 	if (argc < 2) {
@@ -195,6 +230,8 @@ int main(int argc, char **argv)
 		return axb_cmd_load(argc, argv);
 	if (!strcmp(cmd, "__local"))
 		return axb_cmd_local(argc, argv);
+	if (!strcmp(cmd, "compare") || !strcmp(cmd, "report") || !strcmp(cmd, "record"))
+		return forward_reports(cmd, argc, argv);
 	if (!strcmp(cmd, "conform"))
 		return ax_cmd_conform(argc, argv);
 	if (!strcmp(cmd, "__case"))

@@ -50,8 +50,9 @@ static intptr_t pool_main(void *arg)
 	ax_join(tk, NULL);
 	/* four 100 ms calls on four pool threads overlap */
 	CHECK(ax_now() - t0 < 1000000000);
-	/* generous: the loop was never blocked by the calls */
-	CHECK(worst < 50000000);
+	/* the loop was never blocked by a call: one blocked loop would make a
+	 * tick at least ~95 ms late; the bound leaves room for a loaded machine */
+	CHECK(worst < 90000000);
 	return 0;
 }
 

@@ -1,0 +1,9 @@
+"""axreports - the reporting side of axbench: `compare` (is NEW slower than
+BASE, and how sure are we), `report` (one self-contained HTML page and a
+Markdown summary) and `record` (a SQLite history of results across commits).
+
+Only the standard library is used, plus Debian's python3-matplotlib for the
+charts of `report`. See docs/reports.md.
+"""
+
+__all__ = ["cli"]

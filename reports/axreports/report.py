@@ -1,0 +1,999 @@
+"""`axbench report RESULTS.json [--conform C] [--baseline B] [--history DB]
+-o DIR`: one self-contained HTML page (DIR/index.html: inline CSS, charts
+as embedded SVG, no script and no external URL, viewable offline) and a
+Markdown summary for CI job pages (DIR/summary.md).
+
+Every section has a stable id (SECTIONS) that tests and links rely on; a
+section without data says so instead of disappearing.
+"""
+
+import html
+import json
+import math
+import os
+
+from . import charts, history
+from .compare import (TAIL_SUFFIXES, Settings, compare_docs, env_differences,
+                      metric_change_text)
+from .results import (format_param, hist_curve, load_conform, load_ergo, load_results,
+                      short_label, varying_params)
+from .util import (InputError, finite, fmt_ns, fmt_pct, fmt_range, fmt_value, note, warn,
+                   write_atomic)
+
+# (id, title): the order of the page; ids are part of the interface.
+SECTIONS = [
+    ("summary", "Summary"),
+    ("throughput", "Throughput"),
+    ("latency", "Latency percentiles"),
+    ("offered-load", "Latency against offered load"),
+    ("scaling", "Scaling with connections"),
+    ("cpu", "CPU per operation"),
+    ("memory", "Memory"),
+    ("conformance", "Conformance matrix"),
+    ("ergonomics", "Ergonomics"),
+    ("environment", "Environment"),
+    ("comparison", "Comparison with the baseline"),
+    ("history", "History"),
+]
+
+# A report of a big sweep would otherwise carry hundreds of charts.
+MAX_CHARTS_PER_SECTION = 24
+
+# Metrics of a network cell shown in the CPU section's table.
+CPU_METRICS = [
+    ("server_cpu_us_per_msg", "server CPU/msg"),
+    ("loadgen_cpu_us_per_msg", "load gen. CPU/msg"),
+    ("server_cpu_util", "server CPU util."),
+    ("server_sys_share", "server sys share"),
+    ("switches_per_msg", "switches/msg"),
+    ("loop_iterations_per_msg", "loop iter./msg"),
+    ("events_per_iteration", "events/iter."),
+]
+
+# The order of a scenario's charts in the history: headline metrics first.
+HEADLINE = {"throughput": 0, "latency_p50": 1, "server_cpu_us_per_msg": 2,
+            "server_maxrss_kib": 3}
+
+CONFORM_CLASSES = {"PASS": "pass", "FAIL": "fail", "UNSUPPORTED": "unsup",
+                   "TIMEOUT": "timeout", "CRASH": "crash", "PENDING": "pending"}
+
+CSS = """
+:root { --fg:#1d232a; --muted:#5b6673; --line:#d9dee4; --bg:#fff; --soft:#f5f7f9; }
+* { box-sizing: border-box; }
+body { font: 14px/1.45 system-ui, -apple-system, "Segoe UI", Roboto, sans-serif;
+       color: var(--fg); background: var(--bg); margin: 0; }
+header { padding: 18px 28px 8px; border-bottom: 1px solid var(--line); }
+header h1 { margin: 0 0 4px; font-size: 22px; }
+header p { margin: 2px 0; color: var(--muted); }
+nav { padding: 6px 28px; border-bottom: 1px solid var(--line); background: var(--soft);
+      position: sticky; top: 0; z-index: 1; }
+nav a { margin-right: 14px; color: #0b5cad; text-decoration: none; white-space: nowrap; }
+main { padding: 0 28px 40px; max-width: 1400px; }
+section { border-bottom: 1px solid var(--line); padding: 10px 0 18px; }
+section h2 { font-size: 18px; margin: 12px 0 8px; }
+section h3 { font-size: 15px; margin: 14px 0 6px; }
+.note { color: var(--muted); }
+.placeholder { color: var(--muted); font-style: italic; padding: 8px 12px;
+               background: var(--soft); border-left: 3px solid var(--line); }
+.warn { background: #fff4e5; border-left: 3px solid #f0a030; padding: 6px 10px; margin: 6px 0; }
+.bad { background: #fdecea; border-left: 3px solid #d62728; padding: 6px 10px; margin: 6px 0; }
+.good { background: #edf7ed; border-left: 3px solid #2ca02c; padding: 6px 10px; margin: 6px 0; }
+table { border-collapse: collapse; margin: 6px 0 10px; font-size: 13px; }
+th, td { border: 1px solid var(--line); padding: 3px 7px; text-align: left; vertical-align: top; }
+th { background: var(--soft); font-weight: 600; }
+td.num { text-align: right; font-variant-numeric: tabular-nums; white-space: nowrap; }
+tr.failed td { background: #fdecea; }
+.charts { display: flex; flex-wrap: wrap; gap: 10px 24px; align-items: flex-start; }
+figure { margin: 6px 0; }
+figure img { max-width: 100%; height: auto; display: block; }
+.charts figure { max-width: 100%; }
+figcaption { color: var(--muted); font-size: 12px; max-width: 720px; }
+td.pass { background: #c8e6c9; } td.fail { background: #ffcdd2; }
+td.unsup { background: #eeeeee; color: #666; } td.timeout { background: #ffe0b2; }
+td.crash { background: #e57373; color: #fff; } td.pending { background: #fff9c4; }
+td.slower { background: #ffcdd2; } td.faster { background: #c8e6c9; }
+td.unchanged { background: #f1f3f5; } td.nc { background: #eeeeee; color: #666; }
+.conform td { text-align: center; font-size: 12px; }
+.conform td.case { text-align: left; white-space: nowrap; }
+details { margin: 6px 0; } summary { cursor: pointer; color: #0b5cad; }
+code { font-size: 12px; background: var(--soft); padding: 0 3px; }
+"""
+
+
+def esc(x):
+    return html.escape("" if x is None else str(x), quote=True)
+
+
+def table(headers, rows, classes=None, row_classes=None, num_cols=()):
+    """An HTML table; cells are escaped unless wrapped as Raw."""
+    out = ["<table>"]
+    if headers:
+        out.append("<tr>" + "".join(f"<th>{esc(h)}</th>" for h in headers) + "</tr>")
+    for i, row in enumerate(rows):
+        rc = row_classes[i] if row_classes else None
+        tr = f'<tr class="{rc}">' if rc else "<tr>"
+        tds = []
+        for j, v in enumerate(row):
+            cls = []
+            if j in num_cols:
+                cls.append("num")
+            if classes and classes[i] and j < len(classes[i]) and classes[i][j]:
+                cls.append(classes[i][j])
+            attr = f' class="{" ".join(cls)}"' if cls else ""
+            if isinstance(v, Raw):
+                tds.append(f"<td{attr}>{v.text}</td>")
+            elif isinstance(v, Titled):
+                tds.append(f'<td{attr} title="{esc(v.title)}">{esc(v.text)}</td>')
+            else:
+                tds.append(f"<td{attr}>{esc(v)}</td>")
+        out.append(tr + "".join(tds) + "</tr>")
+    out.append("</table>")
+    return "\n".join(out)
+
+
+def kv_table(rows):
+    """A two-column table of facts, without a header row."""
+    return table(None, rows)
+
+
+class Raw:
+    """Trusted HTML inside a table cell."""
+
+    def __init__(self, text):
+        self.text = text
+
+
+class Titled:
+    """Escaped text with a tooltip."""
+
+    def __init__(self, text, title):
+        self.text, self.title = text, title
+
+
+def figure(svg, caption=None, alt="chart"):
+    cap = f"<figcaption>{esc(caption)}</figcaption>" if caption else ""
+    return (f'<figure><img alt="{esc(alt)}" src="{charts.data_uri(svg)}">{cap}</figure>')
+
+
+def placeholder(text):
+    return f'<p class="placeholder">{esc(text)}</p>'
+
+
+def med_ci_text(m):
+    """'52.1k [47.3k, 57.0k] msgs/s' from a Metric."""
+    if m is None:
+        return "-"
+    return fmt_range(m.median, m.ci_low, m.ci_high, m.unit)
+
+
+def mval(cell, name):
+    m = cell.metrics.get(name)
+    return m.median if m is not None and finite(m.median) else math.nan
+
+
+def mtriple(cell, name):
+    m = cell.metrics.get(name)
+    if m is None or not finite(m.median):
+        return None
+    return (m.median, m.ci_low, m.ci_high)
+
+
+def rss_kib(cell):
+    for name in ("server_maxrss_kib", "maxrss_kib"):
+        if name in cell.metrics:
+            return cell.metrics[name]
+    return None
+
+
+class Report:
+    def __init__(self, doc, conform=None, base=None, hist=None, floor=0.03, ergo=None):
+        self.doc = doc
+        self.ergo = ergo
+        self.conform = conform
+        self.base = base
+        self.hist = hist
+        self.floor = floor
+        self.varying = varying_params(doc.cells + (base.cells if base else []))
+        order = []
+        for c in doc.cells:
+            if c.runtime not in order:
+                order.append(c.runtime)
+        if conform:
+            for r in conform.runtimes:
+                if r["name"] not in order:
+                    order.append(r["name"])
+        self.colours = charts.Colours(order)
+        self.scenarios = []
+        for c in doc.cells:
+            if c.scenario not in self.scenarios:
+                self.scenarios.append(c.scenario)
+        self.comparison = None
+        if base:
+            self.comparison = compare_docs(base, doc, Settings(floor=floor))
+        self.md = []
+
+    # -- helpers -----------------------------------------------------------
+
+    def label(self, cell):
+        return short_label(cell, self.varying)
+
+    def cells_of(self, scenario, ok_only=True):
+        return [c for c in self.doc.cells if c.scenario == scenario and (c.ok or not ok_only)]
+
+    def groups(self, cells):
+        """Distinct parameter labels in order of appearance."""
+        out = []
+        for c in cells:
+            lab = self.label(c)
+            if lab not in out:
+                out.append(lab)
+        return out
+
+    def runtimes(self, cells):
+        out = []
+        for c in cells:
+            if c.runtime not in out:
+                out.append(c.runtime)
+        return out
+
+    def bars(self, scenario, cells, metric_name, title, ylabel, scale=1.0):
+        groups = self.groups(cells)
+        series = {}
+        for rt in self.runtimes(cells):
+            vals = []
+            for g in groups:
+                cell = next((c for c in cells if c.runtime == rt and self.label(c) == g), None)
+                vals.append(mtriple(cell, metric_name) if cell else None)
+            series[rt] = vals
+        return charts.grouped_bars(title, groups, series, ylabel, self.colours, scale)
+
+    # -- sections ------------------------------------------------------------
+
+    def sec_summary(self):
+        d = self.doc
+        cfg = d.config
+        counts = d.raw.get("counts") or {}
+        parts = []
+        info = [
+            ("status", d.status),
+            ("commit", f"{d.commit}{' (dirty work tree)' if d.dirty else ''}"),
+            ("started", d.time),
+            ("finished", d.raw.get("finished_utc") or "-"),
+            ("runtimes", ", ".join(cfg.get("runtimes") or [])),
+            ("scenarios", ", ".join(cfg.get("scenarios") or [])),
+            ("repetitions per cell", cfg.get("reps")),
+            ("profile", cfg.get("profile")),
+            ("pinning", cfg.get("pin")),
+            ("cells", ", ".join(f"{k} {v}" for k, v in counts.items()
+                                if k not in ("cells", "reps_done", "reps_planned"))),
+        ]
+        parts.append(kv_table([(k, "-" if v is None else v) for k, v in info]))
+        if d.status != "complete":
+            parts.append(f'<p class="warn">This run is <b>{esc(d.status)}</b>: some cells '
+                         "may be missing or incomplete.</p>")
+        rows, rclasses = [], []
+        for c in d.cells:
+            p = c.primary_metric()
+            lat50 = mval(c, "latency_p50")
+            lat99 = mval(c, "latency_p99")
+            cpu = c.metrics.get("server_cpu_us_per_msg")
+            rss = rss_kib(c)
+            notes = []
+            if c.summary and c.summary.get("loadgen_saturated"):
+                notes.append("load generator bound")
+            if c.summary and c.summary.get("rate_sustained") is False:
+                notes.append("offered rate not sustained")
+            if not c.ok:
+                notes.append(c.message or "")
+            rows.append((c.runtime, c.scenario, self.label(c), c.status,
+                         (f"{p.name}: " if p and p.name != "throughput" else "") + med_ci_text(p),
+                         fmt_ns(lat50), fmt_ns(lat99),
+                         fmt_value(cpu.median, cpu.unit) if cpu else "-",
+                         fmt_value(rss.median, rss.unit) if rss else "-",
+                         "; ".join(n for n in notes if n)))
+            rclasses.append(None if c.ok or c.status in ("unsupported", "pending") else "failed")
+        parts.append("<h3>Cells</h3>")
+        parts.append(table(["runtime", "scenario", "params", "status", "result median [CI]",
+                            "p50", "p99", "CPU/msg", "peak RSS", "notes"], rows,
+                           row_classes=rclasses, num_cols=(4, 5, 6, 7, 8)))
+        parts.append('<p class="note">Medians over the repetitions with the harness\'s '
+                     "distribution-free confidence interval of the median: 95% or more from "
+                     "6 repetitions on; with fewer it is [min, max], whose level is lower (75% "
+                     "with 3, 88% with 4, 94% with 5).</p>")
+        # Markdown
+        md = self.md
+        md.append("# axbench report")
+        md.append("")
+        md.append(f"- commit `{d.commit}`{' (dirty)' if d.dirty else ''}, started {d.time}, "
+                  f"status **{d.status}**")
+        md.append(f"- runtimes: {', '.join(cfg.get('runtimes') or [])}; scenarios: "
+                  f"{', '.join(cfg.get('scenarios') or [])}; {cfg.get('reps')} reps, "
+                  f"pinning {cfg.get('pin')}")
+        md.append("")
+        md.append("| runtime | scenario | params | status | result median [CI] | p50 | p99 | "
+                  "CPU/msg | peak RSS |")
+        md.append("|---|---|---|---|---|---|---|---|---|")
+        for r in rows:
+            md.append("| " + " | ".join(str(x).replace("|", "\\|") for x in r[:9]) + " |")
+        failed = [c for c in d.cells if not c.ok and c.status not in ("unsupported", "pending")]
+        if failed:
+            md.append("")
+            md.append(f"**{len(failed)} cell(s) failed:**")
+            md.append("")
+            for c in failed:
+                md.append(f"- {c.runtime} {c.scenario} {self.label(c)}: {c.status}: "
+                          f"{c.message or ''}")
+        md.append("")
+        return "\n".join(parts)
+
+    def sec_throughput(self):
+        parts = []
+        for sc in self.scenarios:
+            cells = self.cells_of(sc)
+            if not cells:
+                parts.append(f"<div><h3>{esc(sc)}</h3>" + placeholder("no successful cell")
+                             + "</div>")
+                continue
+            p = cells[0].primary_metric()
+            if p is None:
+                continue
+            direction = {1: "higher is better", -1: "lower is better"}.get(p.better, "")
+            title = f"{sc}: {p.name} ({direction})" if direction else f"{sc}: {p.name}"
+            svg = self.bars(sc, cells, p.name, title, f"{p.name} ({p.unit})")
+            levels = sorted({f"{c.metrics[p.name].ci_level:.0%}" for c in cells
+                             if p.name in c.metrics and finite(c.metrics[p.name].ci_level)})
+            parts.append(figure(svg, f"Median over repetitions; error bars: confidence "
+                                f"interval of the median (level {', '.join(levels) or '?'})."))
+        if not parts:
+            return placeholder("no cells")
+        return '<div class="charts">' + "\n".join(parts) + "</div>"
+
+    def _latency_groups(self):
+        """[(title, {series name: curve})] for every latency histogram:
+        network cells by scenario and parameters, local scenarios' own
+        histograms by name."""
+        groups = {}
+        order = []
+        for c in self.doc.cells:
+            if not c.ok:
+                continue
+            for hname, h in c.merged_histograms().items():
+                lab = self.label(c)
+                key = (c.scenario, lab, hname)
+                if key not in groups:
+                    groups[key] = {}
+                    order.append(key)
+                curve = hist_curve(h)
+                if curve:
+                    curve[-1] = curve[-1] + (h.get("count"),)
+                    groups[key][c.runtime] = curve
+        out = []
+        for key in order:
+            sc, lab, hname = key
+            what = "round-trip latency" if hname == "latency" else hname
+            title = f"{sc}{' ' + lab if lab != '-' else ''}: {what}"
+            out.append((title, key, groups[key]))
+        return out
+
+    def sec_latency(self):
+        groups = self._latency_groups()
+        if not groups:
+            return placeholder("no latency histograms in these results")
+        parts = ['<p class="note">Percentile distribution of the histograms merged over all '
+                 "repetitions (HdrHistogram style): the x axis is 1/(1-p) on a log scale, so "
+                 "every tail decade gets the same room; both axes are logarithmic.</p>",
+                 '<div class="charts">']
+        for title, key, curves in groups[:MAX_CHARTS_PER_SECTION]:
+            if not curves:
+                continue
+            svg = charts.percentile_curves(title, curves, self.colours,
+                                           "latency" if key[2] == "latency" else key[2])
+            parts.append(figure(svg, alt=title))
+        parts.append("</div>")
+        if len(groups) > MAX_CHARTS_PER_SECTION:
+            parts.append(f'<p class="note">{len(groups) - MAX_CHARTS_PER_SECTION} more '
+                         "histograms are in the result file.</p>")
+        # the standard percentiles as a table
+        rows = []
+        for c in self.doc.cells:
+            if not c.ok:
+                continue
+            lm = c.summary.get("latency_merged") if c.summary else None
+            if isinstance(lm, dict) and lm.get("count"):
+                rows.append((c.runtime, c.scenario, self.label(c), lm.get("count"),
+                             *(fmt_ns(lm.get(k)) for k in
+                               ("p50", "p90", "p99", "p99_9", "p99_99", "max"))))
+        if rows:
+            parts.append("<h3>Merged percentiles</h3>")
+            parts.append(table(["runtime", "scenario", "params", "samples", "p50", "p90",
+                                "p99", "p99.9", "p99.99", "max"], rows,
+                               num_cols=(3, 4, 5, 6, 7, 8, 9)))
+        return "\n".join(parts)
+
+    @staticmethod
+    def is_open_loop(cell):
+        """Measured at a fixed offered rate: the load generator says so,
+        or the cell has a positive `rate` parameter (0 means closed loop)."""
+        rate = cell.params.get("rate")
+        return cell.loadgen_mode() == "open" or (
+            isinstance(rate, (int, float)) and not isinstance(rate, bool) and rate > 0)
+
+    def sec_offered_load(self):
+        """Open-loop cells: latency against the offered request rate."""
+        open_cells = [c for c in self.doc.cells if c.ok and self.is_open_loop(c)]
+        if not open_cells:
+            return placeholder("no open-loop data: these results were measured in closed loop "
+                               "(run a network scenario with -p rate=R[,R...] for the load "
+                               "generator's open loop at a fixed request rate).")
+        parts = []
+        by = {}
+        for c in open_cells:
+            rest = {k: v for k, v in c.params.items() if k not in ("rate", "duration", "warmup")}
+            key = (c.scenario, json.dumps(rest, sort_keys=True))
+            by.setdefault(key, []).append(c)
+        rows = []
+        figs = []
+        for (sc, rest), cells in list(by.items())[:MAX_CHARTS_PER_SECTION]:
+            series = {}
+            for c in cells:
+                off = c.metrics.get("offered_rate")
+                rate = off.median if off is not None and finite(off.median) else \
+                    c.params.get("rate")
+                if not finite(rate):
+                    continue
+                # corrected p50 and p99 (from each request's intended send
+                # time), and the uncorrected p99 beside them
+                for pname, label in (("latency_p50", "p50"), ("latency_p99", "p99"),
+                                     ("latency_uncorrected_p99", "p99 uncorrected")):
+                    t = mtriple(c, pname)
+                    if t:
+                        series.setdefault(f"{c.runtime} {label}", []).append((rate, *t))
+                sus = c.summary.get("rate_sustained") if c.summary else None
+                tp = c.metrics.get("throughput")
+                rows.append((c.runtime, sc, self.label(c), fmt_value(rate, "req/s"),
+                             med_ci_text(tp) if tp else "-",
+                             "yes" if sus is True else "NO" if sus is False else "-",
+                             fmt_ns(mval(c, "latency_p50")), fmt_ns(mval(c, "latency_p99")),
+                             fmt_ns(mval(c, "latency_uncorrected_p99"))))
+            rest_d = json.loads(rest)
+            vary = [k for k in self.varying.get(sc, []) if k in rest_d]
+            rest_txt = ",".join(f"{k}={format_param(k, rest_d[k])}" for k in vary)
+            svg = charts.lines_xy(f"{sc}{' ' + rest_txt if rest_txt else ''}: latency by "
+                                  "offered rate", series, "offered rate (requests/s)",
+                                  "latency (log)", self.colours, logy=True, yscale=1e-3)
+            figs.append(figure(svg, "Solid: p50, dashed: p99, both measured from each "
+                                    "request's intended send time (coordinated omission "
+                                    "corrected); dotted: p99 measured from the actual send."))
+        parts.append('<div class="charts">' + "\n".join(figs) + "</div>")
+        parts.append(table(["runtime", "scenario", "params", "offered", "achieved [CI]",
+                            "rate sustained", "p50", "p99", "p99 uncorrected"], rows,
+                           num_cols=(3, 4, 6, 7, 8)))
+        return "\n".join(parts)
+
+    def sec_scaling(self):
+        parts = []
+        for sc in self.scenarios:
+            # closed loop only: at a fixed offered rate throughput is that rate
+            cells = [c for c in self.cells_of(sc) if "connections" in c.params
+                     and not self.is_open_loop(c)]
+            conns = {c.params["connections"] for c in cells}
+            if len(conns) < 2:
+                continue
+            by = {}
+            for c in cells:
+                rest = {k: v for k, v in c.params.items() if k != "connections"}
+                by.setdefault(json.dumps(rest, sort_keys=True), []).append(c)
+            for rest, group in by.items():
+                if len({c.params["connections"] for c in group}) < 2:
+                    continue
+                p = group[0].primary_metric()
+                series = {}
+                for c in group:
+                    t = mtriple(c, p.name)
+                    if t:
+                        series.setdefault(c.runtime, []).append((c.params["connections"], *t))
+                restd = json.loads(rest)
+                vary = [k for k in self.varying.get(sc, []) if k != "connections"]
+                rest_txt = ",".join(f"{k}={format_param(k, restd[k])}" for k in vary if k in restd)
+                svg = charts.lines_xy(f"{sc}{' ' + rest_txt if rest_txt else ''}: {p.name} "
+                                      "by connections", series, "connections (log2)",
+                                      f"{p.name} ({p.unit})", self.colours, logx=True,
+                                      xticks=sorted({c.params['connections'] for c in group}))
+                parts.append(figure(svg, "Median with the confidence interval of the median."))
+        if not parts:
+            return placeholder("no connection sweep in these results (run a network scenario "
+                               "with e.g. -p connections=1,16,256)")
+        return '<div class="charts">' + "\n".join(parts) + "</div>"
+
+    def sec_cpu(self):
+        parts = []
+        net = [c for c in self.doc.cells if c.ok and "server_cpu_us_per_msg" in c.metrics]
+        for sc in self.scenarios:
+            cells = [c for c in net if c.scenario == sc]
+            if not cells:
+                continue
+            svg = self.bars(sc, cells, "server_cpu_us_per_msg",
+                            f"{sc}: server CPU (user+sys) per message (lower is better)",
+                            "CPU per message (us)")
+            parts.append(figure(svg, "Server CPU time per echoed message or request over the "
+                                     "measured phase; error bars: CI of the median."))
+        if net:
+            rows = [(c.runtime, c.scenario, self.label(c),
+                     *(fmt_value(mval(c, k), c.metrics[k].unit) if k in c.metrics else "-"
+                       for k, _ in CPU_METRICS)) for c in net]
+            parts.append(table(["runtime", "scenario", "params"] + [t for _, t in CPU_METRICS],
+                               rows, num_cols=tuple(range(3, 3 + len(CPU_METRICS)))))
+        local = [c for c in self.doc.cells if c.ok and "cpu_s" in c.metrics
+                 and "server_cpu_us_per_msg" not in c.metrics]
+        if local:
+            parts.append("<h3>Local scenarios</h3>")
+            rows = []
+            for c in local:
+                own = [m for m in c.metrics.values() if m.unit == "ns" and m.better == -1
+                       and not m.name.startswith(("sleep_lateness", "tick_lateness"))]
+                rows.append((c.runtime, c.scenario, self.label(c),
+                             "; ".join(f"{m.name} {fmt_ns(m.median)}" for m in own) or "-",
+                             fmt_value(mval(c, "cpu_s"), "s"), fmt_value(mval(c, "wall_s"), "s")))
+            parts.append(table(["runtime", "scenario", "params", "per-operation costs",
+                                "CPU (user+sys)", "wall"], rows, num_cols=(4, 5)))
+        return "\n".join(parts) if parts else placeholder("no CPU figures in these results")
+
+    def sec_memory(self):
+        parts = []
+        for sc in self.scenarios:
+            cells = [c for c in self.cells_of(sc) if rss_kib(c) is not None]
+            if not cells:
+                continue
+            name = rss_kib(cells[0]).name
+            who = "server " if name.startswith("server") else ""
+            svg = self.bars(sc, cells, name, f"{sc}: {who}peak RSS (lower is better)",
+                            "peak RSS (MiB)", scale=1 / 1024)
+            parts.append(figure(svg, "Peak resident set size (getrusage maxrss) of the "
+                                     "process running the runtime under test."))
+        per_task = [c for c in self.doc.cells if c.ok and "bytes_per_live_task" in c.metrics]
+        if not parts and not per_task:
+            return placeholder("no memory figures in these results")
+        out = '<div class="charts">' + "\n".join(parts) + "</div>"
+        if per_task:
+            out += "\n<h3>Memory per live task</h3>\n" + table(
+                ["runtime", "scenario", "params", "bytes per live task"],
+                [(c.runtime, c.scenario, self.label(c),
+                  med_ci_text(c.metrics["bytes_per_live_task"])) for c in per_task],
+                num_cols=(3,))
+        return out
+
+    def sec_conformance(self):
+        cf = self.conform
+        if cf is None:
+            self.md_conform = None
+            return placeholder("no conformance matrix given (axbench report --conform "
+                               "CONFORM.json, from axbench conform --json CONFORM.json)")
+        rts = [r["name"] for r in cf.runtimes if r["name"] in cf.results]
+        unavailable = [r for r in cf.runtimes if r["name"] not in cf.results]
+        rows, classes = [], []
+        for case in cf.cases:
+            row = [Titled(case["id"], f"[{case.get('requirement', '')}] {case.get('summary', '')}")]
+            cls = ["case"]
+            for rt in rts:
+                res = cf.results[rt].get(case["id"])
+                if not isinstance(res, dict):
+                    row.append("-")
+                    cls.append(None)
+                    continue
+                out = res.get("outcome", "?")
+                detail = res.get("detail") or ""
+                dur = res.get("duration_s")
+                tip = f"{out}: {detail}" if detail else out
+                if finite(dur):
+                    tip += f" ({dur:.2f} s)"
+                row.append(Titled({"UNSUPPORTED": "UNSUP"}.get(out, out), tip))
+                cls.append(CONFORM_CLASSES.get(out))
+            rows.append(row)
+            classes.append(cls)
+        tot_rows = []
+        for rt in rts:
+            t = cf.totals.get(rt) or {}
+            tot_rows.append((rt, *(t.get(k, 0) for k in
+                                   ("PASS", "FAIL", "UNSUPPORTED", "TIMEOUT", "CRASH"))))
+        parts = ['<p class="note">Each case ran in a fresh child process per runtime; hover a '
+                 "cell for the detail. Green: pass; red: fail; orange: timeout; dark red: "
+                 "crash; grey: unsupported (a missing capability, not a failure).</p>"]
+        parts.append('<div class="conform">' + table(["case"] + rts, rows, classes=classes)
+                     + "</div>")
+        parts.append("<h3>Totals</h3>")
+        parts.append(table(["runtime", "pass", "fail", "unsupported", "timeout", "crash"],
+                           tot_rows, num_cols=(1, 2, 3, 4, 5)))
+        for r in unavailable:
+            parts.append(f'<p class="note">{esc(r["name"])}: unavailable '
+                         f"({esc(r.get('reason') or '')})</p>")
+        bad = [(case["id"], rt, cf.results[rt][case["id"]]) for case in cf.cases for rt in rts
+               if isinstance(cf.results[rt].get(case["id"]), dict)
+               and cf.results[rt][case["id"]].get("outcome") in ("FAIL", "TIMEOUT", "CRASH")]
+        if bad:
+            parts.append("<details><summary>Failures in detail</summary>")
+            parts.append(table(["case", "runtime", "outcome", "detail"],
+                               [(cid, rt, r.get("outcome"), r.get("detail") or "")
+                                for cid, rt, r in bad]))
+            parts.append("</details>")
+        self.md_conform = (rts, tot_rows, bad)
+        return "\n".join(parts)
+
+    def sec_ergonomics(self):
+        """The ergonomics table: from --ergo (axbench ergo --json), else
+        from an "ergonomics" member of the result file."""
+        parts = []
+        if self.ergo is not None:
+            parts.append(f'<p class="note">From <code>{esc(os.path.basename(self.ergo.path))}'
+                         "</code> (axbench ergo; definitions in docs/ergonomics.md): the ax "
+                         "version of each scenario against its native versions. Hover a "
+                         "count for its items.</p>")
+            parts.append(rows_table(self.ergo.rows))
+            if self.ergo.cost:
+                parts.append("<h3>Cost of the abstraction</h3>")
+                parts.append(rows_table(self.ergo.cost))
+            return "\n".join(parts)
+        e = self.doc.ergonomics()
+        if e is None:
+            return placeholder("no ergonomics data: give the table of axbench ergo --json "
+                               "with --ergo ERGO.json (lines, functions, callbacks, states, "
+                               "tasks and allocations per scenario in each programming "
+                               "style), or a result file with an \"ergonomics\" member.")
+        if isinstance(e, list):
+            return rows_table(e)
+        inner = []
+        for v in e.values():
+            if isinstance(v, dict):
+                inner += [k for k in v if k not in inner]
+        if not inner:
+            return table(["item", "value"], [(k, _cell_text(v)) for k, v in e.items()])
+        rows = [[k] + [_cell_text(v.get(i)) if isinstance(v, dict) else _cell_text(v)
+                       for i in inner] for k, v in e.items()]
+        return table([""] + inner, rows)
+
+    def sec_environment(self):
+        env = self.doc.env
+
+        def g(*path):
+            d = env
+            for p in path:
+                d = d.get(p) if isinstance(d, dict) else None
+            return d
+
+        libs = g("libraries") or {}
+        lib_txt = "; ".join(
+            f"{k} {v.get('loaded') or v.get('build') or 'not linked'}"
+            + (f" (built against {v.get('build')})" if v.get("build") and v.get("loaded")
+               and v.get("build") != v.get("loaded") else "")
+            for k, v in libs.items() if isinstance(v, dict))
+        ur = g("io_uring") or {}
+        ur_txt = ("available: " + ", ".join(ur.get("features") or [])
+                  + f"; COOP_TASKRUN {'yes' if ur.get('setup_coop_taskrun') else 'no'}, "
+                  f"DEFER_TASKRUN {'yes' if ur.get('setup_defer_taskrun') else 'no'}"
+                  if ur.get("available") else f"unavailable ({ur.get('error', '?')})")
+        pin = g("pinning") or {}
+        rows = [
+            ("CPU", f"{g('cpu', 'model')} x {g('cpu', 'count')} (allowed "
+                    f"{', '.join(str(x) for x in g('cpu', 'allowed') or []) or '-'}, "
+                    f"frequency governor {g('cpu', 'governor') or 'not exposed'})"),
+            ("kernel", f"{g('kernel', 'sysname')} {g('kernel', 'release')} "
+                       f"{g('kernel', 'machine')}"),
+            ("memory", fmt_value(g("memory_bytes"), "bytes") if g("memory_bytes") else "-"),
+            ("host", g("hostname")),
+            ("compiler", f"{g('build', 'compiler')} ({g('build', 'compiler_version')})"),
+            ("build", f"{g('build', 'build_type')}, flags {g('build', 'c_flags')}"
+                      f"{', sanitizers' if g('build', 'sanitizers') else ''}"),
+            ("libraries", lib_txt or "-"),
+            ("io_uring", ur_txt),
+            ("commit", f"{g('git', 'commit')}{' (dirty)' if g('git', 'dirty') else ''}"),
+            ("time", g("time_utc")),
+            ("pinning", f"{pin.get('mode')}: server on CPU {pin.get('server_cpu')}, load "
+                        f"generator on CPU {pin.get('load_cpu')}"),
+            ("command", " ".join(self.doc.raw.get("command") or [])),
+        ]
+        parts = [kv_table([(k, "-" if v is None else v) for k, v in rows])]
+        rts = g("runtimes")
+        if isinstance(rts, list) and rts:
+            parts.append("<h3>Runtimes</h3>")
+            parts.append(table(["name", "kind", "available", "features"],
+                               [(r.get("name"), r.get("kind"),
+                                 "yes" if r.get("available") else
+                                 f"no ({r.get('unavailable_reason')})", r.get("features"))
+                                for r in rts if isinstance(r, dict)]))
+        parts.append("<details><summary>Everything recorded</summary>")
+        parts.append(table(["key", "value"], [(k, v) for k, v in _flatten(env)]))
+        parts.append("</details>")
+        self.md_env = rows[:9]
+        return "\n".join(parts)
+
+    def sec_comparison(self):
+        rep = self.comparison
+        if rep is None:
+            return placeholder("no baseline given (axbench report --baseline BASE.json)")
+        counts = rep["summary"]["counts"]
+        parts = []
+        for dff in rep["environment_differences"]:
+            parts.append(f'<p class="warn">Environment differs: {esc(dff["fact"])}: BASE '
+                         f"<code>{esc(dff['base'])}</code>, NEW <code>{esc(dff['new'])}</code>"
+                         "</p>")
+        cls = "bad" if rep["summary"]["regression"] else "good"
+        parts.append(f'<p class="{cls}"><b>{counts["slower"]} slower, {counts["faster"]} '
+                     f'faster, {counts["unchanged"]} unchanged, {counts["not comparable"]} not '
+                     f"comparable</b> against <code>{esc(rep['base']['path'])}</code> (commit "
+                     f"{esc(str(rep['base']['commit'])[:12])}). A change counts when the "
+                     "Mann-Whitney U test gives p &lt; 0.05 and the 95% bootstrap CI of the "
+                     "ratio of medians lies entirely beyond the "
+                     f"{rep['settings']['floor'] * 100:g}% noise floor.</p>")
+        bars = []
+        for c in rep["cells"]:
+            # the metric that decided the verdict, else the cell's headline
+            gated = [m for m in c["metrics"] if m["gated"] and m["ratio"] is not None]
+            decided = [m for m in gated if m["verdict"] in ("worse", "better")]
+            ms = {m["metric"]: m for m in gated}
+            shown = (decided[0] if decided else ms.get("throughput")
+                     or next(iter(gated), None))
+            if shown:
+                bars.append((f"{c['runtime']} {c['scenario']} {c['label']} ({shown['metric']})",
+                             shown["ratio"], shown["ci_low"], shown["ci_high"], c["verdict"]))
+        if bars:
+            parts.append(figure(charts.change_bars("Change per cell, NEW vs BASE", bars,
+                                                   rep["settings"]["floor"]),
+                                "Per cell, the gated metric that decided its verdict (else its "
+                                "headline metric), with the 95% bootstrap CI; colour: the "
+                                "verdict (red slower, green faster, grey unchanged)."))
+        rows, classes = [], []
+        for c in rep["cells"]:
+            changed = [f"{m['metric']} {metric_change_text(m)}" for m in c["metrics"]
+                       if m["verdict"] in ("worse", "better") and m["gated"]]
+            rows.append((c["runtime"], c["scenario"], c["label"], c["verdict"],
+                         "; ".join(changed) or c["reason"] or "none"))
+            classes.append([None, None, None, {"slower": "slower", "faster": "faster",
+                                               "unchanged": "unchanged"}.get(c["verdict"], "nc"),
+                            None])
+        parts.append(table(["runtime", "scenario", "params", "verdict",
+                            "significant changes beyond the floor"], rows, classes=classes))
+        geo = rep["summary"]["geomeans"]
+        if geo:
+            rts = sorted({rt for gm in geo.values() for rt in gm["by_runtime"]})
+            parts.append("<h3>Geometric mean of NEW/BASE</h3>")
+            parts.append(table(["metric", "better", "cells", "all"] + rts,
+                               [(name, {1: "higher", -1: "lower"}.get(gm["better"], "-"),
+                                 gm["cells"], fmt_pct(gm["all"]),
+                                 *(fmt_pct(gm["by_runtime"].get(rt, math.nan)) for rt in rts))
+                                for name, gm in geo.items()],
+                               num_cols=tuple(range(2, 4 + len(rts)))))
+        return "\n".join(parts)
+
+    def sec_history(self):
+        if self.hist is None:
+            return placeholder("no history given (axbench record RESULTS.json appends to "
+                               "results.db; axbench report --history results.db draws it)")
+        parts = []
+        steps_rows = []
+        nchart = 0
+        for (testbed, branch), (runs, data, cells) in sorted(self.hist.items()):
+            if len(runs) < 2:
+                parts.append(f'<p class="note">{esc(testbed)} / {esc(branch)}: one run so far; '
+                             "a history needs two.</p>")
+                continue
+            parts.append(f"<h3>Testbed {esc(testbed)}, branch {esc(branch)} "
+                         f"({len(runs)} runs)</h3>")
+            index = {r.id: i for i, r in enumerate(runs)}
+            xlabels = [r.label for r in runs]
+            # one chart per (scenario, metric), a line per cell
+            by = {}
+            for (cell, metric), per in data.items():
+                rt, sc, params = cells.get(cell, ("?", "?", {}))
+                unit, better = next(iter(per.values()))[3:5]
+                if better == 0 or metric.endswith(TAIL_SUFFIXES):
+                    continue  # the same metrics as compare's default gate
+                by.setdefault((sc, metric, unit, better), []).append((cell, rt, params, per))
+            hv = {}
+            for cell, (rt, sc, params) in cells.items():
+                for k, v in params.items():
+                    hv.setdefault((sc, k), set()).add(json.dumps(v))
+            figs = []
+            for (sc, metric, unit, better), series_in in sorted(
+                    by.items(), key=lambda kv: (kv[0][0], HEADLINE.get(kv[0][1], 9), kv[0][1])):
+                series, steps = {}, []
+                for cell, rt, params, per in series_in:
+                    lab = ",".join(f"{k}={format_param(k, v)}" for k, v in params.items()
+                                   if len(hv.get((sc, k), ())) > 1)
+                    name = f"{rt} {lab}".strip()
+                    pts = sorted((index[rid], v[0], v[1], v[2]) for rid, v in per.items()
+                                 if rid in index)
+                    series[name] = pts
+                    for i, shift in history.step_changes([p[1] for p in pts], self.floor):
+                        run_i = pts[i][0]
+                        steps.append((name, run_i, shift))
+                        worse = (shift < 0) if better > 0 else (shift > 0)
+                        steps_rows.append((testbed, branch, sc, name, metric,
+                                           f"{runs[pts[i - 1][0]].label} -> {runs[run_i].label}",
+                                           fmt_pct(1 + shift),
+                                           "regression" if worse else "improvement"))
+                if nchart >= MAX_CHARTS_PER_SECTION * 2:
+                    continue
+                nchart += 1
+                # ns figures of microseconds and more read better in us
+                big = unit == "ns" and max(
+                    (p[1] for pts in series.values() for p in pts), default=0) >= 1e4
+                scale = 1e-3 if big else 1.0
+                ylab = f"{metric} ({'us' if big else unit})"
+                figs.append(figure(charts.history_chart(
+                    f"{sc}: {metric} ({'higher' if better > 0 else 'lower'} is better)",
+                    xlabels, series, steps, ylab, self.colours, scale), alt=f"{sc} {metric}"))
+            parts.append('<div class="charts">' + "\n".join(figs) + "</div>")
+        parts.insert(0, f'<p class="note">Medians per recorded run (band: CI of the median), in '
+                        "time order; dotted red lines mark step changes: the median of the up "
+                        "to 3 runs after differs from the median of the up to 3 runs before by "
+                        f"more than the {self.floor * 100:g}% noise floor, the two windows do "
+                        "not overlap, and each side has at least 2 runs.</p>")
+        if steps_rows:
+            parts.append("<h3>Step changes</h3>")
+            parts.append(table(["testbed", "branch", "scenario", "cell", "metric", "between",
+                                "shift", "kind"], steps_rows))
+        elif self.hist:
+            parts.append('<p class="note">No step change detected.</p>')
+        if not self.hist:
+            parts.append(placeholder("the history database holds no runs yet"))
+        return "\n".join(parts)
+
+    # -- the page ------------------------------------------------------------
+
+    def build(self):
+        self.md_conform = None
+        self.md_env = None
+        bodies = {}
+        for sid, _ in SECTIONS:
+            bodies[sid] = getattr(self, "sec_" + sid.replace("-", "_"))()
+        d = self.doc
+        title = f"axbench report: {', '.join(self.scenarios) or 'no scenario'}"
+        nav = " ".join(f'<a href="#{sid}">{esc(t)}</a>' for sid, t in SECTIONS)
+        secs = "\n".join(f'<section id="{sid}">\n<h2>{esc(t)}</h2>\n{bodies[sid]}\n</section>'
+                         for sid, t in SECTIONS)
+        page = f"""<!DOCTYPE html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>{esc(title)}</title>
+<link rel="icon" href="data:,">
+<style>{CSS}</style>
+</head>
+<body>
+<header>
+<h1>{esc(title)}</h1>
+<p>commit {esc(d.commit)}{' (dirty)' if d.dirty else ''} &middot; started {esc(d.time)}
+&middot; {esc(d.env.get('hostname') or '')} &middot; status {esc(d.status)}
+&middot; source <code>{esc(os.path.basename(d.path))}</code></p>
+</header>
+<nav>{nav}</nav>
+<main>
+{secs}
+</main>
+</body>
+</html>
+"""
+        return page, self.summary_md()
+
+    def summary_md(self):
+        md = list(self.md)
+        if self.md_conform:
+            rts, tot_rows, bad = self.md_conform
+            md.append("## Conformance")
+            md.append("")
+            md.append("| runtime | pass | fail | unsupported | timeout | crash |")
+            md.append("|---|---|---|---|---|---|")
+            for r in tot_rows:
+                md.append("| " + " | ".join(str(x) for x in r) + " |")
+            if bad:
+                md.append("")
+                for cid, rt, r in bad:
+                    md.append(f"- {cid} on {rt}: {r.get('outcome')}: "
+                              f"{(r.get('detail') or '').splitlines()[0] if r.get('detail') else ''}")
+            md.append("")
+        rep = self.comparison
+        if rep:
+            counts = rep["summary"]["counts"]
+            md.append("## Comparison with the baseline")
+            md.append("")
+            for dff in rep["environment_differences"]:
+                md.append(f"> **Warning:** environment differs: {dff['fact']}: BASE "
+                          f"`{dff['base']}`, NEW `{dff['new']}`")
+            md.append(f"**{counts['slower']} slower, {counts['faster']} faster, "
+                      f"{counts['unchanged']} unchanged, {counts['not comparable']} not "
+                      f"comparable** against `{rep['base']['path']}`")
+            md.append("")
+            for c in rep["cells"]:
+                if c["verdict"] in ("slower", "faster"):
+                    changed = [f"{m['metric']} {metric_change_text(m)}" for m in c["metrics"]
+                               if m["verdict"] in ("worse", "better") and m["gated"]]
+                    md.append(f"- **{c['verdict']}**: {c['runtime']} {c['scenario']} "
+                              f"{c['label']}: {'; '.join(changed)}")
+            md.append("")
+        if self.md_env:
+            md.append("## Environment")
+            md.append("")
+            for k, v in self.md_env:
+                md.append(f"- {k}: {v}")
+            md.append("")
+        md.append("The full report with charts is `index.html` beside this file (sections: "
+                  + ", ".join(t.lower() for _, t in SECTIONS) + ").")
+        md.append("")
+        return "\n".join(md)
+
+
+# Members of ergonomics rows too long for a table cell (their counts are
+# columns of their own).
+ROW_SKIP = ("sources", "api_identifiers")
+
+
+def rows_table(rows):
+    """A table of a list of objects: one column per member (in order of
+    first appearance); lists show their length with the items on hover,
+    objects show as k=v pairs."""
+    rows = [r for r in rows if isinstance(r, dict)]
+    keys = []
+    for r in rows:
+        keys += [k for k in r if k not in keys and k not in ROW_SKIP]
+    body = []
+    for r in rows:
+        line = []
+        for k in keys:
+            v = r.get(k)
+            if isinstance(v, list):
+                line.append(Titled(str(len(v)), ", ".join(_cell_text(x) for x in v)))
+            elif isinstance(v, dict):
+                line.append(", ".join(f"{a}={_cell_text(b)}" for a, b in v.items()))
+            else:
+                line.append("-" if v is None else _cell_text(v))
+        body.append(line)
+    nums = tuple(j for j, k in enumerate(keys)
+                 if all(isinstance(r.get(k), (int, float, list)) or r.get(k) is None
+                        for r in rows) and not all(r.get(k) is None for r in rows))
+    return table(keys, body, num_cols=nums)
+
+
+def _cell_text(v):
+    if isinstance(v, (dict, list)):
+        return json.dumps(v, sort_keys=True)
+    if isinstance(v, float):
+        return f"{v:.4g}"
+    return "" if v is None else str(v)
+
+
+def _flatten(d, prefix=""):
+    out = []
+    if isinstance(d, dict):
+        for k, v in d.items():
+            out += _flatten(v, f"{prefix}.{k}" if prefix else k)
+    elif isinstance(d, list) and d and all(isinstance(x, dict) for x in d):
+        for i, v in enumerate(d):
+            out += _flatten(v, f"{prefix}[{i}]")
+    else:
+        out.append((prefix, _cell_text(d) if not isinstance(d, list) else
+                    ", ".join(_cell_text(x) for x in d)))
+    return out
+
+
+def run(args):
+    charts.require()
+    doc = load_results(args.results)
+    conform = load_conform(args.conform) if args.conform else None
+    base = load_results(args.baseline) if args.baseline else None
+    hist = history.load_history(args.history) if args.history else None
+    ergo = load_ergo(args.ergo) if args.ergo else None
+    if base:
+        for label, a, b in env_differences(base, doc):
+            warn(f"environment differs from the baseline: {label}: BASE {a!r}, NEW {b!r}")
+    out = args.output
+    try:
+        os.makedirs(out, exist_ok=True)
+    except OSError as e:
+        raise InputError(f"cannot create output directory {out}: {e.strerror or e}") from None
+    if not os.access(out, os.W_OK):
+        raise InputError(f"cannot write to output directory {out}")
+    page, md = Report(doc, conform, base, hist, args.floor, ergo).build()
+    write_atomic(os.path.join(out, "index.html"), page)
+    write_atomic(os.path.join(out, "summary.md"), md)
+    note(f"report in {os.path.join(out, 'index.html')} and {os.path.join(out, 'summary.md')}")
+    return 0

@@ -1,0 +1,166 @@
+"""Statistics for `compare`, written out here (no scipy on the target
+machines): the median, a percentile-bootstrap confidence interval for a
+ratio of medians, and the two-sided Mann-Whitney U test.
+
+Every function is deterministic: the bootstrap takes an explicit seed, so
+the same two files always give the same interval.
+"""
+
+import itertools
+import math
+import random
+from functools import lru_cache
+
+# The exact null distribution of U is computed by a recurrence whose cost
+# grows with n1 * n2 * (n1 + n2); beyond this many values in all the normal
+# approximation is accurate anyway.
+EXACT_MAX_TOTAL = 40
+# With ties the exact distribution is found by enumerating every split of
+# the pooled ranks; allowed while the number of splits stays this small.
+EXACT_TIES_MAX_SPLITS = 20000
+
+
+def median(xs):
+    s = sorted(xs)
+    n = len(s)
+    if n == 0:
+        return math.nan
+    mid = n // 2
+    return s[mid] if n % 2 else (s[mid - 1] + s[mid]) / 2
+
+
+def quantile_sorted(s, q):
+    """The q-quantile (0..1) of an already sorted list, by linear
+    interpolation between closest ranks."""
+    if not s:
+        return math.nan
+    pos = q * (len(s) - 1)
+    lo = math.floor(pos)
+    hi = min(lo + 1, len(s) - 1)
+    return s[lo] + (s[hi] - s[lo]) * (pos - lo)
+
+
+def bootstrap_ratio_ci(base, new, level=0.95, resamples=2000, seed=0):
+    """Percentile-bootstrap confidence interval of median(new)/median(base).
+
+    Each side is resampled with replacement on its own (the repetitions of
+    two runs are independent, not paired), the ratio of the two resampled
+    medians is collected `resamples` times, and the interval is the central
+    `level` share of those ratios. Returns (low, high); NaNs when a
+    resampled base median can be zero (the ratio is then undefined)."""
+    if not base or not new:
+        return math.nan, math.nan
+    if min(base) <= 0 <= max(base):
+        return math.nan, math.nan
+    rng = random.Random(seed)
+    nb, nn = len(base), len(new)
+    ratios = []
+    rand = rng.random
+    for _ in range(resamples):
+        # explicit index draws keep the stream the same across Python
+        # versions (random.choices' algorithm is an implementation detail)
+        b = median([base[int(rand() * nb)] for _ in range(nb)])
+        n = median([new[int(rand() * nn)] for _ in range(nn)])
+        ratios.append(n / b)
+    ratios.sort()
+    tail = (1 - level) / 2
+    return quantile_sorted(ratios, tail), quantile_sorted(ratios, 1 - tail)
+
+
+def _ranks_doubled(pooled):
+    """Twice the mid-rank of every value of `pooled` (integers, so that
+    tied ranks compare exactly), and the sizes of the tie groups."""
+    order = sorted(range(len(pooled)), key=lambda i: pooled[i])
+    ranks = [0] * len(pooled)
+    ties = []
+    i = 0
+    while i < len(order):
+        j = i
+        while j + 1 < len(order) and pooled[order[j + 1]] == pooled[order[i]]:
+            j += 1
+        # ranks i+1 .. j+1 share their mean; doubled: (i+1) + (j+1)
+        for k in range(i, j + 1):
+            ranks[order[k]] = i + j + 2
+        if j > i:
+            ties.append(j - i + 1)
+        i = j + 1
+    return ranks, ties
+
+
+@lru_cache(maxsize=None)
+def _u_counts(m, n):
+    """How many orderings of m x-values and n y-values give each U (the
+    number of (x, y) pairs with x > y), for U = 0 .. m*n. Recurrence on
+    whether the largest value is an x (it beats all n y's) or a y."""
+    if m == 0 or n == 0:
+        return (1,) + (0,) * (m * n)
+    with_x = _u_counts(m - 1, n)  # shifted by n
+    with_y = _u_counts(m, n - 1)
+    out = [0] * (m * n + 1)
+    for u, c in enumerate(with_y):
+        out[u] += c
+    for u, c in enumerate(with_x):
+        out[u + n] += c
+    return tuple(out)
+
+
+def mann_whitney(x, y):
+    """Two-sided Mann-Whitney U test of x against y.
+
+    Returns (U of x, p-value, method): "exact" (no ties, small samples: the
+    exact null distribution), "exact-ties" (ties, small samples: every split
+    of the pooled mid-ranks enumerated), or "normal" (normal approximation
+    with the tie correction of the variance and a continuity correction).
+    The two-sided p-value doubles the smaller tail, capped at 1."""
+    n1, n2 = len(x), len(y)
+    if n1 == 0 or n2 == 0:
+        return math.nan, math.nan, "none"
+    pooled = list(x) + list(y)
+    ranks2, ties = _ranks_doubled(pooled)
+    r1_2 = sum(ranks2[:n1])
+    u1 = r1_2 / 2 - n1 * (n1 + 1) / 2
+    n = n1 + n2
+
+    if not ties and n <= EXACT_MAX_TOTAL:
+        counts = _u_counts(n1, n2)
+        total = math.comb(n, n1)
+        k = round(u1)
+        lower = sum(counts[: k + 1]) / total
+        upper = sum(counts[k:]) / total
+        return u1, min(1.0, 2 * min(lower, upper)), "exact"
+
+    if ties and math.comb(n, n1) <= EXACT_TIES_MAX_SPLITS:
+        le = ge = 0
+        total = 0
+        for idx in itertools.combinations(range(n), n1):
+            s = sum(ranks2[i] for i in idx)
+            total += 1
+            le += s <= r1_2
+            ge += s >= r1_2
+        return u1, min(1.0, 2 * min(le, ge) / total), "exact-ties"
+
+    mu = n1 * n2 / 2
+    tie_term = sum(t ** 3 - t for t in ties) / (n * (n - 1))
+    var = n1 * n2 / 12 * ((n + 1) - tie_term)
+    if var <= 0:
+        return u1, 1.0, "normal"
+    z = max(0.0, abs(u1 - mu) - 0.5) / math.sqrt(var)
+    return u1, min(1.0, math.erfc(z / math.sqrt(2))), "normal"
+
+
+def min_two_sided_p(n1, n2):
+    """The smallest two-sided p-value the test can give for these sample
+    sizes (complete separation, no ties): below the significance level or
+    the comparison can never be significant, so it is "too few reps"."""
+    if n1 == 0 or n2 == 0:
+        return 1.0
+    if n1 + n2 <= EXACT_MAX_TOTAL:
+        return min(1.0, 2 / math.comb(n1 + n2, n1))
+    return 0.0
+
+
+def geomean(ratios):
+    vals = [r for r in ratios if r and r > 0 and math.isfinite(r)]
+    if not vals:
+        return math.nan
+    return math.exp(sum(math.log(r) for r in vals) / len(vals))
