@@ -11,20 +11,13 @@
 #include <strings.h>
 #include <time.h>
 
-#include "scenario.h"
+#include "serve_util.h"
 #include "serve_util.h"
 
 #define HTTP_BUF 16384
 
-struct http_conn {
-	ax_task *task;
-	int fd;
-	struct http_conn *next, *prev;
-	struct http_server *srv;
-};
-
 struct http_server {
-	struct http_conn *conns;
+	struct ax_sc_conns conns;
 	time_t date_sec;
 	char date[64];
 	uint64_t bad_requests;
@@ -66,20 +59,17 @@ static ssize_t http_request_len(const char *p, size_t n)
 
 static intptr_t http_conn_main(void *arg)
 {
-	struct http_conn c = *(struct http_conn *)arg;
-	struct http_server *s = c.srv;
+	struct ax_sc_start st = *(struct ax_sc_start *)arg;
+	struct http_server *s = st.srv;
+	struct ax_sc_conn c;
+	int fd = st.fd;
 	free(arg);
-	c.task = ax_current();
-	c.prev = NULL;
-	c.next = s->conns;
-	if (s->conns)
-		s->conns->prev = &c;
-	s->conns = &c;
+	ax_sc_conn_add(&s->conns, &c);
 
 	char *in = malloc(HTTP_BUF), *out = malloc(HTTP_BUF * 2);
 	size_t have = 0;
 	while (in && out) {
-		ssize_t n = ax_read(c.fd, in + have, HTTP_BUF - have);
+		ssize_t n = ax_read(fd, in + have, HTTP_BUF - have);
 		if (n <= 0)
 			break;
 		have += (size_t)n;
@@ -93,7 +83,7 @@ static intptr_t http_conn_main(void *arg)
 			olen += (size_t)w;
 			used += (size_t)len;
 			if (olen > HTTP_BUF * 2 - 256) {
-				if (ax_write(c.fd, out, olen) < 0)
+				if (ax_write(fd, out, olen) < 0)
 					goto done;
 				olen = 0;
 			}
@@ -101,10 +91,10 @@ static intptr_t http_conn_main(void *arg)
 		if (len < 0) {
 			static const char bad[] = "HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\nConnection: close\r\n\r\n";
 			s->bad_requests++;
-			ax_write(c.fd, bad, sizeof bad - 1);
+			ax_write(fd, bad, sizeof bad - 1);
 			break;
 		}
-		if (olen && ax_write(c.fd, out, olen) < 0)
+		if (olen && ax_write(fd, out, olen) < 0)
 			break;
 		memmove(in, in + used, have - used);
 		have -= used;
@@ -112,48 +102,17 @@ static intptr_t http_conn_main(void *arg)
 done:
 	free(in);
 	free(out);
-	ax_close(c.fd);
-	if (c.prev)
-		c.prev->next = c.next;
-	else
-		s->conns = c.next;
-	if (c.next)
-		c.next->prev = c.prev;
+	ax_close(fd);
+	ax_sc_conn_del(&s->conns, &c);
 	return 0;
 }
 
 static intptr_t http_serve(struct ax_sc_ctx *ctx)
 {
-	struct http_server s = {0};
-	int r = 0;
-	while (!ctx->stopping) {
-		int fd = ax_accept(ctx->listen_fd);
-		if (fd == -EMFILE || fd == -ENFILE) {
-			ax_sleep(1000000);
-			continue;
-		}
-		if (fd < 0) {
-			if (fd != -ECANCELED)
-				r = fd;
-			break;
-		}
-		ax_tcp_nodelay(fd, true);
-		struct http_conn *c = calloc(1, sizeof *c);
-		if (!c) {
-			ax_close(fd);
-			continue;
-		}
-		c->fd = fd;
-		c->srv = &s;
-		if (ax_spawn(NULL, http_conn_main, c, "http-conn") < 0) {
-			free(c);
-			ax_close(fd);
-		}
-	}
-	for (struct http_conn *c = s.conns; c; c = c->next)
-		ax_cancel(c->task);
-	while (s.conns)
-		ax_sleep(1000000);
+	struct http_server s = {.conns = {NULL}};
+	int r = ax_sc_accept_loop(ctx, ctx->listen_fd, http_conn_main, &s,
+				  "http-conn");
+	ax_sc_conns_stop(&s.conns);
 	ax_sc_metric(ctx, "bad_requests", (double)s.bad_requests, "count", -1);
 	return r;
 }

@@ -12,7 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "scenario.h"
+#include "serve_util.h"
 #include "serve_util.h"
 
 #define RPC_MAX_FANOUT 64
@@ -23,40 +23,14 @@ struct rpc_msg {
 	uint64_t value;
 };
 
-struct rpc_node {
-	ax_task *task;
-	int fd;
-	struct rpc_node *next, *prev;
-};
-
 struct rpc_server {
 	struct ax_sc_ctx *ctx;
 	int backend_lfd;
 	int backend_port;
 	int64_t fanout, size;
-	struct rpc_node *nodes;  /* every connection task, front and backend */
+	struct ax_sc_conns nodes; /* every connection task, front and backend */
 	uint64_t bad_replies;
 };
-
-static void rpc_link(struct rpc_server *s, struct rpc_node *n)
-{
-	n->task = ax_current();
-	n->prev = NULL;
-	n->next = s->nodes;
-	if (s->nodes)
-		s->nodes->prev = n;
-	s->nodes = n;
-}
-
-static void rpc_unlink(struct rpc_server *s, struct rpc_node *n)
-{
-	if (n->prev)
-		n->prev->next = n->next;
-	else
-		s->nodes = n->next;
-	if (n->next)
-		n->next->prev = n->prev;
-}
 
 static int rpc_read_full(int fd, void *buf, size_t n)
 {
@@ -70,52 +44,30 @@ static int rpc_read_full(int fd, void *buf, size_t n)
 	return 0;
 }
 
-struct rpc_start {
-	struct rpc_server *s;
-	int fd;
-};
-
 /* The backend service: answer calls on one connection. */
 static intptr_t rpc_backend_conn(void *arg)
 {
-	struct rpc_start st = *(struct rpc_start *)arg;
-	struct rpc_node n = {.fd = st.fd};
+	struct ax_sc_start st = *(struct ax_sc_start *)arg;
+	struct rpc_server *s = st.srv;
+	struct ax_sc_conn n;
 	free(arg);
-	rpc_link(st.s, &n);
+	ax_sc_conn_add(&s->nodes, &n);
 	struct rpc_msg m;
-	while (rpc_read_full(n.fd, &m, sizeof m) == 0) {
+	while (rpc_read_full(st.fd, &m, sizeof m) == 0) {
 		m.value = 2 * m.value + 1;
-		if (ax_write(n.fd, &m, sizeof m) != sizeof m)
+		if (ax_write(st.fd, &m, sizeof m) != sizeof m)
 			break;
 	}
-	ax_close(n.fd);
-	rpc_unlink(st.s, &n);
+	ax_close(st.fd);
+	ax_sc_conn_del(&s->nodes, &n);
 	return 0;
 }
 
 static intptr_t rpc_backend_accept(void *arg)
 {
 	struct rpc_server *s = arg;
-	struct rpc_node n = {.fd = s->backend_lfd};
-	rpc_link(s, &n);
-	for (;;) {
-		int fd = ax_accept(s->backend_lfd);
-		if (fd < 0)
-			break;
-		ax_tcp_nodelay(fd, true);
-		struct rpc_start *st = malloc(sizeof *st);
-		if (st) {
-			st->s = s;
-			st->fd = fd;
-		}
-		/* the child runs at once (eager spawn) and owns st */
-		if (!st || ax_spawn(NULL, rpc_backend_conn, st, "backend-conn") < 0) {
-			free(st);
-			ax_close(fd);
-		}
-	}
-	rpc_unlink(s, &n);
-	return 0;
+	return ax_sc_accept_loop(s->ctx, s->backend_lfd, rpc_backend_conn, s,
+				 "backend-conn");
 }
 
 struct rpc_call {
@@ -141,22 +93,22 @@ static intptr_t rpc_call_main(void *arg)
 /* A front connection: read a request, fan out, join, answer. */
 static intptr_t rpc_front_conn(void *arg)
 {
-	struct rpc_start st = *(struct rpc_start *)arg;
-	struct rpc_server *s = st.s;
-	struct rpc_node n = {.fd = st.fd};
+	struct ax_sc_start st = *(struct ax_sc_start *)arg;
+	struct rpc_server *s = st.srv;
+	struct ax_sc_conn n;
 	int back[RPC_MAX_FANOUT];
 	int64_t k = s->fanout, nb = 0;
 	char *req = malloc((size_t)s->size);
 	uint64_t id = 0;
 	free(arg);
-	rpc_link(s, &n);
+	ax_sc_conn_add(&s->nodes, &n);
 	for (; req && nb < k; nb++) {
 		back[nb] = ax_connect("127.0.0.1", (uint16_t)s->backend_port);
 		if (back[nb] < 0)
 			break;
 		ax_tcp_nodelay(back[nb], true);
 	}
-	while (req && nb == k && rpc_read_full(n.fd, req, (size_t)s->size) == 0) {
+	while (req && nb == k && rpc_read_full(st.fd, req, (size_t)s->size) == 0) {
 		struct rpc_call calls[RPC_MAX_FANOUT];
 		ax_task *t[RPC_MAX_FANOUT];
 		int64_t spawned = 0;
@@ -182,14 +134,14 @@ static intptr_t rpc_front_conn(void *arg)
 			}
 		}
 		if (!ok || spawned != k ||
-		    ax_write(n.fd, req, (size_t)s->size) != s->size)
+		    ax_write(st.fd, req, (size_t)s->size) != s->size)
 			break;
 	}
 	for (int64_t i = 0; i < nb; i++)
 		ax_close(back[i]);
 	free(req);
-	ax_close(n.fd);
-	rpc_unlink(s, &n);
+	ax_close(st.fd);
+	ax_sc_conn_del(&s->nodes, &n);
 	return 0;
 }
 
@@ -207,36 +159,12 @@ static intptr_t rpc_serve(struct ax_sc_ctx *ctx)
 		ax_close(s.backend_lfd);
 		return r;
 	}
-	while (!ctx->stopping) {
-		int fd = ax_accept(ctx->listen_fd);
-		if (fd == -EMFILE || fd == -ENFILE) {
-			ax_sleep(1000000);
-			continue;
-		}
-		if (fd < 0) {
-			if (fd != -ECANCELED)
-				r = fd;
-			break;
-		}
-		ax_tcp_nodelay(fd, true);
-		struct rpc_start *st = malloc(sizeof *st);
-		if (st) {
-			st->s = &s;
-			st->fd = fd;
-		}
-		if (!st || ax_spawn(NULL, rpc_front_conn, st, "front-conn") < 0) {
-			free(st);
-			ax_close(fd);
-		}
-	}
-	for (struct rpc_node *n = s.nodes; n; n = n->next)
-		ax_cancel(n->task);
-	ax_join(acceptor, NULL);
-	while (s.nodes) {
-		for (struct rpc_node *n = s.nodes; n; n = n->next)
-			ax_cancel(n->task);
-		ax_sleep(1000000);
-	}
+	r = ax_sc_accept_loop(ctx, ctx->listen_fd, rpc_front_conn, &s, "front-conn");
+	/* stop: the backend acceptor, then every connection */
+	ax_cancel(acceptor);
+	while (ax_join(acceptor, NULL) < 0)
+		ax_cancel(acceptor);
+	ax_sc_conns_stop(&s.nodes);
 	ax_close(s.backend_lfd);
 	if (s.bad_replies)
 		ax_sc_fail(ctx, "%llu backend replies were wrong",

@@ -1,7 +1,8 @@
 /*
- * serve_util.h - pieces shared by network scenarios: the echo server
- * (tcp_echo.c) that fairness, idle_conns and connect_storm also serve, and
- * the open-loop parameters of the load generator.
+ * serve_util.h - server pieces shared by network scenarios: the accept loop,
+ * the list of open connections a stop cancels, the echo server (tcp_echo.c)
+ * that fairness, idle_conns and connect_storm also serve, and the open-loop
+ * parameters of the load generator.
  */
 #ifndef AX_SERVE_UTIL_H
 #define AX_SERVE_UTIL_H
@@ -15,6 +16,38 @@
 #define AX_SC_OPEN_LOOP_PARAMS \
 	{"rate", AX_P_INT, "0", "open loop: requests/s over all connections (0: closed loop)", 0, 10000000}, \
 	{"arrivals", AX_P_ENUM, "uniform", "uniform|poisson: open-loop gaps between requests", 0, 1}
+
+/* One open connection, usually on its task's stack. */
+struct ax_sc_conn {
+	ax_task *task;
+	struct ax_sc_conn *next, *prev;
+};
+
+/* The open connections of a server. Zero-initialise. */
+struct ax_sc_conns {
+	struct ax_sc_conn *head;
+};
+
+/* Link c (for the calling task) into l, and unlink it. */
+void ax_sc_conn_add(struct ax_sc_conns *l, struct ax_sc_conn *c);
+void ax_sc_conn_del(struct ax_sc_conns *l, struct ax_sc_conn *c);
+
+/* Cancel every connection of l and wait until each has unlinked itself.
+ * Suspends. */
+void ax_sc_conns_stop(struct ax_sc_conns *l);
+
+/* What a connection task receives: a malloc'ed start record it must free. */
+struct ax_sc_start {
+	void *srv;
+	int fd;
+};
+
+/* Accept on lfd until the harness stops the server or the task is
+ * cancelled, spawning a detached conn_main(struct ax_sc_start *) per
+ * connection (TCP_NODELAY set). Backs off 1 ms on EMFILE/ENFILE. Returns 0,
+ * or -errno when accept failed otherwise. Suspends. */
+int ax_sc_accept_loop(struct ax_sc_ctx *ctx, int lfd, ax_task_fn conn_main,
+		      void *srv, const char *name);
 
 /* Accept connections on ctx->listen_fd and echo every byte back, until the
  * harness stops the server; then cancel the open connections and return 0

@@ -10,90 +10,39 @@
 #include "scenario.h"
 #include "serve_util.h"
 
-/* One connection, linked into the server's list so that a stop can cancel
- * every connection still open. Lives on the connection task's stack. */
-struct echo_conn {
-	ax_task *task;
-	int fd;
-	struct echo_conn *next, *prev;
-	struct echo_server *srv;
-};
-
 struct echo_server {
-	struct echo_conn *conns;
+	struct ax_sc_conns conns;
 	size_t bufsize;
-};
-
-struct echo_start {
-	struct echo_server *srv;
-	int fd;
 };
 
 static intptr_t echo_conn_main(void *arg)
 {
-	struct echo_start *st = arg;
-	struct echo_conn c = {.task = ax_current(), .fd = st->fd, .srv = st->srv};
-	struct echo_server *srv = c.srv;
-	free(st);
-	c.next = srv->conns;
-	if (srv->conns)
-		srv->conns->prev = &c;
-	srv->conns = &c;
+	struct ax_sc_start st = *(struct ax_sc_start *)arg;
+	struct echo_server *srv = st.srv;
+	struct ax_sc_conn c;
+	free(arg);
+	ax_sc_conn_add(&srv->conns, &c);
 
 	char *buf = malloc(srv->bufsize);
-	ssize_t n = buf ? 1 : -ENOMEM;
-	while (buf && (n = ax_read(c.fd, buf, srv->bufsize)) > 0)
-		if (ax_write(c.fd, buf, (size_t)n) != n)
+	ssize_t n;
+	while (buf && (n = ax_read(st.fd, buf, srv->bufsize)) > 0)
+		if (ax_write(st.fd, buf, (size_t)n) != n)
 			break;
 	free(buf);
-	ax_close(c.fd);
-
-	if (c.prev)
-		c.prev->next = c.next;
-	else
-		srv->conns = c.next;
-	if (c.next)
-		c.next->prev = c.prev;
+	ax_close(st.fd);
+	ax_sc_conn_del(&srv->conns, &c);
 	return 0;
 }
 
 intptr_t ax_sc_echo_serve(struct ax_sc_ctx *ctx)
 {
-	struct echo_server srv = {.conns = NULL};
+	struct echo_server srv = {.conns = {NULL}};
 	int64_t size = ax_sc_param(ctx, "size");
 	srv.bufsize = size < 4096 ? 4096 : (size > 65536 ? 65536 : (size_t)size);
-	int r = 0;
-
-	while (!ctx->stopping) {
-		int fd = ax_accept(ctx->listen_fd);
-		if (fd == -EMFILE || fd == -ENFILE) {
-			/* out of descriptors: back off instead of spinning */
-			ax_sleep(1000000);
-			continue;
-		}
-		if (fd < 0) {
-			if (fd != -ECANCELED)
-				r = fd;
-			break;
-		}
-		ax_tcp_nodelay(fd, true);
-		struct echo_start *st = malloc(sizeof *st);
-		if (!st) {
-			ax_close(fd);
-			continue;
-		}
-		st->srv = &srv;
-		st->fd = fd;
-		if (ax_spawn(NULL, echo_conn_main, st, "echo-conn") < 0) {
-			free(st);
-			ax_close(fd);
-		}
-	}
+	int r = ax_sc_accept_loop(ctx, ctx->listen_fd, echo_conn_main, &srv,
+				  "echo-conn");
 	/* stop: cancel the connections still open and let them finish */
-	for (struct echo_conn *c = srv.conns; c; c = c->next)
-		ax_cancel(c->task);
-	while (srv.conns)
-		ax_sleep(1000000);
+	ax_sc_conns_stop(&srv.conns);
 	return r;
 }
 
