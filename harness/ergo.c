@@ -28,9 +28,11 @@ extern char **environ;
 
 #define ERGO_SCHEMA_VERSION 1
 #define ALLOC_LIB_NAME "axb_alloc_count.so"
-/* Phases of the allocation-counting runs: short, the count is exact. */
+/* Phases of the allocation-counting runs: short, the count is exact; the
+ * warm-up is long enough for the servers to finish setting up (accepting,
+ * connecting backends) before the count starts, even on a busy machine. */
 #define ALLOC_CONNS "16"
-#define ALLOC_WARMUP "300ms"
+#define ALLOC_WARMUP "800ms"
 #define ALLOC_DURATION "500ms"
 #define ALLOC_TIMERS 20000
 #define CHILD_TIMEOUT_NS (60 * INT64_C(1000000000))
@@ -92,25 +94,46 @@ struct region {
 	const char *from, *to;
 };
 
-/* A scenario: its ax source and the parts of it that are the scenario
- * (not the registration table the natives do not have either; for timers
- * only part 1, arm and fire, which is what the natives implement). */
+/* One source of an implementation: a file and the parts of it that count. */
+struct source {
+	const char *path;
+	struct region regions[2];     /* {NULL, NULL} after the first: none */
+};
+
+#define MAX_SOURCES 3
+
+/* A scenario: the sources of its ax version, and what allocs/op divides
+ * by. The ax version is the scenario's file up to its parameter table (the
+ * registration the natives do not have either), plus the shared server
+ * helpers it calls (scenarios/serve_util.c, and their structures in
+ * serve_util.h), since the natives write their accept loops and connection
+ * lists out; for timers, only part 1, arm and fire, which is what the
+ * natives implement. */
 struct ergo_scenario {
 	const char *name;
 	const char *stem;             /* scenarios/native/<engine>_<stem>.c */
-	const char *ax_path;
-	struct region ax_regions[2];
-	const char *op;               /* what allocs/op divides by */
+	struct source ax[MAX_SOURCES];
+	const char *op;
 };
 
+#define SERVE_UTIL_SOURCES                                                     \
+	{"scenarios/serve_util.c", {{NULL, NULL}, {NULL, NULL}}},              \
+	{"scenarios/serve_util.h", {{"struct ax_sc_conn {", "/* Link c"},      \
+				    {"struct ax_sc_start {", "/* Accept on lfd"}}}
+
 static const struct ergo_scenario scenarios[] = {
-	{"tcp_echo", "echo", "scenarios/tcp_echo.c",
-	 {{NULL, "static const struct ax_param"}, {NULL, NULL}}, "echoed message"},
-	{"timers", "timers", "scenarios/timers.c",
-	 {{NULL, "static intptr_t tm_busy"}, {"static intptr_t tm_run", "/* 2. "}},
+	{"tcp_echo", "echo",
+	 {{"scenarios/tcp_echo.c", {{NULL, "static const struct ax_param"}, {NULL, NULL}}},
+	  SERVE_UTIL_SOURCES},
+	 "echoed message"},
+	{"timers", "timers",
+	 {{"scenarios/timers.c", {{NULL, "static intptr_t tm_busy"},
+				  {"static intptr_t tm_run", "/* 2. "}}}},
 	 "timer armed and fired"},
-	{"rpc_fanout", "rpc", "scenarios/rpc_fanout.c",
-	 {{NULL, "static const struct ax_param"}, {NULL, NULL}}, "front request"},
+	{"rpc_fanout", "rpc",
+	 {{"scenarios/rpc_fanout.c", {{NULL, "static const struct ax_param"}, {NULL, NULL}}},
+	  SERVE_UTIL_SOURCES},
+	 "front request"},
 };
 #define NSCENARIOS (sizeof scenarios / sizeof scenarios[0])
 
@@ -125,6 +148,7 @@ struct ergo {
 	char src_buf[PATH_MAX];
 	const char *alloc_lib;
 	char lib_buf[PATH_MAX];
+	char lib_why[PATH_MAX + 128];
 	bool measure, no_alloc;
 	const char *profile;
 	int reps;
@@ -642,7 +666,8 @@ static int analyse(const char *text, const struct engine *en, json_t *row,
 		if (defined && nx != '(') {
 			struct ident call = enclosing_call(code, s0);
 			if (call.p && (id_is(&call, "ax_spawn") || id_is(&call, "ax_spawn_at") ||
-				       id_is(&call, "pthread_create")))
+				       id_is(&call, "pthread_create") ||
+				       id_is(&call, "ax_sc_accept_loop")))
 				add_unique(tasks, &t);
 			else
 				add_unique(cbs, &t);
@@ -697,26 +722,55 @@ static json_t *regions_json(const struct region *rg, size_t n)
 static json_t *static_row(const struct ergo *E, const struct ergo_scenario *sc,
 			  const struct engine *en)
 {
-	char path[PATH_MAX + 128], rel[256], impl[64], why[256] = "";
-	static const struct region whole[1] = {{NULL, NULL}};
-	const struct region *rg = en ? whole : sc->ax_regions;
-	size_t nrg = en ? 1 : 2;
+	char impl[64], why[256] = "";
+	struct source native[1];
+	char native_path[256];
+	const struct source *src = sc->ax;
+	size_t nsrc = 0;
 
 	if (en) {
-		snprintf(rel, sizeof rel, "scenarios/native/%s_%s.c", en->stem, sc->stem);
+		snprintf(native_path, sizeof native_path, "scenarios/native/%s_%s.c",
+			 en->stem, sc->stem);
+		native[0] = (struct source){native_path, {{NULL, NULL}, {NULL, NULL}}};
+		src = native;
+		nsrc = 1;
 		snprintf(impl, sizeof impl, "native-%s", en->name);
 	} else {
-		snprintf(rel, sizeof rel, "%s", sc->ax_path);
+		while (nsrc < MAX_SOURCES && sc->ax[nsrc].path)
+			nsrc++;
 		snprintf(impl, sizeof impl, "ax");
 	}
-	snprintf(path, sizeof path, "%s/%s", E->src, rel);
-	json_t *row = json_pack("{s:s, s:s, s:s, s:s?, s:[{s:s, s:o}]}",
+	json_t *sources = json_array();
+	size_t cap = 1, len = 0;
+	char *text = calloc(1, cap);
+	for (size_t i = 0; i < nsrc && text; i++) {
+		char path[PATH_MAX + 128];
+		snprintf(path, sizeof path, "%s/%s", E->src, src[i].path);
+		json_array_append_new(sources, json_pack("{s:s, s:o}", "path", src[i].path,
+					"regions", regions_json(src[i].regions, 2)));
+		char *part = extract(path, src[i].regions, 2, why, sizeof why);
+		if (!part) {
+			free(text);
+			text = NULL;
+			break;
+		}
+		size_t n = strlen(part);
+		char *t = realloc(text, len + n + 1);
+		if (t) {
+			memcpy(t + len, part, n + 1);
+			len += n;
+		} else {
+			free(text);
+		}
+		text = t;
+		free(part);
+	}
+	json_t *row = json_pack("{s:s, s:s, s:s, s:s?, s:o}",
 				"scenario", sc->name, "implementation", impl,
 				"kind", en ? "native" : "ax", "engine", en ? en->name : NULL,
-				"sources", "path", rel, "regions", regions_json(rg, nrg));
-	char *text = extract(path, rg, nrg, why, sizeof why);
+				"sources", sources);
 	if (!text || analyse(text, en ? en : &ax_engine, row, why, sizeof why)) {
-		json_object_set_new(row, "error", json_string(why));
+		json_object_set_new(row, "error", json_string(why[0] ? why : "out of memory"));
 		axb_err("ergo: %s %s: %s", sc->name, impl, why);
 	}
 	free(text);
@@ -730,6 +784,7 @@ static json_t *static_row(const struct ergo *E, const struct ergo_scenario *sc,
 /* The counter's shared file (tools/alloc_count.c has the same layout). */
 struct alloc_counts {
 	_Atomic uint64_t allocs, frees, bytes;
+	_Atomic uint64_t pid; /* set by the counter once it counts here */
 };
 
 struct shm {
@@ -954,6 +1009,8 @@ static int alloc_net(const struct ergo *E, const char *impl, const char *scenari
 	if (!child_passed(&srv, sres, why, whyn) ||
 	    (cli.pid > 0 && !child_passed(&cli, lres, why, whyn))) {
 		/* why is set */
+	} else if (atomic_load(&m.c->pid) != (uint64_t)srv.pid) {
+		snprintf(why, whyn, "the allocation counter did not load into the server");
 	} else if (cli.pid <= 0 || !g_have[0] || !g_have[1]) {
 		snprintf(why, whyn, "the measured phase was not marked");
 	} else {
@@ -1010,7 +1067,12 @@ static int alloc_local_once(const struct ergo *E, const char *impl, long count,
 	axb_child_finish(&ch);
 	json_t *res = axb_child_event(&ch, "result");
 	err = -EIO;
-	if (child_passed(&ch, res, why, whyn)) {
+	if (!child_passed(&ch, res, why, whyn)) {
+		/* why is set */
+	} else if (atomic_load(&m.c->pid) != (uint64_t)ch.pid ||
+		   !json_is_true(json_object_get(res, "counted"))) {
+		snprintf(why, whyn, "the allocation counter did not load into the child");
+	} else {
 		*allocs = json_number_value(json_object_get(res, "allocs"));
 		err = 0;
 	}
@@ -1136,8 +1198,12 @@ static int ergo_local(int argc, char **argv)
 	const char *bad = NULL;
 	if (axb_param_defaults(sc, values, &bad))
 		axb_bad_input("timers: default of %s does not parse", bad);
-	values[axb_param_index(sc, "count")] = count;
-	values[axb_param_index(sc, "samples")] = 1;
+	int ci = axb_param_index(sc, "count"), si = axb_param_index(sc, "samples");
+	if (ci < 0)
+		axb_bad_input("ergo __local: timers has no parameter count");
+	values[ci] = count;
+	if (si >= 0)
+		values[si] = 1; /* part 2's fixed cost, as small as it goes */
 	if (cpu >= 0)
 		axb_pin_cpu(cpu);
 
@@ -1516,9 +1582,12 @@ static void resolve_alloc(struct ergo *E, json_t *doc)
 			strcat(E->lib_buf, ALLOC_LIB_NAME);
 			E->alloc_lib = E->lib_buf;
 		}
-		if (access(E->alloc_lib, R_OK))
-			why = "not measured: the counter library " ALLOC_LIB_NAME
-			      " is not built (bench/CMakeLists.txt)";
+		if (access(E->alloc_lib, R_OK)) {
+			snprintf(E->lib_why, sizeof E->lib_why,
+				 "not measured: no counter library at %s (built by "
+				 "bench/CMakeLists.txt)", E->alloc_lib);
+			why = E->lib_why;
+		}
 	}
 	json_object_set_new(doc, "allocs", json_pack("{s:b, s:s?, s:s?, s:s, s:s, s:s, s:i}",
 		"measured", why == NULL, "reason", why, "library", why ? NULL : E->alloc_lib,

@@ -11,6 +11,8 @@
 /* conform.c: the conformance runner and its child side. */
 int ax_cmd_conform(int argc, char **argv);
 int ax_cmd_case(int argc, char **argv);
+/* ergo.c: the ergonomics table and the cost of the abstraction. */
+int ax_cmd_ergo(int argc, char **argv);
 
 static void usage(FILE *f)
 {
@@ -23,6 +25,7 @@ static void usage(FILE *f)
 		"  load --scenario S --target HOST:PORT [-p name=value]... [--json FILE]\n"
 		"                       the load generator alone\n"
 		"  conform [options]    run the conformance cases (axbench conform --help)\n"
+		"  ergo [options]       ergonomics table, cost of the abstraction (axbench ergo --help)\n"
 		"  compare BASE NEW     compare two result files: ratios, CIs, verdicts\n"
 		"  report RESULTS -o D  HTML report and summary.md (axbench report --help)\n"
 		"  record RESULTS       append a result file to the history database\n"
@@ -236,6 +239,8 @@ int main(int argc, char **argv)
 		return ax_cmd_conform(argc, argv);
 	if (!strcmp(cmd, "__case"))
 		return ax_cmd_case(argc, argv);
+	if (!strcmp(cmd, "ergo"))
+		return ax_cmd_ergo(argc, argv);
 	if (!strcmp(cmd, "version") || !strcmp(cmd, "--version")) {
 		printf("axbench %s (results schema %d)\n", AXB_VERSION, AXB_SCHEMA_VERSION);
 		return 0;

@@ -116,6 +116,8 @@ struct ax_rt {
 	int64_t tick_start;       /* ax_now() at the start of the tick */
 	struct ax_task *all;      /* every live (not freed) task */
 	struct ax_task *dead;     /* exited task whose stack awaits release */
+	struct ax_task *task_cache; /* freed task records (via all_next) */
+	size_t task_cache_n;
 	uint64_t next_id;
 	uint64_t timer_seq;
 	struct ax__stack_pool stacks;
@@ -141,6 +143,12 @@ extern _Thread_local struct ax_rt *ax__tls_rt;
 
 /* CLOCK_MONOTONIC_COARSE in ns: hog detection and dump ages. */
 int64_t ax__coarse_now(void);
+
+/* Task records: a per-runtime cache of freed ones, so that spawn does not
+ * allocate at steady state. */
+struct ax_task *ax__task_alloc(struct ax_rt *rt);
+void ax__task_free(struct ax_rt *rt, struct ax_task *t);
+void ax__task_cache_fini(struct ax_rt *rt);
 
 /* Make t ready (append to the run queue). Loop thread only. */
 void ax__ready(struct ax_task *t);

@@ -212,6 +212,7 @@ int ax_rt_destroy(ax_rt *rt)
 		ax__pool_destroy(rt->pool);
 	rt->drv->fini(rt->drv_state);
 	ax__stack_pool_fini(&rt->stacks);
+	ax__task_cache_fini(rt);
 	pthread_mutex_destroy(&rt->inbox_lock);
 	free(rt);
 	return 0;
@@ -359,7 +360,7 @@ static void sched_after_switch(struct ax_rt *rt)
 				rt->all = d->all_next;
 			if (d->all_next)
 				d->all_next->all_prev = d->all_prev;
-			free(d);
+			ax__task_free(rt, d);
 		}
 	}
 }
@@ -707,7 +708,7 @@ int ax_rt_run(ax_rt *rt, ax_task_fn fn, void *arg, intptr_t *result)
 		rt->all = main_task->all_next;
 	if (main_task->all_next)
 		main_task->all_next->all_prev = main_task->all_prev;
-	free(main_task);
+	ax__task_free(rt, main_task);
 
 out:
 	ax__tls_rt = NULL;

@@ -29,16 +29,50 @@ int ax__spawn_main(struct ax_rt *rt, ax_task_fn fn, void *arg,
 /* creation and exit                                                   */
 /* ------------------------------------------------------------------ */
 
+#define TASK_CACHE_MAX 1024
+
+struct ax_task *ax__task_alloc(struct ax_rt *rt)
+{
+	struct ax_task *t = rt->task_cache;
+	if (!t)
+		return calloc(1, sizeof *t);
+	rt->task_cache = t->all_next;
+	rt->task_cache_n--;
+	memset(t, 0, sizeof *t);
+	return t;
+}
+
+void ax__task_free(struct ax_rt *rt, struct ax_task *t)
+{
+	if (rt->task_cache_n >= TASK_CACHE_MAX) {
+		free(t);
+		return;
+	}
+	t->all_next = rt->task_cache;
+	rt->task_cache = t;
+	rt->task_cache_n++;
+}
+
+void ax__task_cache_fini(struct ax_rt *rt)
+{
+	while (rt->task_cache) {
+		struct ax_task *t = rt->task_cache;
+		rt->task_cache = t->all_next;
+		free(t);
+	}
+	rt->task_cache_n = 0;
+}
+
 static int task_new(struct ax_rt *rt, ax_task_fn fn, void *arg,
 		    const char *name, const char *file, int line,
 		    struct ax_task **out)
 {
-	struct ax_task *t = calloc(1, sizeof *t);
+	struct ax_task *t = ax__task_alloc(rt);
 	if (!t)
 		return -ENOMEM;
 	t->stack = ax__stack_get(&rt->stacks);
 	if (!t->stack) {
-		free(t);
+		ax__task_free(rt, t);
 		return -ENOMEM;
 	}
 	t->rt = rt;
@@ -256,7 +290,7 @@ int ax_join(ax_task *t, intptr_t *result)
 	if (result)
 		*result = t->result;
 	task_unlink(self->rt, t);
-	free(t);
+	ax__task_free(self->rt, t);
 	return 0;
 }
 
@@ -267,7 +301,7 @@ int ax_detach(ax_task *t)
 	struct ax_rt *rt = t->rt;
 	if (t->state == AX_T_DONE && rt->dead != t) {
 		task_unlink(rt, t);
-		free(t);
+		ax__task_free(rt, t);
 		return 0;
 	}
 	t->detached = true;

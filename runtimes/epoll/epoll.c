@@ -40,6 +40,10 @@ struct ep_fd {
 	struct ax_op *rd;  /* READ or ACCEPT waiting */
 	struct ax_op *wr;  /* WRITE or CONNECT waiting */
 	bool added;
+	bool rd_ready;     /* an EPOLLIN edge not yet drained: a read may
+	                      find data; false after EAGAIN or a short read,
+	                      so the fast path skips a read bound to fail */
+	bool rd_hup;       /* EOF/error seen: always try (no further edge) */
 };
 
 struct ep_state {
@@ -89,6 +93,7 @@ static int ep_register(struct ep_state *s, int fd, struct ep_fd *f)
 			return -errno;
 	}
 	f->added = true;
+	f->rd_ready = true;
 	return 0;
 }
 
@@ -199,7 +204,16 @@ static int ep_try(struct ep_state *s, struct ax_op *op)
 		if (r == 1)
 			ep_fresh(s, (int)op->res);
 		return r;
-	case AX_OP_READ: return ep_try_read(op);
+	case AX_OP_READ: {
+		struct ep_fd *f = op->fd >= 0 && (size_t)op->fd < s->nfds ? &s->fds[op->fd] : NULL;
+		if (f && f->added && !f->rd_ready)
+			return 0;
+		r = ep_try_read(op);
+		if (f && f->added && !f->rd_hup &&
+		    (r == 0 || (op->res > 0 && (size_t)op->res < op->len)))
+			f->rd_ready = false;
+		return r;
+	}
 	case AX_OP_WRITE: return ep_try_write(op);
 	case AX_OP_CONNECT:
 		r = ep_finish_connect(op);
@@ -429,6 +443,10 @@ static int epoll_poll(void *state, bool block)
 		if ((size_t)fd >= s->nfds)
 			continue;
 		struct ep_fd *f = &s->fds[fd];
+		if (e & (EPOLLIN | EPOLLERR | EPOLLHUP | EPOLLRDHUP))
+			f->rd_ready = true;
+		if (e & (EPOLLERR | EPOLLHUP | EPOLLRDHUP))
+			f->rd_hup = true;
 		if (f->rd && (e & (EPOLLIN | EPOLLERR | EPOLLHUP | EPOLLRDHUP))) {
 			struct ax_op *op = f->rd;
 			if (ep_try(s, op)) {
