@@ -134,7 +134,7 @@ static void net_numbers(json_t *rep, const struct axb_rep_in *in)
 		"measured", "stats", "metrics", "destroy_result", NULL };
 	static const char *const lg_keys[] = { "mode", "connections", "pipeline", "size",
 		"measured", "warmup_round_trips", "rusage", "saturated", "open_loop",
-		"idle", NULL };
+		"idle", "measure_start_late_s", NULL };
 	const json_t *sr = in->server.result, *lr = in->loadgen.result;
 	const json_t *lm = json_object_get(lr, "measured");
 	const json_t *sm = json_object_get(sr, "measured");
@@ -181,6 +181,13 @@ static void net_numbers(json_t *rep, const struct axb_rep_in *in)
 	metric(m, "server_maxrss_kib", num(json_object_get(sr, "rusage"), "maxrss_kb"), "KiB", -1);
 	metric(m, "loadgen_cpu_util", num(lm, "cpu_util"), "ratio", 0);
 	metric(m, "loadgen_cpu_us_per_msg", num(lm, "cpu_us_per_msg"), "us", 0);
+	/* messages per CPU-second of server and load generator together: a
+	 * cost, so it barely moves when other work takes CPU time from the
+	 * pair, unlike the rate (docs/harness.md, "Repeatability") */
+	double lcpu = num(lm, "user_s") + num(lm, "sys_s");
+	if (json_is_object(sm) && json_object_get(lm, "throughput_msgs_s"))
+		metric(m, "msgs_per_cpu_s", scpu + lcpu > 0 ? rt / (scpu + lcpu) : NAN,
+		       "msgs/cpu-s", +1);
 	json_object_set_new(rep, "metrics", m);
 
 	/* Split pinning: the load generator is the bottleneck when it keeps
@@ -380,8 +387,26 @@ json_t *axb_rep_build(const struct axb_cell *c, const struct axb_rep_in *in)
 			local_numbers(rep, in);
 	}
 	/* Other work on the pinned CPUs: their busy time beyond what our
-	 * processes used shows up here (compare with the rusage figures). */
-	json_object_set_new(rep, "machine", axb_cpuload_delta_json(&in->load0, &in->load1));
+	 * processes used (rusage of the children, whole lives) */
+	json_t *mach = axb_cpuload_delta_json(&in->load0, &in->load1);
+	json_t *busy = json_object_get(mach, "busy_s");
+	double bsum = 0, own = 0;
+	for (size_t i = 0; i < json_array_size(busy); i++)
+		bsum += json_number_value(json_array_get(busy, i));
+	const struct axb_outcome *kids[3] = { &in->server, &in->loadgen, &in->local };
+	for (int i = 0; i < 3; i++) {
+		const json_t *ru = json_object_get(kids[i]->result, "rusage");
+		own += num(ru, "user_s") + num(ru, "sys_s");
+	}
+	double others = bsum > own ? bsum - own : 0;
+	double share = in->wall_s > 0 && json_array_size(busy)
+		? others / (in->wall_s * (double)json_array_size(busy)) : NAN;
+	json_object_set_new(mach, "others_cpu_s", json_real(others));
+	json_object_set_new(mach, "others_share", axb_real(share));
+	json_object_set_new(rep, "machine", mach);
+	json_t *mm = json_object_get(rep, "metrics");
+	if (mm)
+		metric(mm, "machine_others_share", share, "ratio", 0);
 	json_t *errs = json_object();
 	const struct axb_outcome *all[3] = { &in->server, &in->loadgen, &in->local };
 	for (int i = 0; i < 3; i++)
@@ -664,12 +689,50 @@ void axb_summary_print(FILE *f, struct axb_cell *cells, size_t n)
 				w[k] = strlen(r[k]);
 	}
 	fputc('\n', f);
+	size_t hidden = 0;
 	for (size_t i = 0; i <= n; i++) {
-		/* row 0 is the heading; text columns left, numbers right */
+		/* row 0 is the heading; text columns left, numbers right;
+		 * unsupported cells (nothing ran) are only counted */
+		if (i && !strcmp(rows[i - 1][3], "unsupported")) {
+			hidden++;
+			continue;
+		}
 		for (int k = 0; k < NCOL; k++)
 			fprintf(f, k < 5 ? "%-*s%s" : "%*s%s", (int)w[k],
 				i ? rows[i - 1][k] : head[k], k + 1 < NCOL ? "  " : "\n");
 	}
+	if (hidden)
+		fprintf(f, "(%zu unsupported cell%s not shown: the implementation lacks "
+			"a feature or does not serve the scenario)\n", hidden,
+			hidden == 1 ? "" : "s");
+	/* how much of the pinned CPUs other processes took, over all reps */
+	double *sh = NULL;
+	size_t nsh = 0, cap = 0;
+	for (size_t i = 0; i < n; i++) {
+		size_t k;
+		json_t *rep;
+		json_array_foreach(json_object_get(cells[i].obj, "reps"), k, rep) {
+			json_t *v = json_object_get(json_object_get(rep, "machine"), "others_share");
+			if (!json_is_number(v))
+				continue;
+			if (nsh == cap) {
+				double *more = realloc(sh, (cap = cap ? 2 * cap : 64) * sizeof *sh);
+				if (!more)
+					break;
+				sh = more;
+			}
+			sh[nsh++] = json_number_value(v);
+		}
+	}
+	if (nsh) {
+		struct axb_ci ci;
+		axb_median_ci(sh, nsh, &ci);
+		if (ci.median > 0.05)
+			fprintf(f, "note: other processes kept the pinned CPUs %.0f%% busy "
+				"during the repetitions (median; machine.others_share): "
+				"expect noisy numbers\n", ci.median * 100);
+	}
+	free(sh);
 	fflush(f);
 	free(rows);
 }
