@@ -56,6 +56,10 @@ int axb_raise_nofile(void);
 /* A JSON real, or JSON null when v is not finite (JSON has no NaN). */
 json_t *axb_real(double v);
 
+/* Set m[name] to a metric {"value", "unit", "better"} (results schema). */
+void axb_metric_set(json_t *m, const char *name, double v, const char *unit,
+		    int better);
+
 /* getrusage fields as JSON: user_s, sys_s, maxrss_kb (the peak RSS of
  * this process image, VmHWM), ru_maxrss_kb (as getrusage says), nvcsw,
  * nivcsw, minflt, majflt. */

@@ -265,9 +265,8 @@ static json_t *instr_cell_json(const struct instr_cell *c)
 	json_t *reps = json_array();
 	bool ok = !c->error[0] && c->nreps > 0;
 	for (int i = 0; i < c->nreps; i++) {
-		json_t *m = json_pack("{s:{s:f, s:s, s:i}}", "instructions_per_op",
-				      "value", c->per_op[i], "unit", "instructions",
-				      "better", -1);
+		json_t *m = json_object();
+		axb_metric_set(m, "instructions_per_op", c->per_op[i], "instructions", -1);
 		json_array_append_new(reps, json_pack("{s:i, s:s, s:o}", "rep", i + 1,
 						      "status", "ok", "metrics", m));
 	}

@@ -332,19 +332,26 @@ static void dispatch(struct lg *g, int64_t now)
 /* --- responses ------------------------------------------------------- */
 
 /* Response `seq` of c is complete at `now`. */
+/* Count a completed round trip into the phase it belongs to. */
+static inline void count_rt(struct lg *g, struct lg_conn *c, int64_t now)
+{
+	if (g->measuring && now < g->t_end) {
+		g->measured++;
+		c->measured++;
+	} else if (!g->measuring) {
+		g->warm++;
+	}
+}
+
 static void complete(struct lg *g, struct lg_conn *c, uint64_t seq, int64_t now)
 {
 	const struct lg_slot *s = &c->slots[seq % g->depth];
 
 	switch (g->mode) {
 	case LG_CLOSED:
-		if (g->measuring && now < g->t_end) {
+		if (g->measuring && now < g->t_end)
 			ax_hist_record(g->hist, now - s->sent);
-			g->measured++;
-			c->measured++;
-		} else if (!g->measuring) {
-			g->warm++;
-		}
+		count_rt(g, c, now);
 		if (now < g->t_end)
 			enqueue(g, c, now, now);
 		break;
@@ -352,12 +359,7 @@ static void complete(struct lg *g, struct lg_conn *c, uint64_t seq, int64_t now)
 		g->inflight--;
 		/* throughput: responses completed inside the phase (from the
 		 * moment the loop started it, as the closed loop counts) */
-		if (g->measuring && now < g->t_end) {
-			g->measured++;
-			c->measured++;
-		} else if (!g->measuring) {
-			g->warm++;
-		}
+		count_rt(g, c, now);
 		/* latency: requests scheduled inside the phase, whenever
 		 * their response comes */
 		if (s->intended >= g->t_measure && s->intended < g->t_end) {
@@ -378,13 +380,9 @@ static void complete(struct lg *g, struct lg_conn *c, uint64_t seq, int64_t now)
 		break;
 	case LG_CONNECT:
 		/* the connection's whole life: connect, send, echo */
-		if (g->measuring && now < g->t_end) {
+		if (g->measuring && now < g->t_end)
 			ax_hist_record(g->hist, now - c->conn_start);
-			g->measured++;
-			c->measured++;
-		} else if (!g->measuring) {
-			g->warm++;
-		}
+		count_rt(g, c, now);
 		break;
 	}
 }
@@ -880,13 +878,6 @@ static const char *mode_name(enum lg_mode m)
 	return "?";
 }
 
-static void add_metric(json_t *m, const char *name, double v, const char *unit,
-		       int better)
-{
-	json_object_set_new(m, name, json_pack("{s:o, s:s, s:i}", "value",
-					       axb_real(v), "unit", unit,
-					       "better", better));
-}
 
 /* The open-loop verdict and its figures. */
 static json_t *open_loop_json(struct lg *g, const struct lg_run *run, double win)
@@ -946,9 +937,9 @@ int axb_cmd_load(int argc, char **argv)
 	if (parse_target(o.target, &ss, &sl))
 		axb_bad_input("malformed --target '%s' (want HOST:PORT, numeric)",
 			      o.target);
-	if (o.json_path && axb_check_writable(o.json_path))
-		axb_bad_input("cannot write %s: %s", o.json_path,
-			      strerror(-axb_check_writable(o.json_path)));
+	int we = o.json_path ? axb_check_writable(o.json_path) : 0;
+	if (we)
+		axb_bad_input("cannot write %s: %s", o.json_path, strerror(-we));
 
 	memset(&g, 0, sizeof g);
 	memset(&run, 0, sizeof run);
@@ -1128,13 +1119,13 @@ int axb_cmd_load(int argc, char **argv)
 					    ax_hist_percentiles_json(g.hist_unc));
 			json_object_set_new(j, "histogram_uncorrected",
 					    ax_hist_to_json(g.hist_unc));
-			add_metric(metrics, "offered_rate",
+			axb_metric_set(metrics, "offered_rate",
 				   json_number_value(json_object_get(ol, "offered_rate")),
 				   "req/s", 0);
-			add_metric(metrics, "rate_sustained",
+			axb_metric_set(metrics, "rate_sustained",
 				   json_is_true(json_object_get(ol, "rate_sustained")),
 				   "bool", +1);
-			add_metric(metrics, "send_lag_max",
+			axb_metric_set(metrics, "send_lag_max",
 				   (double)ax_hist_percentile(g.hist_lag, 100), "ns", -1);
 			json_object_set_new(j, "rate_sustained",
 					    json_incref(json_object_get(ol, "rate_sustained")));
@@ -1163,11 +1154,11 @@ int axb_cmd_load(int argc, char **argv)
 				"server_rss_idle_kib", run.rss1_kib >= 0
 					? json_integer(run.rss1_kib) : json_null(),
 				"server_rss_per_conn_bytes", axb_real(per_conn)));
-			add_metric(metrics, "server_rss_per_conn", per_conn, "bytes", -1);
-			add_metric(metrics, "idle_connections", (double)g.nconns, "count", +1);
-			add_metric(metrics, "server_rss_idle_kib", run.rss1_kib >= 0
+			axb_metric_set(metrics, "server_rss_per_conn", per_conn, "bytes", -1);
+			axb_metric_set(metrics, "idle_connections", (double)g.nconns, "count", +1);
+			axb_metric_set(metrics, "server_rss_idle_kib", run.rss1_kib >= 0
 				   ? (double)run.rss1_kib : NAN, "KiB", -1);
-			add_metric(metrics, "connect_all_s", run.connect_s, "s", -1);
+			axb_metric_set(metrics, "connect_all_s", run.connect_s, "s", -1);
 		}
 		json_object_set_new(j, "metrics", metrics);
 		/* idle mode: the load generator waits, it cannot be the bottleneck */

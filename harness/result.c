@@ -94,11 +94,6 @@ static int status_rank(const char *s)
 	return 0;
 }
 
-static void metric(json_t *m, const char *name, double v, const char *unit, int better)
-{
-	json_object_set_new(m, name, json_pack("{s:o, s:s, s:i}", "value", axb_real(v),
-					       "unit", unit, "better", better));
-}
 
 static double num(const json_t *o, const char *key)
 {
@@ -112,7 +107,7 @@ static void latency_metrics(json_t *m, const char *prefix, const json_t *lat)
 	for (size_t i = 0; i < sizeof keys / sizeof keys[0]; i++) {
 		char name[96];
 		snprintf(name, sizeof name, "%s_%s", prefix, keys[i]);
-		metric(m, name, num(lat, keys[i]), "ns", -1);
+		axb_metric_set(m, name, num(lat, keys[i]), "ns", -1);
 	}
 }
 
@@ -148,13 +143,13 @@ static void net_numbers(json_t *rep, const struct axb_rep_in *in)
 	/* the first metric is the cell's headline: throughput, or the load
 	 * generator's own figure in modes without one (idle connections) */
 	if (json_object_get(lm, "throughput_msgs_s"))
-		metric(m, "throughput", num(lm, "throughput_msgs_s"),
+		axb_metric_set(m, "throughput", num(lm, "throughput_msgs_s"),
 		       tunit ? tunit : "msgs/s", +1);
 	if (json_object_get(lm, "throughput_mib_s"))
-		metric(m, "throughput_mib", num(lm, "throughput_mib_s"), "MiB/s", +1);
+		axb_metric_set(m, "throughput_mib", num(lm, "throughput_mib_s"), "MiB/s", +1);
 	json_object_foreach((json_t *)lgm, name, v)
 		json_object_set(m, name, v);
-	metric(m, "round_trips", rt, "count", 0);
+	axb_metric_set(m, "round_trips", rt, "count", 0);
 	/* open loop: latency from the intended send time; the uncorrected
 	 * figures (from the actual send time) beside it */
 	latency_metrics(m, "latency", json_object_get(lr, "latency"));
@@ -165,28 +160,28 @@ static void net_numbers(json_t *rep, const struct axb_rep_in *in)
 	if (json_is_object(sm)) {
 		double wall = num(sm, "wall_s");
 		scpu = num(sm, "user_s") + num(sm, "sys_s");
-		metric(m, "server_cpu_us_per_msg", rt > 0 ? scpu * 1e6 / rt : NAN, "us", -1);
-		metric(m, "server_cpu_util", num(sm, "cpu_util"), "ratio", 0);
-		metric(m, "server_sys_share", scpu > 0 ? num(sm, "sys_s") / scpu : NAN, "ratio", 0);
-		metric(m, "server_vcsw_per_s", wall > 0 ? num(sm, "nvcsw") / wall : NAN, "1/s", 0);
-		metric(m, "server_ivcsw_per_s", wall > 0 ? num(sm, "nivcsw") / wall : NAN, "1/s", 0);
+		axb_metric_set(m, "server_cpu_us_per_msg", rt > 0 ? scpu * 1e6 / rt : NAN, "us", -1);
+		axb_metric_set(m, "server_cpu_util", num(sm, "cpu_util"), "ratio", 0);
+		axb_metric_set(m, "server_sys_share", scpu > 0 ? num(sm, "sys_s") / scpu : NAN, "ratio", 0);
+		axb_metric_set(m, "server_vcsw_per_s", wall > 0 ? num(sm, "nvcsw") / wall : NAN, "1/s", 0);
+		axb_metric_set(m, "server_ivcsw_per_s", wall > 0 ? num(sm, "nivcsw") / wall : NAN, "1/s", 0);
 		const json_t *st = json_object_get(sm, "stats");
 		if (json_is_object(st)) {
 			double it = num(st, "loop_iterations");
-			metric(m, "loop_iterations_per_msg", rt > 0 ? it / rt : NAN, "count", 0);
-			metric(m, "events_per_iteration", it > 0 ? num(st, "events") / it : NAN, "count", 0);
-			metric(m, "switches_per_msg", rt > 0 ? num(st, "switches") / rt : NAN, "count", 0);
+			axb_metric_set(m, "loop_iterations_per_msg", rt > 0 ? it / rt : NAN, "count", 0);
+			axb_metric_set(m, "events_per_iteration", it > 0 ? num(st, "events") / it : NAN, "count", 0);
+			axb_metric_set(m, "switches_per_msg", rt > 0 ? num(st, "switches") / rt : NAN, "count", 0);
 		}
 	}
-	metric(m, "server_maxrss_kib", num(json_object_get(sr, "rusage"), "maxrss_kb"), "KiB", -1);
-	metric(m, "loadgen_cpu_util", num(lm, "cpu_util"), "ratio", 0);
-	metric(m, "loadgen_cpu_us_per_msg", num(lm, "cpu_us_per_msg"), "us", 0);
+	axb_metric_set(m, "server_maxrss_kib", num(json_object_get(sr, "rusage"), "maxrss_kb"), "KiB", -1);
+	axb_metric_set(m, "loadgen_cpu_util", num(lm, "cpu_util"), "ratio", 0);
+	axb_metric_set(m, "loadgen_cpu_us_per_msg", num(lm, "cpu_us_per_msg"), "us", 0);
 	/* messages per CPU-second of server and load generator together: a
 	 * cost, so it barely moves when other work takes CPU time from the
 	 * pair, unlike the rate (docs/harness.md, "Repeatability") */
 	double lcpu = num(lm, "user_s") + num(lm, "sys_s");
 	if (json_is_object(sm) && json_object_get(lm, "throughput_msgs_s"))
-		metric(m, "msgs_per_cpu_s", scpu + lcpu > 0 ? rt / (scpu + lcpu) : NAN,
+		axb_metric_set(m, "msgs_per_cpu_s", scpu + lcpu > 0 ? rt / (scpu + lcpu) : NAN,
 		       "msgs/cpu-s", +1);
 	json_object_set_new(rep, "metrics", m);
 
@@ -214,7 +209,7 @@ static void net_numbers(json_t *rep, const struct axb_rep_in *in)
 	/* machine-wide, over the whole repetition: loopback loss explains
 	 * latency tails of 200 ms and more (retransmission timeouts) */
 	json_t *kn = axb_netc_delta_json(&in->net0, &in->net1);
-	metric(m, "tcp_retransmits", (double)json_integer_value(
+	axb_metric_set(m, "tcp_retransmits", (double)json_integer_value(
 		json_object_get(kn, "tcp_retrans_segs")), "count", -1);
 	json_object_set_new(rep, "kernel_net", kn);
 	json_object_set_new(rep, "server", pick(sr, srv_keys));
@@ -242,9 +237,9 @@ static void local_numbers(json_t *rep, const struct axb_rep_in *in)
 		}
 		ax_hist_free(h);
 	}
-	metric(m, "wall_s", num(meas, "wall_s"), "s", 0);
-	metric(m, "cpu_s", num(meas, "user_s") + num(meas, "sys_s"), "s", -1);
-	metric(m, "maxrss_kib", num(json_object_get(r, "rusage"), "maxrss_kb"), "KiB", -1);
+	axb_metric_set(m, "wall_s", num(meas, "wall_s"), "s", 0);
+	axb_metric_set(m, "cpu_s", num(meas, "user_s") + num(meas, "sys_s"), "s", -1);
+	axb_metric_set(m, "maxrss_kib", num(json_object_get(r, "rusage"), "maxrss_kb"), "KiB", -1);
 	json_object_set_new(rep, "metrics", m);
 	json_object_set_new(rep, "latency", lat);
 	json_object_set(rep, "histograms", json_object_get(r, "histograms"));
@@ -406,7 +401,7 @@ json_t *axb_rep_build(const struct axb_cell *c, const struct axb_rep_in *in)
 	json_object_set_new(rep, "machine", mach);
 	json_t *mm = json_object_get(rep, "metrics");
 	if (mm)
-		metric(mm, "machine_others_share", share, "ratio", 0);
+		axb_metric_set(mm, "machine_others_share", share, "ratio", 0);
 	json_t *errs = json_object();
 	const struct axb_outcome *all[3] = { &in->server, &in->loadgen, &in->local };
 	for (int i = 0; i < 3; i++)

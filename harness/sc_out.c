@@ -97,11 +97,8 @@ json_t *axb_sc_out_metrics_json(const struct ax_sc_out *o)
 {
 	json_t *m = json_object();
 	for (size_t i = 0; m && i < o->nmetrics; i++)
-		json_object_set_new(m, o->metrics[i].name,
-			json_pack("{s:o, s:s, s:i}",
-				  "value", axb_real(o->metrics[i].value),
-				  "unit", o->metrics[i].unit,
-				  "better", o->metrics[i].better));
+		axb_metric_set(m, o->metrics[i].name, o->metrics[i].value,
+			       o->metrics[i].unit, o->metrics[i].better);
 	return m;
 }
 

@@ -104,6 +104,14 @@ json_t *axb_real(double v)
 	return isfinite(v) ? json_real(v) : json_null();
 }
 
+void axb_metric_set(json_t *m, const char *name, double v, const char *unit,
+		    int better)
+{
+	json_object_set_new(m, name, json_pack("{s:o, s:s, s:i}", "value",
+					       axb_real(v), "unit", unit,
+					       "better", better));
+}
+
 double axb_tv_s(struct timeval tv)
 {
 	return (double)tv.tv_sec + (double)tv.tv_usec / 1e6;

@@ -68,16 +68,24 @@ static void pp_close(struct pp *p)
 	ax_chan_destroy(p->pong);
 }
 
+/* Local round trips between this task and an echo task; returns the
+ * elapsed ns, with p->bad counting wrong replies. */
+static int64_t pp_local(struct pp *p)
+{
+	ax_task *t;
+	ax_spawn(&t, pp_echo, p, "echo");
+	int64_t el = pp_drive(p);
+	ax_chan_close(p->ping);
+	ax_join(t, NULL);
+	return el;
+}
+
 static intptr_t pp_run(struct ax_sc_ctx *ctx)
 {
 	struct pp p;
-	ax_task *t;
 	if (pp_open(&p, ax_sc_param(ctx, "count")) < 0)
 		return -ENOMEM;
-	ax_spawn(&t, pp_echo, &p, "echo");
-	int64_t el = pp_drive(&p);
-	ax_chan_close(p.ping);
-	ax_join(t, NULL);
+	int64_t el = pp_local(&p);
 	pp_close(&p);
 	if (p.bad) {
 		ax_sc_fail(ctx, "%ld of %ld local round trips wrong", (long)p.bad,
@@ -107,23 +115,14 @@ static intptr_t pp_run(struct ax_sc_ctx *ctx)
 	return 0;
 }
 
-/* Instructions mode: local round trips only (a second thread would make the
- * count depend on how the threads interleave). */
+/* Instructions mode: the local round trips only (a second thread would
+ * make the count depend on how the threads interleave). */
 static int64_t pp_instr(struct ax_sc_ctx *ctx)
 {
 	struct pp p;
-	ax_task *t;
 	if (pp_open(&p, ax_sc_param(ctx, "count")) < 0)
 		return -ENOMEM;
-	ax_spawn(&t, pp_echo, &p, "echo");
-	for (int64_t i = 0; i < p.n; i++) {
-		int64_t v = i, r = -1;
-		if (ax_chan_send(p.ping, &v) < 0 || ax_chan_recv(p.pong, &r) < 0 ||
-		    r != i + 1)
-			p.bad++;
-	}
-	ax_chan_close(p.ping);
-	ax_join(t, NULL);
+	pp_local(&p);
 	pp_close(&p);
 	return p.bad ? -EIO : p.n;
 }

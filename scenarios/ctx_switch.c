@@ -30,37 +30,38 @@ static intptr_t cs_task(void *arg)
 	return 0;
 }
 
-static intptr_t cs_run(struct ax_sc_ctx *ctx)
+/* The ping-pong: two tasks, `count` yields each; returns the violations. */
+static int64_t cs_pingpong(struct ax_sc_ctx *ctx, int64_t *switches)
 {
 	struct cs_state st = {.n = ax_sc_param(ctx, "count"), .last = -1};
 	struct cs_arg a = {&st, 0}, b = {&st, 1};
 	ax_task *x, *y;
-	int64_t t0 = ax_now();
 	ax_spawn(&x, cs_task, &a, "ping");
 	ax_spawn(&y, cs_task, &b, "pong");
 	ax_join(x, NULL);
 	ax_join(y, NULL);
+	*switches = 2 * st.n;
+	return st.violations;
+}
+
+static intptr_t cs_run(struct ax_sc_ctx *ctx)
+{
+	int64_t switches, t0 = ax_now();
+	int64_t violations = cs_pingpong(ctx, &switches);
 	int64_t el = ax_now() - t0;
-	if (st.violations) {
-		ax_sc_fail(ctx, "tasks did not alternate %ld times",
-			   (long)st.violations);
+	if (violations) {
+		ax_sc_fail(ctx, "tasks did not alternate %ld times", (long)violations);
 		return -1;
 	}
-	ax_sc_metric(ctx, "switch_ns", (double)el / (double)(2 * st.n), "ns", -1);
+	ax_sc_metric(ctx, "switch_ns", (double)el / (double)switches, "ns", -1);
 	return 0;
 }
 
-/* Instructions mode: the same ping-pong, without the clock. */
+/* Instructions mode: the same ping-pong. */
 static int64_t cs_instr(struct ax_sc_ctx *ctx)
 {
-	struct cs_state st = {.n = ax_sc_param(ctx, "count"), .last = -1};
-	struct cs_arg a = {&st, 0}, b = {&st, 1};
-	ax_task *x, *y;
-	ax_spawn(&x, cs_task, &a, "ping");
-	ax_spawn(&y, cs_task, &b, "pong");
-	ax_join(x, NULL);
-	ax_join(y, NULL);
-	return st.violations ? -EIO : 2 * st.n;
+	int64_t switches;
+	return cs_pingpong(ctx, &switches) ? -EIO : switches;
 }
 
 static const struct ax_param cs_params[] = {

@@ -35,11 +35,25 @@ static long sj_rss_kib(void)
 	return kib;
 }
 
+/* n spawn+join pairs; returns how many joins gave a wrong result. */
+static int64_t sj_pairs(int64_t n)
+{
+	int64_t bad = 0;
+	for (int64_t i = 0; i < n; i++) {
+		ax_task *t;
+		intptr_t r = 0;
+		if (ax_spawn(&t, sj_child, (void *)(intptr_t)i, NULL) < 0 ||
+		    ax_join(t, &r) < 0 || r != i + 1)
+			bad++;
+	}
+	return bad;
+}
+
 static intptr_t sj_run(struct ax_sc_ctx *ctx)
 {
 	int64_t n = ax_sc_param(ctx, "count");
 	int64_t live = ax_sc_param(ctx, "live");
-	intptr_t bad = 0;
+	int64_t bad = 0;
 
 	/* warm the stack cache */
 	for (int64_t i = 0; i < 1000; i++) {
@@ -48,13 +62,7 @@ static intptr_t sj_run(struct ax_sc_ctx *ctx)
 		ax_join(t, NULL);
 	}
 	int64_t t0 = ax_now();
-	for (int64_t i = 0; i < n; i++) {
-		ax_task *t;
-		intptr_t r = 0;
-		if (ax_spawn(&t, sj_child, (void *)(intptr_t)i, NULL) < 0 ||
-		    ax_join(t, &r) < 0 || r != i + 1)
-			bad++;
-	}
+	bad = sj_pairs(n);
 	int64_t el = ax_now() - t0;
 	if (bad) {
 		ax_sc_fail(ctx, "%ld of %ld joins returned a wrong result",
@@ -94,18 +102,11 @@ static intptr_t sj_run(struct ax_sc_ctx *ctx)
 	return 0;
 }
 
-/* Instructions mode: `count` spawn+join pairs, nothing else. */
+/* Instructions mode: the timed part of run, `count` spawn+join pairs. */
 static int64_t sj_instr(struct ax_sc_ctx *ctx)
 {
 	int64_t n = ax_sc_param(ctx, "count");
-	for (int64_t i = 0; i < n; i++) {
-		ax_task *t;
-		intptr_t r = 0;
-		if (ax_spawn(&t, sj_child, (void *)(intptr_t)i, NULL) < 0 ||
-		    ax_join(t, &r) < 0 || r != i + 1)
-			return -EIO;
-	}
-	return n;
+	return sj_pairs(n) ? -EIO : n;
 }
 
 static const struct ax_param sj_params[] = {

@@ -67,12 +67,32 @@ static intptr_t tm_churn_rx(void *arg)
 	return 0;
 }
 
+/* ch->n waits, each with a deadline armed and disarmed when the message
+ * arrives. Returns 0 or -ENOMEM. */
+static int tm_churn_run(struct tm_churn *ch)
+{
+	ax_task *rx;
+	if (ax_chan_create(&ch->c, sizeof(int), 1) < 0)
+		return -ENOMEM;
+	ax_spawn(&rx, tm_churn_rx, ch, "churn");
+	for (int64_t i = 0; i < ch->n; i++) {
+		int x = (int)i;
+		ax_chan_send(ch->c, &x);
+		/* let the receiver take it and park again, arming its deadline */
+		ax_yield();
+	}
+	ax_join(rx, NULL);
+	ax_chan_destroy(ch->c);
+	return 0;
+}
+
 static intptr_t tm_run(struct ax_sc_ctx *ctx)
 {
 	int64_t count = ax_sc_param(ctx, "count");
 	int64_t tasks = ax_sc_param(ctx, "tasks");
 	int64_t samples = ax_sc_param(ctx, "samples");
 	struct tm_shared sh = {.per_task = count / tasks, .seed = 42};
+	int r;
 	ax_task **v = calloc((size_t)tasks, sizeof *v);
 	if (!v)
 		return -ENOMEM;
@@ -117,20 +137,10 @@ static intptr_t tm_run(struct ax_sc_ctx *ctx)
 
 	/* 3. timeout churn: arm a deadline per wait, cancel it on the message */
 	struct tm_churn ch = {.n = count / 4};
-	if (ax_chan_create(&ch.c, sizeof(int), 1) < 0)
-		return -ENOMEM;
-	ax_task *rx;
 	t0 = ax_now();
-	ax_spawn(&rx, tm_churn_rx, &ch, "churn");
-	for (int64_t i = 0; i < ch.n; i++) {
-		int x = (int)i;
-		ax_chan_send(ch.c, &x);
-		/* let the receiver take it and park again, arming its deadline */
-		ax_yield();
-	}
-	ax_join(rx, NULL);
+	if ((r = tm_churn_run(&ch)) < 0)
+		return r;
 	el = ax_now() - t0;
-	ax_chan_destroy(ch.c);
 	if (ch.timeouts) {
 		ax_sc_fail(ctx, "%ld churn waits timed out", (long)ch.timeouts);
 		return -1;
@@ -139,23 +149,14 @@ static intptr_t tm_run(struct ax_sc_ctx *ctx)
 	return 0;
 }
 
-/* Instructions mode: timeout churn, a deadline armed on every wait and
- * disarmed when the message arrives (arm + cancel: the timer structure's
- * work), with deadlines far enough never to fire, so no clock matters. */
+/* Instructions mode: the timeout churn of run (arm + cancel: the timer
+ * structure's work), with deadlines that never fire, so no clock matters. */
 static int64_t tm_instr(struct ax_sc_ctx *ctx)
 {
 	struct tm_churn ch = {.n = ax_sc_param(ctx, "count") / 4};
-	ax_task *rx;
-	if (ax_chan_create(&ch.c, sizeof(int), 1) < 0)
-		return -ENOMEM;
-	ax_spawn(&rx, tm_churn_rx, &ch, "churn");
-	for (int64_t i = 0; i < ch.n; i++) {
-		int x = (int)i;
-		ax_chan_send(ch.c, &x);
-		ax_yield();
-	}
-	ax_join(rx, NULL);
-	ax_chan_destroy(ch.c);
+	int r = tm_churn_run(&ch);
+	if (r < 0)
+		return r;
 	return ch.timeouts ? -EIO : ch.n;
 }
 

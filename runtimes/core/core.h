@@ -184,6 +184,10 @@ void ax__chan_unwait(struct ax_task *t);
 void ax__pool_unwait(struct ax_task *t);
 void ax__pool_destroy(struct ax__pool *p);
 
+/* ax_blocking after its entry check (for callers that already made it). */
+int ax__pool_call(struct ax_task *t, intptr_t (*fn)(void *), void *arg,
+		  intptr_t *result);
+
 /* Translate the outcome of an interrupted wait into the errno to return,
  * consuming a cancel request. */
 int ax__interrupt_errno(struct ax_task *t, int bits);

@@ -219,12 +219,12 @@ static intptr_t io_file_blocking(void *arg)
 }
 
 /* File I/O for engines without their own: the blocking pool does it. */
-static ssize_t io_file_pool(enum ax_op_kind kind, int fd, void *buf, size_t n,
-			    int64_t off)
+static ssize_t io_file_pool(struct ax_task *t, enum ax_op_kind kind, int fd,
+			    void *buf, size_t n, int64_t off)
 {
 	struct io_file_call c = {kind, fd, buf, n, off};
 	intptr_t res;
-	int r = ax_blocking(io_file_blocking, &c, &res);
+	int r = ax__pool_call(t, io_file_blocking, &c, &res);
 	return r < 0 ? r : (ssize_t)res;
 }
 
@@ -238,7 +238,7 @@ static ssize_t io_file(enum ax_op_kind kind, int fd, void *buf, size_t n,
 	if (off < 0)
 		return -EINVAL;
 	if (!(t->rt->drv->features & AX_FEAT_FILE))
-		return io_file_pool(kind, fd, buf, n, off);
+		return io_file_pool(t, kind, fd, buf, n, off);
 	t->op.kind = kind;
 	t->op.fd = fd;
 	t->op.buf = buf;

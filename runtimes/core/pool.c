@@ -137,6 +137,12 @@ int ax_blocking(intptr_t (*fn)(void *arg), void *arg, intptr_t *result)
 		return r;
 	if (!fn)
 		return -EINVAL;
+	return ax__pool_call(t, fn, arg, result);
+}
+
+int ax__pool_call(struct ax_task *t, intptr_t (*fn)(void *), void *arg,
+		  intptr_t *result)
+{
 	if (t->rt->drv->features & AX_FEAT_NATIVE_POOL)
 		return ax__engine_call(t, fn, arg, result);
 	if (!t->rt->pool && !(t->rt->pool = pool_create(t->rt)))

@@ -223,11 +223,9 @@ void ax__timer_disarm(struct ax_task *t)
 
 void ax__interrupt(struct ax_task *t, int reason)
 {
-	if (t->state != AX_T_BLOCKED) {
-		t->interrupt |= reason;
-		return;
-	}
 	t->interrupt |= reason;
+	if (t->state != AX_T_BLOCKED)
+		return;
 	switch (t->wait) {
 	case AX_W_OP:
 		if (!t->op_cancel_sent) {

@@ -4,11 +4,7 @@
 #include <errno.h>
 #include <stdlib.h>
 
-static inline int theap_less(const struct ax_timer *a, const struct ax_timer *b)
-{
-	return a->deadline < b->deadline ||
-	       (a->deadline == b->deadline && a->seq < b->seq);
-}
+#define theap_less ax__timer_before
 
 static inline void theap_set(struct ax_theap *h, size_t i, struct ax_timer *t)
 {
@@ -61,16 +57,25 @@ void ax__theap_fini(struct ax_theap *h)
 	ax__theap_init(h);
 }
 
+int ax__theap_reserve(struct ax_theap *h, size_t need)
+{
+	if (need <= h->cap)
+		return 0;
+	size_t cap = h->cap ? h->cap : 64;
+	while (cap < need)
+		cap *= 2;
+	struct ax_timer **v = realloc(h->v, cap * sizeof *v);
+	if (!v)
+		return -ENOMEM;
+	h->v = v;
+	h->cap = cap;
+	return 0;
+}
+
 int ax__theap_push(struct ax_theap *h, struct ax_timer *t)
 {
-	if (h->n == h->cap) {
-		size_t cap = h->cap ? h->cap * 2 : 64;
-		struct ax_timer **v = realloc(h->v, cap * sizeof *v);
-		if (!v)
-			return -ENOMEM;
-		h->v = v;
-		h->cap = cap;
-	}
+	if (ax__theap_reserve(h, h->n + 1) < 0)
+		return -ENOMEM;
 	theap_set(h, h->n++, t);
 	theap_up(h, h->n - 1);
 	return 0;

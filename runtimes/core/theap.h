@@ -11,6 +11,7 @@
 #ifndef AX_THEAP_H
 #define AX_THEAP_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -23,6 +24,27 @@ struct ax_theap {
 };
 
 #define AX_THEAP_NONE ((size_t)-1)
+
+/* The order timers fire in: by deadline, then by arming sequence
+ * ([AX-TIME-2]). */
+static inline bool ax__timer_before(const struct ax_timer *a,
+				    const struct ax_timer *b)
+{
+	return a->deadline < b->deadline ||
+	       (a->deadline == b->deadline && a->seq < b->seq);
+}
+
+/* qsort comparator over struct ax_timer pointers in that order. */
+static inline int ax__timer_cmp(const void *pa, const void *pb)
+{
+	const struct ax_timer *a = *(struct ax_timer *const *)pa;
+	const struct ax_timer *b = *(struct ax_timer *const *)pb;
+	return ax__timer_before(a, b) ? -1 : ax__timer_before(b, a);
+}
+
+/* Make room for `need` timers, so that pushes up to that count cannot
+ * fail. Returns 0 or -ENOMEM. */
+int ax__theap_reserve(struct ax_theap *h, size_t need);
 
 /* Initialise an empty heap. Never fails. */
 void ax__theap_init(struct ax_theap *h);

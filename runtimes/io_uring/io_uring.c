@@ -599,30 +599,6 @@ static void uring_wake_cqe(struct uring *u)
 /* timers                                                              */
 /* ------------------------------------------------------------------ */
 
-/* (deadline, seq) order, the order timers fire in ([AX-TIME-2]). */
-static inline bool uring_before(const struct ax_timer *a, const struct ax_timer *b)
-{
-	return a->deadline < b->deadline ||
-	       (a->deadline == b->deadline && a->seq < b->seq);
-}
-
-/* Grow the heap array so that `need` timers fit: a kernel timer's CQE then
- * never fails to move its timer into the heap. */
-static int uring_heap_reserve(struct ax_theap *h, size_t need)
-{
-	if (need <= h->cap)
-		return 0;
-	size_t cap = h->cap ? h->cap : 64;
-	while (cap < need)
-		cap *= 2;
-	struct ax_timer **v = realloc(h->v, cap * sizeof *v);
-	if (!v)
-		return -ENOMEM;
-	h->v = v;
-	h->cap = cap;
-	return 0;
-}
-
 /* timers=kernel: one IORING_OP_TIMEOUT for t, and t in the armed heap until
  * its CQE arrives. */
 static int uring_ktimer_arm(struct uring *u, struct ax_timer *t)
@@ -630,7 +606,7 @@ static int uring_ktimer_arm(struct uring *u, struct ax_timer *t)
 	struct io_uring_sqe *sqe;
 	struct uring_ktimer *k;
 	int64_t at = t->deadline < 0 ? 0 : t->deadline;
-	int r = uring_heap_reserve(&u->heap, u->heap.n + u->kheap.n + 1);
+	int r = ax__theap_reserve(&u->heap, u->heap.n + u->kheap.n + 1);
 	if (r < 0)
 		return r;
 	k = u->kt_free;
@@ -730,7 +706,7 @@ static struct ax_timer *uring_next_timer(struct uring *u)
 {
 	struct ax_timer *t = ax__theap_min(&u->heap);
 	struct ax_timer *k = ax__theap_min(&u->kheap);
-	return t && k && uring_before(k, t) ? NULL : t;
+	return t && k && ax__timer_before(k, t) ? NULL : t;
 }
 
 /* Fire due timers in (deadline, seq) order, never before ax_now() reaches
@@ -787,9 +763,7 @@ static int uring_submit(void *state, struct ax_op *op)
 	default:
 		return -EINVAL;
 	}
-	op->drv_u64[0] = 0;
-	op->drv_u64[1] = 0;
-	op->drv_ptr[0] = NULL;
+	op->drv_ptr[0] = NULL; /* drv_u64 is zeroed by the core (io_run) */
 	r = uring_get_sqe(u, &sqe);
 	if (r < 0)
 		goto close_socket;

@@ -15,6 +15,7 @@
 #include <event2/event.h>
 
 #include "ax_driver.h"
+#include "theap.h"
 
 /*
  * Design
@@ -828,14 +829,6 @@ static int lev_bucket_schedule(struct lev *lev, struct lev_bucket *b)
 	return 0;
 }
 
-static int lev_timer_cmp(const void *pa, const void *pb)
-{
-	const struct ax_timer *a = *(struct ax_timer *const *)pa;
-	const struct ax_timer *b = *(struct ax_timer *const *)pb;
-	if (a->deadline != b->deadline)
-		return a->deadline < b->deadline ? -1 : 1;
-	return (a->seq > b->seq) - (a->seq < b->seq);
-}
 
 /* Drop b's holes and renumber; with sort, order by (deadline, seq) (arming
  * order is seq order, so equal deadlines are usually sorted already). */
@@ -847,13 +840,13 @@ static void lev_bucket_compact(struct lev_bucket *b, bool sort)
 		struct ax_timer *t = b->v[i];
 		if (!t)
 			continue;
-		if (n && lev_timer_cmp(&b->v[n - 1], &t) > 0)
+		if (n && ax__timer_cmp(&b->v[n - 1], &t) > 0)
 			sorted = false;
 		b->v[n++] = t;
 	}
 	b->n = n;
 	if (sort && !sorted)
-		qsort(b->v, n, sizeof *b->v, lev_timer_cmp);
+		qsort(b->v, n, sizeof *b->v, ax__timer_cmp);
 	for (size_t i = 0; i < n; i++)
 		b->v[i]->drv_index = i;
 }

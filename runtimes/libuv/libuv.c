@@ -145,6 +145,7 @@
 #include <uv.h>
 
 #include "ax_driver.h"
+#include "theap.h"
 
 /* How AX_OP_ACCEPT is carried out (see "Accept and EMFILE"). */
 enum uvd_accept_mode {
@@ -1412,9 +1413,7 @@ static int uvd_due_cmp(const void *a, const void *b)
 
 	if (!x || !y)
 		return (x == NULL) - (y == NULL);
-	if (x->deadline != y->deadline)
-		return x->deadline < y->deadline ? -1 : 1;
-	return x->seq < y->seq ? -1 : x->seq > y->seq;
+	return ax__timer_cmp(a, b);
 }
 
 /* Deliver the fires collected during uv_run in (deadline, seq) order. A

@@ -178,6 +178,7 @@ def test_outcome_mapping(tmp_path):
     )
     assert p.returncode == 1, p.stderr
     doc = json.loads(out.read_text())
+    assert doc["results"], "no runtime ran"
     for rt, res in doc["results"].items():
         assert res["selftest.pass"]["outcome"] == "PASS"
         fail = res["selftest.fail"]
@@ -204,6 +205,7 @@ def test_unsupported_feature(tmp_path):
         env={"AXBENCH_TEST_CONFORM_NO_FEATURES": "xthread"}, timeout=120,
     )
     doc = json.loads(out.read_text())
+    assert doc["results"], "no runtime ran"
     for rt, res in doc["results"].items():
         assert res["post.context"]["outcome"] == "UNSUPPORTED"
         assert "xthread" in res["post.context"]["detail"]
