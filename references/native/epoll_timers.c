@@ -73,9 +73,9 @@ static void arm(struct heap *h, struct sleeper *s)
 	heap_push(h, s);
 }
 
-intptr_t axn_epoll_timers(struct ax_sc_ctx *ctx)
+intptr_t axr_epoll_timers(struct axs_ctx *ctx)
 {
-	int64_t count = ax_sc_param(ctx, "count"), tasks = ax_sc_param(ctx, "tasks");
+	int64_t count = axs_param(ctx, "count"), tasks = axs_param(ctx, "tasks");
 	int64_t per = count / tasks, early = 0, fired = 0;
 	uint64_t seed = 42;
 	struct sleeper *ss = calloc((size_t)tasks, sizeof *ss);
@@ -118,12 +118,12 @@ intptr_t axn_epoll_timers(struct ax_sc_ctx *ctx)
 	}
 	int64_t el = now_ns() - t0;
 	if (early) {
-		ax_sc_fail(ctx, "%ld of %ld timers fired early", (long)early, (long)fired);
+		axs_fail(ctx, "%ld of %ld timers fired early", (long)early, (long)fired);
 		err = -1;
 		goto free_all;
 	}
-	ax_sc_metric(ctx, "timers_per_s", (double)fired * 1e9 / (double)el, "ops/s", +1);
-	ax_sc_metric(ctx, "arm_fire_ns", (double)el / (double)fired, "ns", -1);
+	axs_metric(ctx, "timers_per_s", (double)fired * 1e9 / (double)el, "ops/s", +1);
+	axs_metric(ctx, "arm_fire_ns", (double)el / (double)fired, "ns", -1);
 free_all:
 	if (ep >= 0)
 		close(ep);

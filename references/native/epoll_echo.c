@@ -97,7 +97,7 @@ static void conn_readable(struct server *s, struct conn *c)
 
 /* Accept every pending connection. Returns false when the listener is shut
  * down (the stop) or broken, with *err set in the second case. */
-static bool accept_all(struct server *s, struct axb_ref_run *r, int *err)
+static bool accept_all(struct server *s, struct axr_run *r, int *err)
 {
 	for (;;) {
 		int fd = accept4(s->lfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
@@ -129,9 +129,9 @@ static bool accept_all(struct server *s, struct axb_ref_run *r, int *err)
 	}
 }
 
-int axn_epoll_echo(struct axb_ref_run *r)
+int axr_epoll_echo(struct axr_run *r)
 {
-	int64_t size = axn_param(r, "size");
+	int64_t size = axr_param(r, "size");
 	struct server s = {
 		.lfd = r->listen_fd,
 		.bufsize = size < 4096 ? 4096 : size > 65536 ? 65536 : (size_t)size,

@@ -62,9 +62,9 @@ static void arm(struct io_uring *ring, struct sleeper *s)
 	io_uring_sqe_set_data(sqe, s);
 }
 
-intptr_t axn_uring_timers(struct ax_sc_ctx *ctx)
+intptr_t axr_uring_timers(struct axs_ctx *ctx)
 {
-	int64_t count = ax_sc_param(ctx, "count"), tasks = ax_sc_param(ctx, "tasks");
+	int64_t count = axs_param(ctx, "count"), tasks = axs_param(ctx, "tasks");
 	int64_t per = count / tasks, fired = 0, early = 0, live = 0;
 	uint64_t seed = 42;
 	struct io_uring ring;
@@ -108,11 +108,11 @@ intptr_t axn_uring_timers(struct ax_sc_ctx *ctx)
 	if (err)
 		return err;
 	if (early) {
-		ax_sc_fail(ctx, "%ld of %ld timers fired early (or failed)", (long)early,
+		axs_fail(ctx, "%ld of %ld timers fired early (or failed)", (long)early,
 			   (long)fired);
 		return -1;
 	}
-	ax_sc_metric(ctx, "timers_per_s", (double)fired * 1e9 / (double)el, "ops/s", +1);
-	ax_sc_metric(ctx, "arm_fire_ns", (double)el / (double)fired, "ns", -1);
+	axs_metric(ctx, "timers_per_s", (double)fired * 1e9 / (double)el, "ops/s", +1);
+	axs_metric(ctx, "arm_fire_ns", (double)el / (double)fired, "ns", -1);
 	return 0;
 }

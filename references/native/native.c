@@ -11,9 +11,9 @@
 #include <string.h>
 #include <sys/socket.h>
 
-int64_t axn_param(const struct axb_ref_run *r, const char *name)
+int64_t axr_param(const struct axr_run *r, const char *name)
 {
-	int i = axb_param_index(r->sc, name);
+	int i = axs_param_index(r->sc, name);
 	if (i < 0) {
 		fprintf(stderr, "axbench: native %s asked for unknown parameter %s\n",
 			r->sc->name, name);
@@ -22,7 +22,7 @@ int64_t axn_param(const struct axb_ref_run *r, const char *name)
 	return r->values[i];
 }
 
-void axn_fail(struct axb_ref_run *r, const char *fmt, ...)
+void axr_fail(struct axr_run *r, const char *fmt, ...)
 {
 	va_list ap;
 	if (r->fail[0])
@@ -33,13 +33,13 @@ void axn_fail(struct axb_ref_run *r, const char *fmt, ...)
 }
 
 /* One engine's versions, by scenario name. */
-struct axn_engine {
-	int (*echo)(struct axb_ref_run *r);
-	int (*rpc)(struct axb_ref_run *r);
-	intptr_t (*timers)(struct ax_sc_ctx *ctx);
+struct axr_engine {
+	int (*echo)(struct axr_run *r);
+	int (*rpc)(struct axr_run *r);
+	intptr_t (*timers)(struct axs_ctx *ctx);
 };
 
-static int serve_with(const struct axn_engine *e, struct axb_ref_run *r)
+static int serve_with(const struct axr_engine *e, struct axr_run *r)
 {
 	if (!strcmp(r->sc->name, "tcp_echo"))
 		return e->echo(r);
@@ -48,7 +48,7 @@ static int serve_with(const struct axn_engine *e, struct axb_ref_run *r)
 	return -ENOTSUP;
 }
 
-static intptr_t local_with(const struct axn_engine *e, struct ax_sc_ctx *ctx)
+static intptr_t local_with(const struct axr_engine *e, struct axs_ctx *ctx)
 {
 	if (!strcmp(ctx->sc->name, "timers"))
 		return e->timers(ctx);
@@ -58,7 +58,7 @@ static intptr_t local_with(const struct axn_engine *e, struct ax_sc_ctx *ctx)
 /* Thread-safe: a system call on a descriptor the server keeps open until
  * serve returns. Each version's accept then fails (EINVAL), and it sees
  * r->stopping set. */
-static void native_stop(struct axb_ref_run *r)
+static void native_stop(struct axr_run *r)
 {
 	atomic_store(&r->stopping, true);
 	shutdown(r->listen_fd, SHUT_RDWR);
@@ -69,16 +69,16 @@ static const char *const native_scenarios[] = {
 };
 
 #define NATIVE_REF(id, label, info, ...)                                      \
-	static const struct axn_engine id##_engine = { __VA_ARGS__ };          \
-	static int id##_serve(struct axb_ref_run *r)                           \
+	static const struct axr_engine id##_engine = { __VA_ARGS__ };          \
+	static int id##_serve(struct axr_run *r)                           \
 	{                                                                      \
 		return serve_with(&id##_engine, r);                            \
 	}                                                                      \
-	static intptr_t id##_local(struct ax_sc_ctx *ctx)                      \
+	static intptr_t id##_local(struct axs_ctx *ctx)                      \
 	{                                                                      \
 		return local_with(&id##_engine, ctx);                          \
 	}                                                                      \
-	const struct axb_ref axb_ref_native_##id = {                           \
+	const struct axr_ref axr_native_##id = {                           \
 		.name = "native-" #id,                                         \
 		.summary = label,                                              \
 		.engine_info = info,                                           \
@@ -88,24 +88,24 @@ static const char *const native_scenarios[] = {
 		.run_local = id##_local,                                       \
 	};
 
-NATIVE_REF(epoll, "native version on raw epoll (scenarios/native/epoll_*.c)",
+NATIVE_REF(epoll, "native version on raw epoll (references/native/epoll_*.c)",
 	   "raw epoll, level-triggered, one thread",
-	   axn_epoll_echo, axn_epoll_rpc, axn_epoll_timers)
+	   axr_epoll_echo, axr_epoll_rpc, axr_epoll_timers)
 
 #ifdef AX_HAVE_LIBUV
-NATIVE_REF(libuv, "native version on libuv callbacks (scenarios/native/libuv_*.c)",
+NATIVE_REF(libuv, "native version on libuv callbacks (references/native/libuv_*.c)",
 	   "libuv streams and timers, one loop",
-	   axn_libuv_echo, axn_libuv_rpc, axn_libuv_timers)
+	   axr_libuv_echo, axr_libuv_rpc, axr_libuv_timers)
 #endif
 
 #ifdef AX_HAVE_LIBEVENT
-NATIVE_REF(libevent, "native version on libevent events (scenarios/native/libevent_*.c)",
+NATIVE_REF(libevent, "native version on libevent events (references/native/libevent_*.c)",
 	   "libevent events and evtimers, one event_base",
-	   axn_libevent_echo, axn_libevent_rpc, axn_libevent_timers)
+	   axr_libevent_echo, axr_libevent_rpc, axr_libevent_timers)
 #endif
 
 #ifdef AX_HAVE_IO_URING
-NATIVE_REF(io_uring, "native version on liburing (scenarios/native/uring_*.c)",
+NATIVE_REF(io_uring, "native version on liburing (references/native/uring_*.c)",
 	   "liburing, SINGLE_ISSUER|DEFER_TASKRUN when the kernel has it",
-	   axn_uring_echo, axn_uring_rpc, axn_uring_timers)
+	   axr_uring_echo, axr_uring_rpc, axr_uring_timers)
 #endif

@@ -1,8 +1,8 @@
-/* ref_blocking.c - the "blocking" native reference for the echo scenarios
+/* blocking.c - the "blocking" native reference for the echo scenarios
  * (tcp_echo, idle_conns, connect_storm): one thread per connection echoing
  * with plain blocking sockets, the floor every async runtime is compared
  * with. */
-#include "harness.h"
+#include "native/native.h"
 
 #include <errno.h>
 #include <netinet/in.h>
@@ -75,7 +75,7 @@ out:
 	return NULL;
 }
 
-static int blocking_serve(struct axb_ref_run *r)
+static int blocking_serve(struct axr_run *r)
 {
 	struct bstate st;
 	pthread_attr_t attr;
@@ -140,7 +140,7 @@ static int blocking_serve(struct axb_ref_run *r)
 	return err;
 }
 
-static void blocking_stop(struct axb_ref_run *r)
+static void blocking_stop(struct axr_run *r)
 {
 	atomic_store(&r->stopping, true);
 	/* a blocked accept returns EINVAL once the listener is shut down */
@@ -151,7 +151,7 @@ static void blocking_stop(struct axb_ref_run *r)
 static const char *const blocking_scenarios[] = { "tcp_echo", "idle_conns",
 						   "connect_storm", NULL };
 
-const struct axb_ref axb_ref_blocking = {
+const struct axr_ref axr_blocking = {
 	.name = "blocking",
 	.summary = "thread per connection, plain blocking sockets (echo scenarios)",
 	.engine_info = "thread-per-connection, blocking read/send",

@@ -1,6 +1,6 @@
 /* stats.c - the median of repetitions and its distribution-free confidence
  * interval from order statistics (see docs/harness.md, "Aggregation"). */
-#include "harness.h"
+#include "stats.h"
 
 #include <math.h>
 #include <stdlib.h>
@@ -22,7 +22,7 @@ static double binom_half_cdf(size_t n, size_t k)
 	return sum > 1 ? 1 : sum;
 }
 
-void axb_median_ci(const double *v, size_t n, struct axb_ci *out)
+void axm_median_ci(const double *v, size_t n, struct axm_ci *out)
 {
 	memset(out, 0, sizeof *out);
 	out->n = n;
@@ -43,7 +43,7 @@ void axb_median_ci(const double *v, size_t n, struct axb_ci *out)
 	double level = n >= 2 ? 1 - 2 * binom_half_cdf(n, 0) : 0;
 	for (size_t t = 2; t <= n / 2; t++) {
 		double c = 1 - 2 * binom_half_cdf(n, t - 1);
-		if (c < AXB_CI_TARGET)
+		if (c < AXM_CI_TARGET)
 			break;
 		j = t;
 		level = c;

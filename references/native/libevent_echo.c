@@ -28,7 +28,7 @@ struct server {
 	size_t bufsize;
 	struct conn *conns;
 	int err;
-	struct axb_ref_run *r;
+	struct axr_run *r;
 };
 
 static void conn_free(struct conn *c)
@@ -127,9 +127,9 @@ static void on_accept(evutil_socket_t lfd, short what, void *arg)
 	}
 }
 
-int axn_libevent_echo(struct axb_ref_run *r)
+int axr_libevent_echo(struct axr_run *r)
 {
-	int64_t size = axn_param(r, "size");
+	int64_t size = axr_param(r, "size");
 	struct server s = {
 		.bufsize = size < 4096 ? 4096 : size > 65536 ? 65536 : (size_t)size,
 		.r = r,

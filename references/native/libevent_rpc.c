@@ -68,7 +68,7 @@ struct server {
 	struct backend *backends;
 	uint64_t bad_replies;
 	int err;
-	struct axb_ref_run *r;
+	struct axr_run *r;
 };
 
 /* Send buf[*off, len): 1 when all is sent, 0 when the socket is full (wr
@@ -372,11 +372,11 @@ static int backend_listen(struct server *s)
 	return s->back_l && event_add(s->back_l, NULL) == 0 ? 0 : -ENOMEM;
 }
 
-int axn_libevent_rpc(struct axb_ref_run *r)
+int axr_libevent_rpc(struct axr_run *r)
 {
 	struct server s = {
-		.fanout = axn_param(r, "fanout"),
-		.size = (size_t)axn_param(r, "size"),
+		.fanout = axr_param(r, "fanout"),
+		.size = (size_t)axr_param(r, "size"),
 		.back_fd = -1,
 		.r = r,
 	};
@@ -412,7 +412,7 @@ int axn_libevent_rpc(struct axb_ref_run *r)
 		close(s.back_fd);
 	event_base_free(s.base);
 	if (s.bad_replies)
-		axn_fail(r, "%llu backend replies were wrong",
+		axr_fail(r, "%llu backend replies were wrong",
 			 (unsigned long long)s.bad_replies);
 	return err;
 }

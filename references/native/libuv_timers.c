@@ -48,9 +48,9 @@ static void on_fire(uv_timer_t *t)
 		arm(s);
 }
 
-intptr_t axn_libuv_timers(struct ax_sc_ctx *ctx)
+intptr_t axr_libuv_timers(struct axs_ctx *ctx)
 {
-	int64_t count = ax_sc_param(ctx, "count"), tasks = ax_sc_param(ctx, "tasks");
+	int64_t count = axs_param(ctx, "count"), tasks = axs_param(ctx, "tasks");
 	int64_t per = count / tasks;
 	uint64_t seed = 42;
 	struct tally tally = {0, 0};
@@ -78,12 +78,12 @@ intptr_t axn_libuv_timers(struct ax_sc_ctx *ctx)
 	uv_loop_close(&loop);
 	free(ss);
 	if (tally.early) {
-		ax_sc_fail(ctx, "%ld of %ld timers fired early", (long)tally.early,
+		axs_fail(ctx, "%ld of %ld timers fired early", (long)tally.early,
 			   (long)tally.fired);
 		return -1;
 	}
-	ax_sc_metric(ctx, "timers_per_s", (double)tally.fired * 1e9 / (double)el,
+	axs_metric(ctx, "timers_per_s", (double)tally.fired * 1e9 / (double)el,
 		     "ops/s", +1);
-	ax_sc_metric(ctx, "arm_fire_ns", (double)el / (double)tally.fired, "ns", -1);
+	axs_metric(ctx, "arm_fire_ns", (double)el / (double)tally.fired, "ns", -1);
 	return 0;
 }

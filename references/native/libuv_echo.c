@@ -25,7 +25,7 @@ struct server {
 	size_t bufsize;
 	struct conn *conns;
 	int err;
-	struct axb_ref_run *r;
+	struct axr_run *r;
 };
 
 static void on_read(uv_stream_t *st, ssize_t n, const uv_buf_t *b);
@@ -126,9 +126,9 @@ static void on_connection(uv_stream_t *l, int status)
 		conn_close(c);
 }
 
-int axn_libuv_echo(struct axb_ref_run *r)
+int axr_libuv_echo(struct axr_run *r)
 {
-	int64_t size = axn_param(r, "size");
+	int64_t size = axr_param(r, "size");
 	struct server s = {
 		.bufsize = size < 4096 ? 4096 : size > 65536 ? 65536 : (size_t)size,
 		.r = r,

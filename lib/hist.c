@@ -6,51 +6,51 @@
 #include <stdlib.h>
 #include <string.h>
 
-void ax_hist_init(struct ax_hist *h)
+void axm_hist_init(struct axm_hist *h)
 {
 	memset(h, 0, sizeof *h);
 }
 
-struct ax_hist *ax_hist_new(void)
+struct axm_hist *axm_hist_new(void)
 {
-	return calloc(1, sizeof(struct ax_hist));
+	return calloc(1, sizeof(struct axm_hist));
 }
 
-void ax_hist_free(struct ax_hist *h)
+void axm_hist_free(struct axm_hist *h)
 {
 	free(h);
 }
 
-size_t ax_hist_index(int64_t v)
+size_t axm_hist_index(int64_t v)
 {
-	if (v < (int64_t)AX_HIST_SUB)
+	if (v < (int64_t)AXM_HIST_SUB)
 		return v < 0 ? 0 : (size_t)v;
-	if (v > AX_HIST_MAX_TRACKABLE)
-		v = AX_HIST_MAX_TRACKABLE;
-	/* msb >= AX_HIST_SUB_BITS here; the top AX_HIST_SUB_BITS + 1 bits
+	if (v > AXM_HIST_MAX_TRACKABLE)
+		v = AXM_HIST_MAX_TRACKABLE;
+	/* msb >= AXM_HIST_SUB_BITS here; the top AXM_HIST_SUB_BITS + 1 bits
 	 * select the bucket inside the value's power-of-two range. */
 	unsigned msb = 63u - (unsigned)__builtin_clzll((unsigned long long)v);
-	unsigned shift = msb - AX_HIST_SUB_BITS;
-	return (size_t)shift * AX_HIST_SUB + (size_t)((uint64_t)v >> shift);
+	unsigned shift = msb - AXM_HIST_SUB_BITS;
+	return (size_t)shift * AXM_HIST_SUB + (size_t)((uint64_t)v >> shift);
 }
 
-int64_t ax_hist_lowest(size_t i)
+int64_t axm_hist_lowest(size_t i)
 {
-	if (i < AX_HIST_SUB)
+	if (i < AXM_HIST_SUB)
 		return (int64_t)i;
-	unsigned shift = (unsigned)(i / AX_HIST_SUB) - 1;
-	return (int64_t)((AX_HIST_SUB + i % AX_HIST_SUB) << shift);
+	unsigned shift = (unsigned)(i / AXM_HIST_SUB) - 1;
+	return (int64_t)((AXM_HIST_SUB + i % AXM_HIST_SUB) << shift);
 }
 
-int64_t ax_hist_highest(size_t i)
+int64_t axm_hist_highest(size_t i)
 {
-	if (i < AX_HIST_SUB)
+	if (i < AXM_HIST_SUB)
 		return (int64_t)i;
-	unsigned shift = (unsigned)(i / AX_HIST_SUB) - 1;
-	return ax_hist_lowest(i) + (INT64_C(1) << shift) - 1;
+	unsigned shift = (unsigned)(i / AXM_HIST_SUB) - 1;
+	return axm_hist_lowest(i) + (INT64_C(1) << shift) - 1;
 }
 
-void ax_hist_record_n(struct ax_hist *h, int64_t v, uint64_t n)
+void axm_hist_record_n(struct axm_hist *h, int64_t v, uint64_t n)
 {
 	if (n == 0)
 		return;
@@ -65,19 +65,19 @@ void ax_hist_record_n(struct ax_hist *h, int64_t v, uint64_t n)
 		if (v > h->max)
 			h->max = v;
 	}
-	if (v > AX_HIST_MAX_TRACKABLE)
+	if (v > AXM_HIST_MAX_TRACKABLE)
 		h->overflow += n;
-	h->counts[ax_hist_index(v)] += n;
+	h->counts[axm_hist_index(v)] += n;
 	h->count += n;
 	h->sum += (double)v * (double)n;
 }
 
-void ax_hist_record(struct ax_hist *h, int64_t v)
+void axm_hist_record(struct axm_hist *h, int64_t v)
 {
-	ax_hist_record_n(h, v, 1);
+	axm_hist_record_n(h, v, 1);
 }
 
-void ax_hist_merge(struct ax_hist *dst, const struct ax_hist *src)
+void axm_hist_merge(struct axm_hist *dst, const struct axm_hist *src)
 {
 	if (src->count == 0)
 		return;
@@ -90,14 +90,14 @@ void ax_hist_merge(struct ax_hist *dst, const struct ax_hist *src)
 		if (src->max > dst->max)
 			dst->max = src->max;
 	}
-	for (size_t i = 0; i < AX_HIST_BUCKETS; i++)
+	for (size_t i = 0; i < AXM_HIST_BUCKETS; i++)
 		dst->counts[i] += src->counts[i];
 	dst->count += src->count;
 	dst->overflow += src->overflow;
 	dst->sum += src->sum;
 }
 
-int64_t ax_hist_percentile(const struct ax_hist *h, double p)
+int64_t axm_hist_percentile(const struct axm_hist *h, double p)
 {
 	if (h->count == 0)
 		return 0;
@@ -111,10 +111,10 @@ int64_t ax_hist_percentile(const struct ax_hist *h, double p)
 	if (rank > h->count)
 		rank = h->count;
 	uint64_t seen = 0;
-	for (size_t i = 0; i < AX_HIST_BUCKETS; i++) {
+	for (size_t i = 0; i < AXM_HIST_BUCKETS; i++) {
 		seen += h->counts[i];
 		if (seen >= rank) {
-			int64_t v = ax_hist_highest(i);
+			int64_t v = axm_hist_highest(i);
 			if (v > h->max)
 				v = h->max;
 			if (v < h->min)
@@ -125,7 +125,7 @@ int64_t ax_hist_percentile(const struct ax_hist *h, double p)
 	return h->max;
 }
 
-double ax_hist_mean(const struct ax_hist *h)
+double axm_hist_mean(const struct axm_hist *h)
 {
 	return h->count ? h->sum / (double)h->count : 0.0;
 }

@@ -65,7 +65,7 @@ struct server {
 	struct backend *backends;
 	uint64_t bad_replies;
 	int err;
-	struct axb_ref_run *r;
+	struct axr_run *r;
 };
 
 static void front_free_part(struct front *f)
@@ -327,11 +327,11 @@ static void on_front_conn(uv_stream_t *l, int status)
 	}
 }
 
-int axn_libuv_rpc(struct axb_ref_run *r)
+int axr_libuv_rpc(struct axr_run *r)
 {
 	struct server s = {
-		.fanout = axn_param(r, "fanout"),
-		.size = (size_t)axn_param(r, "size"),
+		.fanout = axr_param(r, "fanout"),
+		.size = (size_t)axr_param(r, "size"),
 		.r = r,
 	};
 	int len = sizeof s.back_addr;
@@ -364,7 +364,7 @@ int axn_libuv_rpc(struct axb_ref_run *r)
 	uv_run(&s.loop, UV_RUN_DEFAULT); /* runs the close callbacks */
 	uv_loop_close(&s.loop);
 	if (s.bad_replies)
-		axn_fail(r, "%llu backend replies were wrong",
+		axr_fail(r, "%llu backend replies were wrong",
 			 (unsigned long long)s.bad_replies);
 	return err;
 }

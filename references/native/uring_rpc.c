@@ -247,7 +247,7 @@ static void front_open(struct server *s, int fd)
 }
 
 static void on_accept(struct server *s, struct io_uring_cqe *cqe, enum op op,
-		      struct axb_ref_run *r, int *err)
+		      struct axr_run *r, int *err)
 {
 	int fd = cqe->res;
 	if (fd >= 0) {
@@ -404,13 +404,13 @@ static int backend_listen(struct server *s)
 	return 0;
 }
 
-int axn_uring_rpc(struct axb_ref_run *r)
+int axr_uring_rpc(struct axr_run *r)
 {
 	struct server s = {
 		.front_lfd = r->listen_fd,
 		.back_lfd = -1,
-		.fanout = axn_param(r, "fanout"),
-		.size = (size_t)axn_param(r, "size"),
+		.fanout = axr_param(r, "fanout"),
+		.size = (size_t)axr_param(r, "size"),
 	};
 	int err = backend_listen(&s);
 	if (err || (err = ring_init(&s.ring)) < 0)
@@ -449,7 +449,7 @@ close_back:
 	if (s.back_lfd >= 0)
 		close(s.back_lfd);
 	if (s.bad_replies)
-		axn_fail(r, "%llu backend replies were wrong",
+		axr_fail(r, "%llu backend replies were wrong",
 			 (unsigned long long)s.bad_replies);
 	return err;
 }

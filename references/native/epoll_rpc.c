@@ -60,7 +60,7 @@ struct front {
 };
 
 struct server {
-	struct axb_ref_run *r;
+	struct axr_run *r;
 	int ep;
 	struct sock front_l, back_l;
 	struct sockaddr_in back_addr;
@@ -369,11 +369,11 @@ static int backend_listen(struct server *srv)
 	return watch(srv, &srv->back_l, EPOLL_CTL_ADD, EPOLLIN);
 }
 
-int axn_epoll_rpc(struct axb_ref_run *r)
+int axr_epoll_rpc(struct axr_run *r)
 {
 	struct server srv = {
-		.r = r, .fanout = axn_param(r, "fanout"),
-		.size = (size_t)axn_param(r, "size"),
+		.r = r, .fanout = axr_param(r, "fanout"),
+		.size = (size_t)axr_param(r, "size"),
 		.front_l = {.fd = r->listen_fd, .kind = SOCK_FRONT_LISTENER},
 	};
 	struct epoll_event evs[MAX_EVENTS];
@@ -423,7 +423,7 @@ int axn_epoll_rpc(struct axb_ref_run *r)
 		close(srv.back_l.fd);
 	close(srv.ep);
 	if (srv.bad_replies)
-		axn_fail(r, "%llu backend replies were wrong",
+		axr_fail(r, "%llu backend replies were wrong",
 			 (unsigned long long)srv.bad_replies);
 	return err;
 }

@@ -99,7 +99,7 @@ static void submit_accept(struct server *s)
 }
 
 static void on_accept(struct server *s, struct io_uring_cqe *cqe,
-		      struct axb_ref_run *r, int *err)
+		      struct axr_run *r, int *err)
 {
 	if (cqe->res >= 0) {
 		int one = 1;
@@ -152,9 +152,9 @@ static void on_io(struct server *s, struct io_uring_cqe *cqe)
 		submit_recv(s, c);
 }
 
-int axn_uring_echo(struct axb_ref_run *r)
+int axr_uring_echo(struct axr_run *r)
 {
-	int64_t size = axn_param(r, "size");
+	int64_t size = axr_param(r, "size");
 	struct server s = {
 		.lfd = r->listen_fd,
 		.bufsize = size < 4096 ? 4096 : size > 65536 ? 65536 : (size_t)size,

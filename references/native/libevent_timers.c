@@ -55,9 +55,9 @@ static void on_fire(evutil_socket_t fd, short what, void *arg)
 		arm(s);
 }
 
-intptr_t axn_libevent_timers(struct ax_sc_ctx *ctx)
+intptr_t axr_libevent_timers(struct axs_ctx *ctx)
 {
-	int64_t count = ax_sc_param(ctx, "count"), tasks = ax_sc_param(ctx, "tasks");
+	int64_t count = axs_param(ctx, "count"), tasks = axs_param(ctx, "tasks");
 	int64_t per = count / tasks;
 	uint64_t seed = 42;
 	struct tally tally = {0, 0};
@@ -92,13 +92,13 @@ intptr_t axn_libevent_timers(struct ax_sc_ctx *ctx)
 	int64_t el = now_ns() - t0;
 	err = 0;
 	if (tally.early) {
-		ax_sc_fail(ctx, "%ld of %ld timers fired early", (long)tally.early,
+		axs_fail(ctx, "%ld of %ld timers fired early", (long)tally.early,
 			   (long)tally.fired);
 		err = -1;
 	} else {
-		ax_sc_metric(ctx, "timers_per_s", (double)tally.fired * 1e9 / (double)el,
+		axs_metric(ctx, "timers_per_s", (double)tally.fired * 1e9 / (double)el,
 			     "ops/s", +1);
-		ax_sc_metric(ctx, "arm_fire_ns", (double)el / (double)tally.fired,
+		axs_metric(ctx, "arm_fire_ns", (double)el / (double)tally.fired,
 			     "ns", -1);
 	}
 free_all:

@@ -1,7 +1,7 @@
-/* param.c - parsing, range checking and formatting of scenario parameters
+/* param.c - the scenario layer's parsing, range checking and formatting of scenario parameters
  * (plain integers, byte sizes with k/m/g, durations with ns/us/ms/s, and
  * enumerations named in the parameter's help). */
-#include "harness.h"
+#include "scenario_host.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -102,10 +102,8 @@ static int parse_duration(const char *s, bool bare_seconds, int64_t *out)
 	return 0;
 }
 
-/* The name of choice `idx` of an AX_P_ENUM parameter: its help starts
- * "name0|name1|...: ". Copies it into buf and returns 0, or -ERANGE when
- * there is no such choice. */
-static int enum_name(const struct ax_param *p, int64_t idx, char *buf, size_t n)
+int axs_param_enum_name(const struct axs_param_def *p, int64_t idx, char *buf,
+			size_t n)
 {
 	const char *h = p->help ? p->help : "";
 	size_t end = strcspn(h, ":");
@@ -121,12 +119,12 @@ static int enum_name(const struct ax_param *p, int64_t idx, char *buf, size_t n)
 	return -ERANGE;
 }
 
-/* The index of `text` among an AX_P_ENUM parameter's choices; a plain
+/* The index of `text` among an AXS_P_ENUM parameter's choices; a plain
  * index is accepted too. Returns 0 or -EINVAL. */
-static int parse_enum(const struct ax_param *p, const char *text, int64_t *out)
+static int parse_enum(const struct axs_param_def *p, const char *text, int64_t *out)
 {
 	char name[64];
-	for (int64_t i = 0; enum_name(p, i, name, sizeof name) == 0; i++)
+	for (int64_t i = 0; axs_param_enum_name(p, i, name, sizeof name) == 0; i++)
 		if (!strcmp(name, text)) {
 			*out = i;
 			return 0;
@@ -134,17 +132,17 @@ static int parse_enum(const struct ax_param *p, const char *text, int64_t *out)
 	return parse_int(text, out);
 }
 
-int axb_param_parse(const struct ax_param *p, const char *text,
+int axs_param_parse(const struct axs_param_def *p, const char *text,
 		    bool bare_seconds, int64_t *out)
 {
 	int64_t v = 0;
 	int err;
 
 	switch (p->type) {
-	case AX_P_INT: err = parse_int(text, &v); break;
-	case AX_P_BYTES: err = parse_bytes(text, &v); break;
-	case AX_P_DURATION: err = parse_duration(text, bare_seconds, &v); break;
-	case AX_P_ENUM: err = parse_enum(p, text, &v); break;
+	case AXS_P_INT: err = parse_int(text, &v); break;
+	case AXS_P_BYTES: err = parse_bytes(text, &v); break;
+	case AXS_P_DURATION: err = parse_duration(text, bare_seconds, &v); break;
+	case AXS_P_ENUM: err = parse_enum(p, text, &v); break;
 	default: err = -EINVAL; break;
 	}
 	if (err)
@@ -160,10 +158,10 @@ int axb_param_parse(const struct ax_param *p, const char *text,
 	return 0;
 }
 
-void axb_param_format(const struct ax_param *p, int64_t v, char *buf, size_t n)
+void axs_param_format(const struct axs_param_def *p, int64_t v, char *buf, size_t n)
 {
 	switch (p->type) {
-	case AX_P_BYTES: {
+	case AXS_P_BYTES: {
 		static const struct { int64_t m; const char *s; } u[] = {
 			{ INT64_C(1) << 30, "g" }, { INT64_C(1) << 20, "m" },
 			{ INT64_C(1) << 10, "k" },
@@ -176,7 +174,7 @@ void axb_param_format(const struct ax_param *p, int64_t v, char *buf, size_t n)
 		snprintf(buf, n, "%lld", (long long)v);
 		return;
 	}
-	case AX_P_DURATION: {
+	case AXS_P_DURATION: {
 		static const struct { int64_t m; const char *s; } u[] = {
 			{ 1000000000, "s" }, { 1000000, "ms" }, { 1000, "us" },
 		};
@@ -188,8 +186,8 @@ void axb_param_format(const struct ax_param *p, int64_t v, char *buf, size_t n)
 		snprintf(buf, n, "%lldns", (long long)v);
 		return;
 	}
-	case AX_P_ENUM:
-		if (enum_name(p, v, buf, n) == 0)
+	case AXS_P_ENUM:
+		if (axs_param_enum_name(p, v, buf, n) == 0)
 			return;
 		snprintf(buf, n, "%lld", (long long)v);
 		return;
@@ -199,18 +197,18 @@ void axb_param_format(const struct ax_param *p, int64_t v, char *buf, size_t n)
 	}
 }
 
-const char *axb_param_type_name(enum ax_param_type t)
+const char *axs_param_type_name(enum axs_param_type t)
 {
 	switch (t) {
-	case AX_P_INT: return "int";
-	case AX_P_BYTES: return "bytes";
-	case AX_P_DURATION: return "duration";
-	case AX_P_ENUM: return "enum";
+	case AXS_P_INT: return "int";
+	case AXS_P_BYTES: return "bytes";
+	case AXS_P_DURATION: return "duration";
+	case AXS_P_ENUM: return "enum";
 	}
 	return "?";
 }
 
-int axb_param_index(const struct ax_scenario *sc, const char *name)
+int axs_param_index(const struct axs_scenario *sc, const char *name)
 {
 	for (size_t i = 0; i < sc->nparams; i++)
 		if (!strcmp(sc->params[i].name, name))
@@ -218,47 +216,31 @@ int axb_param_index(const struct ax_scenario *sc, const char *name)
 	return -1;
 }
 
-int axb_param_defaults(const struct ax_scenario *sc, int64_t *values,
+int axs_param_defaults(const struct axs_scenario *sc, int64_t *values,
 		       const char **bad)
 {
-	for (size_t i = 0; i < sc->nparams && i < AXB_MAX_PARAMS; i++) {
-		if (axb_param_parse(&sc->params[i], sc->params[i].def, false,
+	for (size_t i = 0; i < sc->nparams && i < AXS_MAX_PARAMS; i++) {
+		if (axs_param_parse(&sc->params[i], sc->params[i].def, false,
 				    &values[i])) {
 			*bad = sc->params[i].name;
 			return -EINVAL;
 		}
 	}
-	if (sc->nparams > AXB_MAX_PARAMS) {
+	if (sc->nparams > AXS_MAX_PARAMS) {
 		*bad = "(too many parameters)";
 		return -EINVAL;
 	}
 	return 0;
 }
 
-json_t *axb_params_json(const struct ax_scenario *sc, const int64_t *values)
-{
-	json_t *o = json_object();
-	for (size_t i = 0; o && i < sc->nparams; i++) {
-		char name[64];
-		/* an enum by its name: the index means nothing to a reader */
-		if (sc->params[i].type == AX_P_ENUM &&
-		    enum_name(&sc->params[i], values[i], name, sizeof name) == 0)
-			json_object_set_new(o, sc->params[i].name, json_string(name));
-		else
-			json_object_set_new(o, sc->params[i].name,
-					    json_integer((json_int_t)values[i]));
-	}
-	return o;
-}
-
-void axb_params_label(const struct ax_scenario *sc, const int64_t *values,
+void axs_params_label(const struct axs_scenario *sc, const int64_t *values,
 		      char *buf, size_t n)
 {
 	size_t off = 0;
 	buf[0] = 0;
 	for (size_t i = 0; i < sc->nparams && off < n; i++) {
 		char v[64];
-		axb_param_format(&sc->params[i], values[i], v, sizeof v);
+		axs_param_format(&sc->params[i], values[i], v, sizeof v);
 		int w = snprintf(buf + off, n - off, "%s%s=%s", i ? "," : "",
 				 sc->params[i].name, v);
 		if (w < 0)

@@ -5,12 +5,12 @@
 #include <errno.h>
 #include <string.h>
 
-json_t *ax_hist_to_json(const struct ax_hist *h)
+json_t *axm_hist_to_json(const struct axm_hist *h)
 {
 	json_t *b = json_array();
 	if (!b)
 		return NULL;
-	for (size_t i = 0; i < AX_HIST_BUCKETS; i++) {
+	for (size_t i = 0; i < AXM_HIST_BUCKETS; i++) {
 		if (!h->counts[i])
 			continue;
 		json_t *pair = json_pack("[II]", (json_int_t)i,
@@ -21,9 +21,9 @@ json_t *ax_hist_to_json(const struct ax_hist *h)
 		}
 	}
 	json_t *j = json_pack("{s:s, s:i, s:i, s:s, s:I, s:I, s:I, s:I, s:f, s:o}",
-			      "layout", AX_HIST_LAYOUT,
-			      "sub_bucket_bits", AX_HIST_SUB_BITS,
-			      "top_bit", AX_HIST_TOP_BIT,
+			      "layout", AXM_HIST_LAYOUT,
+			      "sub_bucket_bits", AXM_HIST_SUB_BITS,
+			      "top_bit", AXM_HIST_TOP_BIT,
 			      "unit", "ns",
 			      "count", (json_int_t)h->count,
 			      "overflow", (json_int_t)h->overflow,
@@ -34,7 +34,7 @@ json_t *ax_hist_to_json(const struct ax_hist *h)
 	return j;
 }
 
-int ax_hist_from_json(struct ax_hist *h, const json_t *j)
+int axm_hist_from_json(struct axm_hist *h, const json_t *j)
 {
 	const char *layout = NULL;
 	int bits = 0, top = 0;
@@ -42,14 +42,14 @@ int ax_hist_from_json(struct ax_hist *h, const json_t *j)
 	double sum = 0;
 	json_t *b = NULL;
 
-	ax_hist_init(h);
+	axm_hist_init(h);
 	if (json_unpack((json_t *)j, "{s:s, s:i, s:i, s:I, s:I, s:I, s:I, s:F, s:o}",
 			"layout", &layout, "sub_bucket_bits", &bits,
 			"top_bit", &top, "count", &count, "overflow", &overflow,
 			"min", &min, "max", &max, "sum", &sum, "buckets", &b))
 		return -EINVAL;
-	if (strcmp(layout, AX_HIST_LAYOUT) || bits != AX_HIST_SUB_BITS ||
-	    top != AX_HIST_TOP_BIT || !json_is_array(b) || count < 0)
+	if (strcmp(layout, AXM_HIST_LAYOUT) || bits != AXM_HIST_SUB_BITS ||
+	    top != AXM_HIST_TOP_BIT || !json_is_array(b) || count < 0)
 		return -EINVAL;
 	uint64_t total = 0;
 	size_t k;
@@ -57,7 +57,7 @@ int ax_hist_from_json(struct ax_hist *h, const json_t *j)
 	json_array_foreach(b, k, pair) {
 		json_int_t idx, n;
 		if (json_unpack(pair, "[II]", &idx, &n) || idx < 0 ||
-		    idx >= (json_int_t)AX_HIST_BUCKETS || n < 0)
+		    idx >= (json_int_t)AXM_HIST_BUCKETS || n < 0)
 			return -EINVAL;
 		h->counts[idx] += (uint64_t)n;
 		total += (uint64_t)n;
@@ -72,16 +72,16 @@ int ax_hist_from_json(struct ax_hist *h, const json_t *j)
 	return 0;
 }
 
-json_t *ax_hist_percentiles_json(const struct ax_hist *h)
+json_t *axm_hist_percentiles_json(const struct axm_hist *h)
 {
 	return json_pack("{s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:f}",
 			 "count", (json_int_t)h->count,
 			 "min", (json_int_t)(h->count ? h->min : 0),
-			 "p50", (json_int_t)ax_hist_percentile(h, 50),
-			 "p90", (json_int_t)ax_hist_percentile(h, 90),
-			 "p99", (json_int_t)ax_hist_percentile(h, 99),
-			 "p99_9", (json_int_t)ax_hist_percentile(h, 99.9),
-			 "p99_99", (json_int_t)ax_hist_percentile(h, 99.99),
+			 "p50", (json_int_t)axm_hist_percentile(h, 50),
+			 "p90", (json_int_t)axm_hist_percentile(h, 90),
+			 "p99", (json_int_t)axm_hist_percentile(h, 99),
+			 "p99_9", (json_int_t)axm_hist_percentile(h, 99.9),
+			 "p99_99", (json_int_t)axm_hist_percentile(h, 99.99),
 			 "max", (json_int_t)(h->count ? h->max : 0),
-			 "mean", ax_hist_mean(h));
+			 "mean", axm_hist_mean(h));
 }
