@@ -18,6 +18,7 @@ extern const struct axs_scenario axs_file_read;
 extern const struct axs_scenario axs_idle_conns;
 extern const struct axs_scenario axs_connect_storm;
 extern const struct axs_scenario axs_stall_echo;
+extern const struct axs_scenario axs_example_pipeline;
 
 const struct axs_scenario *const axs_scenarios[] = {
 	&axs_tcp_echo,
@@ -39,6 +40,7 @@ const struct axs_scenario *const axs_scenarios[] = {
  * `--scenario all` (docs/harness.md). */
 static const struct axs_scenario *const hidden[] = {
 	&axs_stall_echo,
+	&axs_example_pipeline, /* docs/adding-a-scenario.md */
 	NULL,
 };
 
