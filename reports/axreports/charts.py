@@ -28,8 +28,8 @@ MAX_W = 12.5
 # The same runtime keeps the same colour in every chart of a report.
 PALETTE = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b",
            "#e377c2", "#7f7f7f", "#bcbd22", "#17becf"]
-VERDICT_COLOURS = {"slower": "#d62728", "faster": "#2ca02c", "unchanged": "#7f7f7f",
-                   "not comparable": "#c7c7c7"}
+VERDICT_COLOURS = {"worse": "#d62728", "better": "#2ca02c", "unchanged": "#7f7f7f",
+                   "inconclusive": "#ff9800", "not comparable": "#c7c7c7"}
 
 
 def require():

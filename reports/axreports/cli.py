@@ -1,12 +1,15 @@
 """Command line of the reporting side: `compare`, `report` and `record`
 (the axbench binary forwards these subcommands here).
 
-Exit status: compare 1 on a significant regression beyond the noise floor,
-otherwise 0; every command 2 on bad input (unreadable or corrupt file, wrong
-schema version, bad option), with one line `axbench: ...` on stderr.
+Exit status (docs/reports.md): 0 success (compare: pass); 1 compare found a
+regression; 2 bad input (unreadable or corrupt file, wrong schema version,
+bad option), with one line `axbench: ...` on stderr; 3 compare is
+inconclusive; 4 an internal error (a bug: one line, never a traceback,
+unless AXBENCH_DEBUG=1).
 """
 
 import argparse
+import os
 import sys
 
 from .util import InputError
@@ -38,8 +41,10 @@ def build_parser():
 
     c = sub.add_parser("compare", prog=f"{PROG} compare",
                        help="compare two result files cell by cell",
-                       description="Compare NEW against BASE cell by cell; exit 1 on a "
-                                   "significant regression beyond the noise floor.")
+                       description="Compare NEW against BASE cell by cell. Exit status: "
+                                   "0 pass, 1 regression (a cell significantly worse beyond "
+                                   "the noise floor), 2 bad input, 3 inconclusive (cells not "
+                                   "comparable or disturbed by other work), 4 internal error.")
     c.add_argument("base", metavar="BASE.json")
     c.add_argument("new", metavar="NEW.json")
     c.add_argument("--floor", type=_fraction, default=0.03,
@@ -54,7 +59,11 @@ def build_parser():
     c.add_argument("--instr-threshold", type=_fraction, default=0.01,
                    help="threshold for instruction counts (default 0.01 = 1%%)")
     c.add_argument("--resamples", type=int, default=2000,
-                   help="bootstrap resamples (default 2000)")
+                   help="bootstrap resamples, 100..100000 (default 2000)")
+    c.add_argument("--max-interference", type=_fraction, default=0.10,
+                   help="share of the pinned CPUs other processes may take "
+                        "(machine.others_share) before a wall-clock cell is not trusted "
+                        "(default 0.10 = 10%%)")
     c.add_argument("--normalize", metavar="RUNTIME",
                    help="divide every value by the same-repetition value of RUNTIME's "
                         "matching cell in the same file before comparing (cancels "
@@ -78,6 +87,9 @@ def build_parser():
                    help="ergonomics table of axbench ergo --json")
     r.add_argument("--floor", type=_fraction, default=0.03,
                    help="noise floor for the comparison and step changes (default 3%%)")
+    r.add_argument("--max-interference", type=_fraction, default=0.10,
+                   help="for the comparison: share of the pinned CPUs other processes may "
+                        "take before a wall-clock cell is not trusted (default 10%%)")
     r.add_argument("-o", "--output", metavar="DIR", required=True,
                    help="output directory (created if missing)")
 
@@ -117,3 +129,9 @@ def main(argv=None):
         return 130
     except BrokenPipeError:
         return 0
+    except Exception as e:  # a bug: say so in one line, distinct from a verdict
+        if os.environ.get("AXBENCH_DEBUG") == "1":
+            raise
+        print(f"{PROG}: internal error: {type(e).__name__}: {e} "
+              f"(set AXBENCH_DEBUG=1 for a traceback)", file=sys.stderr)
+        return 4

@@ -1,21 +1,31 @@
-"""`axbench compare BASE.json NEW.json`: is NEW slower than BASE, per cell,
-and how sure are we.
+"""`axbench compare BASE.json NEW.json`: is NEW worse than BASE, per cell,
+how sure are we, and can the answer be trusted at all.
 
 Cells are matched by implementation, scenario and parameter values. For
-each metric with a declared direction the ratio of medians NEW/BASE gets a 95% percentile
+each gated metric the ratio of medians NEW/BASE gets a 95% percentile
 bootstrap confidence interval and a two-sided Mann-Whitney U test over the
-per-repetition values. A change counts only when it is significant (p below
-the level AND the interval excludes 1) AND beyond the noise floor (the whole
-interval lies outside 1 +- floor, as Criterion.rs decides "change within
-noise threshold"): a noisy machine then produces "unchanged", not a false
-alarm. Metrics counted by callgrind (unit "instructions") do not move with
-machine noise and use a plain threshold.
+per-repetition values (or, for the two sides of one `axbench ab` run, the
+per-pair ratios get a Wilcoxon signed-rank test and a paired bootstrap). A
+change counts only when it is significant (p below the level AND the
+interval excludes 1) AND beyond the noise floor (the whole interval lies
+outside 1 +- floor, as Criterion.rs decides "change within noise
+threshold"). Metrics counted by callgrind (unit "instructions") do not move
+with machine noise and use a plain threshold.
 
-A cell is "slower" when any gated metric got significantly worse beyond
-the floor (in its declared direction), "faster" when some got better and
-none worse, "unchanged" otherwise, and "not comparable" when it is missing
-on one side, failed on either side, or has too few repetitions to ever
-reach significance. The exit status is 1 only when some cell is slower.
+By default each scenario gates on its stable figure (DEFAULT_GATES): the
+server's CPU per message for network scenarios, whose throughput and
+latency on a small machine are mostly the load generator's; a local
+scenario's own cost per operation; instruction counts wherever present.
+
+Metric and cell verdicts: worse, better, unchanged, not comparable; a cell
+is also inconclusive when a change rests on repetitions that other work
+disturbed (interference), that the load generator bounded, or that split
+into two groups (bimodal); cells unsupported on both sides are left out.
+The gate: *regression* (exit 1) when some cell is worse; otherwise
+*inconclusive* (exit 3) when any cell is inconclusive or not comparable,
+when nothing could be compared, or when other processes took more than
+--max-interference of the pinned CPUs in either file (not for a paired A/B
+run, which cancels it); otherwise *pass* (exit 0). Bad input is exit 2.
 """
 
 import json
@@ -27,32 +37,82 @@ from .results import load_results, short_label, varying_params
 from .util import InputError, finite, fmt_pct, fmt_value, warn
 
 COMPARE_SCHEMA = "axbench-compare"
-COMPARE_VERSION = 1
+COMPARE_VERSION = 2
+
+# The gate's exit codes (docs/reports.md); 2 is bad input, as everywhere.
+EXIT_PASS = 0
+EXIT_REGRESSION = 1
+EXIT_BAD_INPUT = 2
+EXIT_INCONCLUSIVE = 3
 
 DEFAULT_FLOOR = 0.03
 DEFAULT_ALPHA = 0.05
 DEFAULT_INSTR_THRESHOLD = 0.01
 DEFAULT_RESAMPLES = 2000
+MAX_RESAMPLES = 100000
+# Other processes' share of the pinned CPUs above which a wall-clock
+# figure is not trusted (machine.others_share, docs/harness.md).
+DEFAULT_MAX_INTERFERENCE = 0.10
+# A gap between two consecutive sorted repetitions larger than this share
+# of their median splits them into two groups: the cell is bimodal.
+BIMODAL_GAP = 0.25
 # The bootstrap stream of a metric is seeded from this and the cell and
 # metric names, so every run of compare on the same files agrees.
 SEED = 0x61786263
+
+# What each scenario gates on by default: its stable figure. On a 2-CPU
+# machine closed-loop throughput and latency are the load generator's as
+# much as the server's and swing 10-50% beside other work, while the
+# server's CPU per message moves 2-5% (DESIGN.md section 7); local
+# scenarios run on one pinned CPU and their cost per operation is theirs.
+DEFAULT_GATES = {
+    "tcp_echo": ("server_cpu_us_per_msg",),
+    "http_plaintext": ("server_cpu_us_per_msg",),
+    "rpc_fanout": ("server_cpu_us_per_msg",),
+    "fairness": ("server_cpu_us_per_msg",),
+    "connect_storm": ("server_cpu_us_per_msg",),
+    "stall_echo": ("server_cpu_us_per_msg",),
+    "idle_conns": ("server_rss_per_conn",),
+    "spawn_join": ("spawn_join_ns",),
+    "ctx_switch": ("switch_ns",),
+    # the cross-thread round trip is a cross-CPU wake (~30 us on VMs)
+    "chan_pingpong": ("local_rtt_ns",),
+    "timers": ("arm_fire_ns", "churn_ns"),
+    "blocking_offload": ("calls_per_s",),
+    "file_read": ("seq_warm_mib_s",),
+}
 
 # Percentiles above the median move with whatever else the machine runs
 # (one descheduling of the server lands in p90 and above), and the extreme
 # tail of a short run rests on a handful of samples. They are compared and
 # reported, but decide the verdict only when named (--metric) or with
-# --metric all. So do metrics without a direction: they are not compared.
+# --metric all.
 TAIL_SUFFIXES = ("_p90", "_p99", "_p99_9", "_p99_99", "_max")
+# Figures every cell carries that describe the process, not the scenario;
+# gated only when named.
+GENERIC = {"cpu_s", "wall_s", "maxrss_kib", "server_maxrss_kib", "tcp_retransmits",
+           "throughput_mib", "msgs_per_cpu_s"}
+# Figures that measure the load generator as much as the server: a change
+# in them is not trusted when the load generator was the bottleneck.
+LOAD_BOUND = ("throughput", "throughput_mib", "latency_", "msgs_per_cpu_s")
 
 # Fewer values than this on a side is "too few reps" whatever the test
 # could say (a median of two is not a median).
 MIN_REPS = 3
 
 
-def default_gate(metric):
-    """Whether a metric takes part in the verdict by default: it declares a
-    direction and is not a tail percentile."""
-    return metric.better != 0 and not metric.name.endswith(TAIL_SUFFIXES)
+def default_gate(metric, scenario=None):
+    """Whether a metric takes part in the verdict by default: instruction
+    counts always; the scenario's stable figure (DEFAULT_GATES); for a
+    scenario without an entry, every metric with a direction except the
+    tail percentiles and the generic process figures."""
+    if metric.better == 0:
+        return False
+    if metric.instructions:
+        return True
+    if scenario in DEFAULT_GATES:
+        return metric.name in DEFAULT_GATES[scenario]
+    return not metric.name.endswith(TAIL_SUFFIXES) and metric.name not in GENERIC
 
 
 def parse_metric_option(values):
@@ -67,34 +127,38 @@ def parse_metric_option(values):
 class Settings:
     def __init__(self, floor=DEFAULT_FLOOR, alpha=DEFAULT_ALPHA, metrics=None,
                  instr_threshold=DEFAULT_INSTR_THRESHOLD, resamples=DEFAULT_RESAMPLES,
-                 normalize=None):
+                 normalize=None, max_interference=DEFAULT_MAX_INTERFERENCE):
         if not (0 <= floor < 1):
             raise InputError(f"--floor must be in [0, 1), e.g. 0.03 for 3%, not {floor}")
         if not (0 < alpha < 1):
             raise InputError(f"--alpha must be in (0, 1), not {alpha}")
         if not (0 <= instr_threshold < 1):
             raise InputError(f"--instr-threshold must be in [0, 1), not {instr_threshold}")
-        if resamples < 100:
-            raise InputError(f"--resamples must be at least 100, not {resamples}")
+        if not (100 <= resamples <= MAX_RESAMPLES):
+            raise InputError(f"--resamples must be in [100, {MAX_RESAMPLES}], not {resamples}")
+        if not (0 < max_interference <= 1):
+            raise InputError(f"--max-interference must be in (0, 1], e.g. 0.1 for 10%, "
+                             f"not {max_interference}")
         self.floor = floor
         self.alpha = alpha
         self.metrics = metrics or []
         self.instr_threshold = instr_threshold
         self.resamples = resamples
         self.normalize = normalize
+        self.max_interference = max_interference
 
     def compared(self, metric):
         """Every metric with a direction is compared and reported."""
         return metric.better != 0
 
-    def gates(self, metric):
+    def gates(self, metric, scenario=None):
         """Whether the metric decides the cell's verdict."""
         if not self.metrics:
-            return default_gate(metric)
+            return default_gate(metric, scenario)
         if "all" in self.metrics:
             return metric.better != 0
         return metric.name in self.metrics or ("default" in self.metrics
-                                               and default_gate(metric))
+                                               and default_gate(metric, scenario))
 
     def as_json(self):
         return {
@@ -102,10 +166,13 @@ class Settings:
             "alpha": self.alpha,
             "ci_level": 0.95,
             "metrics": self.metrics or ["default"],
+            "default_gates": {k: list(v) for k, v in DEFAULT_GATES.items()},
             "instructions_threshold": self.instr_threshold,
             "bootstrap_resamples": self.resamples,
             "bootstrap_seed": SEED,
             "normalize": self.normalize,
+            "max_interference": self.max_interference,
+            "bimodal_gap": BIMODAL_GAP,
         }
 
 
@@ -193,8 +260,9 @@ def _seed(cell_key, metric):
     return SEED ^ zlib.crc32(text.encode())
 
 
-def compare_metric(cell_key, metric, base_vals, new_vals, settings):
-    """Compare one metric of one cell; returns a dict (see docs/reports.md)."""
+def compare_metric(cell_key, metric, base_vals, new_vals, settings, paired=False):
+    """Compare one metric of one cell; returns a dict (see docs/reports.md).
+    paired: base_vals[k] and new_vals[k] ran back to back (axbench ab)."""
     m = {
         "metric": metric.name,
         "unit": metric.unit,
@@ -208,6 +276,7 @@ def compare_metric(cell_key, metric, base_vals, new_vals, settings):
         "ci_high": None,
         "p_value": None,
         "test": None,
+        "paired": False,
         "significant": False,
         "beyond_floor": False,
         "verdict": "not comparable",
@@ -217,8 +286,18 @@ def compare_metric(cell_key, metric, base_vals, new_vals, settings):
         m["reason"] = "no values on one side"
         return m
     bm, nm = m["base_median"], m["new_median"]
-    if not (finite(bm) and finite(nm)) or bm == 0:
-        m["reason"] = "baseline median is zero" if bm == 0 else "non-finite median"
+    if not (finite(bm) and finite(nm)):
+        m["reason"] = "non-finite median"
+        return m
+    if bm == 0:
+        if nm == 0:
+            # a counter that stayed at zero (retransmits, failures) did not
+            # change; it is not "not comparable"
+            m["ratio"] = 1.0
+            m["test"] = "zero"
+            m["verdict"] = "unchanged"
+            return m
+        m["reason"] = f"BASE median is 0 and NEW's is {fmt_value(nm, metric.unit)}: no ratio"
         return m
     ratio = nm / bm
     m["ratio"] = ratio
@@ -232,23 +311,39 @@ def compare_metric(cell_key, metric, base_vals, new_vals, settings):
         if m["beyond_floor"]:
             m["verdict"] = "worse" if worse_dir else "better"
         else:
-            m["verdict"] = "same"
+            m["verdict"] = "unchanged"
         return m
 
-    if len(base_vals) < MIN_REPS or len(new_vals) < MIN_REPS:
-        m["reason"] = f"too few reps ({len(base_vals)} vs {len(new_vals)}; at least {MIN_REPS})"
-        return m
-    if stats.min_two_sided_p(len(base_vals), len(new_vals)) >= settings.alpha:
-        m["reason"] = (f"too few reps ({len(base_vals)} vs {len(new_vals)}) for p < "
-                       f"{settings.alpha:g} to be reachable")
-        return m
-    lo, hi = stats.bootstrap_ratio_ci(base_vals, new_vals, 0.95, settings.resamples,
-                                      _seed(cell_key, metric.name))
-    _, p, method = stats.mann_whitney(new_vals, base_vals)
+    if paired and len(base_vals) == len(new_vals) and all(v > 0 for v in base_vals):
+        m["paired"] = True
+        n = len(base_vals)
+        if stats.min_signed_rank_p(n) >= settings.alpha:
+            m["reason"] = (f"too few pairs ({n}) for p < {settings.alpha:g} to be "
+                           f"reachable (at least 6)")
+            return m
+        ratios = [b2 / b1 for b1, b2 in zip(base_vals, new_vals)]
+        m["ratio"] = ratio = stats.median(ratios)
+        worse_dir = (ratio < 1) if metric.better > 0 else (ratio > 1)
+        lo, hi = stats.bootstrap_paired_ci(ratios, 0.95, settings.resamples,
+                                           _seed(cell_key, metric.name))
+        _, p, method = stats.wilcoxon_signed_rank([math.log(r) for r in ratios])
+        m["test"] = f"wilcoxon-{method}"
+    else:
+        if len(base_vals) < MIN_REPS or len(new_vals) < MIN_REPS:
+            m["reason"] = (f"too few reps ({len(base_vals)} vs {len(new_vals)}; "
+                           f"at least {MIN_REPS})")
+            return m
+        if stats.min_two_sided_p(len(base_vals), len(new_vals)) >= settings.alpha:
+            m["reason"] = (f"too few reps ({len(base_vals)} vs {len(new_vals)}) for p < "
+                           f"{settings.alpha:g} to be reachable (at least 4 vs 4)")
+            return m
+        lo, hi = stats.bootstrap_ratio_ci(base_vals, new_vals, 0.95, settings.resamples,
+                                          _seed(cell_key, metric.name))
+        _, p, method = stats.mann_whitney(new_vals, base_vals)
+        m["test"] = f"mann-whitney-{method}"
     m["ci_low"] = lo if finite(lo) else None
     m["ci_high"] = hi if finite(hi) else None
     m["p_value"] = p
-    m["test"] = f"mann-whitney-{method}"
     ci_excludes_1 = finite(lo) and finite(hi) and (lo > 1 or hi < 1)
     m["significant"] = p < settings.alpha and ci_excludes_1
     # beyond the floor: the whole confidence interval, not just the point
@@ -259,12 +354,80 @@ def compare_metric(cell_key, metric, base_vals, new_vals, settings):
     if m["significant"] and m["beyond_floor"]:
         m["verdict"] = "worse" if worse_dir else "better"
     else:
-        m["verdict"] = "same"
+        m["verdict"] = "unchanged"
     return m
 
 
 # ---------------------------------------------------------------------------
+# What can make a cell's figures untrustworthy
+
+def cell_flags(b, n, gated_names, settings, paired):
+    """[{kind, detail}] for a cell: interference (others took more than the
+    threshold of the pinned CPUs on either side; not for a paired run),
+    loadgen-bound (the load generator was the bottleneck on either side),
+    bimodal (a gated metric's repetitions split into two groups)."""
+    flags = []
+    shares = [(side, c.others_share()) for side, c in (("BASE", b), ("NEW", n))]
+    busy = [(side, v) for side, v in shares if v is not None and v > settings.max_interference]
+    if busy:
+        flags.append({
+            "kind": "interference",
+            "blocking": not paired,
+            "detail": "other processes took " + " and ".join(
+                f"{min(v, 1.0) * 100:.0f}% ({side})" for side, v in busy)
+            + " of the pinned CPUs"
+            + (" (paired A/B: cancelled pair by pair)" if paired else ""),
+        })
+    sat = [side for side, c in (("BASE", b), ("NEW", n)) if c.loadgen_saturated]
+    if sat:
+        flags.append({"kind": "loadgen-bound", "blocking": False,
+                      "detail": f"the load generator was the bottleneck in {' and '.join(sat)}"})
+    for name in gated_names:
+        for side, c in (("BASE", b), ("NEW", n)):
+            mt = c.metrics.get(name)
+            if mt is None or mt.instructions:
+                continue
+            gap, lo, hi = stats.split_gap(mt.values)
+            if gap > BIMODAL_GAP:
+                flags.append({
+                    "kind": "bimodal", "blocking": False,
+                    "detail": f"{name} in {side} split into {len(lo)} and {len(hi)} "
+                              f"repetitions ({fmt_value(lo[-1], mt.unit)} vs "
+                              f"{fmt_value(hi[0], mt.unit)})",
+                    "metric": name,
+                })
+                break
+    return flags
+
+
+def _tainted(mc, flags):
+    """Why a worse or better verdict of metric mc cannot be trusted, or
+    None."""
+    if mc["unit"] == "instructions":
+        return None
+    for f in flags:
+        if f["kind"] == "interference" and f["blocking"]:
+            return f["detail"]
+        if f["kind"] == "bimodal" and f.get("metric") == mc["metric"]:
+            return f["detail"]
+        if f["kind"] == "loadgen-bound" and mc["metric"].startswith(LOAD_BOUND):
+            return f["detail"]
+    return None
+
+
+# ---------------------------------------------------------------------------
 # The comparison
+
+CELL_VERDICTS = ("worse", "better", "unchanged", "inconclusive", "not comparable",
+                 "unsupported", "reference")
+
+
+def is_paired(base, new):
+    """Whether BASE and NEW are the two sides of one axbench ab run."""
+    a, b = base.ab, new.ab
+    return bool(a and b and a.get("run_id") and a.get("run_id") == b.get("run_id")
+                and a.get("side") != b.get("side"))
+
 
 def compare_docs(base, new, settings):
     """Compare two loaded result documents; returns the JSON-ready report."""
@@ -273,6 +436,7 @@ def compare_docs(base, new, settings):
     new_by = {c.key: c for c in new.cells}
     keys = list(base_by)
     keys += [k for k in new_by if k not in base_by]
+    paired = is_paired(base, new)
 
     base_norm = new_norm = None
     if settings.normalize:
@@ -306,13 +470,19 @@ def compare_docs(base, new, settings):
             "new_status": n.status if n else None,
             "verdict": "not comparable",
             "reason": None,
+            "flags": [],
             "metrics": [],
         }
         cells.append(entry)
         if b is None or n is None:
             entry["reason"] = "only in BASE" if n is None else "only in NEW"
             continue
+        if b.unsupported and n.unsupported:
+            entry["verdict"] = "unsupported"
+            entry["reason"] = b.message or "unsupported on both sides"
+            continue
         if settings.normalize and key[0] == settings.normalize:
+            entry["verdict"] = "reference"
             entry["reason"] = "normalization reference"
             continue
         if not b.ok or not n.ok:
@@ -335,24 +505,38 @@ def compare_docs(base, new, settings):
             if settings.normalize:
                 bv = base_norm[key].get(name, [])
                 nv = new_norm[key].get(name, [])
-            mc = compare_metric(key, bm, bv, nv, settings)
-            mc["gated"] = settings.gates(bm)
+            mc = compare_metric(key, bm, bv, nv, settings, paired=paired)
+            mc["gated"] = settings.gates(bm, key[1])
             entry["metrics"].append(mc)
         gated = [m for m in entry["metrics"] if m["gated"]]
         if not gated:
-            entry["reason"] = "no gated metric in both files"
+            wanted = ", ".join(DEFAULT_GATES.get(key[1], ())) or "a metric with a direction"
+            entry["reason"] = f"no gated metric in both files (expected {wanted})"
             continue
-        verdicts = [m["verdict"] for m in gated]
-        if "worse" in verdicts:
-            entry["verdict"] = "slower"
-        elif "better" in verdicts:
-            entry["verdict"] = "faster"
-        elif all(v == "not comparable" for v in verdicts):
-            entry["reason"] = "; ".join(sorted({m["reason"] for m in gated if m["reason"]}))
+        wall = [m for m in gated if m["unit"] != "instructions"]
+        entry["flags"] = cell_flags(b, n, [m["metric"] for m in wall], settings,
+                                    paired) if wall else []
+        for m in gated:
+            if m["verdict"] in ("worse", "better"):
+                m["tainted"] = _tainted(m, entry["flags"])
+        worse = [m for m in gated if m["verdict"] == "worse" and not m.get("tainted")]
+        shaky = [m for m in gated if m["verdict"] in ("worse", "better") and m.get("tainted")]
+        better = [m for m in gated if m["verdict"] == "better" and not m.get("tainted")]
+        lost = [m for m in gated if m["verdict"] == "not comparable"]
+        if worse:
+            entry["verdict"] = "worse"
+        elif shaky:
+            entry["verdict"] = "inconclusive"
+            entry["reason"] = "; ".join(
+                f"{m['metric']} {fmt_pct(m['ratio'])} but {m['tainted']}" for m in shaky)
+        elif lost:
+            entry["reason"] = "; ".join(f"{m['metric']}: {m['reason']}" for m in lost)
+        elif better:
+            entry["verdict"] = "better"
         else:
             entry["verdict"] = "unchanged"
 
-    counts = {v: 0 for v in ("slower", "faster", "unchanged", "not comparable")}
+    counts = {v: 0 for v in CELL_VERDICTS}
     for c in cells:
         counts[c["verdict"]] += 1
 
@@ -378,26 +562,113 @@ def compare_docs(base, new, settings):
     regressions = [
         {"runtime": c["runtime"], "scenario": c["scenario"], "label": c["label"],
          "metrics": [m["metric"] for m in c["metrics"] if m["verdict"] == "worse"
-                     and m["gated"]]}
-        for c in cells if c["verdict"] == "slower"
+                     and m["gated"] and not m.get("tainted")]}
+        for c in cells if c["verdict"] == "worse"
     ]
+    interference = interference_summary(cells, settings, base, new)
+    verdict, why = gate_verdict(cells, counts, interference, paired)
     diffs = env_differences(base, new)
     return {
         "schema": COMPARE_SCHEMA,
         "schema_version": COMPARE_VERSION,
         "base": _doc_info(base),
         "new": _doc_info(new),
+        "paired": paired,
         "settings": settings.as_json(),
         "environment_differences": [{"fact": l, "base": a, "new": b} for l, a, b in diffs],
+        "interference": interference,
         "cells": cells,
         "summary": {
+            "verdict": verdict,
+            "why": why,
             "counts": counts,
+            "compared": sum(counts[v] for v in ("worse", "better", "unchanged")),
             "geomeans": geomeans,
             "regressions": regressions,
             "regression": bool(regressions),
         },
-        "exit_code": 1 if regressions else 0,
+        "exit_code": {"pass": EXIT_PASS, "regression": EXIT_REGRESSION,
+                      "inconclusive": EXIT_INCONCLUSIVE}[verdict],
     }
+
+
+def interference_summary(cells, settings, base, new):
+    """How much other work shared the pinned CPUs in each file (median and
+    maximum over its cells), and which compared cells it disturbed, for the
+    top of the output."""
+    touched = [c for c in cells if any(f["kind"] == "interference" for f in c["flags"])]
+    bound = [c for c in cells if any(f["kind"] == "loadgen-bound" for f in c["flags"])]
+    bimodal = [c for c in cells if any(f["kind"] == "bimodal" for f in c["flags"])]
+    sides = {}
+    for side, doc in (("base", base), ("new", new)):
+        shares = sorted(v for v in (c.others_share() for c in doc.cells if c.ok)
+                        if v is not None)
+        sides[side] = {
+            "median": stats.median(shares) if shares else None,
+            "max": shares[-1] if shares else None,
+            "cells_above": sum(1 for v in shares if v > settings.max_interference),
+        }
+    return {
+        "threshold": settings.max_interference,
+        "base": sides["base"],
+        "new": sides["new"],
+        "cells": [c["id"] for c in touched],
+        "blocking": any(f["blocking"] for c in touched for f in c["flags"]
+                        if f["kind"] == "interference"),
+        "loadgen_bound_cells": [c["id"] for c in bound],
+        "bimodal_cells": [c["id"] for c in bimodal],
+    }
+
+
+def interference_text(inter):
+    """One line for the top of the output, or None when nothing exceeded
+    the threshold."""
+    if not inter["cells"]:
+        return None
+    parts = []
+    for side in ("base", "new"):
+        d = inter[side]
+        if d["median"] is not None:
+            parts.append(f"a median {min(d['median'], 1) * 100:.0f}% (max "
+                         f"{min(d['max'], 1) * 100:.0f}%) in {side.upper()}")
+    text = ("other processes took " + " and ".join(parts) + " of the pinned CPUs; "
+            f"{len(inter['cells'])} compared cell(s) are above the "
+            f"{inter['threshold'] * 100:g}% threshold and marked")
+    if not inter["blocking"]:
+        text += " (paired A/B: each pair saw the same machine, so this is reported only)"
+    return text
+
+
+def gate_verdict(cells, counts, interference, paired):
+    """('pass' | 'regression' | 'inconclusive', [reasons])."""
+    if counts["worse"]:
+        return "regression", [f"{counts['worse']} cell(s) significantly worse beyond the floor"]
+    why = []
+    if counts["inconclusive"]:
+        why.append(f"{counts['inconclusive']} cell(s) changed, but on repetitions that "
+                   f"cannot be trusted (interference, load-generator-bound or bimodal)")
+    if counts["not comparable"]:
+        reasons = {}
+        for c in cells:
+            if c["verdict"] == "not comparable":
+                r = c["reason"] or "?"
+                r = r.split("; ")[0]
+                r = r.split(": ", 1)[1] if ": " in r and r.split(": ", 1)[0].isidentifier() else r
+                reasons[r] = reasons.get(r, 0) + 1
+        top = sorted(reasons.items(), key=lambda kv: -kv[1])[:3]
+        why.append(f"{counts['not comparable']} cell(s) not comparable (" +
+                   "; ".join(f"{k}: {v}" for k, v in top) + ")")
+    compared = counts["worse"] + counts["better"] + counts["unchanged"]
+    if compared == 0 and not why:
+        why.append("no cell could be compared")
+    if interference["blocking"]:
+        why.append(f"other processes disturbed {len(interference['cells'])} cell(s) "
+                   f"beyond {interference['threshold'] * 100:g}% of the pinned CPUs: "
+                   f"an unchanged verdict there may hide a change (run on a quiet "
+                   f"machine, or use axbench ab)")
+    return ("inconclusive", why) if why else ("pass", [
+        f"{compared} cell(s) compared, none significantly worse"
+        + (" (paired A/B)" if paired else "")])
 
 
 def _doc_info(doc):
@@ -432,52 +703,87 @@ def metric_change_text(m):
     return text
 
 
-VERDICT_MARK = {"slower": "**slower**", "faster": "faster", "unchanged": "unchanged",
-                "not comparable": "not comparable"}
+VERDICT_MARK = {"worse": "**worse**", "better": "better", "unchanged": "unchanged",
+                "inconclusive": "*inconclusive*", "not comparable": "not comparable",
+                "unsupported": "unsupported", "reference": "reference"}
+GATE_MARK = {"pass": "PASS", "regression": "REGRESSION", "inconclusive": "INCONCLUSIVE"}
 
 
 def _md_escape(s):
     return str(s).replace("|", "\\|").replace("\n", " ")
 
 
+def _flags_text(c):
+    return "; ".join(f"{f['kind']}: {f['detail']}" for f in c["flags"])
+
+
 def to_markdown(rep, title="axbench compare"):
     s = rep["settings"]
     b, n = rep["base"], rep["new"]
-    counts = rep["summary"]["counts"]
+    summ = rep["summary"]
+    counts = summ["counts"]
     lines = [f"# {title}", ""]
+    # what disturbed the measurement comes first, before any verdict
+    inter = rep["interference"]
+    itext = interference_text(inter)
+    if itext:
+        lines.append(f"> **Interference:** {itext}")
+    for d in rep["environment_differences"]:
+        lines.append(f"> **Warning:** environment differs: {d['fact']}: BASE "
+                     f"`{d['base']}`, NEW `{d['new']}`")
+    if itext or rep["environment_differences"]:
+        lines.append("")
+    lines.append(f"**Verdict: {GATE_MARK[summ['verdict']]}** (exit {rep['exit_code']}): "
+                 + "; ".join(summ["why"]))
+    lines.append("")
+    lines.append(f"{counts['worse']} worse, {counts['better']} better, "
+                 f"{counts['unchanged']} unchanged, {counts['inconclusive']} inconclusive, "
+                 f"{counts['not comparable']} not comparable; {counts['unsupported']} "
+                 f"unsupported on both sides left out"
+                 + (f"; {counts['reference']} normalization reference(s)"
+                    if counts["reference"] else ""))
+    lines.append("")
     lines.append(f"- BASE: `{b['path']}` (commit {str(b['commit'])[:12]}, {b['time']})")
     lines.append(f"- NEW: `{n['path']}` (commit {str(n['commit'])[:12]}, {n['time']})")
-    crit = (f"- a change counts when p < {s['alpha']:g} (Mann-Whitney U) and the 95% "
-            f"bootstrap CI of the ratio of medians lies entirely beyond the noise floor "
+    if rep["paired"]:
+        lines.append("- paired: the two sides of one `axbench ab` run; repetition k of each "
+                     "ran back to back, so each change is judged pair by pair (Wilcoxon "
+                     "signed-rank, paired bootstrap)")
+    crit = (f"- a change counts when p < {s['alpha']:g} and the 95% "
+            f"bootstrap CI of the ratio lies entirely beyond the noise floor "
             f"(+-{s['floor'] * 100:g}%); instruction counts use a plain "
             f"{s['instructions_threshold'] * 100:g}% threshold")
     lines.append(crit)
     gate = ", ".join(s["metrics"]) if s["metrics"] != ["default"] else (
-        "every metric with a direction except the tail percentiles (p90 and above)")
+        "each scenario's stable figure (server CPU per message for network "
+        "scenarios, the cost per operation for local ones, instruction counts)")
     lines.append(f"- metrics deciding the verdict: {gate}")
     if s["normalize"]:
         lines.append(f"- values normalized by `{s['normalize']}` measured in the same run")
     lines.append("")
-    for d in rep["environment_differences"]:
-        lines.append(f"> **Warning:** environment differs: {d['fact']}: BASE "
-                     f"`{d['base']}`, NEW `{d['new']}`")
-    if rep["environment_differences"]:
-        lines.append("")
-    verdict = ("REGRESSION" if rep["summary"]["regression"] else "no significant regression")
-    lines.append(f"**{counts['slower']} slower, {counts['faster']} faster, "
-                 f"{counts['unchanged']} unchanged, {counts['not comparable']} not "
-                 f"comparable: {verdict}**")
-    lines.append("")
-    lines.append("| runtime | scenario | params | verdict | significant changes beyond the floor |")
+    shown = [c for c in rep["cells"] if c["verdict"] != "unsupported"]
+    lines.append("| runtime | scenario | params | verdict | why |")
     lines.append("|---|---|---|---|---|")
-    for c in rep["cells"]:
+    for c in shown:
         changed = [f"{m['metric']} {metric_change_text(m)}" for m in c["metrics"]
                    if m["verdict"] in ("worse", "better") and m["gated"]]
-        why = "; ".join(changed) if changed else (c["reason"] or "none")
+        why = "; ".join(changed)
+        if c["reason"] and c["verdict"] != "worse":
+            why = c["reason"] if not why or c["verdict"] == "inconclusive" else why
+        if c["flags"]:
+            why = (why + "; " if why else "") + _flags_text(c)
         lines.append(f"| {c['runtime']} | {c['scenario']} | {_md_escape(c['label'])} | "
-                     f"{VERDICT_MARK[c['verdict']]} | {_md_escape(why)} |")
+                     f"{VERDICT_MARK[c['verdict']]} | {_md_escape(why or '-')} |")
+    unsup = {}
+    for c in rep["cells"]:
+        if c["verdict"] == "unsupported":
+            unsup.setdefault(c["runtime"], []).append(c["scenario"])
+    if unsup:
+        lines.append("")
+        lines.append("Unsupported on both sides (left out): " + "; ".join(
+            f"{rt}: {', '.join(sorted(set(sc)))}" for rt, sc in sorted(unsup.items())))
     lines.append("")
-    geo = rep["summary"]["geomeans"]
+    geo = summ["geomeans"]
     if geo:
         rts = sorted({rt for g in geo.values() for rt in g["by_runtime"]})
         lines.append("## Geometric mean of NEW/BASE per metric")
@@ -495,12 +801,14 @@ def to_markdown(rep, title="axbench compare"):
     lines.append("")
     lines.append("| runtime | scenario | params | metric | BASE | NEW | change [95% CI] | p | test | verdict |")
     lines.append("|---|---|---|---|---|---|---|---|---|---|")
-    for c in rep["cells"]:
+    for c in shown:
         for m in c["metrics"]:
             unit = "x" if s["normalize"] else m["unit"]
             p = f"{m['p_value']:.3g}" if m["p_value"] is not None else ""
             change = (fmt_pct(m["ratio"]) + _ci_text(m)) if m["ratio"] is not None else "n/a"
             verdict = m["verdict"] if not m["reason"] else f"{m['verdict']} ({m['reason']})"
+            if m.get("tainted"):
+                verdict += f" (not trusted: {m['tainted']})"
             if not m["gated"]:
                 verdict += " (not gated)"
             lines.append(
@@ -517,7 +825,8 @@ def run(args):
     settings = Settings(floor=args.floor, alpha=args.alpha,
                         metrics=parse_metric_option(args.metric),
                         instr_threshold=args.instr_threshold,
-                        resamples=args.resamples, normalize=args.normalize)
+                        resamples=args.resamples, normalize=args.normalize,
+                        max_interference=args.max_interference)
     base = load_results(args.base)
     new = load_results(args.new)
     # the environment warning comes first, before any verdict

@@ -91,8 +91,9 @@ figcaption { color: var(--muted); font-size: 12px; max-width: 720px; }
 td.pass { background: #c8e6c9; } td.fail { background: #ffcdd2; }
 td.unsup { background: #eeeeee; color: #666; } td.timeout { background: #ffe0b2; }
 td.crash { background: #e57373; color: #fff; } td.pending { background: #fff9c4; }
-td.slower { background: #ffcdd2; } td.faster { background: #c8e6c9; }
+td.worse { background: #ffcdd2; } td.better { background: #c8e6c9; }
 td.unchanged { background: #f1f3f5; } td.nc { background: #eeeeee; color: #666; }
+td.inconclusive { background: #ffe0b2; }
 .conform td { text-align: center; font-size: 12px; }
 .conform td.case { text-align: left; white-space: nowrap; }
 details { margin: 6px 0; } summary { cursor: pointer; color: #0b5cad; }
@@ -186,7 +187,8 @@ def rss_kib(cell):
 
 
 class Report:
-    def __init__(self, doc, conform=None, base=None, hist=None, floor=0.03, ergo=None):
+    def __init__(self, doc, conform=None, base=None, hist=None, floor=0.03, ergo=None,
+                 max_interference=0.10):
         self.doc = doc
         self.ergo = ergo
         self.conform = conform
@@ -209,7 +211,8 @@ class Report:
                 self.scenarios.append(c.scenario)
         self.comparison = None
         if base:
-            self.comparison = compare_docs(base, doc, Settings(floor=floor))
+            self.comparison = compare_docs(base, doc, Settings(
+                floor=floor, max_interference=max_interference))
         self.md = []
 
     # -- helpers -----------------------------------------------------------
@@ -715,10 +718,15 @@ class Report:
             parts.append(f'<p class="warn">Environment differs: {esc(dff["fact"])}: BASE '
                          f"<code>{esc(dff['base'])}</code>, NEW <code>{esc(dff['new'])}</code>"
                          "</p>")
-        cls = "bad" if rep["summary"]["regression"] else "good"
-        parts.append(f'<p class="{cls}"><b>{counts["slower"]} slower, {counts["faster"]} '
-                     f'faster, {counts["unchanged"]} unchanged, {counts["not comparable"]} not '
-                     f"comparable</b> against <code>{esc(rep['base']['path'])}</code> (commit "
+        summ = rep["summary"]
+        cls = {"regression": "bad", "pass": "good"}.get(summ["verdict"], "warn")
+        parts.append(f'<p class="{cls}"><b>Verdict: {esc(summ["verdict"].upper())}</b>: '
+                     f'{esc("; ".join(summ["why"]))}</p>')
+        parts.append(f'<p><b>{counts["worse"]} worse, {counts["better"]} '
+                     f'better, {counts["unchanged"]} unchanged, {counts["inconclusive"]} '
+                     f'inconclusive, {counts["not comparable"]} not '
+                     f"comparable</b> ({counts['unsupported']} unsupported on both sides left "
+                     f"out) against <code>{esc(rep['base']['path'])}</code> (commit "
                      f"{esc(str(rep['base']['commit'])[:12])}). A change counts when the "
                      "Mann-Whitney U test gives p &lt; 0.05 and the 95% bootstrap CI of the "
                      "ratio of medians lies entirely beyond the "
@@ -739,14 +747,18 @@ class Report:
                                                    rep["settings"]["floor"]),
                                 "Per cell, the gated metric that decided its verdict (else its "
                                 "headline metric), with the 95% bootstrap CI; colour: the "
-                                "verdict (red slower, green faster, grey unchanged)."))
+                                "verdict (red worse, green better, orange inconclusive, grey unchanged)."))
         rows, classes = [], []
         for c in rep["cells"]:
+            if c["verdict"] == "unsupported":
+                continue
             changed = [f"{m['metric']} {metric_change_text(m)}" for m in c["metrics"]
                        if m["verdict"] in ("worse", "better") and m["gated"]]
-            rows.append((c["runtime"], c["scenario"], c["label"], c["verdict"],
-                         "; ".join(changed) or c["reason"] or "none"))
-            classes.append([None, None, None, {"slower": "slower", "faster": "faster",
+            why = "; ".join(changed) if c["verdict"] in ("worse", "better") else (
+                c["reason"] or "; ".join(changed) or "none")
+            rows.append((c["runtime"], c["scenario"], c["label"], c["verdict"], why))
+            classes.append([None, None, None, {"worse": "worse", "better": "better",
+                                               "inconclusive": "inconclusive",
                                                "unchanged": "unchanged"}.get(c["verdict"], "nc"),
                             None])
         parts.append(table(["runtime", "scenario", "params", "verdict",
@@ -899,12 +911,16 @@ class Report:
             for dff in rep["environment_differences"]:
                 md.append(f"> **Warning:** environment differs: {dff['fact']}: BASE "
                           f"`{dff['base']}`, NEW `{dff['new']}`")
-            md.append(f"**{counts['slower']} slower, {counts['faster']} faster, "
-                      f"{counts['unchanged']} unchanged, {counts['not comparable']} not "
-                      f"comparable** against `{rep['base']['path']}`")
+            md.append(f"**Verdict: {rep['summary']['verdict'].upper()}**: "
+                      + "; ".join(rep["summary"]["why"]))
+            md.append("")
+            md.append(f"{counts['worse']} worse, {counts['better']} better, "
+                      f"{counts['unchanged']} unchanged, {counts['inconclusive']} inconclusive, "
+                      f"{counts['not comparable']} not comparable against "
+                      f"`{rep['base']['path']}`")
             md.append("")
             for c in rep["cells"]:
-                if c["verdict"] in ("slower", "faster"):
+                if c["verdict"] in ("worse", "better", "inconclusive"):
                     changed = [f"{m['metric']} {metric_change_text(m)}" for m in c["metrics"]
                                if m["verdict"] in ("worse", "better") and m["gated"]]
                     md.append(f"- **{c['verdict']}**: {c['runtime']} {c['scenario']} "
@@ -992,7 +1008,8 @@ def run(args):
         raise InputError(f"cannot create output directory {out}: {e.strerror or e}") from None
     if not os.access(out, os.W_OK):
         raise InputError(f"cannot write to output directory {out}")
-    page, md = Report(doc, conform, base, hist, args.floor, ergo).build()
+    page, md = Report(doc, conform, base, hist, args.floor, ergo,
+                      args.max_interference).build()
     write_atomic(os.path.join(out, "index.html"), page)
     write_atomic(os.path.join(out, "summary.md"), md)
     note(f"report in {os.path.join(out, 'index.html')} and {os.path.join(out, 'summary.md')}")

@@ -107,6 +107,35 @@ class Cell:
         reps = self.obj.get("reps")
         return reps if isinstance(reps, list) else []
 
+    @property
+    def unsupported(self):
+        return self.status == "unsupported"
+
+    @property
+    def loadgen_saturated(self):
+        """True when some repetition was bounded by the load generator, not
+        the server (network cells only)."""
+        return bool(self.summary and self.summary.get("loadgen_saturated"))
+
+    def others_share(self):
+        """The median share of the pinned CPUs that other processes took
+        during the repetitions (machine_others_share), or None when the
+        file does not say."""
+        m = self.metrics.get("machine_others_share")
+        if m is not None and finite(m.median):
+            return m.median
+        vals = []
+        for rep in self.reps:
+            v = ((rep.get("metrics") or {}).get("machine_others_share") or {}).get("value") \
+                if isinstance(rep, dict) else None
+            if finite(v):
+                vals.append(v)
+        if not vals:
+            return None
+        vals.sort()
+        mid = len(vals) // 2
+        return vals[mid] if len(vals) % 2 else (vals[mid - 1] + vals[mid]) / 2
+
     def loadgen_mode(self):
         """'open' or 'closed' (net cells), from the first repetition."""
         for rep in self.reps:
@@ -161,6 +190,13 @@ class ResultDoc:
     def dirty(self):
         git = self.env.get("git") if isinstance(self.env.get("git"), dict) else {}
         return git.get("dirty")
+
+    @property
+    def ab(self):
+        """{run_id, side, ...} when the file is one side of an axbench ab
+        run, else None."""
+        ab = self.raw.get("ab")
+        return ab if isinstance(ab, dict) else None
 
     @property
     def time(self):

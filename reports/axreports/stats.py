@@ -164,3 +164,85 @@ def geomean(ratios):
     if not vals:
         return math.nan
     return math.exp(sum(math.log(r) for r in vals) / len(vals))
+
+
+# ---------------------------------------------------------------------------
+# Paired repetitions (axbench ab): repetition k of A and of B ran back to
+# back, so whatever else the machine did hit both; the per-pair ratio
+# cancels it.
+
+def wilcoxon_signed_rank(diffs):
+    """Two-sided exact Wilcoxon signed-rank test of "the differences are
+    centred on 0". Zero differences are dropped (Wilcoxon's rule); ties in
+    |d| get mid-ranks, and the null distribution is enumerated over every
+    sign assignment of those ranks (n <= 20), else the normal
+    approximation is used. Returns (W+, p, method)."""
+    d = [x for x in diffs if x != 0 and math.isfinite(x)]
+    n = len(d)
+    if n == 0:
+        return 0.0, 1.0, "exact"
+    order = sorted(range(n), key=lambda i: abs(d[i]))
+    ranks = [0.0] * n
+    i = 0
+    while i < n:
+        j = i
+        while j + 1 < n and abs(d[order[j + 1]]) == abs(d[order[i]]):
+            j += 1
+        for k in range(i, j + 1):
+            ranks[order[k]] = (i + j) / 2 + 1
+        i = j + 1
+    w_plus = sum(r for r, x in zip(ranks, d) if x > 0)
+    total = n * (n + 1) / 2
+    if n <= 20:
+        # distribution of the sum of a random subset of the ranks, in half
+        # units so that mid-ranks stay integers
+        counts = {0: 1}
+        for r in ranks:
+            h = int(round(2 * r))
+            nxt = dict(counts)
+            for s, c in counts.items():
+                nxt[s + h] = nxt.get(s + h, 0) + c
+            counts = nxt
+        mine = int(round(2 * w_plus))
+        centre = int(round(total))  # 2 * total / 2
+        dev = abs(mine - centre)
+        extreme = sum(c for s, c in counts.items() if abs(s - centre) >= dev)
+        return w_plus, min(1.0, extreme / 2 ** n), "exact"
+    var = n * (n + 1) * (2 * n + 1) / 24
+    z = max(0.0, abs(w_plus - total / 2) - 0.5) / math.sqrt(var)
+    return w_plus, min(1.0, math.erfc(z / math.sqrt(2))), "normal"
+
+
+def min_signed_rank_p(n):
+    """The smallest two-sided p the exact signed-rank test reaches with n
+    pairs (all differences of one sign): 2 / 2^n."""
+    return 1.0 if n == 0 else min(1.0, 2 / 2 ** n)
+
+
+def bootstrap_paired_ci(ratios, level=0.95, resamples=2000, seed=0):
+    """Percentile-bootstrap confidence interval of the median of per-pair
+    ratios (pairs are resampled whole). Returns (low, high)."""
+    if not ratios:
+        return math.nan, math.nan
+    rng = random.Random(seed)
+    n = len(ratios)
+    rand = rng.random
+    meds = sorted(median([ratios[int(rand() * n)] for _ in range(n)])
+                  for _ in range(resamples))
+    tail = (1 - level) / 2
+    return quantile_sorted(meds, tail), quantile_sorted(meds, 1 - tail)
+
+
+def split_gap(values):
+    """The largest gap between consecutive sorted values relative to the
+    median, and the two groups it separates: how bimodal a handful of
+    repetitions look (0 for fewer than 3 values)."""
+    s = sorted(v for v in values if math.isfinite(v))
+    if len(s) < 3:
+        return 0.0, s, []
+    med = median(s)
+    if med == 0:
+        return 0.0, s, []
+    gaps = [(s[i + 1] - s[i], i) for i in range(len(s) - 1)]
+    gap, i = max(gaps)
+    return abs(gap / med), s[: i + 1], s[i + 1:]

@@ -265,9 +265,10 @@ def test_identical_runs_are_unchanged(tmp_path):
     v, rep = verdicts(tmp_path / "c.json")
     assert set(v.values()) == {"unchanged"}
     assert rep["summary"]["regression"] is False
-    assert rep["schema"] == "axbench-compare" and rep["schema_version"] == 1
+    assert rep["summary"]["verdict"] == "pass" and rep["exit_code"] == 0
+    assert rep["schema"] == "axbench-compare" and rep["schema_version"] == 2
     md = (tmp_path / "c.md").read_text()
-    assert "no significant regression" in md
+    assert "Verdict: PASS" in md
     assert r.stdout.strip() == md.strip()
 
 
@@ -278,7 +279,7 @@ def test_slower_runtime_is_flagged_alone(tmp_path):
                     write(tmp_path, "b.json", make_doc(new)), "--json", tmp_path / "c.json")
     assert r.returncode == 1, r.stdout + r.stderr
     v, rep = verdicts(tmp_path / "c.json")
-    assert v == {("epoll", "tcp_echo"): "slower", ("libuv", "tcp_echo"): "unchanged"}
+    assert v == {("epoll", "tcp_echo"): "worse", ("libuv", "tcp_echo"): "unchanged"}
     ep = next(c for c in rep["cells"] if c["runtime"] == "epoll")
     m = {x["metric"]: x for x in ep["metrics"]}
     # throughput is higher-is-better: a lower ratio is the regression
@@ -288,9 +289,13 @@ def test_slower_runtime_is_flagged_alone(tmp_path):
     assert m["throughput"]["ci_high"] < 1
     assert m["throughput"]["p_value"] < 0.05
     assert m["latency_p50"]["verdict"] == "worse"
-    # the tail is not gated by default, informative counts never
+    # a network scenario gates on the server's CPU per message by default;
+    # throughput and latency are compared and reported, informative counts
+    # never
+    assert m["server_cpu_us_per_msg"]["gated"] and m["server_cpu_us_per_msg"]["verdict"] == "worse"
+    assert not m["throughput"]["gated"] and not m["latency_p50"]["gated"]
     assert not m["latency_max"]["gated"] and not m["latency_p99"]["gated"]
-    assert m["latency_p50"]["gated"] and "round_trips" not in m
+    assert "round_trips" not in m
     assert rep["summary"]["regressions"][0]["runtime"] == "epoll"
     geo = rep["summary"]["geomeans"]["latency_p50"]
     assert geo["by_runtime"]["epoll"] == pytest.approx(1.10, rel=0.03)
@@ -304,7 +309,7 @@ def test_faster_is_not_a_regression(tmp_path):
                     write(tmp_path, "b.json", make_doc(new)), "--json", tmp_path / "c.json")
     assert r.returncode == 0, r.stdout + r.stderr
     v, _ = verdicts(tmp_path / "c.json")
-    assert v[("epoll", "tcp_echo")] == "faster"
+    assert v[("epoll", "tcp_echo")] == "better"
 
 
 def test_noise_floor_keeps_small_significant_changes_unchanged(tmp_path):
@@ -317,12 +322,13 @@ def test_noise_floor_keeps_small_significant_changes_unchanged(tmp_path):
     v, rep = verdicts(tmp_path / "c.json")
     assert v[("epoll", "tcp_echo")] == "unchanged"
     m = {x["metric"]: x for x in rep["cells"][0]["metrics"]}
-    assert m["latency_p50"]["significant"] and not m["latency_p50"]["beyond_floor"]
+    cpu = m["server_cpu_us_per_msg"]
+    assert cpu["significant"] and not cpu["beyond_floor"]
     # a floor below the change makes it count
     r = run_compare(a, b, "--floor", "1%", "--json", tmp_path / "d.json")
     assert r.returncode == 1
     v, _ = verdicts(tmp_path / "d.json")
-    assert v[("epoll", "tcp_echo")] == "slower"
+    assert v[("epoll", "tcp_echo")] == "worse"
 
 
 def test_noise_without_a_shift_is_unchanged(tmp_path):
@@ -350,8 +356,9 @@ def test_not_comparable_cells(tmp_path):
     ]
     r = run_compare(write(tmp_path, "a.json", make_doc(base)),
                     write(tmp_path, "b.json", make_doc(new)), "--json", tmp_path / "c.json")
-    # a failed check, a missing cell and too few reps are not regressions
-    assert r.returncode == 0, r.stdout
+    # a failed check, a missing cell and too few reps are not regressions,
+    # and not a pass either: the gate is inconclusive (exit 3)
+    assert r.returncode == 3, r.stdout
     v, rep = verdicts(tmp_path / "c.json")
     reasons = {c["runtime"]: c["reason"] for c in rep["cells"]}
     assert v[("epoll", "tcp_echo")] == "not comparable"
@@ -361,8 +368,13 @@ def test_not_comparable_cells(tmp_path):
     assert v[("libevent", "tcp_echo")] == "not comparable"
     assert "too few reps" in reasons["libevent"]
     assert v[("io_uring", "tcp_echo")] == "unchanged"
-    assert rep["summary"]["counts"] == {"slower": 0, "faster": 0, "unchanged": 1,
-                                        "not comparable": 4}
+    assert rep["summary"]["counts"] == {"worse": 0, "better": 0, "unchanged": 1,
+                                        "inconclusive": 0, "not comparable": 4,
+                                        "unsupported": 0, "reference": 0}
+    assert rep["summary"]["verdict"] == "inconclusive"
+    assert "not comparable" in " ".join(rep["summary"]["why"])
+    # each not-comparable cell names the metric and why
+    assert reasons["libevent"].startswith("server_cpu_us_per_msg: too few reps")
 
 
 def test_cells_match_by_parameters(tmp_path):
@@ -375,7 +387,7 @@ def test_cells_match_by_parameters(tmp_path):
     assert r.returncode == 1
     rep = json.loads((tmp_path / "c.json").read_text())
     by = {c["label"]: c["verdict"] for c in rep["cells"]}
-    assert by == {"connections=1": "slower", "connections=16": "unchanged"}
+    assert by == {"connections=1": "worse", "connections=16": "unchanged"}
 
 
 def test_metric_option_selects_what_gates(tmp_path):
@@ -396,11 +408,14 @@ def test_metric_option_selects_what_gates(tmp_path):
     assert run_compare(a, b, "--metric", "all").returncode == 1
     assert run_compare(a, b, "--metric", "default").returncode == 0
     assert "no such metric" in one_error_line(run_compare(a, b, "--metric", "nosuch"))
-    # a slower p50 gates by default, not when only throughput is named
+    # a slower p50 alone is the load generator's as much as the server's:
+    # it gates only when named
     slower_p50 = copy.deepcopy(vals)
     slower_p50["latency_p50"] = [v * 1.5 for v in vals["latency_p50"]]
     c = write(tmp_path, "c2.json", make_doc([make_cell("epoll", slower_p50)]))
-    assert run_compare(a, c).returncode == 1
+    assert run_compare(a, c).returncode == 0
+    assert run_compare(a, c, "--metric", "latency_p50").returncode == 1
+    assert run_compare(a, c, "--metric", "default,latency_p50").returncode == 1
     assert run_compare(a, c, "--metric", "throughput").returncode == 0
 
 
@@ -417,7 +432,7 @@ def test_instructions_use_a_plain_threshold(tmp_path):
     r = run_compare(a, write(tmp_path, "c.json", doc(1015.0)), "--json", tmp_path / "o.json")
     assert r.returncode == 1
     v, rep = verdicts(tmp_path / "o.json")
-    assert v[("epoll", "spawn_join")] == "slower"
+    assert v[("epoll", "spawn_join")] == "worse"
     assert rep["cells"][0]["metrics"][0]["test"] == "threshold"
     assert run_compare(a, write(tmp_path, "d.json", doc(1015.0)),
                        "--instr-threshold", "2%").returncode == 0
@@ -437,7 +452,7 @@ def test_normalize_cancels_machine_wide_drift(tmp_path):
     assert r.returncode == 0, r.stdout
     v, rep = verdicts(tmp_path / "c.json")
     assert v[("epoll", "tcp_echo")] == "unchanged"
-    assert v[("blocking", "tcp_echo")] == "not comparable"
+    assert v[("blocking", "tcp_echo")] == "reference"
     assert rep["settings"]["normalize"] == "blocking"
     bad = run_compare(a, b, "--normalize", "nosuch")
     assert bad.returncode == 2 and bad.stderr.startswith("axbench: ")
@@ -543,7 +558,8 @@ ROUNDS = 5
 # The floor: what is left of that drift between interleaved one-rep runs
 # stays well inside 10%; the 2 us delay adds ~+35% to epoll's ~5.5 us per
 # message. The default 3% floor is meant for dedicated machines (docs/ci.md).
-GATE = ["--metric", "server_cpu_us_per_msg,latency_p50", "--floor", "10%"]
+GATE = ["--metric", "server_cpu_us_per_msg,latency_p50", "--floor", "10%",
+        "--max-interference", "100%"]
 DELAY_NS = "2000"
 
 
@@ -654,3 +670,167 @@ def test_slowed_down_runtime_is_flagged_exactly(real_runs):
     flagged = {rt for (rt, _), verdict in v.items() if verdict == "slower"}
     assert flagged == {"epoll"}, r.stdout
     assert v[(real_runs["other"], "tcp_echo")] == "unchanged", r.stdout
+
+
+# ---------------------------------------------------------------------------
+# The gate: pass, regression, inconclusive
+
+def with_others_share(cell, share):
+    """Record that other processes took `share` of the pinned CPUs during
+    every repetition of cell (as the harness does per repetition)."""
+    n = cell["summary"]["reps"]
+    cell["summary"]["metrics"]["machine_others_share"] = {
+        "unit": "ratio", "better": 0, "n": n, "median": share, "ci_low": share,
+        "ci_high": share, "ci_level": 0.9, "values": [share] * n}
+    return cell
+
+
+def test_zero_to_zero_is_unchanged_and_unsupported_is_left_out(tmp_path):
+    units = dict(NET_METRICS, tcp_retransmits=("count", -1))
+    vals = dict(net_values(), tcp_retransmits=[0.0] * 7)
+    base = [make_cell("epoll", vals, units=units),
+            make_cell("blocking", vals, scenario="http_plaintext", status="unsupported")]
+    new = copy.deepcopy(base)
+    r = run_compare(write(tmp_path, "a.json", make_doc(base)),
+                    write(tmp_path, "b.json", make_doc(new)),
+                    "--metric", "all", "--json", tmp_path / "c.json")
+    assert r.returncode == 0, r.stdout
+    v, rep = verdicts(tmp_path / "c.json")
+    assert v[("blocking", "http_plaintext")] == "unsupported"
+    assert rep["summary"]["counts"]["unsupported"] == 1
+    assert rep["summary"]["counts"]["not comparable"] == 0
+    m = {x["metric"]: x for x in rep["cells"][0]["metrics"]}
+    assert m["tcp_retransmits"]["verdict"] == "unchanged" and m["tcp_retransmits"]["ratio"] == 1
+    assert "baseline median is zero" not in r.stdout
+    # unsupported cells are one line, not a row each
+    assert "Unsupported on both sides (left out): blocking: http_plaintext" in r.stdout
+
+
+def test_three_reps_against_themselves_are_inconclusive_not_a_pass(tmp_path):
+    # the quick profile's 3 repetitions can never reach p < 0.05
+    cells = [make_cell(rt, net_values(n=3, seed=i)) for i, rt in enumerate(("epoll", "libuv"))]
+    doc = write(tmp_path, "quick.json", make_doc(cells))
+    r = run_compare(doc, doc, "--json", tmp_path / "c.json")
+    assert r.returncode == 3, r.stdout
+    _, rep = verdicts(tmp_path / "c.json")
+    assert rep["summary"]["verdict"] == "inconclusive"
+    assert "INCONCLUSIVE" in r.stdout.splitlines()[2]
+    assert "too few reps" in " ".join(rep["summary"]["why"])
+
+
+def test_interference_turns_a_slowdown_into_inconclusive_and_is_printed_first(tmp_path):
+    base = [with_others_share(make_cell("epoll", net_values(seed=1)), 0.02)]
+    new = [with_others_share(make_cell("epoll", net_values(1.3, seed=2)), 0.32)]
+    a = write(tmp_path, "a.json", make_doc(base))
+    b = write(tmp_path, "b.json", make_doc(new))
+    r = run_compare(a, b, "--json", tmp_path / "c.json")
+    assert r.returncode == 3, r.stdout
+    v, rep = verdicts(tmp_path / "c.json")
+    assert v[("epoll", "tcp_echo")] == "inconclusive"
+    assert "32%" in rep["cells"][0]["reason"]
+    lines = [x for x in r.stdout.splitlines() if x.strip()]
+    assert lines[1].startswith("> **Interference:**") and "32%" in lines[1]
+    assert rep["interference"]["cells"] == [rep["cells"][0]["id"]]
+    # unchanged under interference is not a pass either
+    quiet = [with_others_share(make_cell("epoll", net_values(seed=3)), 0.32)]
+    r = run_compare(a, write(tmp_path, "q.json", make_doc(quiet)))
+    assert r.returncode == 3
+    # a higher threshold accepts the machine as it is
+    assert run_compare(a, b, "--max-interference", "50%").returncode == 1
+    # instruction counts do not move with other work: still a regression
+    units = {"instructions_per_op": ("instructions", -1)}
+    ia = make_cell("epoll", {"instructions_per_op": [1000.0]}, scenario="spawn_join",
+                   params={"count": 1}, units=units)
+    ib = with_others_share(make_cell("epoll", {"instructions_per_op": [1100.0]},
+                                     scenario="spawn_join", params={"count": 1},
+                                     units=units), 0.9)
+    assert run_compare(write(tmp_path, "ia.json", make_doc([ia])),
+                       write(tmp_path, "ib.json", make_doc([ib]))).returncode == 1
+
+
+def test_bimodal_repetitions_make_a_change_inconclusive(tmp_path):
+    base = [make_cell("epoll", net_values(seed=1))]
+    vals = net_values(1.3, seed=2)
+    # two of seven repetitions at twice the cost: two groups, not noise
+    vals["server_cpu_us_per_msg"][:2] = [v * 2 for v in vals["server_cpu_us_per_msg"][:2]]
+    new = [make_cell("epoll", vals)]
+    r = run_compare(write(tmp_path, "a.json", make_doc(base)),
+                    write(tmp_path, "b.json", make_doc(new)), "--json", tmp_path / "c.json")
+    assert r.returncode == 3, r.stdout
+    v, rep = verdicts(tmp_path / "c.json")
+    assert v[("epoll", "tcp_echo")] == "inconclusive"
+    assert any(f["kind"] == "bimodal" for f in rep["cells"][0]["flags"])
+
+
+def test_loadgen_bound_throughput_is_not_trusted(tmp_path):
+    base = [make_cell("epoll", net_values(seed=1))]
+    new = [make_cell("epoll", net_values(seed=2))]
+    new[0]["summary"]["metrics"]["throughput"]["values"] = \
+        [v / 1.3 for v in new[0]["summary"]["metrics"]["throughput"]["values"]]
+    for c in base + new:
+        c["summary"]["loadgen_saturated"] = True
+    r = run_compare(write(tmp_path, "a.json", make_doc(base)),
+                    write(tmp_path, "b.json", make_doc(new)), "--metric", "throughput",
+                    "--json", tmp_path / "c.json")
+    assert r.returncode == 3, r.stdout
+    v, rep = verdicts(tmp_path / "c.json")
+    assert v[("epoll", "tcp_echo")] == "inconclusive"
+    assert "load generator was the bottleneck" in rep["cells"][0]["reason"]
+
+
+def ab_doc(cells, side, run_id="ab-test-1"):
+    d = make_doc(cells)
+    d["ab"] = {"run_id": run_id, "side": side}
+    return d
+
+
+def test_paired_ab_sides_use_the_signed_rank_test_and_survive_interference(tmp_path):
+    # a machine whose speed swings 40% between pairs; B is 10% costlier
+    # than A within every pair
+    rng = random.Random(5)
+    swing = [1 + rng.uniform(0, 0.4) for _ in range(7)]
+    a_vals = net_values(seed=1)
+    b_vals = copy.deepcopy(a_vals)
+    a_vals["server_cpu_us_per_msg"] = [7.0 * s * (1 + rng.uniform(-0.01, 0.01)) for s in swing]
+    b_vals["server_cpu_us_per_msg"] = [7.7 * s * (1 + rng.uniform(-0.01, 0.01)) for s in swing]
+    a = write(tmp_path, "A.json", ab_doc([with_others_share(make_cell("epoll", a_vals), 0.4)], "A"))
+    b = write(tmp_path, "B.json", ab_doc([with_others_share(make_cell("epoll", b_vals), 0.4)], "B"))
+    r = run_compare(a, b, "--json", tmp_path / "c.json")
+    assert r.returncode == 1, r.stdout
+    v, rep = verdicts(tmp_path / "c.json")
+    assert rep["paired"] is True
+    m = {x["metric"]: x for x in rep["cells"][0]["metrics"]}["server_cpu_us_per_msg"]
+    assert m["test"].startswith("wilcoxon") and m["paired"]
+    assert m["ratio"] == pytest.approx(1.1, rel=0.03)
+    # the same files unpaired: the swing hides the change, and the
+    # interference makes it inconclusive, never a pass
+    for d, side in ((a, "A"), (b, "B")):
+        doc = json.loads(d.read_text())
+        doc["ab"]["run_id"] = "other-" + side
+        d.write_text(json.dumps(doc))
+    assert run_compare(a, b).returncode == 3
+
+
+def test_wilcoxon_signed_rank_matches_enumeration():
+    rng = random.Random(11)
+    for _ in range(20):
+        d = [rng.uniform(-1, 1) + 0.2 for _ in range(rng.randint(4, 9))]
+        _, p, method = stats.wilcoxon_signed_rank(d)
+        assert method == "exact"
+        n = len(d)
+        ranks = {x: i + 1 for i, x in enumerate(sorted(d, key=abs))}
+        w = sum(ranks[x] for x in d if x > 0)
+        centre = n * (n + 1) / 4
+        extreme = 0
+        for signs in itertools.product((0, 1), repeat=n):
+            ws = sum(r for r, s in zip(range(1, n + 1), signs) if s)
+            extreme += abs(ws - centre) >= abs(w - centre) - 1e-9
+        assert p == pytest.approx(min(1.0, extreme / 2 ** n))
+    assert stats.min_signed_rank_p(5) > 0.05 > stats.min_signed_rank_p(6)
+
+
+def test_exit_codes_are_distinct_and_documented():
+    doc = (ROOT / "docs" / "reports.md").read_text()
+    for code, word in ((0, "pass"), (1, "regression"), (2, "bad input"), (3, "inconclusive"),
+                       (4, "internal error")):
+        assert re.search(rf"\|\s*`?{code}`?\s*\|[^|\n]*{word}", doc, re.I), (code, word)
