@@ -186,7 +186,7 @@ static void body_timer_arm_cancel(gb_state *st)
 static void bm_hist_record(gb_state *st, void *arg)
 {
 	static int64_t vals[4096];
-	struct ax_hist *h = ax_hist_new();
+	struct axm_hist *h = axm_hist_new();
 	uint64_t x = 88172645463325252ull;
 	(void)arg;
 	if (!h) {
@@ -201,8 +201,8 @@ static void bm_hist_record(gb_state *st, void *arg)
 	}
 	while (gb_loop(st))
 		for (uint64_t i = 0; i < gb_iterations(st); i++)
-			ax_hist_record(h, vals[i & 4095]);
-	ax_hist_free(h);
+			axm_hist_record(h, vals[i & 4095]);
+	axm_hist_free(h);
 }
 
 static const struct {

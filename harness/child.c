@@ -73,7 +73,7 @@ void axb_child_opts_parse(int argc, char **argv, const char *cmd,
 		case OPT_DURATION: o->duration = optarg; break;
 		case OPT_WARMUP: o->warmup = optarg; break;
 		case 'p':
-			if (o->npv == AXB_MAX_PARAMS)
+			if (o->npv == AXS_MAX_PARAMS)
 				axb_bad_input("%s: too many -p options", cmd);
 			o->pv[o->npv++] = optarg;
 			break;
@@ -93,40 +93,40 @@ void axb_child_opts_parse(int argc, char **argv, const char *cmd,
 }
 
 /* Set parameter `name` of sc from text, exiting on bad input. */
-static void set_value(const struct ax_scenario *sc, int64_t *values,
+static void set_value(const struct axs_scenario *sc, int64_t *values,
 		      const char *name, const char *text, bool bare_seconds,
 		      const char *how)
 {
-	int i = axb_param_index(sc, name);
+	int i = axs_param_index(sc, name);
 	if (i < 0)
 		axb_bad_input("unknown parameter '%s' for scenario %s (%s)", name,
 			      sc->name, how);
 	if (strchr(text, ','))
 		axb_bad_input("parameter %s takes one value here, not a list: '%s'",
 			      name, text);
-	int err = axb_param_parse(&sc->params[i], text, bare_seconds, &values[i]);
+	int err = axs_param_parse(&sc->params[i], text, bare_seconds, &values[i]);
 	if (err == -ERANGE)
 		axb_bad_input("value %s=%s out of range for scenario %s (%lld..%lld)",
 			      name, text, sc->name, (long long)sc->params[i].min,
 			      (long long)sc->params[i].max);
-	if (err && sc->params[i].type == AX_P_ENUM)
+	if (err && sc->params[i].type == AXS_P_ENUM)
 		axb_bad_input("malformed value %s=%s (expected one of %.*s)", name, text,
 			      (int)strcspn(sc->params[i].help, ":"), sc->params[i].help);
 	if (err)
 		axb_bad_input("malformed value %s=%s (expected %s)", name, text,
-			      axb_param_type_name(sc->params[i].type));
+			      axs_param_type_name(sc->params[i].type));
 }
 
-const struct ax_scenario *axb_child_values(const struct axb_child_opts *o,
+const struct axs_scenario *axb_child_values(const struct axb_child_opts *o,
 					   int64_t *values)
 {
 	if (!o->scenario)
 		axb_bad_input("--scenario is required");
-	const struct ax_scenario *sc = ax_scenario_find(o->scenario);
+	const struct axs_scenario *sc = axs_scenario_find(o->scenario);
 	if (!sc)
 		axb_bad_input("unknown scenario '%s' (see axbench list)", o->scenario);
 	const char *bad = NULL;
-	if (axb_param_defaults(sc, values, &bad))
+	if (axs_param_defaults(sc, values, &bad))
 		axb_bad_input("scenario %s: default of parameter %s does not parse",
 			      sc->name, bad);
 	if (o->duration)

@@ -13,7 +13,7 @@
  */
 #include "harness.h"
 
-#include "conformance/conform.h"
+#include "conform.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -29,8 +29,8 @@
 #include <time.h>
 #include <unistd.h>
 
-int ax_cmd_conform(int argc, char **argv);
-int ax_cmd_case(int argc, char **argv);
+int axb_cmd_conform(int argc, char **argv);
+int axb_cmd_case(int argc, char **argv);
 
 #define CONF_SCHEMA_VERSION 1
 #define CONF_MAX_RT 16
@@ -150,7 +150,7 @@ static int conf_verdict(int fd, const char *line)
 	return 0;
 }
 
-int ax_cmd_case(int argc, char **argv)
+int axb_cmd_case(int argc, char **argv)
 {
 	static const struct option lo[] = {
 		{"runtime", required_argument, NULL, 'r'},
@@ -624,7 +624,7 @@ static void conf_list(void)
 	}
 }
 
-int ax_cmd_conform(int argc, char **argv)
+int axb_cmd_conform(int argc, char **argv)
 {
 	static const struct option lo[] = {
 		{"runtime", required_argument, NULL, 'r'},

@@ -50,7 +50,7 @@ static const bool asan_build = false;
 /* ------------------------------------------------------------------ */
 
 /* The engines, in the order of the table; the native version of engine E
- * is the reference "native-E", its sources scenarios/native/<stem>_*.c. */
+ * is the reference "native-E", its sources references/native/<stem>_*.c. */
 struct engine {
 	const char *name;
 	const char *stem;
@@ -72,10 +72,8 @@ static const char *const ev_exact[] = {"event", NULL};
 static const char *const uring_prefixes[] = {"io_uring_", "IORING_", NULL};
 static const char *const uring_exact[] = {"io_uring", NULL};
 
-/* The harness's scenario API is not an engine API. */
-static const char *const harness_prefixes[] = {
-	"ax_sc_", "AX_SC_", "ax_scenario", "ax_param", "AX_P_", NULL,
-};
+/* The scenario API (scenarios/include/scenario.h) is not an engine API. */
+static const char *const harness_prefixes[] = {"axs_", "AXS_", NULL};
 
 static const struct engine engines[] = {
 	{"epoll", "epoll", epoll_prefixes, epoll_exact},
@@ -111,19 +109,19 @@ struct source {
  * natives implement. */
 struct ergo_scenario {
 	const char *name;
-	const char *stem;             /* scenarios/native/<engine>_<stem>.c */
+	const char *stem;             /* references/native/<engine>_<stem>.c */
 	struct source ax[MAX_SOURCES];
 	const char *op;
 };
 
 #define SERVE_UTIL_SOURCES                                                     \
 	{"scenarios/serve_util.c", {{NULL, NULL}, {NULL, NULL}}},              \
-	{"scenarios/serve_util.h", {{"struct ax_sc_conn {", "/* Link c"},      \
-				    {"struct ax_sc_start {", "/* Accept on lfd"}}}
+	{"scenarios/serve_util.h", {{"struct axs_conn {", "/* Link c"},      \
+				    {"struct axs_start {", "/* Accept on lfd"}}}
 
 static const struct ergo_scenario scenarios[] = {
 	{"tcp_echo", "echo",
-	 {{"scenarios/tcp_echo.c", {{NULL, "static const struct ax_param"}, {NULL, NULL}}},
+	 {{"scenarios/tcp_echo.c", {{NULL, "static const struct axs_param_def"}, {NULL, NULL}}},
 	  SERVE_UTIL_SOURCES},
 	 "echoed message"},
 	{"timers", "timers",
@@ -131,7 +129,7 @@ static const struct ergo_scenario scenarios[] = {
 				  {"static intptr_t tm_run", "/* 2. "}}}},
 	 "timer armed and fired"},
 	{"rpc_fanout", "rpc",
-	 {{"scenarios/rpc_fanout.c", {{NULL, "static const struct ax_param"}, {NULL, NULL}}},
+	 {{"scenarios/rpc_fanout.c", {{NULL, "static const struct axs_param_def"}, {NULL, NULL}}},
 	  SERVE_UTIL_SOURCES},
 	 "front request"},
 };
@@ -667,7 +665,7 @@ static int analyse(const char *text, const struct engine *en, json_t *row,
 			struct ident call = enclosing_call(code, s0);
 			if (call.p && (id_is(&call, "ax_spawn") || id_is(&call, "ax_spawn_at") ||
 				       id_is(&call, "pthread_create") ||
-				       id_is(&call, "ax_sc_accept_loop")))
+				       id_is(&call, "axs_accept_loop")))
 				add_unique(tasks, &t);
 			else
 				add_unique(cbs, &t);
@@ -729,7 +727,7 @@ static json_t *static_row(const struct ergo *E, const struct ergo_scenario *sc,
 	size_t nsrc = 0;
 
 	if (en) {
-		snprintf(native_path, sizeof native_path, "scenarios/native/%s_%s.c",
+		snprintf(native_path, sizeof native_path, "references/native/%s_%s.c",
 			 en->stem, sc->stem);
 		native[0] = (struct source){native_path, {{NULL, NULL}, {NULL, NULL}}};
 		src = native;
@@ -1157,7 +1155,7 @@ static void alloc_rows(const struct ergo *E, json_t *rows)
  * ax runtime or a native version, its own allocations sampled around it. */
 static intptr_t local_task(void *arg)
 {
-	struct ax_sc_ctx *ctx = arg;
+	struct axs_ctx *ctx = arg;
 	return ctx->sc->run(ctx);
 }
 
@@ -1189,16 +1187,16 @@ static int ergo_local(int argc, char **argv)
 		else
 			axb_bad_input("ergo __local: unknown option");
 	}
-	const struct ax_scenario *sc = ax_scenario_find("timers");
+	const struct axs_scenario *sc = axs_scenario_find("timers");
 	struct axb_impl im;
 	if (!impl || !sc || axb_impl_find(impl, &im) ||
 	    (im.kind == AXB_IMPL_REF && !im.ref->run_local))
 		axb_bad_input("ergo __local: --impl must name a runtime or native version");
-	int64_t values[AXB_MAX_PARAMS];
+	int64_t values[AXS_MAX_PARAMS];
 	const char *bad = NULL;
-	if (axb_param_defaults(sc, values, &bad))
+	if (axs_param_defaults(sc, values, &bad))
 		axb_bad_input("timers: default of %s does not parse", bad);
-	int ci = axb_param_index(sc, "count"), si = axb_param_index(sc, "samples");
+	int ci = axs_param_index(sc, "count"), si = axs_param_index(sc, "samples");
 	if (ci < 0)
 		axb_bad_input("ergo __local: timers has no parameter count");
 	values[ci] = count;
@@ -1215,11 +1213,11 @@ static int ergo_local(int argc, char **argv)
 		counts = p == MAP_FAILED ? NULL : p;
 		close(fd);
 	}
-	struct ax_sc_out *out = calloc(1, sizeof *out);
+	struct axs_out *out = calloc(1, sizeof *out);
 	if (!out)
 		return 1;
-	axb_sc_out_init(out);
-	struct ax_sc_ctx ctx = {.sc = sc, .values = values, .listen_fd = -1,
+	axs_out_init(out);
+	struct axs_ctx ctx = {.sc = sc, .values = values, .listen_fd = -1,
 				.quick = true, .out = out};
 	intptr_t result = 0;
 	uint64_t a0 = 0, a1 = 0;
@@ -1229,13 +1227,13 @@ static int ergo_local(int argc, char **argv)
 		ax_rt_opts_init(&ro);
 		int err = ax_rt_create(&rt, impl, &ro);
 		if (err) {
-			ax_sc_fail(&ctx, "cannot create runtime %s: %s", impl, strerror(-err));
+			axs_fail(&ctx, "cannot create runtime %s: %s", impl, strerror(-err));
 		} else {
 			a0 = counts_now(counts);
 			err = ax_rt_run(rt, local_task, &ctx, &result);
 			a1 = counts_now(counts);
 			if (err)
-				ax_sc_fail(&ctx, "ax_rt_run failed: %s", strerror(-err));
+				axs_fail(&ctx, "ax_rt_run failed: %s", strerror(-err));
 			ax_rt_destroy(rt);
 		}
 	} else {
@@ -1244,15 +1242,15 @@ static int ergo_local(int argc, char **argv)
 		a1 = counts_now(counts);
 	}
 	if (result < 0)
-		ax_sc_fail(&ctx, "run returned %ld", (long)result);
+		axs_fail(&ctx, "run returned %ld", (long)result);
 	json_t *j = json_pack("{s:s, s:s, s:I, s:b, s:{s:b, s:s?}, s:o}",
 		"event", "result", "impl", impl, "allocs", (json_int_t)(a1 - a0),
 		"counted", counts != NULL,
 		"check", "passed", !out->failed, "message", out->failed ? out->fail_msg : NULL,
-		"metrics", axb_sc_out_metrics_json(out));
+		"metrics", axb_out_metrics_json(out));
 	axb_write_json_line(3, j);
 	json_decref(j);
-	axb_sc_out_free(out);
+	axs_out_free(out);
 	free(out);
 	return 0;
 }
@@ -1321,7 +1319,7 @@ static void run_path(const char *json, char *buf, size_t n)
  * is pinned, so that each implementation is one closed-loop cell. */
 static void measure_params(const struct ergo *E, struct argv_buf *a, bool full)
 {
-	const struct ax_scenario *sc = ax_scenario_find("tcp_echo");
+	const struct axs_scenario *sc = axs_scenario_find("tcp_echo");
 	const char *fixed[][2] = {
 		{"size", "64"}, {"pipeline", "1"}, {"rate", "0"}, {"arrivals", "uniform"},
 		{"duration", full ? "2s" : "1s"}, {"warmup", full ? "500ms" : "200ms"},
@@ -1329,7 +1327,7 @@ static void measure_params(const struct ergo *E, struct argv_buf *a, bool full)
 	av(a, "-p");
 	av(a, "connections=%d", E->connections);
 	for (size_t i = 0; i < sizeof fixed / sizeof fixed[0]; i++) {
-		if (!sc || axb_param_index(sc, fixed[i][0]) < 0)
+		if (!sc || axs_param_index(sc, fixed[i][0]) < 0)
 			continue;
 		av(a, "-p");
 		av(a, "%s=%s", fixed[i][0], fixed[i][1]);
@@ -1599,7 +1597,7 @@ static void resolve_alloc(struct ergo *E, json_t *doc)
 	}
 }
 
-int ax_cmd_ergo(int argc, char **argv)
+int axb_cmd_ergo(int argc, char **argv)
 {
 	struct ergo E;
 	memset(&E, 0, sizeof E);

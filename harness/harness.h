@@ -17,12 +17,12 @@
 
 #include "ax.h"
 #include "hist.h"
-#include "scenario.h"
+#include "reference.h"
+#include "scenario_host.h"
+#include "stats.h"
 
 #define AXB_VERSION "0.1.0"
 #define AXB_SCHEMA_VERSION 1
-#define AXB_MAX_PARAMS 32
-#define AXB_CI_TARGET 0.95
 
 /* ------------------------------------------------------------------ */
 /* util.c                                                              */
@@ -110,127 +110,35 @@ json_t *axb_cpuload_delta_json(const struct axb_cpuload *a,
 void axb_loadavg(double la[3]);
 
 /* ------------------------------------------------------------------ */
-/* param.c: scenario parameters                                        */
+/* profile.c                                                           */
 /* ------------------------------------------------------------------ */
 
-/* Parse text as a value of parameter p into base units (ns for
- * durations, bytes for sizes). With bare_seconds, a duration written
- * without a unit is taken as seconds (the --duration shortcut).
- * Returns 0, -EINVAL when malformed, -ERANGE when outside [min, max]. */
-int axb_param_parse(const struct ax_param *p, const char *text,
-		    bool bare_seconds, int64_t *out);
-
-/* Format v in p's syntax, using the largest exact unit ("64k", "300ms"). */
-void axb_param_format(const struct ax_param *p, int64_t v, char *buf, size_t n);
-
-/* "int", "bytes", "duration" or "enum". */
-const char *axb_param_type_name(enum ax_param_type t);
-
-/* Index of parameter `name` in sc->params, or -1. */
-int axb_param_index(const struct ax_scenario *sc, const char *name);
-
-/* Fill values[] with sc's defaults. Returns 0, or -EINVAL when a default
- * does not parse (a scenario bug; the offending name is stored in *bad). */
-int axb_param_defaults(const struct ax_scenario *sc, int64_t *values,
-		       const char **bad);
-
-/* {"name": value, ...} in base units. */
-json_t *axb_params_json(const struct ax_scenario *sc, const int64_t *values);
-
-/* "connections=64,size=64,..." in each parameter's own syntax. */
-void axb_params_label(const struct ax_scenario *sc, const int64_t *values,
-		      char *buf, size_t n);
-
-/* profile.c: what profile "quick" or "full" sets for a scenario: groups
+/* what profile "quick" or "full" sets for a scenario: groups
  * separated by '|', each "param=v[,v...];param=v..." (a Cartesian
  * product); NULL when the table has no row for it. */
 const char *axb_profile_entry(const char *profile, const char *scenario);
 
 /* ------------------------------------------------------------------ */
-/* stats.c                                                             */
+/* sc_json.c: a scenario run as result-schema JSON                     */
 /* ------------------------------------------------------------------ */
 
-/* Median of n values with a distribution-free confidence interval
- * [x_(lo_rank), x_(hi_rank)] (1-based order statistics) whose coverage
- * `level` is the largest symmetric one >= AXB_CI_TARGET, or [min, max]
- * with its smaller true level when n is too small (n = 5: 93.75%). */
-struct axb_ci {
-	size_t n;
-	double median, lo, hi, level;
-	size_t lo_rank, hi_rank;
-};
-void axb_median_ci(const double *v, size_t n, struct axb_ci *out);
-
-/* ------------------------------------------------------------------ */
-/* sc_out.c: what a scenario records (the ax_sc_* functions)           */
-/* ------------------------------------------------------------------ */
-
-#define AXB_SC_MAX_METRICS 64
-#define AXB_SC_MAX_HISTS 16
-#define AXB_NAME_MAX 48
-
-struct ax_sc_out {
-	struct {
-		char name[AXB_NAME_MAX];
-		char unit[16];
-		double value;
-		int better;
-	} metrics[AXB_SC_MAX_METRICS];
-	size_t nmetrics;
-	struct {
-		char name[AXB_NAME_MAX];
-		struct ax_hist *h;
-	} hists[AXB_SC_MAX_HISTS];
-	size_t nhists;
-	bool failed;
-	char fail_msg[512];
-};
-
-void axb_sc_out_init(struct ax_sc_out *o);
-void axb_sc_out_free(struct ax_sc_out *o);
+/* {"name": value, ...} in base units (an enum by its name). */
+json_t *axb_params_json(const struct axs_scenario *sc, const int64_t *values);
 /* {"name": {"value", "unit", "better"}, ...} */
-json_t *axb_sc_out_metrics_json(const struct ax_sc_out *o);
+json_t *axb_out_metrics_json(const struct axs_out *o);
 /* {"name": <histogram JSON>, ...} */
-json_t *axb_sc_out_hists_json(const struct ax_sc_out *o);
+json_t *axb_out_hists_json(const struct axs_out *o);
 
 /* ------------------------------------------------------------------ */
 /* impl.c: implementations = ax runtimes + native references           */
 /* ------------------------------------------------------------------ */
-
-/* A running native reference server (see ref_blocking.c). */
-struct axb_ref_run {
-	int listen_fd;                 /* blocking listener, owned by caller */
-	const struct ax_scenario *sc;
-	const int64_t *values;
-	atomic_bool stopping;
-	char fail[256];                /* check failure, "" when none */
-	void *state;                   /* the reference's own */
-};
-
-/* A native reference implementation: a server written directly on the
- * operating system, measured beside the ax runtimes. */
-struct axb_ref {
-	const char *name;
-	const char *summary;
-	const char *engine_info;
-	const char *const *scenarios;  /* NULL-terminated names it serves */
-	/* Serve until stop is called. Returns 0 or -errno. */
-	int (*serve)(struct axb_ref_run *r);
-	/* Make serve return soon. Thread-safe; called from another thread. */
-	void (*stop)(struct axb_ref_run *r);
-	/* The AX_SC_LOCAL scenarios among `scenarios`: do the scenario's work
-	 * on the calling thread, outside any ax runtime, recording metrics and
-	 * check failures through ctx as a scenario's run does. Returns 0 or
-	 * -errno. NULL when the reference only serves (scenarios/native/). */
-	intptr_t (*run_local)(struct ax_sc_ctx *ctx);
-};
 
 enum axb_impl_kind { AXB_IMPL_AX, AXB_IMPL_REF };
 
 struct axb_impl {
 	const char *name;
 	enum axb_impl_kind kind;
-	const struct axb_ref *ref;     /* AXB_IMPL_REF only */
+	const struct axr_ref *ref;     /* AXB_IMPL_REF only */
 };
 
 /* Every implementation: the compiled-in ax drivers in preference order,
@@ -247,13 +155,11 @@ const char *axb_impl_summary(const struct axb_impl *im);
 bool axb_impl_available(const struct axb_impl *im, char *why, size_t n);
 
 /* Whether it can run scenario sc (why: one-line reason when not). */
-bool axb_impl_supports(const struct axb_impl *im, const struct ax_scenario *sc,
+bool axb_impl_supports(const struct axb_impl *im, const struct axs_scenario *sc,
 		       char *why, size_t n);
 
 /* Comma-separated feature names of an ax driver into buf. */
 void axb_features_str(uint32_t feats, char *buf, size_t n);
-
-extern const struct axb_ref axb_ref_blocking;
 
 /* ------------------------------------------------------------------ */
 /* child.c: options shared by the child processes                      */
@@ -271,7 +177,7 @@ struct axb_child_opts {
 	bool quick;              /* --quick */
 	const char *duration;    /* --duration shortcut */
 	const char *warmup;      /* --warmup shortcut */
-	const char *pv[AXB_MAX_PARAMS]; /* -p name=value, one value each */
+	const char *pv[AXS_MAX_PARAMS]; /* -p name=value, one value each */
 	size_t npv;
 };
 
@@ -282,7 +188,7 @@ void axb_child_opts_parse(int argc, char **argv, const char *cmd,
 
 /* Resolve the scenario and its parameter values from o (defaults, then the
  * shortcuts, then -p). Exits with status 2 on bad input. */
-const struct ax_scenario *axb_child_values(const struct axb_child_opts *o,
+const struct axs_scenario *axb_child_values(const struct axb_child_opts *o,
 					   int64_t *values);
 
 /* Test-only fault injection (AXBENCH_TEST_FAULT, see docs/harness.md):

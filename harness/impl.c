@@ -1,30 +1,13 @@
 /* impl.c - the implementations axbench can measure: every compiled-in ax
- * driver, then the native reference servers, looked up by name. */
+ * driver, then the reference implementations (references/), looked up by
+ * name. A reference whose name is also an ax driver's is shadowed by the
+ * driver. */
 #include "harness.h"
-#include "native/native.h"
 
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
-/* Native references, beside the ax runtimes. A name that is also an ax
- * driver's is shadowed by the driver (drivers are looked up first). */
-static const struct axb_ref *const refs[] = {
-	&axb_ref_blocking,
-	/* the native versions (scenarios/native/, docs/ergonomics.md) */
-	&axb_ref_native_epoll,
-#ifdef AX_HAVE_LIBUV
-	&axb_ref_native_libuv,
-#endif
-#ifdef AX_HAVE_LIBEVENT
-	&axb_ref_native_libevent,
-#endif
-#ifdef AX_HAVE_IO_URING
-	&axb_ref_native_io_uring,
-#endif
-	NULL,
-};
 
 size_t axb_impl_all(struct axb_impl *out, size_t max)
 {
@@ -35,14 +18,14 @@ size_t axb_impl_all(struct axb_impl *out, size_t max)
 		out[n].ref = NULL;
 		n++;
 	}
-	for (size_t i = 0; refs[i] && n < max; i++) {
+	for (size_t i = 0; axr_refs[i] && n < max; i++) {
 		struct axb_impl tmp;
-		if (axb_impl_find(refs[i]->name, &tmp) == 0 &&
+		if (axb_impl_find(axr_refs[i]->name, &tmp) == 0 &&
 		    tmp.kind == AXB_IMPL_AX)
 			continue; /* shadowed */
-		out[n].name = refs[i]->name;
+		out[n].name = axr_refs[i]->name;
 		out[n].kind = AXB_IMPL_REF;
-		out[n].ref = refs[i];
+		out[n].ref = axr_refs[i];
 		n++;
 	}
 	return n;
@@ -57,11 +40,11 @@ int axb_impl_find(const char *name, struct axb_impl *out)
 			out->ref = NULL;
 			return 0;
 		}
-	for (size_t i = 0; refs[i]; i++)
-		if (!strcmp(refs[i]->name, name)) {
-			out->name = refs[i]->name;
+	for (size_t i = 0; axr_refs[i]; i++)
+		if (!strcmp(axr_refs[i]->name, name)) {
+			out->name = axr_refs[i]->name;
 			out->kind = AXB_IMPL_REF;
-			out->ref = refs[i];
+			out->ref = axr_refs[i];
 			return 0;
 		}
 	return -ENOENT;
@@ -130,13 +113,13 @@ void axb_features_str(uint32_t feats, char *buf, size_t n)
 	}
 }
 
-bool axb_impl_supports(const struct axb_impl *im, const struct ax_scenario *sc,
+bool axb_impl_supports(const struct axb_impl *im, const struct axs_scenario *sc,
 		       char *why, size_t n)
 {
 	if (n)
 		why[0] = 0;
 	if (im->kind == AXB_IMPL_REF) {
-		bool can = sc->kind == AX_SC_NET ? im->ref->serve != NULL
+		bool can = sc->kind == AXS_NET ? im->ref->serve != NULL
 						 : im->ref->run_local != NULL;
 		for (size_t i = 0; can && im->ref->scenarios[i]; i++)
 			if (!strcmp(im->ref->scenarios[i], sc->name))

@@ -50,8 +50,8 @@ static const bool instr_supported = false;
 /* ------------------------------------------------------------------ */
 
 struct instr_job {
-	const struct ax_scenario *sc;
-	struct ax_sc_ctx *ctx;
+	const struct axs_scenario *sc;
+	struct axs_ctx *ctx;
 	int64_t ops;
 };
 
@@ -75,16 +75,16 @@ static intptr_t instr_main(void *arg)
 int axb_cmd_instr_child(int argc, char **argv)
 {
 	struct axb_child_opts o;
-	int64_t values[AXB_MAX_PARAMS];
-	struct ax_sc_out *out = calloc(1, sizeof *out);
-	struct ax_sc_ctx ctx;
+	int64_t values[AXS_MAX_PARAMS];
+	struct axs_out *out = calloc(1, sizeof *out);
+	struct axs_ctx ctx;
 	struct instr_job j;
 	ax_rt *rt;
 
 	axb_child_opts_parse(argc, argv, "__instr", &o);
 	if (!out)
 		return 1;
-	axb_sc_out_init(out);
+	axs_out_init(out);
 	j.sc = axb_child_values(&o, values);
 	if (!o.impl)
 		axb_bad_input("--runtime is required");
@@ -110,7 +110,7 @@ int axb_cmd_instr_child(int argc, char **argv)
 	j.ops = 0;
 	r = ax_rt_run(rt, instr_main, &j, NULL);
 	ax_rt_destroy(rt);
-	axb_sc_out_free(out);
+	axs_out_free(out);
 	free(out);
 	if (r < 0 || j.ops <= 0) {
 		fprintf(stderr, "axbench: the %s workload failed: %s\n", j.sc->name,
@@ -127,8 +127,8 @@ int axb_cmd_instr_child(int argc, char **argv)
 
 struct instr_cell {
 	char runtime[32];
-	const struct ax_scenario *sc;
-	int64_t values[AXB_MAX_PARAMS];
+	const struct axs_scenario *sc;
+	int64_t values[AXS_MAX_PARAMS];
 	double per_op[32];
 	int nreps;
 	char error[256];
@@ -170,8 +170,8 @@ static double instr_rep(struct instr_cell *c, const char *self, double timeout_s
 	close(ofd);
 	snprintf(outarg, sizeof outarg, "--callgrind-out-file=%s", out_path);
 
-	char *argv[16 + 2 * AXB_MAX_PARAMS];
-	char pv[AXB_MAX_PARAMS][96];
+	char *argv[16 + 2 * AXS_MAX_PARAMS];
+	char pv[AXS_MAX_PARAMS][96];
 	int a = 0;
 	argv[a++] = "valgrind";
 	argv[a++] = "--tool=callgrind";
@@ -184,9 +184,9 @@ static double instr_rep(struct instr_cell *c, const char *self, double timeout_s
 	argv[a++] = c->runtime;
 	argv[a++] = "--scenario";
 	argv[a++] = (char *)c->sc->name;
-	for (size_t i = 0; i < c->sc->nparams && i < AXB_MAX_PARAMS; i++) {
+	for (size_t i = 0; i < c->sc->nparams && i < AXS_MAX_PARAMS; i++) {
 		char v[64];
-		axb_param_format(&c->sc->params[i], c->values[i], v, sizeof v);
+		axs_param_format(&c->sc->params[i], c->values[i], v, sizeof v);
 		snprintf(pv[i], sizeof pv[i], "%s=%s", c->sc->params[i].name, v);
 		argv[a++] = "-p";
 		argv[a++] = pv[i];
@@ -250,7 +250,7 @@ out:
 static json_t *instr_cell_json(const struct instr_cell *c)
 {
 	char label[512];
-	axb_params_label(c->sc, c->values, label, sizeof label);
+	axs_params_label(c->sc, c->values, label, sizeof label);
 	json_t *cell = json_object();
 	json_t *id = json_sprintf("%s/%s/%s", c->runtime, c->sc->name, label);
 	json_object_set_new(cell, "id", id ? id : json_null());
@@ -274,8 +274,8 @@ static json_t *instr_cell_json(const struct instr_cell *c)
 	json_object_set_new(cell, "status", json_string(ok ? "ok" : "error"));
 	json_object_set_new(cell, "message", ok ? json_null() : json_string(c->error));
 	if (ok) {
-		struct axb_ci ci;
-		axb_median_ci(c->per_op, (size_t)c->nreps, &ci);
+		struct axm_ci ci;
+		axm_median_ci(c->per_op, (size_t)c->nreps, &ci);
 		json_t *vals = json_array();
 		for (int i = 0; i < c->nreps; i++)
 			json_array_append_new(vals, json_real(c->per_op[i]));
@@ -308,7 +308,7 @@ int axb_cmd_instr(int argc, char **argv)
 	const char *runtimes = "epoll", *scenarios = "spawn_join,chan_pingpong,timers";
 	const char *json_path = NULL;
 	int reps = 2;
-	const char *pv[AXB_MAX_PARAMS];
+	const char *pv[AXS_MAX_PARAMS];
 	size_t npv = 0;
 	static const struct option lo[] = {
 		{"runtime", required_argument, NULL, 'r'},
@@ -339,7 +339,7 @@ int axb_cmd_instr(int argc, char **argv)
 				axb_bad_input("--measure must be time or instructions, not '%s'", optarg);
 			break;
 		case 'p':
-			if (npv == AXB_MAX_PARAMS)
+			if (npv == AXS_MAX_PARAMS)
 				axb_bad_input("too many -p options");
 			pv[npv++] = optarg;
 			break;
@@ -394,7 +394,7 @@ int axb_cmd_instr(int argc, char **argv)
 	char sbuf[512];
 	snprintf(sbuf, sizeof sbuf, "%s", scenarios);
 	for (char *sv, *t = strtok_r(sbuf, ",", &sv); t; t = strtok_r(NULL, ",", &sv)) {
-		const struct ax_scenario *sc = ax_scenario_find(t);
+		const struct axs_scenario *sc = axs_scenario_find(t);
 		if (!sc)
 			axb_bad_input("unknown scenario '%s' (see axbench list)", t);
 		if (!sc->instr)
@@ -406,10 +406,10 @@ int axb_cmd_instr(int argc, char **argv)
 			snprintf(c->runtime, sizeof c->runtime, "%s", impls[i].name);
 			c->sc = sc;
 			const char *bad = NULL;
-			if (axb_param_defaults(sc, c->values, &bad) < 0)
+			if (axs_param_defaults(sc, c->values, &bad) < 0)
 				axb_bad_input("scenario %s: bad default for %s", sc->name, bad);
 			/* a smaller default workload: callgrind runs ~50x slower */
-			int ci = axb_param_index(sc, "count");
+			int ci = axs_param_index(sc, "count");
 			if (ci >= 0)
 				c->values[ci] = c->values[ci] > 100000 ? 100000 : c->values[ci];
 			for (size_t k = 0; k < npv; k++) {
@@ -419,10 +419,10 @@ int axb_cmd_instr(int argc, char **argv)
 					axb_bad_input("-p wants name=value, not '%s'", pv[k]);
 				memcpy(name, pv[k], (size_t)(eq - pv[k]));
 				name[eq - pv[k]] = 0;
-				int pi = axb_param_index(sc, name);
+				int pi = axs_param_index(sc, name);
 				if (pi < 0)
 					continue; /* applies to another scenario */
-				if (axb_param_parse(&sc->params[pi], eq + 1, false, &c->values[pi]) < 0)
+				if (axs_param_parse(&sc->params[pi], eq + 1, false, &c->values[pi]) < 0)
 					axb_bad_input("bad value '%s' for %s", eq + 1, name);
 			}
 		}

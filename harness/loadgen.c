@@ -67,10 +67,10 @@ static const struct lg_proto *proto_find(const char *name)
 }
 
 /* A scenario parameter by name, or def when the scenario lacks it. */
-static int64_t param_or(const struct ax_scenario *sc, const int64_t *values,
+static int64_t param_or(const struct axs_scenario *sc, const int64_t *values,
 			const char *name, int64_t def)
 {
-	int i = axb_param_index(sc, name);
+	int i = axs_param_index(sc, name);
 	return i < 0 ? def : values[i];
 }
 
@@ -310,7 +310,7 @@ static void dispatch(struct lg *g, int64_t now)
 		g->inflight++;
 		if (intended >= g->t_measure) {
 			g->sched_measured++;
-			ax_hist_record(g->hist_lag, now - intended);
+			axm_hist_record(g->hist_lag, now - intended);
 		}
 		if (!c->dirty) {
 			c->dirty = true;
@@ -350,7 +350,7 @@ static void complete(struct lg *g, struct lg_conn *c, uint64_t seq, int64_t now)
 	switch (g->mode) {
 	case LG_CLOSED:
 		if (g->measuring && now < g->t_end)
-			ax_hist_record(g->hist, now - s->sent);
+			axm_hist_record(g->hist, now - s->sent);
 		count_rt(g, c, now);
 		if (now < g->t_end)
 			enqueue(g, c, now, now);
@@ -363,8 +363,8 @@ static void complete(struct lg *g, struct lg_conn *c, uint64_t seq, int64_t now)
 		/* latency: requests scheduled inside the phase, whenever
 		 * their response comes */
 		if (s->intended >= g->t_measure && s->intended < g->t_end) {
-			ax_hist_record(g->hist, now - s->intended);
-			ax_hist_record(g->hist_unc, now - s->sent);
+			axm_hist_record(g->hist, now - s->intended);
+			axm_hist_record(g->hist_unc, now - s->sent);
 			g->done_measured++;
 		}
 		if (c->heap_at == LG_NOT_QUEUED && c->next_due < g->t_end)
@@ -372,7 +372,7 @@ static void complete(struct lg *g, struct lg_conn *c, uint64_t seq, int64_t now)
 		break;
 	case LG_IDLE:
 		if (g->measuring) {
-			ax_hist_record(g->hist, now - s->sent);
+			axm_hist_record(g->hist, now - s->sent);
 			g->measured++;
 		} else {
 			g->warm++;
@@ -381,7 +381,7 @@ static void complete(struct lg *g, struct lg_conn *c, uint64_t seq, int64_t now)
 	case LG_CONNECT:
 		/* the connection's whole life: connect, send, echo */
 		if (g->measuring && now < g->t_end)
-			ax_hist_record(g->hist, now - c->conn_start);
+			axm_hist_record(g->hist, now - c->conn_start);
 		count_rt(g, c, now);
 		break;
 	}
@@ -549,8 +549,8 @@ static void censor(struct lg *g, int64_t now)
 			const struct lg_slot *s = &c->slots[q % g->depth];
 			if (s->intended < g->t_measure || s->intended >= g->t_end)
 				continue;
-			ax_hist_record(g->hist, now - s->intended);
-			ax_hist_record(g->hist_unc, now - s->sent);
+			axm_hist_record(g->hist, now - s->intended);
+			axm_hist_record(g->hist_unc, now - s->sent);
 			g->censored++;
 		}
 		int64_t from = c->next_due > g->t_measure ? c->next_due : g->t_measure;
@@ -563,7 +563,7 @@ static void censor(struct lg *g, int64_t now)
 			/* the middle point of the group */
 			int64_t t = from + (int64_t)(((double)done + (double)(n - 1) / 2) *
 						     g->mean_gap_ns);
-			ax_hist_record_n(g->hist, now - t, n);
+			axm_hist_record_n(g->hist, now - t, n);
 		}
 		g->censored += k;
 	}
@@ -848,9 +848,9 @@ static void lg_free(struct lg *g)
 	if (g->ep >= 0)
 		close(g->ep);
 	free(g->rx);
-	ax_hist_free(g->hist);
-	ax_hist_free(g->hist_unc);
-	ax_hist_free(g->hist_lag);
+	axm_hist_free(g->hist);
+	axm_hist_free(g->hist_unc);
+	axm_hist_free(g->hist_lag);
 }
 
 /* Emit a setup failure the same way as the result. */
@@ -910,7 +910,7 @@ static json_t *open_loop_json(struct lg *g, const struct lg_run *run, double win
 	json_object_set_new(j, "offered_rate", axb_real(offered));
 	json_object_set_new(j, "achieved_rate", axb_real(achieved));
 	json_object_set_new(j, "drain_s", json_real((double)run->drain_ns / 1e9));
-	json_object_set_new(j, "send_lag", ax_hist_percentiles_json(g->hist_lag));
+	json_object_set_new(j, "send_lag", axm_hist_percentiles_json(g->hist_lag));
 	json_object_set_new(j, "sustain_threshold", json_real(SUSTAIN));
 	json_object_set_new(j, "rate_sustained", json_boolean(sustained));
 	return j;
@@ -920,7 +920,7 @@ int axb_cmd_load(int argc, char **argv)
 {
 	struct axb_child_opts o;
 	bool hidden = !strcmp(argv[0], "__load");
-	int64_t values[AXB_MAX_PARAMS];
+	int64_t values[AXS_MAX_PARAMS];
 	struct sockaddr_storage ss;
 	socklen_t sl = 0;
 	struct lg g;
@@ -929,8 +929,8 @@ int axb_cmd_load(int argc, char **argv)
 	int rc = 1;
 
 	axb_child_opts_parse(argc, argv, argv[0], &o);
-	const struct ax_scenario *sc = axb_child_values(&o, values);
-	if (sc->kind != AX_SC_NET)
+	const struct axs_scenario *sc = axb_child_values(&o, values);
+	if (sc->kind != AXS_NET)
 		axb_bad_input("scenario %s is not a network scenario", sc->name);
 	if (!o.target)
 		axb_bad_input("--target HOST:PORT is required");
@@ -1000,9 +1000,9 @@ int axb_cmd_load(int argc, char **argv)
 
 	/* everything is allocated here, before the first message */
 	int e = g.proto->init(&g);
-	g.hist = ax_hist_new();
-	g.hist_unc = ax_hist_new();
-	g.hist_lag = ax_hist_new();
+	g.hist = axm_hist_new();
+	g.hist_unc = axm_hist_new();
+	g.hist_lag = axm_hist_new();
 	g.rx_cap = RX_CAP;
 	g.rx = malloc(g.rx_cap);
 	g.conns = calloc(g.nconns, sizeof *g.conns);
@@ -1061,7 +1061,7 @@ int axb_cmd_load(int argc, char **argv)
 	json_object_set_new(j, "mode", json_string(mode_name(g.mode)));
 	json_object_set_new(j, "connections", json_integer((json_int_t)g.nconns));
 	json_object_set_new(j, "pipeline", json_integer(g.depth));
-	json_object_set_new(j, "size", axb_param_index(sc, "size") >= 0
+	json_object_set_new(j, "size", axs_param_index(sc, "size") >= 0
 			    ? json_integer((json_int_t)g.size) : json_null());
 	json_object_set_new(j, "warmup_s", json_real((double)g.warmup_ns / 1e9));
 	json_object_set_new(j, "duration_s", json_real((double)g.duration_ns / 1e9));
@@ -1096,7 +1096,7 @@ int axb_cmd_load(int argc, char **argv)
 			json_object_set_new(m, "throughput_msgs_s", axb_real(tput));
 			if (g.mode == LG_CONNECT)
 				json_object_set_new(m, "throughput_unit", json_string("conn/s"));
-			else if (axb_param_index(sc, "size") >= 0)
+			else if (axs_param_index(sc, "size") >= 0)
 				json_object_set_new(m, "throughput_mib_s",
 						    axb_real(tput * (double)g.size / (1024.0 * 1024.0)));
 			json_object_set_new(m, "conn_round_trips_min", json_integer((json_int_t)cmin));
@@ -1111,14 +1111,14 @@ int axb_cmd_load(int argc, char **argv)
 		json_object_set_new(m, "nivcsw", json_integer(ru1->ru_nivcsw - ru0->ru_nivcsw));
 		json_object_set_new(j, "measured", m);
 		json_object_set_new(j, "warmup_round_trips", json_integer((json_int_t)g.warm));
-		json_object_set_new(j, "latency", ax_hist_percentiles_json(g.hist));
-		json_object_set_new(j, "histogram", ax_hist_to_json(g.hist));
+		json_object_set_new(j, "latency", axm_hist_percentiles_json(g.hist));
+		json_object_set_new(j, "histogram", axm_hist_to_json(g.hist));
 		if (g.mode == LG_OPEN) {
 			json_t *ol = open_loop_json(&g, &run, win);
 			json_object_set_new(j, "latency_uncorrected",
-					    ax_hist_percentiles_json(g.hist_unc));
+					    axm_hist_percentiles_json(g.hist_unc));
 			json_object_set_new(j, "histogram_uncorrected",
-					    ax_hist_to_json(g.hist_unc));
+					    axm_hist_to_json(g.hist_unc));
 			axb_metric_set(metrics, "offered_rate",
 				   json_number_value(json_object_get(ol, "offered_rate")),
 				   "req/s", 0);
@@ -1126,7 +1126,7 @@ int axb_cmd_load(int argc, char **argv)
 				   json_is_true(json_object_get(ol, "rate_sustained")),
 				   "bool", +1);
 			axb_metric_set(metrics, "send_lag_max",
-				   (double)ax_hist_percentile(g.hist_lag, 100), "ns", -1);
+				   (double)axm_hist_percentile(g.hist_lag, 100), "ns", -1);
 			json_object_set_new(j, "rate_sustained",
 					    json_incref(json_object_get(ol, "rate_sustained")));
 			json_object_set_new(j, "open_loop", ol);

@@ -75,9 +75,9 @@ struct lg {
 	int ep;
 	uint8_t *rx;         /* one receive buffer shared by all connections */
 	size_t rx_cap;
-	struct ax_hist *hist;      /* latency (open loop: from intended time) */
-	struct ax_hist *hist_unc;  /* open loop: from the actual send time */
-	struct ax_hist *hist_lag;  /* open loop: actual send - intended */
+	struct axm_hist *hist;      /* latency (open loop: from intended time) */
+	struct axm_hist *hist_unc;  /* open loop: from the actual send time */
+	struct axm_hist *hist_lag;  /* open loop: actual send - intended */
 	bool measuring;
 	int64_t t_start, t_measure, t_mstart, t_end;
 	uint64_t measured, warm;

@@ -9,10 +9,10 @@
 #include <unistd.h>
 
 /* conform.c: the conformance runner and its child side. */
-int ax_cmd_conform(int argc, char **argv);
-int ax_cmd_case(int argc, char **argv);
+int axb_cmd_conform(int argc, char **argv);
+int axb_cmd_case(int argc, char **argv);
 /* ergo.c: the ergonomics table and the cost of the abstraction. */
-int ax_cmd_ergo(int argc, char **argv);
+int axb_cmd_ergo(int argc, char **argv);
 
 static void usage(FILE *f)
 {
@@ -33,10 +33,10 @@ static void usage(FILE *f)
 		"see docs/harness.md\n");
 }
 
-static void param_range(const struct ax_param *p, char *buf, size_t n)
+static void param_range(const struct axs_param_def *p, char *buf, size_t n)
 {
 	char lo[48], hi[48];
-	if (p->type == AX_P_ENUM) {
+	if (p->type == AXS_P_ENUM) {
 		/* the choices, as the help lists them */
 		snprintf(buf, n, "%.*s", (int)strcspn(p->help, ":"), p->help);
 		return;
@@ -45,8 +45,8 @@ static void param_range(const struct ax_param *p, char *buf, size_t n)
 		snprintf(buf, n, ">= 0");
 		return;
 	}
-	axb_param_format(p, p->min, lo, sizeof lo);
-	axb_param_format(p, p->max, hi, sizeof hi);
+	axs_param_format(p, p->min, lo, sizeof lo);
+	axs_param_format(p, p->max, hi, sizeof hi);
 	snprintf(buf, n, "%s..%s", lo, hi);
 }
 
@@ -73,22 +73,22 @@ static int list_json(void)
 				"available", ok, "scenarios", s));
 		}
 	}
-	for (size_t i = 0; ax_scenarios[i]; i++) {
-		const struct ax_scenario *sc = ax_scenarios[i];
+	for (size_t i = 0; axs_scenarios[i]; i++) {
+		const struct axs_scenario *sc = axs_scenarios[i];
 		char feats[256];
 		axb_features_str(sc->features, feats, sizeof feats);
 		json_t *ps = json_array();
 		for (size_t k = 0; k < sc->nparams; k++) {
-			const struct ax_param *p = &sc->params[k];
+			const struct axs_param_def *p = &sc->params[k];
 			json_array_append_new(ps, json_pack("{s:s, s:s, s:s, s:s, s:I, s:I}",
-				"name", p->name, "type", axb_param_type_name(p->type),
+				"name", p->name, "type", axs_param_type_name(p->type),
 				"default", p->def, "help", p->help ? p->help : "",
 				"min", (json_int_t)p->min, "max", (json_int_t)p->max));
 		}
 		json_array_append_new(scs, json_pack("{s:s, s:s, s:s, s:s?, s:s, s:o}",
 			"name", sc->name, "summary", sc->summary ? sc->summary : "",
-			"kind", sc->kind == AX_SC_NET ? "net" : "local",
-			"protocol", sc->kind == AX_SC_NET ? sc->protocol : NULL,
+			"kind", sc->kind == AXS_NET ? "net" : "local",
+			"protocol", sc->kind == AXS_NET ? sc->protocol : NULL,
 			"features", feats, "params", ps));
 	}
 	json_t *j = json_pack("{s:o, s:o, s:o}", "runtimes", rts,
@@ -139,21 +139,21 @@ int axb_cmd_list(int argc, char **argv)
 		printf("\n");
 	}
 	printf("\nscenarios:\n");
-	for (size_t i = 0; ax_scenarios[i]; i++) {
-		const struct ax_scenario *sc = ax_scenarios[i];
+	for (size_t i = 0; axs_scenarios[i]; i++) {
+		const struct axs_scenario *sc = axs_scenarios[i];
 		char feats[256];
 		axb_features_str(sc->features, feats, sizeof feats);
 		printf("  %-16s %s\n", sc->name, sc->summary ? sc->summary : "");
-		printf("  %-16s kind %s", "", sc->kind == AX_SC_NET ? "net" : "local");
-		if (sc->kind == AX_SC_NET)
+		printf("  %-16s kind %s", "", sc->kind == AXS_NET ? "net" : "local");
+		if (sc->kind == AXS_NET)
 			printf(", protocol %s", sc->protocol ? sc->protocol : "?");
 		printf(", needs %s\n", feats[0] ? feats : "nothing");
 		for (size_t k = 0; k < sc->nparams; k++) {
-			const struct ax_param *p = &sc->params[k];
+			const struct axs_param_def *p = &sc->params[k];
 			char range[128];
 			param_range(p, range, sizeof range);
 			printf("  %-16s   %-12s %-8s default %-8s %-16s %s\n", "", p->name,
-			       axb_param_type_name(p->type), p->def, range,
+			       axs_param_type_name(p->type), p->def, range,
 			       p->help ? p->help : "");
 		}
 	}
@@ -236,11 +236,11 @@ int main(int argc, char **argv)
 	if (!strcmp(cmd, "compare") || !strcmp(cmd, "report") || !strcmp(cmd, "record"))
 		return forward_reports(cmd, argc, argv);
 	if (!strcmp(cmd, "conform"))
-		return ax_cmd_conform(argc, argv);
+		return axb_cmd_conform(argc, argv);
 	if (!strcmp(cmd, "__case"))
-		return ax_cmd_case(argc, argv);
+		return axb_cmd_case(argc, argv);
 	if (!strcmp(cmd, "ergo"))
-		return ax_cmd_ergo(argc, argv);
+		return axb_cmd_ergo(argc, argv);
 	if (!strcmp(cmd, "version") || !strcmp(cmd, "--version")) {
 		printf("axbench %s (results schema %d)\n", AXB_VERSION, AXB_SCHEMA_VERSION);
 		return 0;

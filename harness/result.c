@@ -66,8 +66,8 @@ json_t *axb_cell_new(const struct axb_cell *c)
 	json_object_set_new(o, "runtime", json_string(c->impl.name));
 	json_object_set_new(o, "runtime_kind", json_string(axb_impl_kind_name(&c->impl)));
 	json_object_set_new(o, "scenario", json_string(c->sc->name));
-	json_object_set_new(o, "kind", json_string(c->sc->kind == AX_SC_NET ? "net" : "local"));
-	json_object_set_new(o, "protocol", c->sc->protocol && c->sc->kind == AX_SC_NET
+	json_object_set_new(o, "kind", json_string(c->sc->kind == AXS_NET ? "net" : "local"));
+	json_object_set_new(o, "protocol", c->sc->protocol && c->sc->kind == AXS_NET
 			    ? json_string(c->sc->protocol) : json_null());
 	json_object_set_new(o, "params", axb_params_json(c->sc, c->values));
 	json_object_set_new(o, "label", json_string(c->label));
@@ -229,13 +229,13 @@ static void local_numbers(json_t *rep, const struct axb_rep_in *in)
 	const char *name;
 	json_t *hj;
 	json_object_foreach(json_object_get(r, "histograms"), name, hj) {
-		struct ax_hist *h = ax_hist_new();
-		if (h && !ax_hist_from_json(h, hj)) {
-			json_t *p = ax_hist_percentiles_json(h);
+		struct axm_hist *h = axm_hist_new();
+		if (h && !axm_hist_from_json(h, hj)) {
+			json_t *p = axm_hist_percentiles_json(h);
 			latency_metrics(m, name, p);
 			json_object_set_new(lat, name, p);
 		}
-		ax_hist_free(h);
+		axm_hist_free(h);
 	}
 	axb_metric_set(m, "wall_s", num(meas, "wall_s"), "s", 0);
 	axb_metric_set(m, "cpu_s", num(meas, "user_s") + num(meas, "sys_s"), "s", -1);
@@ -365,7 +365,7 @@ static const char *classify(const struct axb_rep_in *in, bool net,
 
 json_t *axb_rep_build(const struct axb_cell *c, const struct axb_rep_in *in)
 {
-	bool net = c->sc->kind == AX_SC_NET;
+	bool net = c->sc->kind == AXS_NET;
 	const char *role = NULL;
 	char msg[1400], when[64];
 	const char *status = classify(in, net, &role, msg, sizeof msg);
@@ -426,7 +426,7 @@ static const char *const numbers_keys[] = {
 
 static json_t *merged_hist_json(json_t *reps, const char *key, const char *name)
 {
-	struct ax_hist *acc = ax_hist_new(), *h = ax_hist_new();
+	struct axm_hist *acc = axm_hist_new(), *h = axm_hist_new();
 	size_t i;
 	json_t *rep;
 	json_t *out = NULL;
@@ -436,14 +436,14 @@ static json_t *merged_hist_json(json_t *reps, const char *key, const char *name)
 		json_t *hj = json_object_get(rep, key);
 		if (name)
 			hj = json_object_get(hj, name);
-		if (hj && !ax_hist_from_json(h, hj))
-			ax_hist_merge(acc, h);
+		if (hj && !axm_hist_from_json(h, hj))
+			axm_hist_merge(acc, h);
 	}
-	out = ax_hist_percentiles_json(acc);
-	json_object_set_new(out, "histogram", ax_hist_to_json(acc));
+	out = axm_hist_percentiles_json(acc);
+	json_object_set_new(out, "histogram", axm_hist_to_json(acc));
 out:
-	ax_hist_free(acc);
-	ax_hist_free(h);
+	axm_hist_free(acc);
+	axm_hist_free(h);
 	return out;
 }
 
@@ -468,8 +468,8 @@ static json_t *summarize(const struct axb_cell *c, json_t *reps)
 				json_array_append_new(vals, json_real(json_number_value(x)));
 			}
 		}
-		struct axb_ci ci;
-		axb_median_ci(v, n, &ci);
+		struct axm_ci ci;
+		axm_median_ci(v, n, &ci);
 		json_object_set_new(ms, name, json_pack(
 			"{s:O, s:O, s:I, s:o, s:o, s:o, s:f, s:I, s:I, s:o}",
 			"unit", json_object_get(m0, "unit"),
@@ -485,7 +485,7 @@ static json_t *summarize(const struct axb_cell *c, json_t *reps)
 	}
 	free(v);
 	json_t *s = json_pack("{s:I, s:o}", "reps", (json_int_t)nreps, "metrics", ms);
-	if (c->sc->kind == AX_SC_NET) {
+	if (c->sc->kind == AXS_NET) {
 		json_object_set_new(s, "latency_merged", merged_hist_json(reps, "histogram", NULL));
 		bool any_sat = false, open = false, all_sustained = true;
 		size_t i;
@@ -598,7 +598,7 @@ static void varying_label(struct axb_cell *cells, size_t n, const struct axb_cel
 		if (!varies)
 			continue;
 		char v[64];
-		axb_param_format(&c->sc->params[p], c->values[p], v, sizeof v);
+		axs_param_format(&c->sc->params[p], c->values[p], v, sizeof v);
 		int w = snprintf(buf + off, bn - off, "%s%s=%s", off ? "," : "",
 				 c->sc->params[p].name, v);
 		if (w < 0 || (size_t)w >= bn - off)
@@ -634,7 +634,7 @@ void axb_summary_print(FILE *f, struct axb_cell *cells, size_t n)
 			snprintf(r[k], 192, "-");
 		if (json_is_object(sum)) {
 			const char *key = NULL, *unit = "";
-			if (c->sc->kind == AX_SC_NET) {
+			if (c->sc->kind == AXS_NET) {
 				/* throughput, or the headline of a mode without it */
 				json_t *ms = json_object_get(sum, "metrics");
 				void *it = json_object_iter(ms);
@@ -668,7 +668,7 @@ void axb_summary_print(FILE *f, struct axb_cell *cells, size_t n)
 				fmt_si(num(m, "median"), a, sizeof a);
 				fmt_si(num(m, "ci_low"), b, sizeof b);
 				fmt_si(num(m, "ci_high"), d, sizeof d);
-				if (c->sc->kind == AX_SC_NET && !strcmp(key, "throughput"))
+				if (c->sc->kind == AXS_NET && !strcmp(key, "throughput"))
 					snprintf(r[4], 192, "%s [%s, %s] %s", a, b, d, unit);
 				else
 					snprintf(r[4], 192, "%.48s=%s [%s, %s]%s%.16s", key, a, b, d,
@@ -720,8 +720,8 @@ void axb_summary_print(FILE *f, struct axb_cell *cells, size_t n)
 		}
 	}
 	if (nsh) {
-		struct axb_ci ci;
-		axb_median_ci(sh, nsh, &ci);
+		struct axm_ci ci;
+		axm_median_ci(sh, nsh, &ci);
 		if (ci.median > 0.05)
 			fprintf(f, "note: other processes kept the pinned CPUs %.0f%% busy "
 				"during the repetitions (median; machine.others_share): "

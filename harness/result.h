@@ -13,8 +13,8 @@
 /* One cell: implementation x scenario x parameter values. */
 struct axb_cell {
 	struct axb_impl impl;
-	const struct ax_scenario *sc;
-	int64_t values[AXB_MAX_PARAMS];
+	const struct axs_scenario *sc;
+	int64_t values[AXS_MAX_PARAMS];
 	char label[512];
 	bool runnable;        /* false: unsupported (why says why) */
 	char why[256];

@@ -18,7 +18,7 @@
 
 #define MAX_IMPLS 32
 #define MAX_SCENARIOS 64
-#define MAX_SWEEPS AXB_MAX_PARAMS
+#define MAX_SWEEPS AXS_MAX_PARAMS
 #define MAX_SWEEP_VALUES 64
 #define STOP_GRACE_NS (5 * INT64_C(1000000000))
 #define STDERR_TAIL 4096
@@ -47,7 +47,7 @@ struct run {
 	struct axb_impl impls[MAX_IMPLS];
 	size_t nimpls;
 	json_t *skipped;                      /* unavailable under "all" */
-	const struct ax_scenario *scs[MAX_SCENARIOS];
+	const struct axs_scenario *scs[MAX_SCENARIOS];
 	size_t nscs;
 	struct axb_pin pin;
 	bool quick;
@@ -135,8 +135,8 @@ static void parse_opts(struct run *R, int argc, char **argv)
 		{ "help", no_argument, NULL, OPT_HELP },
 		{ NULL, 0, NULL, 0 },
 	};
-	static const struct ax_param timeout_p = {
-		"timeout", AX_P_DURATION, "", "", 1000000, 86400000000000LL,
+	static const struct axs_param_def timeout_p = {
+		"timeout", AXS_P_DURATION, "", "", 1000000, 86400000000000LL,
 	};
 	int c;
 	char *end;
@@ -198,7 +198,7 @@ static void parse_opts(struct run *R, int argc, char **argv)
 			R->port = (int)v;
 			break;
 		case OPT_TIMEOUT: {
-			int err = axb_param_parse(&timeout_p, optarg, true, &R->timeout_ns);
+			int err = axs_param_parse(&timeout_p, optarg, true, &R->timeout_ns);
 			if (err == -ERANGE)
 				axb_bad_input("--timeout out of range: '%s' (1ms..24h)", optarg);
 			if (err)
@@ -260,15 +260,15 @@ static void resolve_impls(struct run *R)
 static void resolve_scenarios(struct run *R)
 {
 	if (!strcmp(R->scenarios_arg, "all")) {
-		for (size_t i = 0; ax_scenarios[i] && R->nscs < MAX_SCENARIOS; i++)
-			R->scs[R->nscs++] = ax_scenarios[i];
+		for (size_t i = 0; axs_scenarios[i] && R->nscs < MAX_SCENARIOS; i++)
+			R->scs[R->nscs++] = axs_scenarios[i];
 		return;
 	}
 	char *copy = strdup(R->scenarios_arg), *save = NULL;
 	if (!copy || !*copy)
 		axb_bad_input("--scenario needs at least one name");
 	for (char *t = strtok_r(copy, ",", &save); t; t = strtok_r(NULL, ",", &save)) {
-		const struct ax_scenario *sc = ax_scenario_find(t);
+		const struct axs_scenario *sc = axs_scenario_find(t);
 		if (!sc)
 			axb_bad_input("unknown scenario '%s' (see axbench list)", t);
 		bool dup = false;
@@ -288,32 +288,32 @@ static void validate_sweeps(struct run *R)
 		struct sweep *s = &R->sweeps[k];
 		bool used = false;
 		for (size_t i = 0; i < R->nscs; i++) {
-			const struct ax_scenario *sc = R->scs[i];
-			int pi = axb_param_index(sc, s->name);
+			const struct axs_scenario *sc = R->scs[i];
+			int pi = axs_param_index(sc, s->name);
 			if (pi < 0)
 				continue;
 			used = true;
-			const struct ax_param *p = &sc->params[pi];
+			const struct axs_param_def *p = &sc->params[pi];
 			for (size_t j = 0; j < s->nvals; j++) {
 				int64_t v;
-				int err = axb_param_parse(p, s->vals[j], s->bare_seconds, &v);
+				int err = axs_param_parse(p, s->vals[j], s->bare_seconds, &v);
 				if (err == -ERANGE) {
 					char lo[64], hi[64];
-					axb_param_format(p, p->min, lo, sizeof lo);
-					axb_param_format(p, p->max, hi, sizeof hi);
+					axs_param_format(p, p->min, lo, sizeof lo);
+					axs_param_format(p, p->max, hi, sizeof hi);
 					axb_bad_input("value %s=%s out of range for scenario %s (%s..%s)",
 						      s->name, s->vals[j], sc->name, lo, hi);
 				}
-				if (err && p->type == AX_P_ENUM)
+				if (err && p->type == AXS_P_ENUM)
 					axb_bad_input("malformed value %s=%s (expected one of %.*s)",
 						      s->name, s->vals[j],
 						      (int)strcspn(p->help, ":"), p->help);
 				if (err)
 					axb_bad_input("malformed value %s=%s (expected %s%s)",
 						      s->name, s->vals[j],
-						      axb_param_type_name(p->type),
-						      p->type == AX_P_DURATION ? " with ns/us/ms/s"
-						      : p->type == AX_P_BYTES ? ", optional k/m/g" : "");
+						      axs_param_type_name(p->type),
+						      p->type == AXS_P_DURATION ? " with ns/us/ms/s"
+						      : p->type == AXS_P_BYTES ? ", optional k/m/g" : "");
 			}
 		}
 		if (!used) {
@@ -389,9 +389,9 @@ static void resolve_json(struct run *R)
 
 static int64_t default_timeout(const struct axb_cell *c)
 {
-	if (c->sc->kind == AX_SC_LOCAL)
+	if (c->sc->kind == AXS_LOCAL)
 		return 120 * INT64_C(1000000000);
-	int d = axb_param_index(c->sc, "duration"), w = axb_param_index(c->sc, "warmup");
+	int d = axs_param_index(c->sc, "duration"), w = axs_param_index(c->sc, "warmup");
 	int64_t phases = (d >= 0 ? c->values[d] : 5000000000LL) +
 			 (w >= 0 ? c->values[w] : 1000000000LL);
 	return 10 * INT64_C(1000000000) + 2 * phases;
@@ -399,9 +399,9 @@ static int64_t default_timeout(const struct axb_cell *c)
 
 static double estimate_s(const struct axb_cell *c)
 {
-	if (c->sc->kind == AX_SC_LOCAL)
+	if (c->sc->kind == AXS_LOCAL)
 		return 2.0;
-	int d = axb_param_index(c->sc, "duration"), w = axb_param_index(c->sc, "warmup");
+	int d = axs_param_index(c->sc, "duration"), w = axs_param_index(c->sc, "warmup");
 	return ((d >= 0 ? (double)c->values[d] : 5e9) +
 		(w >= 0 ? (double)c->values[w] : 1e9)) / 1e9 + 0.3;
 }
@@ -409,7 +409,7 @@ static double estimate_s(const struct axb_cell *c)
 /* Split "a=1,2;b=3" (len bytes of text) into sweeps of scenario sc, for
  * the profile table (profile.c); an entry that does not fit the scenario
  * is a bug of the table, reported as bad input. Returns the count. */
-static size_t profile_group(const struct run *R, const struct ax_scenario *sc,
+static size_t profile_group(const struct run *R, const struct axs_scenario *sc,
 			    const char *text, size_t len, struct sweep *out,
 			    char **copy)
 {
@@ -424,7 +424,7 @@ static size_t profile_group(const struct run *R, const struct ax_scenario *sc,
 			axb_bad_input("profile %s of %s: malformed entry '%s' (harness/profile.c)",
 				      R->profile, sc->name, t);
 		*eq = 0;
-		int pi = axb_param_index(sc, t);
+		int pi = axs_param_index(sc, t);
 		if (pi < 0 || strlen(t) >= sizeof out[n].name)
 			axb_bad_input("profile %s sets parameter '%s', which %s does not have "
 				      "(harness/profile.c)", R->profile, t, sc->name);
@@ -435,7 +435,7 @@ static size_t profile_group(const struct run *R, const struct ax_scenario *sc,
 		for (char *v = strtok_r(eq + 1, ",", &s2); v; v = strtok_r(NULL, ",", &s2)) {
 			int64_t x;
 			if (sw->nvals == MAX_SWEEP_VALUES ||
-			    axb_param_parse(&sc->params[pi], v, false, &x))
+			    axs_param_parse(&sc->params[pi], v, false, &x))
 				axb_bad_input("profile %s: bad value %s=%s for %s "
 					      "(harness/profile.c)", R->profile, t, v, sc->name);
 			sw->vals[sw->nvals++] = v;
@@ -449,7 +449,7 @@ static size_t profile_group(const struct run *R, const struct ax_scenario *sc,
 
 /* Whether a cell of this implementation, scenario and label exists. */
 static bool cell_exists(const struct run *R, const struct axb_impl *im,
-			const struct ax_scenario *sc, const char *label)
+			const struct axs_scenario *sc, const char *label)
 {
 	for (size_t i = 0; i < R->ncells; i++)
 		if (R->cells[i].sc == sc && !strcmp(R->cells[i].impl.name, im->name) &&
@@ -461,7 +461,7 @@ static bool cell_exists(const struct run *R, const struct axb_impl *im,
 /* The cells of one profile group of scenario sc: the group's sweeps, the
  * user's replacing any of the same name, as an odometer, times every
  * implementation. */
-static void plan_group(struct run *R, const struct ax_scenario *sc,
+static void plan_group(struct run *R, const struct axs_scenario *sc,
 		       const int64_t *base, struct sweep *gsw, size_t ng,
 		       size_t *cap)
 {
@@ -475,24 +475,24 @@ static void plan_group(struct run *R, const struct ax_scenario *sc,
 			user |= !strcmp(R->sweeps[u].name, gsw[k].name);
 		if (user)
 			continue;
-		pidx[nsw] = axb_param_index(sc, gsw[k].name);
+		pidx[nsw] = axs_param_index(sc, gsw[k].name);
 		sw[nsw++] = &gsw[k];
 	}
 	for (size_t k = 0; k < R->nsweeps; k++) {
-		int pi = axb_param_index(sc, R->sweeps[k].name);
+		int pi = axs_param_index(sc, R->sweeps[k].name);
 		if (pi < 0)
 			continue;
 		pidx[nsw] = pi;
 		sw[nsw++] = &R->sweeps[k];
 	}
 	for (;;) {
-		int64_t vals[AXB_MAX_PARAMS];
+		int64_t vals[AXS_MAX_PARAMS];
 		char label[512];
 		memcpy(vals, base, sizeof vals);
 		for (size_t k = 0; k < nsw; k++)
-			axb_param_parse(&sc->params[pidx[k]], sw[k]->vals[idx[k]],
+			axs_param_parse(&sc->params[pidx[k]], sw[k]->vals[idx[k]],
 					sw[k]->bare_seconds, &vals[pidx[k]]);
-		axb_params_label(sc, vals, label, sizeof label);
+		axs_params_label(sc, vals, label, sizeof label);
 		for (size_t ii = 0; ii < R->nimpls; ii++) {
 			if (cell_exists(R, &R->impls[ii], sc, label))
 				continue;
@@ -538,17 +538,17 @@ static void plan_cells(struct run *R)
 	if (!R->cells)
 		axb_bad_input("out of memory");
 	for (size_t si = 0; si < R->nscs; si++) {
-		const struct ax_scenario *sc = R->scs[si];
-		int64_t base[AXB_MAX_PARAMS];
+		const struct axs_scenario *sc = R->scs[si];
+		int64_t base[AXS_MAX_PARAMS];
 		const char *bad = NULL;
-		if (axb_param_defaults(sc, base, &bad))
+		if (axs_param_defaults(sc, base, &bad))
 			axb_bad_input("scenario %s: the default of %s does not parse",
 				      sc->name, bad);
 		const char *entry = axb_profile_entry(R->profile, sc->name);
 		/* a scenario the table leaves out (test-only ones): the quick
 		 * profile still shortens its phases */
 		if (R->quick && !entry) {
-			int d = axb_param_index(sc, "duration"), w = axb_param_index(sc, "warmup");
+			int d = axs_param_index(sc, "duration"), w = axs_param_index(sc, "warmup");
 			if (d >= 0 && base[d] > 1000000000LL)
 				base[d] = 1000000000LL;
 			if (w >= 0 && base[w] > 200000000LL)
@@ -582,7 +582,7 @@ static void plan_cells(struct run *R)
 /* ------------------------------------------------------------------ */
 
 struct argv_buf {
-	char *v[2 * AXB_MAX_PARAMS + 40];
+	char *v[2 * AXS_MAX_PARAMS + 40];
 	size_t n;
 };
 
@@ -625,7 +625,7 @@ static void av_cell(struct argv_buf *a, struct run *R, const struct axb_cell *c,
 		av_add(a, "--quick");
 	for (size_t i = 0; i < c->sc->nparams; i++) {
 		char v[64], pv[160];
-		axb_param_format(&c->sc->params[i], c->values[i], v, sizeof v);
+		axs_param_format(&c->sc->params[i], c->values[i], v, sizeof v);
 		snprintf(pv, sizeof pv, "%s=%s", c->sc->params[i].name, v);
 		av_add(a, "-p");
 		av_add(a, pv);
@@ -949,7 +949,7 @@ int axb_cmd_run(int argc, char **argv)
 			in.pin = &R->pin;
 			int64_t t0 = axb_mono_ns(), w0 = axb_wall_ns();
 			axb_cpuload_read(&in.load0, R->pin.server_cpu, R->pin.load_cpu);
-			bool ok = c->sc->kind == AX_SC_NET ? run_net(R, c, &in)
+			bool ok = c->sc->kind == AXS_NET ? run_net(R, c, &in)
 							   : run_local(R, c, &in);
 			axb_cpuload_read(&in.load1, R->pin.server_cpu, R->pin.load_cpu);
 			in.wall_s = (double)(axb_mono_ns() - t0) / 1e9;

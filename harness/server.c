@@ -16,14 +16,14 @@
 
 struct srv {
 	struct axb_impl impl;
-	const struct ax_scenario *sc;
-	int64_t values[AXB_MAX_PARAMS];
-	struct ax_sc_out out;
-	struct ax_sc_ctx ctx;
+	const struct axs_scenario *sc;
+	int64_t values[AXS_MAX_PARAMS];
+	struct axs_out out;
+	struct axs_ctx ctx;
 	ax_rt *rt;
 	ax_task *main_task;       /* while serve runs; runtime thread only */
 	bool serve_done_stopping; /* serve returned after a stop request */
-	struct axb_ref_run ref;
+	struct axr_run ref;
 	pthread_t sigth;
 	atomic_bool done;
 	/* Measurement marks (SIGUSR1 = start, SIGUSR2 = end, sent by the load
@@ -177,13 +177,13 @@ int axb_server_main(const struct axb_child_opts *o, bool foreground)
 
 	if (!s)
 		return fail_setup(o, foreground, "server", "out of memory");
-	axb_sc_out_init(&s->out);
+	axs_out_init(&s->out);
 	s->sc = axb_child_values(o, s->values);
 	if (!o->impl)
 		axb_bad_input("--runtime is required");
 	if (axb_impl_find(o->impl, &s->impl))
 		axb_bad_input("unknown runtime '%s' (see axbench list)", o->impl);
-	if (s->sc->kind != AX_SC_NET)
+	if (s->sc->kind != AXS_NET)
 		axb_bad_input("scenario %s is not a network scenario", s->sc->name);
 	if (!axb_impl_available(&s->impl, why, sizeof why))
 		axb_bad_input("runtime %s is unavailable here: %s", s->impl.name, why);
@@ -256,7 +256,7 @@ int axb_server_main(const struct axb_child_opts *o, bool foreground)
 		json_decref(j);
 	}
 	if (axb_test_fault("server", s->impl.name))
-		ax_sc_fail(&s->ctx, "AXBENCH_TEST_FAULT asked the server to fail");
+		axs_fail(&s->ctx, "AXBENCH_TEST_FAULT asked the server to fail");
 
 	int run_err = 0;
 	if (s->impl.kind == AXB_IMPL_AX) {
@@ -265,7 +265,7 @@ int axb_server_main(const struct axb_child_opts *o, bool foreground)
 		result = s->impl.ref->serve(&s->ref);
 		s->serve_done_stopping = atomic_load(&s->ref.stopping);
 		if (s->ref.fail[0])
-			ax_sc_fail(&s->ctx, "%s", s->ref.fail);
+			axs_fail(&s->ctx, "%s", s->ref.fail);
 	}
 	int64_t t1 = axb_mono_ns();
 
@@ -276,9 +276,9 @@ int axb_server_main(const struct axb_child_opts *o, bool foreground)
 
 	/* the verdict: a recorded failure, or serve failing on its own */
 	if (run_err)
-		ax_sc_fail(&s->ctx, "ax_rt_run failed: %s", strerror(-run_err));
+		axs_fail(&s->ctx, "ax_rt_run failed: %s", strerror(-run_err));
 	else if (result < 0 && !s->serve_done_stopping)
-		ax_sc_fail(&s->ctx, "serve returned %s before being stopped",
+		axs_fail(&s->ctx, "serve returned %s before being stopped",
 			   strerror((int)-result));
 
 	struct rusage ru;
@@ -313,8 +313,8 @@ int axb_server_main(const struct axb_child_opts *o, bool foreground)
 	} else {
 		json_object_set_new(j, "stats", json_null());
 	}
-	json_object_set_new(j, "metrics", axb_sc_out_metrics_json(&s->out));
-	json_object_set_new(j, "histograms", axb_sc_out_hists_json(&s->out));
+	json_object_set_new(j, "metrics", axb_out_metrics_json(&s->out));
+	json_object_set_new(j, "histograms", axb_out_hists_json(&s->out));
 	json_object_set_new(j, "stop_requests", json_integer(s->stop_requests));
 	if (s->rt) {
 		int derr = ax_rt_destroy(s->rt);
@@ -345,7 +345,7 @@ destroy_rt:
 close_listener:
 	close(lfd);
 free_srv:
-	axb_sc_out_free(&s->out);
+	axs_out_free(&s->out);
 	free(s);
 	return rc;
 }
@@ -361,8 +361,8 @@ int axb_cmd_serve(int argc, char **argv)
 /* --- local scenarios ------------------------------------------------ */
 
 struct loc {
-	const struct ax_scenario *sc;
-	struct ax_sc_ctx ctx;
+	const struct axs_scenario *sc;
+	struct axs_ctx ctx;
 };
 
 static intptr_t local_main(void *arg)
@@ -377,8 +377,8 @@ int axb_cmd_local(int argc, char **argv)
 {
 	struct axb_child_opts o;
 	struct axb_impl impl;
-	struct ax_sc_out *out = calloc(1, sizeof *out);
-	int64_t values[AXB_MAX_PARAMS];
+	struct axs_out *out = calloc(1, sizeof *out);
+	int64_t values[AXS_MAX_PARAMS];
 	struct loc l;
 	ax_rt *rt = NULL;
 	char msg[512], why[256];
@@ -388,13 +388,13 @@ int axb_cmd_local(int argc, char **argv)
 	axb_child_opts_parse(argc, argv, "__local", &o);
 	if (!out)
 		return fail_setup(&o, false, "local", "out of memory");
-	axb_sc_out_init(out);
+	axs_out_init(out);
 	l.sc = axb_child_values(&o, values);
 	if (!o.impl)
 		axb_bad_input("--runtime is required");
 	if (axb_impl_find(o.impl, &impl))
 		axb_bad_input("unknown runtime '%s' (see axbench list)", o.impl);
-	if (l.sc->kind != AX_SC_LOCAL)
+	if (l.sc->kind != AXS_LOCAL)
 		axb_bad_input("scenario %s is not a local scenario", l.sc->name);
 	if (!axb_impl_available(&impl, why, sizeof why))
 		axb_bad_input("runtime %s is unavailable here: %s", impl.name, why);
@@ -427,7 +427,7 @@ int axb_cmd_local(int argc, char **argv)
 	l.ctx.quick = o.quick;
 	l.ctx.out = out;
 	if (axb_test_fault("local", impl.name))
-		ax_sc_fail(&l.ctx, "AXBENCH_TEST_FAULT asked the scenario to fail");
+		axs_fail(&l.ctx, "AXBENCH_TEST_FAULT asked the scenario to fail");
 
 	struct rusage ru0, ru1;
 	getrusage(RUSAGE_SELF, &ru0);
@@ -439,9 +439,9 @@ int axb_cmd_local(int argc, char **argv)
 	int64_t t1 = axb_mono_ns();
 	getrusage(RUSAGE_SELF, &ru1);
 	if (run_err)
-		ax_sc_fail(&l.ctx, "ax_rt_run failed: %s", strerror(-run_err));
+		axs_fail(&l.ctx, "ax_rt_run failed: %s", strerror(-run_err));
 	else if (result < 0)
-		ax_sc_fail(&l.ctx, "run returned %s", strerror((int)-result));
+		axs_fail(&l.ctx, "run returned %s", strerror((int)-result));
 
 	json_t *j = json_object();
 	json_object_set_new(j, "event", json_string("result"));
@@ -464,13 +464,13 @@ int axb_cmd_local(int argc, char **argv)
 	} else {
 		json_object_set_new(j, "stats", json_null());
 	}
-	json_object_set_new(j, "metrics", axb_sc_out_metrics_json(out));
-	json_object_set_new(j, "histograms", axb_sc_out_hists_json(out));
+	json_object_set_new(j, "metrics", axb_out_metrics_json(out));
+	json_object_set_new(j, "histograms", axb_out_hists_json(out));
 	if (rt)
 		json_object_set_new(j, "destroy_result", json_integer(ax_rt_destroy(rt)));
 	axb_write_json_line(o.result_fd, j);
 	json_decref(j);
-	axb_sc_out_free(out);
+	axs_out_free(out);
 	free(out);
 	return 0;
 }

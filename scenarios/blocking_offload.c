@@ -47,7 +47,7 @@ static intptr_t bo_task(void *arg)
 
 struct bo_tick {
 	struct bo *b;
-	struct ax_sc_ctx *ctx;
+	struct axs_ctx *ctx;
 };
 
 /* Sleeps 1 ms at a time while the pool works; records how late it wakes. */
@@ -57,16 +57,16 @@ static intptr_t bo_ticker(void *arg)
 	while (!tk->b->stop) {
 		int64_t s0 = ax_now();
 		ax_sleep(1000000);
-		ax_sc_latency(tk->ctx, "tick_lateness", ax_now() - s0 - 1000000);
+		axs_latency(tk->ctx, "tick_lateness", ax_now() - s0 - 1000000);
 	}
 	return 0;
 }
 
-static intptr_t bo_run(struct ax_sc_ctx *ctx)
+static intptr_t bo_run(struct axs_ctx *ctx)
 {
-	int64_t tasks = ax_sc_param(ctx, "tasks");
-	struct bo b = {.calls_per_task = ax_sc_param(ctx, "calls") / tasks,
-		       .work_ns = ax_sc_param(ctx, "work")};
+	int64_t tasks = axs_param(ctx, "tasks");
+	struct bo b = {.calls_per_task = axs_param(ctx, "calls") / tasks,
+		       .work_ns = axs_param(ctx, "work")};
 	struct bo_tick tk = {&b, ctx};
 	ax_task *t[256], *ticker;
 	if (b.calls_per_task < 1)
@@ -82,24 +82,24 @@ static intptr_t bo_run(struct ax_sc_ctx *ctx)
 	ax_join(ticker, NULL);
 	int64_t calls = b.calls_per_task * tasks;
 	if (b.bad) {
-		ax_sc_fail(ctx, "%ld of %ld offloaded calls failed", (long)b.bad,
+		axs_fail(ctx, "%ld of %ld offloaded calls failed", (long)b.bad,
 			   (long)calls);
 		return -1;
 	}
-	ax_sc_metric(ctx, "calls_per_s", (double)calls * 1e9 / (double)el, "ops/s", +1);
+	axs_metric(ctx, "calls_per_s", (double)calls * 1e9 / (double)el, "ops/s", +1);
 	return 0;
 }
 
-static const struct ax_param bo_params[] = {
-	{"calls", AX_P_INT, "20000", "offloaded calls in all", 1, 100000000},
-	{"tasks", AX_P_INT, "8", "tasks offloading concurrently", 1, 256},
-	{"work", AX_P_DURATION, "10us", "CPU burnt by each call", 0, 1000000000},
+static const struct axs_param_def bo_params[] = {
+	{"calls", AXS_P_INT, "20000", "offloaded calls in all", 1, 100000000},
+	{"tasks", AXS_P_INT, "8", "tasks offloading concurrently", 1, 256},
+	{"work", AXS_P_DURATION, "10us", "CPU burnt by each call", 0, 1000000000},
 };
 
-const struct ax_scenario ax_sc_blocking_offload = {
+const struct axs_scenario axs_blocking_offload = {
 	.name = "blocking_offload",
 	.summary = "blocking-pool call throughput and loop responsiveness meanwhile",
-	.kind = AX_SC_LOCAL,
+	.kind = AXS_LOCAL,
 	.params = bo_params,
 	.nparams = sizeof bo_params / sizeof bo_params[0],
 	.run = bo_run,

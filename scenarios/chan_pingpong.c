@@ -80,21 +80,21 @@ static int64_t pp_local(struct pp *p)
 	return el;
 }
 
-static intptr_t pp_run(struct ax_sc_ctx *ctx)
+static intptr_t pp_run(struct axs_ctx *ctx)
 {
 	struct pp p;
-	if (pp_open(&p, ax_sc_param(ctx, "count")) < 0)
+	if (pp_open(&p, axs_param(ctx, "count")) < 0)
 		return -ENOMEM;
 	int64_t el = pp_local(&p);
 	pp_close(&p);
 	if (p.bad) {
-		ax_sc_fail(ctx, "%ld of %ld local round trips wrong", (long)p.bad,
+		axs_fail(ctx, "%ld of %ld local round trips wrong", (long)p.bad,
 			   (long)p.n);
 		return -1;
 	}
-	ax_sc_metric(ctx, "local_rtt_ns", (double)el / (double)p.n, "ns", -1);
+	axs_metric(ctx, "local_rtt_ns", (double)el / (double)p.n, "ns", -1);
 
-	if (pp_open(&p, ax_sc_param(ctx, "xcount")) < 0)
+	if (pp_open(&p, axs_param(ctx, "xcount")) < 0)
 		return -ENOMEM;
 	pthread_t th;
 	void *args[2] = {&p, ax_rt_current()};
@@ -107,35 +107,35 @@ static intptr_t pp_run(struct ax_sc_ctx *ctx)
 	pthread_join(th, NULL);
 	pp_close(&p);
 	if (p.bad) {
-		ax_sc_fail(ctx, "%ld of %ld cross-runtime round trips wrong",
+		axs_fail(ctx, "%ld of %ld cross-runtime round trips wrong",
 			   (long)p.bad, (long)p.n);
 		return -1;
 	}
-	ax_sc_metric(ctx, "xthread_rtt_ns", (double)el / (double)p.n, "ns", -1);
+	axs_metric(ctx, "xthread_rtt_ns", (double)el / (double)p.n, "ns", -1);
 	return 0;
 }
 
 /* Instructions mode: the local round trips only (a second thread would
  * make the count depend on how the threads interleave). */
-static int64_t pp_instr(struct ax_sc_ctx *ctx)
+static int64_t pp_instr(struct axs_ctx *ctx)
 {
 	struct pp p;
-	if (pp_open(&p, ax_sc_param(ctx, "count")) < 0)
+	if (pp_open(&p, axs_param(ctx, "count")) < 0)
 		return -ENOMEM;
 	pp_local(&p);
 	pp_close(&p);
 	return p.bad ? -EIO : p.n;
 }
 
-static const struct ax_param pp_params[] = {
-	{"count", AX_P_INT, "1000000", "round trips between two local tasks", 1, 1000000000},
-	{"xcount", AX_P_INT, "20000", "round trips to a task on a second runtime", 1, 100000000},
+static const struct axs_param_def pp_params[] = {
+	{"count", AXS_P_INT, "1000000", "round trips between two local tasks", 1, 1000000000},
+	{"xcount", AXS_P_INT, "20000", "round trips to a task on a second runtime", 1, 100000000},
 };
 
-const struct ax_scenario ax_sc_chan_pingpong = {
+const struct axs_scenario axs_chan_pingpong = {
 	.name = "chan_pingpong",
 	.summary = "channel round trips: same runtime, and across two runtimes on two threads",
-	.kind = AX_SC_LOCAL,
+	.kind = AXS_LOCAL,
 	.features = AX_FEAT_XTHREAD,
 	.params = pp_params,
 	.nparams = sizeof pp_params / sizeof pp_params[0],

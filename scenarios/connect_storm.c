@@ -7,21 +7,21 @@
 #include "scenario.h"
 #include "serve_util.h"
 
-static const struct ax_param storm_params[] = {
-	{"connections", AX_P_INT, "16", "concurrent connectors", 1, 10000},
-	{"size", AX_P_BYTES, "64", "message echoed on each connection", 1, 65536},
-	{"duration", AX_P_DURATION, "2s", "measured phase", 1000000, 3600000000000},
-	{"warmup", AX_P_DURATION, "500ms", "warm-up before measuring", 0, 600000000000},
+static const struct axs_param_def storm_params[] = {
+	{"connections", AXS_P_INT, "16", "concurrent connectors", 1, 10000},
+	{"size", AXS_P_BYTES, "64", "message echoed on each connection", 1, 65536},
+	{"duration", AXS_P_DURATION, "2s", "measured phase", 1000000, 3600000000000},
+	{"warmup", AXS_P_DURATION, "500ms", "warm-up before measuring", 0, 600000000000},
 };
 
-const struct ax_scenario ax_sc_connect_storm = {
+const struct axs_scenario axs_connect_storm = {
 	.name = "connect_storm",
 	.summary = "short-lived connections per second: connect, one echo, close",
-	.kind = AX_SC_NET,
+	.kind = AXS_NET,
 	.features = AX_FEAT_TCP,
 	.protocol = "echo",
 	.params = storm_params,
 	.nparams = sizeof storm_params / sizeof storm_params[0],
-	.serve = ax_sc_echo_serve,
+	.serve = axs_echo_serve,
 	.loadgen_mode = "connect",
 };

@@ -31,9 +31,9 @@ static intptr_t cs_task(void *arg)
 }
 
 /* The ping-pong: two tasks, `count` yields each; returns the violations. */
-static int64_t cs_pingpong(struct ax_sc_ctx *ctx, int64_t *switches)
+static int64_t cs_pingpong(struct axs_ctx *ctx, int64_t *switches)
 {
-	struct cs_state st = {.n = ax_sc_param(ctx, "count"), .last = -1};
+	struct cs_state st = {.n = axs_param(ctx, "count"), .last = -1};
 	struct cs_arg a = {&st, 0}, b = {&st, 1};
 	ax_task *x, *y;
 	ax_spawn(&x, cs_task, &a, "ping");
@@ -44,34 +44,34 @@ static int64_t cs_pingpong(struct ax_sc_ctx *ctx, int64_t *switches)
 	return st.violations;
 }
 
-static intptr_t cs_run(struct ax_sc_ctx *ctx)
+static intptr_t cs_run(struct axs_ctx *ctx)
 {
 	int64_t switches, t0 = ax_now();
 	int64_t violations = cs_pingpong(ctx, &switches);
 	int64_t el = ax_now() - t0;
 	if (violations) {
-		ax_sc_fail(ctx, "tasks did not alternate %ld times", (long)violations);
+		axs_fail(ctx, "tasks did not alternate %ld times", (long)violations);
 		return -1;
 	}
-	ax_sc_metric(ctx, "switch_ns", (double)el / (double)switches, "ns", -1);
+	axs_metric(ctx, "switch_ns", (double)el / (double)switches, "ns", -1);
 	return 0;
 }
 
 /* Instructions mode: the same ping-pong. */
-static int64_t cs_instr(struct ax_sc_ctx *ctx)
+static int64_t cs_instr(struct axs_ctx *ctx)
 {
 	int64_t switches;
 	return cs_pingpong(ctx, &switches) ? -EIO : switches;
 }
 
-static const struct ax_param cs_params[] = {
-	{"count", AX_P_INT, "2000000", "yields per task", 1, 1000000000},
+static const struct axs_param_def cs_params[] = {
+	{"count", AXS_P_INT, "2000000", "yields per task", 1, 1000000000},
 };
 
-const struct ax_scenario ax_sc_ctx_switch = {
+const struct axs_scenario axs_ctx_switch = {
 	.name = "ctx_switch",
 	.summary = "two tasks yielding to each other: ns per task switch",
-	.kind = AX_SC_LOCAL,
+	.kind = AXS_LOCAL,
 	.params = cs_params,
 	.nparams = sizeof cs_params / sizeof cs_params[0],
 	.run = cs_run,

@@ -9,7 +9,7 @@
 #include "serve_util.h"
 
 struct fair_hog {
-	struct ax_sc_ctx *ctx;
+	struct axs_ctx *ctx;
 	int64_t slice;
 	int64_t slices;
 };
@@ -28,34 +28,34 @@ static intptr_t fair_hog_main(void *arg)
 	return 0;
 }
 
-static intptr_t fair_serve(struct ax_sc_ctx *ctx)
+static intptr_t fair_serve(struct axs_ctx *ctx)
 {
-	struct fair_hog h = {ctx, ax_sc_param(ctx, "yield_every"), 0};
+	struct fair_hog h = {ctx, axs_param(ctx, "yield_every"), 0};
 	ax_task *hog;
 	int r = ax_spawn(&hog, fair_hog_main, &h, "cpu-hog");
 	if (r < 0)
 		return r;
-	intptr_t res = ax_sc_echo_serve(ctx);
+	intptr_t res = axs_echo_serve(ctx);
 	ax_cancel(hog);
 	ax_join(hog, NULL);
-	ax_sc_metric(ctx, "hog_slices", (double)h.slices, "count", 0);
+	axs_metric(ctx, "hog_slices", (double)h.slices, "count", 0);
 	return res;
 }
 
-static const struct ax_param fair_params[] = {
-	{"connections", AX_P_INT, "16", "concurrent client connections", 1, 100000},
-	{"size", AX_P_BYTES, "64", "message size in bytes", 1, 1 << 20},
-	{"pipeline", AX_P_INT, "1", "messages in flight per connection", 1, 1024},
+static const struct axs_param_def fair_params[] = {
+	{"connections", AXS_P_INT, "16", "concurrent client connections", 1, 100000},
+	{"size", AXS_P_BYTES, "64", "message size in bytes", 1, 1 << 20},
+	{"pipeline", AXS_P_INT, "1", "messages in flight per connection", 1, 1024},
 	AX_SC_OPEN_LOOP_PARAMS,
-	{"yield_every", AX_P_DURATION, "100us", "CPU work of the hog between yields", 1000, 1000000000},
-	{"duration", AX_P_DURATION, "2s", "measured phase", 1000000, 3600000000000},
-	{"warmup", AX_P_DURATION, "500ms", "warm-up before measuring", 0, 600000000000},
+	{"yield_every", AXS_P_DURATION, "100us", "CPU work of the hog between yields", 1000, 1000000000},
+	{"duration", AXS_P_DURATION, "2s", "measured phase", 1000000, 3600000000000},
+	{"warmup", AXS_P_DURATION, "500ms", "warm-up before measuring", 0, 600000000000},
 };
 
-const struct ax_scenario ax_sc_fairness = {
+const struct axs_scenario axs_fairness = {
 	.name = "fairness",
 	.summary = "echo latency next to a CPU-bound task yielding every X",
-	.kind = AX_SC_NET,
+	.kind = AXS_NET,
 	.features = AX_FEAT_TCP,
 	.protocol = "echo",
 	.params = fair_params,

@@ -81,11 +81,11 @@ static int fr_pass(struct fr *f, int64_t depth, int64_t *elapsed)
 	return f->err ? (int)f->err : 0;
 }
 
-static intptr_t fr_run(struct ax_sc_ctx *ctx)
+static intptr_t fr_run(struct axs_ctx *ctx)
 {
-	struct fr f = {.size = ax_sc_param(ctx, "file_size"),
-		       .chunk = ax_sc_param(ctx, "chunk")};
-	int64_t depth = ax_sc_param(ctx, "depth");
+	struct fr f = {.size = axs_param(ctx, "file_size"),
+		       .chunk = axs_param(ctx, "chunk")};
+	int64_t depth = axs_param(ctx, "depth");
 	const char *dir = getenv("AX_FILE_DIR") ? getenv("AX_FILE_DIR") : "/var/tmp";
 	char path[512];
 	int r = 0;
@@ -94,7 +94,7 @@ static intptr_t fr_run(struct ax_sc_ctx *ctx)
 	snprintf(path, sizeof path, "%s/axbench-file-XXXXXX", dir);
 	f.fd = mkstemp(path);
 	if (f.fd < 0) {
-		ax_sc_fail(ctx, "cannot create a test file in %s: %s", dir, strerror(errno));
+		axs_fail(ctx, "cannot create a test file in %s: %s", dir, strerror(errno));
 		return -errno;
 	}
 	unlink(path);
@@ -109,7 +109,7 @@ static intptr_t fr_run(struct ax_sc_ctx *ctx)
 	for (int64_t b = 0; b < f.nblocks; b++) {
 		fr_fill(buf, b * f.chunk, f.chunk);
 		if (ax_pwrite(f.fd, buf, (size_t)f.chunk, b * f.chunk) != f.chunk) {
-			ax_sc_fail(ctx, "writing the test file failed");
+			axs_fail(ctx, "writing the test file failed");
 			r = -EIO;
 			goto out;
 		}
@@ -132,11 +132,11 @@ static intptr_t fr_run(struct ax_sc_ctx *ctx)
 	for (int pass = 0; pass < 2; pass++) {
 		f.order = pass ? order : NULL;
 		if ((r = fr_pass(&f, depth, &el)) < 0 || f.bad) {
-			ax_sc_fail(ctx, "%s: %ld bad blocks, error %d", names[pass],
+			axs_fail(ctx, "%s: %ld bad blocks, error %d", names[pass],
 				   (long)f.bad, r);
 			goto out;
 		}
-		ax_sc_metric(ctx, names[pass],
+		axs_metric(ctx, names[pass],
 			     (double)f.size / 1048576.0 * 1e9 / (double)el, "MiB/s", +1);
 	}
 
@@ -145,7 +145,7 @@ static intptr_t fr_run(struct ax_sc_ctx *ctx)
 	snprintf(self, sizeof self, "/proc/self/fd/%d", f.fd);
 	int dfd = open(self, O_RDONLY | O_DIRECT | O_CLOEXEC);
 	if (dfd < 0) {
-		ax_sc_metric(ctx, "o_direct_supported", 0, "bool", 0);
+		axs_metric(ctx, "o_direct_supported", 0, "bool", 0);
 	} else {
 		int ofd = f.fd;
 		f.fd = dfd;
@@ -154,15 +154,15 @@ static intptr_t fr_run(struct ax_sc_ctx *ctx)
 		f.fd = ofd;
 		close(dfd);
 		if (r == -EINVAL) {
-			ax_sc_metric(ctx, "o_direct_supported", 0, "bool", 0);
+			axs_metric(ctx, "o_direct_supported", 0, "bool", 0);
 			r = 0;
 		} else if (r < 0 || f.bad) {
-			ax_sc_fail(ctx, "O_DIRECT: %ld bad blocks, error %d",
+			axs_fail(ctx, "O_DIRECT: %ld bad blocks, error %d",
 				   (long)f.bad, r);
 			goto out;
 		} else {
-			ax_sc_metric(ctx, "o_direct_supported", 1, "bool", 0);
-			ax_sc_metric(ctx, "rand_direct_mib_s",
+			axs_metric(ctx, "o_direct_supported", 1, "bool", 0);
+			axs_metric(ctx, "rand_direct_mib_s",
 				     (double)f.size / 1048576.0 * 1e9 / (double)el,
 				     "MiB/s", +1);
 		}
@@ -174,16 +174,16 @@ out:
 	return r;
 }
 
-static const struct ax_param fr_params[] = {
-	{"file_size", AX_P_BYTES, "256m", "size of the file read", 1 << 16, 1ll << 40},
-	{"chunk", AX_P_BYTES, "64k", "bytes per ax_pread", 4096, 64 << 20},
-	{"depth", AX_P_INT, "4", "concurrent reading tasks", 1, 64},
+static const struct axs_param_def fr_params[] = {
+	{"file_size", AXS_P_BYTES, "256m", "size of the file read", 1 << 16, 1ll << 40},
+	{"chunk", AXS_P_BYTES, "64k", "bytes per ax_pread", 4096, 64 << 20},
+	{"depth", AXS_P_INT, "4", "concurrent reading tasks", 1, 64},
 };
 
-const struct ax_scenario ax_sc_file_read = {
+const struct axs_scenario axs_file_read = {
 	.name = "file_read",
 	.summary = "ax_pread throughput: sequential and random, warm and O_DIRECT",
-	.kind = AX_SC_LOCAL,
+	.kind = AXS_LOCAL,
 	.params = fr_params,
 	.nparams = sizeof fr_params / sizeof fr_params[0],
 	.run = fr_run,

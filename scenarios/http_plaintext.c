@@ -17,7 +17,7 @@
 #define HTTP_BUF 16384
 
 struct http_server {
-	struct ax_sc_conns conns;
+	struct axs_conns conns;
 	time_t date_sec;
 	char date[64];
 	uint64_t bad_requests;
@@ -59,12 +59,12 @@ static ssize_t http_request_len(const char *p, size_t n)
 
 static intptr_t http_conn_main(void *arg)
 {
-	struct ax_sc_start st = *(struct ax_sc_start *)arg;
+	struct axs_start st = *(struct axs_start *)arg;
 	struct http_server *s = st.srv;
-	struct ax_sc_conn c;
+	struct axs_conn c;
 	int fd = st.fd;
 	free(arg);
-	ax_sc_conn_add(&s->conns, &c);
+	axs_conn_add(&s->conns, &c);
 
 	char *in = malloc(HTTP_BUF), *out = malloc(HTTP_BUF * 2);
 	size_t have = 0;
@@ -103,32 +103,32 @@ done:
 	free(in);
 	free(out);
 	ax_close(fd);
-	ax_sc_conn_del(&s->conns, &c);
+	axs_conn_del(&s->conns, &c);
 	return 0;
 }
 
-static intptr_t http_serve(struct ax_sc_ctx *ctx)
+static intptr_t http_serve(struct axs_ctx *ctx)
 {
 	struct http_server s = {.conns = {NULL}};
-	int r = ax_sc_accept_loop(ctx, ctx->listen_fd, http_conn_main, &s,
+	int r = axs_accept_loop(ctx, ctx->listen_fd, http_conn_main, &s,
 				  "http-conn");
-	ax_sc_conns_stop(&s.conns);
-	ax_sc_metric(ctx, "bad_requests", (double)s.bad_requests, "count", -1);
+	axs_conns_stop(&s.conns);
+	axs_metric(ctx, "bad_requests", (double)s.bad_requests, "count", -1);
 	return r;
 }
 
-static const struct ax_param http_params[] = {
-	{"connections", AX_P_INT, "64", "concurrent client connections", 1, 100000},
-	{"pipeline", AX_P_INT, "16", "requests in flight per connection", 1, 1024},
+static const struct axs_param_def http_params[] = {
+	{"connections", AXS_P_INT, "64", "concurrent client connections", 1, 100000},
+	{"pipeline", AXS_P_INT, "16", "requests in flight per connection", 1, 1024},
 	AX_SC_OPEN_LOOP_PARAMS,
-	{"duration", AX_P_DURATION, "2s", "measured phase", 1000000, 3600000000000},
-	{"warmup", AX_P_DURATION, "500ms", "warm-up before measuring", 0, 600000000000},
+	{"duration", AXS_P_DURATION, "2s", "measured phase", 1000000, 3600000000000},
+	{"warmup", AXS_P_DURATION, "500ms", "warm-up before measuring", 0, 600000000000},
 };
 
-const struct ax_scenario ax_sc_http_plaintext = {
+const struct axs_scenario axs_http_plaintext = {
 	.name = "http_plaintext",
 	.summary = "HTTP/1.1 keep-alive, pipelined, \"Hello, World!\" (TechEmpower plaintext)",
-	.kind = AX_SC_NET,
+	.kind = AXS_NET,
 	.features = AX_FEAT_TCP,
 	.protocol = "http",
 	.params = http_params,

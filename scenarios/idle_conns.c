@@ -10,20 +10,20 @@
 #include "scenario.h"
 #include "serve_util.h"
 
-static const struct ax_param idle_params[] = {
-	{"connections", AX_P_INT, "10000", "idle connections held open", 1, 100000},
-	{"size", AX_P_BYTES, "64", "size of the check message sent on each", 1, 65536},
-	{"duration", AX_P_DURATION, "1s", "idle time before the memory sample", 1000000, 3600000000000},
+static const struct axs_param_def idle_params[] = {
+	{"connections", AXS_P_INT, "10000", "idle connections held open", 1, 100000},
+	{"size", AXS_P_BYTES, "64", "size of the check message sent on each", 1, 65536},
+	{"duration", AXS_P_DURATION, "1s", "idle time before the memory sample", 1000000, 3600000000000},
 };
 
-const struct ax_scenario ax_sc_idle_conns = {
+const struct axs_scenario axs_idle_conns = {
 	.name = "idle_conns",
 	.summary = "server memory per idle connection (10k connections, each checked by an echo)",
-	.kind = AX_SC_NET,
+	.kind = AXS_NET,
 	.features = AX_FEAT_TCP,
 	.protocol = "echo",
 	.params = idle_params,
 	.nparams = sizeof idle_params / sizeof idle_params[0],
-	.serve = ax_sc_echo_serve,
+	.serve = axs_echo_serve,
 	.loadgen_mode = "idle",
 };

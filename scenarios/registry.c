@@ -5,48 +5,50 @@
 
 #include "scenario.h"
 
-extern const struct ax_scenario ax_sc_tcp_echo;
-extern const struct ax_scenario ax_sc_http_plaintext;
-extern const struct ax_scenario ax_sc_fairness;
-extern const struct ax_scenario ax_sc_rpc_fanout;
-extern const struct ax_scenario ax_sc_spawn_join;
-extern const struct ax_scenario ax_sc_ctx_switch;
-extern const struct ax_scenario ax_sc_chan_pingpong;
-extern const struct ax_scenario ax_sc_timers;
-extern const struct ax_scenario ax_sc_blocking_offload;
-extern const struct ax_scenario ax_sc_file_read;
-extern const struct ax_scenario ax_sc_idle_conns;
-extern const struct ax_scenario ax_sc_connect_storm;
-extern const struct ax_scenario ax_sc_stall_echo;
+extern const struct axs_scenario axs_tcp_echo;
+extern const struct axs_scenario axs_http_plaintext;
+extern const struct axs_scenario axs_fairness;
+extern const struct axs_scenario axs_rpc_fanout;
+extern const struct axs_scenario axs_spawn_join;
+extern const struct axs_scenario axs_ctx_switch;
+extern const struct axs_scenario axs_chan_pingpong;
+extern const struct axs_scenario axs_timers;
+extern const struct axs_scenario axs_blocking_offload;
+extern const struct axs_scenario axs_file_read;
+extern const struct axs_scenario axs_idle_conns;
+extern const struct axs_scenario axs_connect_storm;
+extern const struct axs_scenario axs_stall_echo;
+extern const struct axs_scenario axs_example_pipeline;
 
-const struct ax_scenario *const ax_scenarios[] = {
-	&ax_sc_tcp_echo,
-	&ax_sc_http_plaintext,
-	&ax_sc_fairness,
-	&ax_sc_rpc_fanout,
-	&ax_sc_idle_conns,
-	&ax_sc_connect_storm,
-	&ax_sc_spawn_join,
-	&ax_sc_ctx_switch,
-	&ax_sc_chan_pingpong,
-	&ax_sc_timers,
-	&ax_sc_blocking_offload,
-	&ax_sc_file_read,
+const struct axs_scenario *const axs_scenarios[] = {
+	&axs_tcp_echo,
+	&axs_http_plaintext,
+	&axs_fairness,
+	&axs_rpc_fanout,
+	&axs_idle_conns,
+	&axs_connect_storm,
+	&axs_spawn_join,
+	&axs_ctx_switch,
+	&axs_chan_pingpong,
+	&axs_timers,
+	&axs_blocking_offload,
+	&axs_file_read,
 	NULL,
 };
 
 /* Test-only scenarios: found by name, but neither listed nor part of
  * `--scenario all` (docs/harness.md). */
-static const struct ax_scenario *const hidden[] = {
-	&ax_sc_stall_echo,
+static const struct axs_scenario *const hidden[] = {
+	&axs_stall_echo,
+	&axs_example_pipeline, /* docs/adding-a-scenario.md */
 	NULL,
 };
 
-const struct ax_scenario *ax_scenario_find(const char *name)
+const struct axs_scenario *axs_scenario_find(const char *name)
 {
-	for (size_t i = 0; ax_scenarios[i]; i++)
-		if (!strcmp(ax_scenarios[i]->name, name))
-			return ax_scenarios[i];
+	for (size_t i = 0; axs_scenarios[i]; i++)
+		if (!strcmp(axs_scenarios[i]->name, name))
+			return axs_scenarios[i];
 	for (size_t i = 0; hidden[i]; i++)
 		if (!strcmp(hidden[i]->name, name))
 			return hidden[i];

@@ -24,11 +24,11 @@ struct rpc_msg {
 };
 
 struct rpc_server {
-	struct ax_sc_ctx *ctx;
+	struct axs_ctx *ctx;
 	int backend_lfd;
 	int backend_port;
 	int64_t fanout, size;
-	struct ax_sc_conns nodes; /* every connection task, front and backend */
+	struct axs_conns nodes; /* every connection task, front and backend */
 	uint64_t bad_replies;
 };
 
@@ -47,11 +47,11 @@ static int rpc_read_full(int fd, void *buf, size_t n)
 /* The backend service: answer calls on one connection. */
 static intptr_t rpc_backend_conn(void *arg)
 {
-	struct ax_sc_start st = *(struct ax_sc_start *)arg;
+	struct axs_start st = *(struct axs_start *)arg;
 	struct rpc_server *s = st.srv;
-	struct ax_sc_conn n;
+	struct axs_conn n;
 	free(arg);
-	ax_sc_conn_add(&s->nodes, &n);
+	axs_conn_add(&s->nodes, &n);
 	struct rpc_msg m;
 	while (rpc_read_full(st.fd, &m, sizeof m) == 0) {
 		m.value = 2 * m.value + 1;
@@ -59,14 +59,14 @@ static intptr_t rpc_backend_conn(void *arg)
 			break;
 	}
 	ax_close(st.fd);
-	ax_sc_conn_del(&s->nodes, &n);
+	axs_conn_del(&s->nodes, &n);
 	return 0;
 }
 
 static intptr_t rpc_backend_accept(void *arg)
 {
 	struct rpc_server *s = arg;
-	return ax_sc_accept_loop(s->ctx, s->backend_lfd, rpc_backend_conn, s,
+	return axs_accept_loop(s->ctx, s->backend_lfd, rpc_backend_conn, s,
 				 "backend-conn");
 }
 
@@ -93,15 +93,15 @@ static intptr_t rpc_call_main(void *arg)
 /* A front connection: read a request, fan out, join, answer. */
 static intptr_t rpc_front_conn(void *arg)
 {
-	struct ax_sc_start st = *(struct ax_sc_start *)arg;
+	struct axs_start st = *(struct axs_start *)arg;
 	struct rpc_server *s = st.srv;
-	struct ax_sc_conn n;
+	struct axs_conn n;
 	int back[RPC_MAX_FANOUT];
 	int64_t k = s->fanout, nb = 0;
 	char *req = malloc((size_t)s->size);
 	uint64_t id = 0;
 	free(arg);
-	ax_sc_conn_add(&s->nodes, &n);
+	axs_conn_add(&s->nodes, &n);
 	for (; req && nb < k; nb++) {
 		back[nb] = ax_connect("127.0.0.1", (uint16_t)s->backend_port);
 		if (back[nb] < 0)
@@ -141,14 +141,14 @@ static intptr_t rpc_front_conn(void *arg)
 		ax_close(back[i]);
 	free(req);
 	ax_close(st.fd);
-	ax_sc_conn_del(&s->nodes, &n);
+	axs_conn_del(&s->nodes, &n);
 	return 0;
 }
 
-static intptr_t rpc_serve(struct ax_sc_ctx *ctx)
+static intptr_t rpc_serve(struct axs_ctx *ctx)
 {
-	struct rpc_server s = {.ctx = ctx, .fanout = ax_sc_param(ctx, "fanout"),
-			       .size = ax_sc_param(ctx, "size")};
+	struct rpc_server s = {.ctx = ctx, .fanout = axs_param(ctx, "fanout"),
+			       .size = axs_param(ctx, "size")};
 	ax_task *acceptor;
 	int r = 0;
 	s.backend_lfd = ax_tcp_listen("127.0.0.1", 0, 4096, 0);
@@ -159,33 +159,33 @@ static intptr_t rpc_serve(struct ax_sc_ctx *ctx)
 		ax_close(s.backend_lfd);
 		return r;
 	}
-	r = ax_sc_accept_loop(ctx, ctx->listen_fd, rpc_front_conn, &s, "front-conn");
+	r = axs_accept_loop(ctx, ctx->listen_fd, rpc_front_conn, &s, "front-conn");
 	/* stop: the backend acceptor, then every connection */
 	ax_cancel(acceptor);
 	while (ax_join(acceptor, NULL) < 0)
 		ax_cancel(acceptor);
-	ax_sc_conns_stop(&s.nodes);
+	axs_conns_stop(&s.nodes);
 	ax_close(s.backend_lfd);
 	if (s.bad_replies)
-		ax_sc_fail(ctx, "%llu backend replies were wrong",
+		axs_fail(ctx, "%llu backend replies were wrong",
 			   (unsigned long long)s.bad_replies);
 	return r;
 }
 
-static const struct ax_param rpc_params[] = {
-	{"connections", AX_P_INT, "16", "concurrent client connections", 1, 10000},
-	{"fanout", AX_P_INT, "4", "backend calls per request", 1, RPC_MAX_FANOUT},
-	{"size", AX_P_BYTES, "64", "request size in bytes", 16, 65536},
-	{"pipeline", AX_P_INT, "1", "requests in flight per connection", 1, 1},
+static const struct axs_param_def rpc_params[] = {
+	{"connections", AXS_P_INT, "16", "concurrent client connections", 1, 10000},
+	{"fanout", AXS_P_INT, "4", "backend calls per request", 1, RPC_MAX_FANOUT},
+	{"size", AXS_P_BYTES, "64", "request size in bytes", 16, 65536},
+	{"pipeline", AXS_P_INT, "1", "requests in flight per connection", 1, 1},
 	AX_SC_OPEN_LOOP_PARAMS,
-	{"duration", AX_P_DURATION, "2s", "measured phase", 1000000, 3600000000000},
-	{"warmup", AX_P_DURATION, "500ms", "warm-up before measuring", 0, 600000000000},
+	{"duration", AXS_P_DURATION, "2s", "measured phase", 1000000, 3600000000000},
+	{"warmup", AXS_P_DURATION, "500ms", "warm-up before measuring", 0, 600000000000},
 };
 
-const struct ax_scenario ax_sc_rpc_fanout = {
+const struct axs_scenario axs_rpc_fanout = {
 	.name = "rpc_fanout",
 	.summary = "each request fans out to K backend calls (tasks) and joins them",
-	.kind = AX_SC_NET,
+	.kind = AXS_NET,
 	.features = AX_FEAT_TCP,
 	.protocol = "echo",
 	.params = rpc_params,

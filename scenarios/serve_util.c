@@ -8,7 +8,7 @@
 
 #include "serve_util.h"
 
-void ax_sc_conn_add(struct ax_sc_conns *l, struct ax_sc_conn *c)
+void axs_conn_add(struct axs_conns *l, struct axs_conn *c)
 {
 	c->task = ax_current();
 	c->prev = NULL;
@@ -18,7 +18,7 @@ void ax_sc_conn_add(struct ax_sc_conns *l, struct ax_sc_conn *c)
 	l->head = c;
 }
 
-void ax_sc_conn_del(struct ax_sc_conns *l, struct ax_sc_conn *c)
+void axs_conn_del(struct axs_conns *l, struct axs_conn *c)
 {
 	if (c->prev)
 		c->prev->next = c->next;
@@ -28,18 +28,18 @@ void ax_sc_conn_del(struct ax_sc_conns *l, struct ax_sc_conn *c)
 		c->next->prev = c->prev;
 }
 
-void ax_sc_conns_stop(struct ax_sc_conns *l)
+void axs_conns_stop(struct axs_conns *l)
 {
 	/* a connection task may be between two calls when cancelled (and
 	 * consume the request there), so cancel again until all are gone */
 	while (l->head) {
-		for (struct ax_sc_conn *c = l->head; c; c = c->next)
+		for (struct axs_conn *c = l->head; c; c = c->next)
 			ax_cancel(c->task);
 		ax_sleep(1000000);
 	}
 }
 
-int ax_sc_accept_loop(struct ax_sc_ctx *ctx, int lfd, ax_task_fn conn_main,
+int axs_accept_loop(struct axs_ctx *ctx, int lfd, ax_task_fn conn_main,
 		      void *srv, const char *name)
 {
 	while (!ctx->stopping) {
@@ -52,7 +52,7 @@ int ax_sc_accept_loop(struct ax_sc_ctx *ctx, int lfd, ax_task_fn conn_main,
 		if (fd < 0)
 			return fd == -ECANCELED ? 0 : fd;
 		ax_tcp_nodelay(fd, true);
-		struct ax_sc_start *st = malloc(sizeof *st);
+		struct axs_start *st = malloc(sizeof *st);
 		if (st) {
 			st->srv = srv;
 			st->fd = fd;

@@ -14,45 +14,45 @@
  * second over all connections from a schedule and measures latency from
  * each request's intended send time; 0 is the closed loop. */
 #define AX_SC_OPEN_LOOP_PARAMS \
-	{"rate", AX_P_INT, "0", "open loop: requests/s over all connections (0: closed loop)", 0, 10000000}, \
-	{"arrivals", AX_P_ENUM, "uniform", "uniform|poisson: open-loop gaps between requests", 0, 1}
+	{"rate", AXS_P_INT, "0", "open loop: requests/s over all connections (0: closed loop)", 0, 10000000}, \
+	{"arrivals", AXS_P_ENUM, "uniform", "uniform|poisson: open-loop gaps between requests", 0, 1}
 
 /* One open connection, usually on its task's stack. */
-struct ax_sc_conn {
+struct axs_conn {
 	ax_task *task;
-	struct ax_sc_conn *next, *prev;
+	struct axs_conn *next, *prev;
 };
 
 /* The open connections of a server. Zero-initialise. */
-struct ax_sc_conns {
-	struct ax_sc_conn *head;
+struct axs_conns {
+	struct axs_conn *head;
 };
 
 /* Link c (for the calling task) into l, and unlink it. */
-void ax_sc_conn_add(struct ax_sc_conns *l, struct ax_sc_conn *c);
-void ax_sc_conn_del(struct ax_sc_conns *l, struct ax_sc_conn *c);
+void axs_conn_add(struct axs_conns *l, struct axs_conn *c);
+void axs_conn_del(struct axs_conns *l, struct axs_conn *c);
 
 /* Cancel every connection of l and wait until each has unlinked itself.
  * Suspends. */
-void ax_sc_conns_stop(struct ax_sc_conns *l);
+void axs_conns_stop(struct axs_conns *l);
 
 /* What a connection task receives: a malloc'ed start record it must free. */
-struct ax_sc_start {
+struct axs_start {
 	void *srv;
 	int fd;
 };
 
 /* Accept on lfd until the harness stops the server or the task is
- * cancelled, spawning a detached conn_main(struct ax_sc_start *) per
+ * cancelled, spawning a detached conn_main(struct axs_start *) per
  * connection (TCP_NODELAY set). Backs off 1 ms on EMFILE/ENFILE. Returns 0,
  * or -errno when accept failed otherwise. Suspends. */
-int ax_sc_accept_loop(struct ax_sc_ctx *ctx, int lfd, ax_task_fn conn_main,
+int axs_accept_loop(struct axs_ctx *ctx, int lfd, ax_task_fn conn_main,
 		      void *srv, const char *name);
 
 /* Accept connections on ctx->listen_fd and echo every byte back, until the
  * harness stops the server; then cancel the open connections and return 0
  * (or -errno when accept failed for another reason). Reads use a buffer of
  * max(4 KiB, min(64 KiB, the "size" parameter)). */
-intptr_t ax_sc_echo_serve(struct ax_sc_ctx *ctx);
+intptr_t axs_echo_serve(struct axs_ctx *ctx);
 
 #endif

@@ -49,10 +49,10 @@ static int64_t sj_pairs(int64_t n)
 	return bad;
 }
 
-static intptr_t sj_run(struct ax_sc_ctx *ctx)
+static intptr_t sj_run(struct axs_ctx *ctx)
 {
-	int64_t n = ax_sc_param(ctx, "count");
-	int64_t live = ax_sc_param(ctx, "live");
+	int64_t n = axs_param(ctx, "count");
+	int64_t live = axs_param(ctx, "live");
 	int64_t bad = 0;
 
 	/* warm the stack cache */
@@ -65,12 +65,12 @@ static intptr_t sj_run(struct ax_sc_ctx *ctx)
 	bad = sj_pairs(n);
 	int64_t el = ax_now() - t0;
 	if (bad) {
-		ax_sc_fail(ctx, "%ld of %ld joins returned a wrong result",
+		axs_fail(ctx, "%ld of %ld joins returned a wrong result",
 			   (long)bad, (long)n);
 		return -1;
 	}
-	ax_sc_metric(ctx, "spawn_join_ns", (double)el / (double)n, "ns", -1);
-	ax_sc_metric(ctx, "spawn_join_per_s", (double)n * 1e9 / (double)el,
+	axs_metric(ctx, "spawn_join_ns", (double)el / (double)n, "ns", -1);
+	axs_metric(ctx, "spawn_join_per_s", (double)n * 1e9 / (double)el,
 		     "ops/s", +1);
 
 	/* memory per live task */
@@ -93,31 +93,31 @@ static intptr_t sj_run(struct ax_sc_ctx *ctx)
 	free(v);
 	ax_chan_destroy(c);
 	if (spawned != live || bad) {
-		ax_sc_fail(ctx, "spawned %ld of %ld live tasks, %ld bad",
+		axs_fail(ctx, "spawned %ld of %ld live tasks, %ld bad",
 			   (long)spawned, (long)live, (long)bad);
 		return -1;
 	}
-	ax_sc_metric(ctx, "bytes_per_live_task",
+	axs_metric(ctx, "bytes_per_live_task",
 		     (double)(after - before) * 1024.0 / (double)live, "bytes", -1);
 	return 0;
 }
 
 /* Instructions mode: the timed part of run, `count` spawn+join pairs. */
-static int64_t sj_instr(struct ax_sc_ctx *ctx)
+static int64_t sj_instr(struct axs_ctx *ctx)
 {
-	int64_t n = ax_sc_param(ctx, "count");
+	int64_t n = axs_param(ctx, "count");
 	return sj_pairs(n) ? -EIO : n;
 }
 
-static const struct ax_param sj_params[] = {
-	{"count", AX_P_INT, "200000", "spawn+join pairs timed", 1, 1000000000},
-	{"live", AX_P_INT, "10000", "tasks alive at once for the memory figure", 1, 1000000},
+static const struct axs_param_def sj_params[] = {
+	{"count", AXS_P_INT, "200000", "spawn+join pairs timed", 1, 1000000000},
+	{"live", AXS_P_INT, "10000", "tasks alive at once for the memory figure", 1, 1000000},
 };
 
-const struct ax_scenario ax_sc_spawn_join = {
+const struct axs_scenario axs_spawn_join = {
 	.name = "spawn_join",
 	.summary = "spawn+join cost and memory per live task",
-	.kind = AX_SC_LOCAL,
+	.kind = AXS_LOCAL,
 	.params = sj_params,
 	.nparams = sizeof sj_params / sizeof sj_params[0],
 	.run = sj_run,

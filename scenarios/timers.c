@@ -86,11 +86,11 @@ static int tm_churn_run(struct tm_churn *ch)
 	return 0;
 }
 
-static intptr_t tm_run(struct ax_sc_ctx *ctx)
+static intptr_t tm_run(struct axs_ctx *ctx)
 {
-	int64_t count = ax_sc_param(ctx, "count");
-	int64_t tasks = ax_sc_param(ctx, "tasks");
-	int64_t samples = ax_sc_param(ctx, "samples");
+	int64_t count = axs_param(ctx, "count");
+	int64_t tasks = axs_param(ctx, "tasks");
+	int64_t samples = axs_param(ctx, "samples");
 	struct tm_shared sh = {.per_task = count / tasks, .seed = 42};
 	int r;
 	ax_task **v = calloc((size_t)tasks, sizeof *v);
@@ -107,13 +107,13 @@ static intptr_t tm_run(struct ax_sc_ctx *ctx)
 	free(v);
 	int64_t fired = sh.per_task * tasks;
 	if (sh.early) {
-		ax_sc_fail(ctx, "%ld of %ld sleeps ended early", (long)sh.early,
+		axs_fail(ctx, "%ld of %ld sleeps ended early", (long)sh.early,
 			   (long)fired);
 		return -1;
 	}
-	ax_sc_metric(ctx, "timers_per_s", (double)fired * 1e9 / (double)el,
+	axs_metric(ctx, "timers_per_s", (double)fired * 1e9 / (double)el,
 		     "ops/s", +1);
-	ax_sc_metric(ctx, "arm_fire_ns", (double)el / (double)fired, "ns", -1);
+	axs_metric(ctx, "arm_fire_ns", (double)el / (double)fired, "ns", -1);
 
 	/* 2. lateness of 1 ms sleeps next to four busy tasks */
 	volatile bool stop = false;
@@ -125,11 +125,11 @@ static intptr_t tm_run(struct ax_sc_ctx *ctx)
 		ax_sleep(1000000);
 		int64_t late = ax_now() - s0 - 1000000;
 		if (late < 0) {
-			ax_sc_fail(ctx, "a 1 ms sleep ended %ld ns early", (long)-late);
+			axs_fail(ctx, "a 1 ms sleep ended %ld ns early", (long)-late);
 			stop = true;
 			break;
 		}
-		ax_sc_latency(ctx, "sleep_lateness", late);
+		axs_latency(ctx, "sleep_lateness", late);
 	}
 	stop = true;
 	for (int i = 0; i < 4; i++)
@@ -142,34 +142,34 @@ static intptr_t tm_run(struct ax_sc_ctx *ctx)
 		return r;
 	el = ax_now() - t0;
 	if (ch.timeouts) {
-		ax_sc_fail(ctx, "%ld churn waits timed out", (long)ch.timeouts);
+		axs_fail(ctx, "%ld churn waits timed out", (long)ch.timeouts);
 		return -1;
 	}
-	ax_sc_metric(ctx, "churn_ns", (double)el / (double)ch.n, "ns", -1);
+	axs_metric(ctx, "churn_ns", (double)el / (double)ch.n, "ns", -1);
 	return 0;
 }
 
 /* Instructions mode: the timeout churn of run (arm + cancel: the timer
  * structure's work), with deadlines that never fire, so no clock matters. */
-static int64_t tm_instr(struct ax_sc_ctx *ctx)
+static int64_t tm_instr(struct axs_ctx *ctx)
 {
-	struct tm_churn ch = {.n = ax_sc_param(ctx, "count") / 4};
+	struct tm_churn ch = {.n = axs_param(ctx, "count") / 4};
 	int r = tm_churn_run(&ch);
 	if (r < 0)
 		return r;
 	return ch.timeouts ? -EIO : ch.n;
 }
 
-static const struct ax_param tm_params[] = {
-	{"count", AX_P_INT, "1000000", "timers armed and fired", 1000, 100000000},
-	{"tasks", AX_P_INT, "1000", "sleeping tasks sharing them", 1, 100000},
-	{"samples", AX_P_INT, "500", "1 ms sleeps measured for lateness", 1, 1000000},
+static const struct axs_param_def tm_params[] = {
+	{"count", AXS_P_INT, "1000000", "timers armed and fired", 1000, 100000000},
+	{"tasks", AXS_P_INT, "1000", "sleeping tasks sharing them", 1, 100000},
+	{"samples", AXS_P_INT, "500", "1 ms sleeps measured for lateness", 1, 1000000},
 };
 
-const struct ax_scenario ax_sc_timers = {
+const struct axs_scenario axs_timers = {
 	.name = "timers",
 	.summary = "arm+fire cost, 1 ms sleep lateness under load, timeout churn",
-	.kind = AX_SC_LOCAL,
+	.kind = AXS_LOCAL,
 	.params = tm_params,
 	.nparams = sizeof tm_params / sizeof tm_params[0],
 	.run = tm_run,

@@ -284,7 +284,7 @@ def short_label(cell, varying):
 
 
 # ---------------------------------------------------------------------------
-# Histograms (layout "loglinear-v1", harness/hist.h)
+# Histograms (layout "loglinear-v1", lib/hist.h)
 
 def hist_bucket_highest(index, sub_bits):
     """The largest value that maps to bucket `index` (hist.c's layout:
@@ -323,7 +323,7 @@ def hist_curve(h):
 
 
 def hist_percentile(h, p):
-    """The value at percentile p, the way ax_hist_percentile computes it."""
+    """The value at percentile p, the way axm_hist_percentile computes it."""
     curve = hist_curve(h)
     if not curve:
         return math.nan

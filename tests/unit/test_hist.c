@@ -1,4 +1,4 @@
-/* test_hist.c - unit test of the log-linear histogram (harness/hist.c):
+/* test_hist.c - unit test of the log-linear histogram (lib/hist.c):
  * bucket layout, the 1% relative error bound from 1 ns to one hour,
  * percentiles, merging, overflow and edge values. */
 #include "hist.h"
@@ -35,31 +35,31 @@ static uint64_t next_rand(void)
 static void test_layout(void)
 {
 	/* buckets tile the range without gaps or overlaps */
-	for (size_t i = 0; i < AX_HIST_BUCKETS; i++) {
-		int64_t lo = ax_hist_lowest(i), hi = ax_hist_highest(i);
+	for (size_t i = 0; i < AXM_HIST_BUCKETS; i++) {
+		int64_t lo = axm_hist_lowest(i), hi = axm_hist_highest(i);
 		CHECK(lo <= hi, "bucket %zu: [%lld, %lld]", i, (long long)lo, (long long)hi);
-		CHECK(ax_hist_index(lo) == i, "index(lowest(%zu)) = %zu", i, ax_hist_index(lo));
-		CHECK(ax_hist_index(hi) == i, "index(highest(%zu)) = %zu", i, ax_hist_index(hi));
-		if (i + 1 < AX_HIST_BUCKETS)
-			CHECK(ax_hist_lowest(i + 1) == hi + 1, "gap after bucket %zu", i);
+		CHECK(axm_hist_index(lo) == i, "index(lowest(%zu)) = %zu", i, axm_hist_index(lo));
+		CHECK(axm_hist_index(hi) == i, "index(highest(%zu)) = %zu", i, axm_hist_index(hi));
+		if (i + 1 < AXM_HIST_BUCKETS)
+			CHECK(axm_hist_lowest(i + 1) == hi + 1, "gap after bucket %zu", i);
 		/* width relative to the smallest value: the error bound */
 		if (lo > 0)
 			CHECK((double)(hi - lo) / (double)lo <= 1.0 / 128 + 1e-12,
 			      "bucket %zu too wide: [%lld, %lld]", i, (long long)lo,
 			      (long long)hi);
 	}
-	CHECK(ax_hist_highest(AX_HIST_BUCKETS - 1) == AX_HIST_MAX_TRACKABLE,
-	      "last bucket ends at %lld", (long long)ax_hist_highest(AX_HIST_BUCKETS - 1));
-	CHECK(AX_HIST_MAX_TRACKABLE >= INT64_C(3600) * 1000000000,
+	CHECK(axm_hist_highest(AXM_HIST_BUCKETS - 1) == AXM_HIST_MAX_TRACKABLE,
+	      "last bucket ends at %lld", (long long)axm_hist_highest(AXM_HIST_BUCKETS - 1));
+	CHECK(AXM_HIST_MAX_TRACKABLE >= INT64_C(3600) * 1000000000,
 	      "range does not reach one hour");
-	CHECK(ax_hist_index(-5) == 0, "negative value not in bucket 0");
-	CHECK(ax_hist_index(INT64_MAX) == AX_HIST_BUCKETS - 1, "huge value not clamped");
+	CHECK(axm_hist_index(-5) == 0, "negative value not in bucket 0");
+	CHECK(axm_hist_index(INT64_MAX) == AXM_HIST_BUCKETS - 1, "huge value not clamped");
 }
 
 /* Every value from 1 ns to one hour is reported within 1%. */
 static void test_relative_error(void)
 {
-	struct ax_hist *h = ax_hist_new();
+	struct axm_hist *h = axm_hist_new();
 	double worst = 0;
 	const double top = 3600e9;
 	for (int k = 0; k < 200000; k++) {
@@ -77,12 +77,12 @@ static void test_relative_error(void)
 		}
 		if ((double)v > top)
 			v = (int64_t)top;
-		ax_hist_init(h);
-		ax_hist_record(h, v);
+		axm_hist_init(h);
+		axm_hist_record(h, v);
 		/* a much larger second value, so that the answer is the bucket's
 		 * upper edge and not clamped to the exact maximum */
-		ax_hist_record(h, 4 * v + 1000);
-		int64_t got = ax_hist_percentile(h, 50);
+		axm_hist_record(h, 4 * v + 1000);
+		int64_t got = axm_hist_percentile(h, 50);
 		double err = fabs((double)got - (double)v) / (double)v;
 		if (err > worst)
 			worst = err;
@@ -90,93 +90,93 @@ static void test_relative_error(void)
 		      (long long)got, err * 100);
 	}
 	printf("test_hist: worst relative error over 1 ns .. 1 h: %.4f%%\n", worst * 100);
-	ax_hist_free(h);
+	axm_hist_free(h);
 }
 
 static void test_percentiles(void)
 {
-	struct ax_hist *h = ax_hist_new();
-	CHECK(ax_hist_percentile(h, 50) == 0, "empty histogram p50 not 0");
+	struct axm_hist *h = axm_hist_new();
+	CHECK(axm_hist_percentile(h, 50) == 0, "empty histogram p50 not 0");
 	for (int64_t v = 1; v <= 100000; v++)
-		ax_hist_record(h, v);
+		axm_hist_record(h, v);
 	CHECK(h->count == 100000, "count %llu", (unsigned long long)h->count);
 	CHECK(h->min == 1 && h->max == 100000, "min %lld max %lld", (long long)h->min,
 	      (long long)h->max);
 	static const double ps[] = { 50, 90, 99, 99.9, 99.99 };
 	int64_t prev = 0;
 	for (size_t i = 0; i < sizeof ps / sizeof ps[0]; i++) {
-		int64_t got = ax_hist_percentile(h, ps[i]);
+		int64_t got = axm_hist_percentile(h, ps[i]);
 		double want = ps[i] * 1000;
 		CHECK(fabs((double)got - want) / want <= 0.01, "p%g = %lld, want ~%.0f",
 		      ps[i], (long long)got, want);
 		CHECK(got >= prev, "percentiles not monotonic at p%g", ps[i]);
 		prev = got;
 	}
-	CHECK(ax_hist_percentile(h, 100) == 100000, "p100 is not the max");
-	CHECK(ax_hist_percentile(h, 0) == 1, "p0 is not the min");
-	CHECK(fabs(ax_hist_mean(h) - 50000.5) < 1e-6, "mean %f", ax_hist_mean(h));
+	CHECK(axm_hist_percentile(h, 100) == 100000, "p100 is not the max");
+	CHECK(axm_hist_percentile(h, 0) == 1, "p0 is not the min");
+	CHECK(fabs(axm_hist_mean(h) - 50000.5) < 1e-6, "mean %f", axm_hist_mean(h));
 
 	/* a single sample is every percentile, exactly */
-	ax_hist_init(h);
-	ax_hist_record(h, 123456789);
-	CHECK(ax_hist_percentile(h, 50) == 123456789, "single p50 %lld",
-	      (long long)ax_hist_percentile(h, 50));
-	CHECK(ax_hist_percentile(h, 99.99) == 123456789, "single p99.99");
+	axm_hist_init(h);
+	axm_hist_record(h, 123456789);
+	CHECK(axm_hist_percentile(h, 50) == 123456789, "single p50 %lld",
+	      (long long)axm_hist_percentile(h, 50));
+	CHECK(axm_hist_percentile(h, 99.99) == 123456789, "single p99.99");
 
 	/* record_n is n records */
-	struct ax_hist *g = ax_hist_new();
-	ax_hist_init(h);
-	ax_hist_record_n(h, 777, 5);
-	ax_hist_record_n(h, 10, 0);
+	struct axm_hist *g = axm_hist_new();
+	axm_hist_init(h);
+	axm_hist_record_n(h, 777, 5);
+	axm_hist_record_n(h, 10, 0);
 	for (int i = 0; i < 5; i++)
-		ax_hist_record(g, 777);
+		axm_hist_record(g, 777);
 	CHECK(memcmp(h, g, sizeof *h) == 0, "record_n differs from n records");
-	ax_hist_free(g);
-	ax_hist_free(h);
+	axm_hist_free(g);
+	axm_hist_free(h);
 }
 
 static void test_merge(void)
 {
-	struct ax_hist *a = ax_hist_new(), *b = ax_hist_new(), *all = ax_hist_new();
+	struct axm_hist *a = axm_hist_new(), *b = axm_hist_new(), *all = axm_hist_new();
 	for (int i = 0; i < 50000; i++) {
 		int64_t v = (int64_t)(next_rand() % 10000000) + 1;
-		ax_hist_record(i % 2 ? a : b, v);
-		ax_hist_record(all, v);
+		axm_hist_record(i % 2 ? a : b, v);
+		axm_hist_record(all, v);
 	}
-	ax_hist_merge(a, b);
+	axm_hist_merge(a, b);
 	CHECK(a->count == all->count && a->min == all->min && a->max == all->max,
 	      "merged totals differ");
 	CHECK(memcmp(a->counts, all->counts, sizeof a->counts) == 0,
 	      "merged buckets differ");
-	CHECK(ax_hist_percentile(a, 99) == ax_hist_percentile(all, 99), "merged p99 differs");
+	CHECK(axm_hist_percentile(a, 99) == axm_hist_percentile(all, 99), "merged p99 differs");
 
 	/* merging into and from an empty histogram */
-	struct ax_hist *e = ax_hist_new();
-	ax_hist_merge(e, all);
+	struct axm_hist *e = axm_hist_new();
+	axm_hist_merge(e, all);
 	CHECK(e->min == all->min && e->max == all->max && e->count == all->count,
 	      "merge into empty");
-	ax_hist_init(b);
-	ax_hist_merge(e, b);
+	axm_hist_init(b);
+	axm_hist_merge(e, b);
 	CHECK(e->count == all->count, "merging an empty histogram changed counts");
-	ax_hist_free(e);
-	ax_hist_free(a);
-	ax_hist_free(b);
-	ax_hist_free(all);
+	axm_hist_free(e);
+	axm_hist_free(a);
+	axm_hist_free(b);
+	axm_hist_free(all);
 }
 
 static void test_overflow(void)
 {
-	struct ax_hist *h = ax_hist_new();
-	int64_t big = AX_HIST_MAX_TRACKABLE + 12345;
-	ax_hist_record(h, 5);
-	ax_hist_record(h, big);
-	ax_hist_record(h, -3);
+	struct axm_hist *h = axm_hist_new();
+	int64_t big = AXM_HIST_MAX_TRACKABLE + 12345;
+	axm_hist_record(h, 5);
+	axm_hist_record(h, big);
+	axm_hist_record(h, -3);
 	CHECK(h->overflow == 1, "overflow %llu", (unsigned long long)h->overflow);
 	CHECK(h->max == big, "exact max lost: %lld", (long long)h->max);
 	CHECK(h->min == 0, "negative not clamped to 0: %lld", (long long)h->min);
-	CHECK(ax_hist_percentile(h, 100) == big, "p100 is not the exact max");
-	CHECK(h->counts[AX_HIST_BUCKETS - 1] == 1, "overflow not in the last bucket");
-	ax_hist_free(h);
+	CHECK(axm_hist_percentile(h, 100) == big, "p100 is not the exact max");
+	CHECK(h->counts[AXM_HIST_BUCKETS - 1] == 1, "overflow not in the last bucket");
+	axm_hist_free(h);
 }
 
 int main(void)

@@ -1,0 +1,370 @@
+/* libuv_rpc.c - rpc_fanout written straight on libuv callbacks: the front
+ * and backend services on one loop; each front connection connects its K
+ * backend connections (uv_tcp_connect), then per request reads `size`
+ * bytes, writes K calls, counts the K replies in their read callbacks and
+ * writes the answer. Same protocol and check as scenarios/rpc_fanout.c. */
+#include <errno.h>
+#include <stdbool.h>
+#include <stdlib.h>
+#include <unistd.h>
+
+#include <uv.h>
+
+#include "native.h"
+
+#define MAX_FANOUT 64
+
+/* A backend call: {id, value} -> {id, 2 * value + 1}. */
+struct rpc_msg {
+	uint64_t id;
+	uint64_t value;
+};
+
+/* One of a front's K backend connections. One call is in flight on it at a
+ * time (the front waits for every reply), so one uv_write_t suffices. */
+struct call {
+	uv_tcp_t h;
+	uv_connect_t creq;
+	uv_write_t wreq;
+	struct front *f;
+	struct rpc_msg out, in;
+	size_t in_got;
+};
+
+struct front {
+	uv_tcp_t h;
+	uv_write_t wreq;
+	struct server *s;
+	struct front *next, *prev;
+	int64_t connected, pending; /* calls connected; replies awaited */
+	int64_t handles;            /* handles not yet closed */
+	bool closing;
+	uint64_t next_id;
+	size_t got;                 /* request bytes read */
+	struct call calls[MAX_FANOUT];
+	char req[];
+};
+
+/* A connection of the backend service, answering one call at a time. */
+struct backend {
+	uv_tcp_t h;
+	uv_write_t wreq;
+	struct server *s;
+	struct backend *next, *prev;
+	struct rpc_msg in, out;
+	size_t in_got;
+};
+
+struct server {
+	uv_loop_t loop;
+	uv_tcp_t front_l, back_l;
+	struct sockaddr_in back_addr;
+	int64_t fanout;
+	size_t size;
+	struct front *fronts;
+	struct backend *backends;
+	uint64_t bad_replies;
+	int err;
+	struct axr_run *r;
+};
+
+static void front_free_part(struct front *f)
+{
+	if (--f->handles == 0)
+		free(f);
+}
+
+static void on_front_closed(uv_handle_t *h)
+{
+	front_free_part(h->data);
+}
+
+static void on_call_closed(uv_handle_t *h)
+{
+	front_free_part(((struct call *)h->data)->f);
+}
+
+static void front_close(struct front *f)
+{
+	struct server *s = f->s;
+	if (f->closing)
+		return;
+	f->closing = true;
+	if (f->prev)
+		f->prev->next = f->next;
+	else
+		s->fronts = f->next;
+	if (f->next)
+		f->next->prev = f->prev;
+	uv_close((uv_handle_t *)&f->h, on_front_closed);
+	for (int64_t i = 0; i < s->fanout; i++)
+		uv_close((uv_handle_t *)&f->calls[i].h, on_call_closed);
+}
+
+static void on_backend_closed(uv_handle_t *h)
+{
+	struct backend *b = h->data;
+	struct server *s = b->s;
+	if (b->prev)
+		b->prev->next = b->next;
+	else
+		s->backends = b->next;
+	if (b->next)
+		b->next->prev = b->prev;
+	free(b);
+}
+
+static void backend_close(struct backend *b)
+{
+	if (!uv_is_closing((uv_handle_t *)&b->h))
+		uv_close((uv_handle_t *)&b->h, on_backend_closed);
+}
+
+/* --- the backend service ------------------------------------------ */
+
+static void on_backend_alloc(uv_handle_t *h, size_t hint, uv_buf_t *b)
+{
+	struct backend *be = h->data;
+	(void)hint;
+	*b = uv_buf_init((char *)&be->in + be->in_got,
+			 (unsigned)(sizeof be->in - be->in_got));
+}
+
+static void on_backend_written(uv_write_t *req, int status)
+{
+	if (status < 0)
+		backend_close(req->data);
+}
+
+static void on_backend_read(uv_stream_t *st, ssize_t n, const uv_buf_t *b)
+{
+	struct backend *be = st->data;
+	(void)b;
+	if (n < 0) {
+		backend_close(be);
+		return;
+	}
+	be->in_got += (size_t)n;
+	if (be->in_got < sizeof be->in)
+		return;
+	be->in_got = 0;
+	be->out = (struct rpc_msg){be->in.id, 2 * be->in.value + 1};
+	uv_buf_t out = uv_buf_init((char *)&be->out, sizeof be->out);
+	be->wreq.data = be;
+	if (uv_write(&be->wreq, st, &out, 1, on_backend_written) < 0)
+		backend_close(be);
+}
+
+static void on_backend_conn(uv_stream_t *l, int status)
+{
+	struct server *s = l->data;
+	struct backend *b;
+	if (status < 0 || !(b = calloc(1, sizeof *b)))
+		return;
+	uv_tcp_init(&s->loop, &b->h);
+	b->h.data = b;
+	b->s = s;
+	b->next = s->backends;
+	if (s->backends)
+		s->backends->prev = b;
+	s->backends = b;
+	if (uv_accept(l, (uv_stream_t *)&b->h) < 0 || uv_tcp_nodelay(&b->h, 1) < 0 ||
+	    uv_read_start((uv_stream_t *)&b->h, on_backend_alloc, on_backend_read) < 0)
+		backend_close(b);
+}
+
+/* --- the front service --------------------------------------------- */
+
+static void on_front_read(uv_stream_t *st, ssize_t n, const uv_buf_t *b);
+
+static void on_front_alloc(uv_handle_t *h, size_t hint, uv_buf_t *b)
+{
+	struct front *f = h->data;
+	(void)hint;
+	*b = uv_buf_init(f->req + f->got, (unsigned)(f->s->size - f->got));
+}
+
+static void on_answered(uv_write_t *req, int status)
+{
+	struct front *f = req->data;
+	f->got = 0;
+	if (status < 0 ||
+	    uv_read_start((uv_stream_t *)&f->h, on_front_alloc, on_front_read) < 0)
+		front_close(f);
+}
+
+static void on_call_alloc(uv_handle_t *h, size_t hint, uv_buf_t *b)
+{
+	struct call *c = h->data;
+	(void)hint;
+	*b = uv_buf_init((char *)&c->in + c->in_got,
+			 (unsigned)(sizeof c->in - c->in_got));
+}
+
+static void on_call_read(uv_stream_t *st, ssize_t n, const uv_buf_t *b)
+{
+	struct call *c = st->data;
+	struct front *f = c->f;
+	(void)b;
+	if (n < 0) {
+		front_close(f);
+		return;
+	}
+	c->in_got += (size_t)n;
+	if (c->in_got < sizeof c->in)
+		return;
+	c->in_got = 0; /* libuv reads on while the buffer it got was full */
+	if (c->in.id != c->out.id || c->in.value != 2 * c->out.value + 1) {
+		f->s->bad_replies++;
+		front_close(f);
+		return;
+	}
+	if (--f->pending > 0)
+		return;
+	uv_buf_t ans = uv_buf_init(f->req, (unsigned)f->s->size);
+	f->wreq.data = f;
+	if (uv_write(&f->wreq, (uv_stream_t *)&f->h, &ans, 1, on_answered) < 0)
+		front_close(f);
+}
+
+static void on_call_written(uv_write_t *req, int status)
+{
+	if (status < 0)
+		front_close(((struct call *)req->data)->f);
+}
+
+/* A whole request arrived: stop reading (one request at a time) and send
+ * the K calls. */
+static void on_front_read(uv_stream_t *st, ssize_t n, const uv_buf_t *b)
+{
+	struct front *f = st->data;
+	(void)b;
+	if (n < 0) {
+		front_close(f);
+		return;
+	}
+	f->got += (size_t)n;
+	if (f->got < f->s->size)
+		return;
+	uv_read_stop(st);
+	f->pending = f->s->fanout;
+	for (int64_t i = 0; i < f->s->fanout; i++) {
+		struct call *c = &f->calls[i];
+		uint64_t id = ++f->next_id;
+		c->out = (struct rpc_msg){id, (uint64_t)i * 7 + id};
+		uv_buf_t out = uv_buf_init((char *)&c->out, sizeof c->out);
+		if (uv_write(&c->wreq, (uv_stream_t *)&c->h, &out, 1, on_call_written) < 0) {
+			front_close(f);
+			return;
+		}
+	}
+}
+
+static void on_call_connected(uv_connect_t *req, int status)
+{
+	struct call *c = req->data;
+	struct front *f = c->f;
+	if (status < 0 || uv_tcp_nodelay(&c->h, 1) < 0 ||
+	    uv_read_start((uv_stream_t *)&c->h, on_call_alloc, on_call_read) < 0) {
+		front_close(f);
+		return;
+	}
+	if (++f->connected == f->s->fanout &&
+	    uv_read_start((uv_stream_t *)&f->h, on_front_alloc, on_front_read) < 0)
+		front_close(f);
+}
+
+static void server_stop(struct server *s)
+{
+	if (!uv_is_closing((uv_handle_t *)&s->front_l))
+		uv_close((uv_handle_t *)&s->front_l, NULL);
+	if (!uv_is_closing((uv_handle_t *)&s->back_l))
+		uv_close((uv_handle_t *)&s->back_l, NULL);
+	while (s->fronts)
+		front_close(s->fronts);
+	for (struct backend *b = s->backends; b; b = b->next)
+		backend_close(b);
+}
+
+static void on_front_conn(uv_stream_t *l, int status)
+{
+	struct server *s = l->data;
+	if (status < 0) {
+		/* EINVAL after the stop shut the listener down */
+		if (!atomic_load(&s->r->stopping))
+			s->err = status;
+		server_stop(s);
+		return;
+	}
+	struct front *f = calloc(1, sizeof *f + s->size);
+	if (!f)
+		return;
+	f->s = s;
+	f->handles = 1 + s->fanout;
+	uv_tcp_init(&s->loop, &f->h);
+	f->h.data = f;
+	for (int64_t i = 0; i < s->fanout; i++) {
+		struct call *c = &f->calls[i];
+		c->f = f;
+		uv_tcp_init(&s->loop, &c->h);
+		c->h.data = c->creq.data = c->wreq.data = c;
+	}
+	f->next = s->fronts;
+	if (s->fronts)
+		s->fronts->prev = f;
+	s->fronts = f;
+	if (uv_accept(l, (uv_stream_t *)&f->h) < 0 || uv_tcp_nodelay(&f->h, 1) < 0) {
+		front_close(f);
+		return;
+	}
+	for (int64_t i = 0; i < s->fanout; i++) {
+		struct call *c = &f->calls[i];
+		if (uv_tcp_connect(&c->creq, &c->h, (struct sockaddr *)&s->back_addr,
+				   on_call_connected) < 0) {
+			front_close(f);
+			return;
+		}
+	}
+}
+
+int axr_libuv_rpc(struct axr_run *r)
+{
+	struct server s = {
+		.fanout = axr_param(r, "fanout"),
+		.size = (size_t)axr_param(r, "size"),
+		.r = r,
+	};
+	int len = sizeof s.back_addr;
+	int err = uv_loop_init(&s.loop);
+	if (err < 0)
+		return err;
+	uv_tcp_init(&s.loop, &s.front_l);
+	uv_tcp_init(&s.loop, &s.back_l);
+	s.front_l.data = s.back_l.data = &s;
+	/* libuv owns (and closes) the descriptor it is given: a duplicate */
+	int fd = dup(r->listen_fd);
+	err = fd < 0 ? -errno : uv_tcp_open(&s.front_l, fd);
+	if (err < 0 && fd >= 0)
+		close(fd);
+	if (!err)
+		err = uv_ip4_addr("127.0.0.1", 0, &s.back_addr);
+	if (!err)
+		err = uv_tcp_bind(&s.back_l, (struct sockaddr *)&s.back_addr, 0);
+	if (!err)
+		err = uv_tcp_getsockname(&s.back_l, (struct sockaddr *)&s.back_addr, &len);
+	if (!err)
+		err = uv_listen((uv_stream_t *)&s.back_l, 4096, on_backend_conn);
+	if (!err)
+		err = uv_listen((uv_stream_t *)&s.front_l, 4096, on_front_conn);
+	if (!err) {
+		uv_run(&s.loop, UV_RUN_DEFAULT);
+		err = s.err;
+	}
+	server_stop(&s);
+	uv_run(&s.loop, UV_RUN_DEFAULT); /* runs the close callbacks */
+	uv_loop_close(&s.loop);
+	if (s.bad_replies)
+		axr_fail(r, "%llu backend replies were wrong",
+			 (unsigned long long)s.bad_replies);
+	return err;
+}

@@ -1,0 +1,19 @@
+/* registry.c - the reference implementations compiled in: the blocking
+ * server, then a native version for each engine found at build time. */
+#include "native/native.h"
+
+const struct axr_ref *const axr_refs[] = {
+	&axr_blocking,
+	/* the native versions (references/native/, docs/ergonomics.md) */
+	&axr_native_epoll,
+#ifdef AX_HAVE_LIBUV
+	&axr_native_libuv,
+#endif
+#ifdef AX_HAVE_LIBEVENT
+	&axr_native_libevent,
+#endif
+#ifdef AX_HAVE_IO_URING
+	&axr_native_io_uring,
+#endif
+	NULL,
+};
