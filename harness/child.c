@@ -145,7 +145,16 @@ const struct axs_scenario *axb_child_values(const struct axb_child_opts *o,
 	return sc;
 }
 
-bool axb_test_fault(const char *role, const char *impl)
+/* Write text on the result descriptor and exit with status st at once. */
+static _Noreturn void test_fault_exit(int result_fd, const char *text, int st)
+{
+	size_t n = strlen(text);
+	if (n && write(result_fd, text, n) < 0)
+		st = 98;
+	_exit(st);
+}
+
+bool axb_test_fault(const char *role, const char *impl, int result_fd)
 {
 	const char *spec = getenv("AXBENCH_TEST_FAULT");
 	char buf[256], *save = NULL;
@@ -184,6 +193,16 @@ bool axb_test_fault(const char *role, const char *impl)
 		}
 		if (!strcmp(fault, "fail"))
 			return true;
+		/* what a child with a broken result writer could leave */
+		if (!strcmp(fault, "garbage"))
+			test_fault_exit(result_fd, "this is not JSON\n", 0);
+		if (!strcmp(fault, "truncated"))
+			test_fault_exit(result_fd, "{\"event\":\"result\",\"check\":{\"pas", 0);
+		if (!strcmp(fault, "noresult"))
+			test_fault_exit(result_fd, "", 0);
+		if (!strcmp(fault, "error"))
+			test_fault_exit(result_fd, "{\"event\":\"error\",\"error\":"
+					"\"AXBENCH_TEST_FAULT reported an error\"}\n", 1);
 	}
 	return false;
 }

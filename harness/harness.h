@@ -192,10 +192,12 @@ const struct axs_scenario *axb_child_values(const struct axb_child_opts *o,
 					   int64_t *values);
 
 /* Test-only fault injection (AXBENCH_TEST_FAULT, see docs/harness.md):
- * crashes (SIGSEGV) or hangs (ignoring SIGTERM) right here when the
- * variable names this role ("server", "load", "local") and implementation.
- * Returns true when it asks the role to fail its check instead. */
-bool axb_test_fault(const char *role, const char *impl);
+ * when the variable names this role ("server-setup", "server", "load",
+ * "local") and implementation, crashes (SIGSEGV), hangs (ignoring
+ * SIGTERM), or exits at once after writing garbage, a truncated line, an
+ * error event or nothing on result_fd. Returns true when it asks the role
+ * to fail its check instead. */
+bool axb_test_fault(const char *role, const char *impl, int result_fd);
 
 /* ------------------------------------------------------------------ */
 /* Commands                                                            */

@@ -980,7 +980,7 @@ int axb_cmd_load(int argc, char **argv)
 	}
 	signal(SIGPIPE, SIG_IGN);
 	axb_raise_nofile();
-	if (axb_test_fault("load", o.impl))
+	if (axb_test_fault("load", o.impl, o.result_fd))
 		lg_fail(&g, "AXBENCH_TEST_FAULT asked the load generator to fail");
 
 	/* idle connections: as many as both processes' descriptor limits

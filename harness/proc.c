@@ -275,6 +275,30 @@ json_t *axb_child_event(const struct axb_child *c, const char *event)
 	return found;
 }
 
+char *axb_child_bad_output(const struct axb_child *c)
+{
+	const char *p = c->buf;
+	char *out = NULL;
+	for (int line = 1; p && *p && !out; line++) {
+		const char *nl = strchr(p, '\n');
+		if (!nl && !c->exited)
+			break; /* still being written */
+		size_t len = nl ? (size_t)(nl - p) : strlen(p);
+		json_error_t je;
+		json_t *j = json_loadb(p, len, 0, &je);
+		bool parsed = j != NULL;
+		bool ok = json_is_string(json_object_get(j, "event"));
+		json_decref(j);
+		if (!ok && asprintf(&out, "%s line %d of its result pipe: '%.*s'",
+				    !nl ? "an unfinished" : parsed ? "no event in" :
+				    "invalid JSON in", line, (int)(len < 80 ? len : 80),
+				    p) < 0)
+			out = NULL;
+		p = nl ? nl + 1 : NULL;
+	}
+	return out;
+}
+
 char *axb_child_stderr(const struct axb_child *c, size_t max)
 {
 	if (c->err_fd < 0)

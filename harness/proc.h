@@ -58,6 +58,11 @@ void axb_child_free(struct axb_child *c);
  * NULL), as a new reference, or NULL. */
 json_t *axb_child_event(const struct axb_child *c, const char *event);
 
+/* When the child wrote something on its result pipe that is not a JSON
+ * object with an "event" per line (or, once it exited, an unfinished last
+ * line), a malloc'd description quoting the first such line; else NULL. */
+char *axb_child_bad_output(const struct axb_child *c);
+
 /* The last `max` bytes of its captured output (malloc'd), or NULL. */
 char *axb_child_stderr(const struct axb_child *c, size_t max);
 

@@ -286,6 +286,29 @@ static const char *classify(const struct axb_rep_in *in, bool net,
 		}
 	}
 	for (size_t i = 0; i < k; i++) {
+		/* a broken result writer: nothing it reported can be trusted */
+		const struct axb_outcome *o = outs[i];
+		if (o->bad_output) {
+			*role = o->role;
+			snprintf(msg, n, "%s wrote %s", o->role, o->bad_output);
+			return "error";
+		}
+	}
+	for (size_t i = 0; i < k; i++) {
+		const struct axb_outcome *o = outs[i];
+		if (net && o == &in->server && o->exited && !o->ready &&
+		    !o->killed) {
+			*role = o->role;
+			if (WIFEXITED(o->wstatus))
+				snprintf(msg, n, "the server exited with status %d "
+					 "before it reported ready", WEXITSTATUS(o->wstatus));
+			else
+				snprintf(msg, n, "the server exited before it "
+					 "reported ready");
+			return "error";
+		}
+	}
+	for (size_t i = 0; i < k; i++) {
 		const struct axb_outcome *o = outs[i];
 		if (o->exited && !o->result && !o->error && !o->killed) {
 			*role = o->role;

@@ -33,6 +33,8 @@ struct axb_outcome {
 	const char *kill_reason;
 	json_t *result;       /* its {"event":"result"} line, or NULL */
 	json_t *error;        /* its {"event":"error"} line, or NULL */
+	bool ready;           /* it wrote {"event":"ready"} (servers) */
+	char *bad_output;     /* axb_child_bad_output, or NULL */
 	char *stderr_tail;
 };
 

@@ -670,6 +670,10 @@ static void child_outcome(struct axb_child *c, struct axb_outcome *o)
 	o->kill_reason = c->kill_reason;
 	o->result = axb_child_event(c, "result");
 	o->error = axb_child_event(c, "error");
+	json_t *ready = axb_child_event(c, "ready");
+	o->ready = ready != NULL;
+	json_decref(ready);
+	o->bad_output = axb_child_bad_output(c);
 	o->stderr_tail = axb_child_stderr(c, STDERR_TAIL);
 }
 
@@ -677,6 +681,7 @@ static void outcome_free(struct axb_outcome *o)
 {
 	json_decref(o->result);
 	json_decref(o->error);
+	free(o->bad_output);
 	free(o->stderr_tail);
 }
 

@@ -246,6 +246,7 @@ int axb_server_main(const struct axb_child_opts *o, bool foreground)
 	}
 	sigth_started = true;
 
+	axb_test_fault("server-setup", s->impl.name, o->result_fd);
 	if (foreground) {
 		fprintf(stderr, "axbench: serving %s on %s at 127.0.0.1:%d (Ctrl-C to stop)\n",
 			s->sc->name, s->impl.name, port);
@@ -255,7 +256,7 @@ int axb_server_main(const struct axb_child_opts *o, bool foreground)
 		axb_write_json_line(o->result_fd, j);
 		json_decref(j);
 	}
-	if (axb_test_fault("server", s->impl.name))
+	if (axb_test_fault("server", s->impl.name, o->result_fd))
 		axs_fail(&s->ctx, "AXBENCH_TEST_FAULT asked the server to fail");
 
 	int run_err = 0;
@@ -426,7 +427,7 @@ int axb_cmd_local(int argc, char **argv)
 	l.ctx.listen_fd = -1;
 	l.ctx.quick = o.quick;
 	l.ctx.out = out;
-	if (axb_test_fault("local", impl.name))
+	if (axb_test_fault("local", impl.name, o.result_fd))
 		axs_fail(&l.ctx, "AXBENCH_TEST_FAULT asked the scenario to fail");
 
 	struct rusage ru0, ru1;

@@ -5,6 +5,7 @@
 #include "conform.h"
 
 #include <errno.h>
+#include <unistd.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -360,6 +361,80 @@ static void case_xthread_1m(void)
 	conf_run(xm_main, NULL);
 }
 
+/* ------------------------------------------------------------------ */
+/* chan.close_thread                                                   */
+/* ------------------------------------------------------------------ */
+
+struct ct {
+	ax_chan *c;
+	volatile int waiting;
+};
+
+static intptr_t ct_receiver(void *arg)
+{
+	struct ct *s = arg;
+	int v;
+	s->waiting++;
+	return ax_chan_recv(s->c, &v);
+}
+
+static intptr_t ct_sender(void *arg)
+{
+	struct ct *s = arg;
+	int v = 1;
+	s->waiting++;
+	return ax_chan_send(s->c, &v);
+}
+
+static void *ct_closer(void *arg)
+{
+	usleep(20000); /* the loop is asleep in its engine by then */
+	if (ax_chan_close(arg) != 0)
+		conf_die("ax_chan_close from a plain thread failed");
+	return NULL;
+}
+
+static intptr_t ct_main(void *arg)
+{
+	(void)arg;
+	struct ct r = {0}, w = {0};
+	ax_task *rt[3], *st[3];
+	pthread_t th;
+	int v = 0;
+	/* receivers on an empty channel, senders on a full one */
+	ax_chan_create(&r.c, sizeof(int), 1);
+	ax_chan_create(&w.c, sizeof(int), 1);
+	ax_chan_try_send(w.c, &v);
+	for (int i = 0; i < 3; i++) {
+		ax_spawn(&rt[i], ct_receiver, &r, "receiver");
+		ax_spawn(&st[i], ct_sender, &w, "sender");
+	}
+	CONF_EQ(r.waiting + w.waiting, 6, "tasks waiting");
+	conf_thread(&th, ct_closer, r.c);
+	for (int i = 0; i < 3; i++)
+		CONF_EQ(CONF_JOIN_WITHIN(rt[i], 2 * CONF_S, "a receiver waiting "
+					 "when a plain thread closed the channel"),
+			-EPIPE, "a receive woken by a close from a plain thread");
+	pthread_join(th, NULL);
+	conf_thread(&th, ct_closer, w.c);
+	for (int i = 0; i < 3; i++)
+		CONF_EQ(CONF_JOIN_WITHIN(st[i], 2 * CONF_S, "a sender waiting "
+					 "when a plain thread closed the channel"),
+			-EPIPE, "a send woken by a close from a plain thread");
+	pthread_join(th, NULL);
+	CONF_EQ(ax_chan_recv(w.c, &v), 0, "draining the closed channel");
+	CONF_EQ(ax_chan_recv(w.c, &v), -EPIPE, "a receive on the drained, "
+		"closed channel");
+	CONF_EQ(ax_chan_destroy(r.c), 0, "ax_chan_destroy");
+	CONF_EQ(ax_chan_destroy(w.c), 0, "ax_chan_destroy");
+	return 0;
+}
+
+static void case_close_thread(void)
+{
+	conf_run(ct_main, NULL);
+}
+
 const struct conf_case conf_cases_chan[] = {
 	{"chan.fifo", "[AX-CHAN-1] elements are received in send order, none lost "
 	 "or duplicated, whether buffered or handed to waiting tasks",
@@ -377,5 +452,10 @@ const struct conf_case conf_cases_chan[] = {
 	 "sender, no hang",
 	 "2 threads and a second runtime send 1M; the task sends 100k back to "
 	 "a thread", AX_FEAT_XTHREAD, 60, CONF_SERIAL, case_xthread_1m},
+	{"chan.close_thread", "[AX-CHAN-3] [AX-CHAN-4] [AX-POST-2] "
+	 "ax_chan_close from a thread that runs no runtime wakes every waiting "
+	 "task of a runtime asleep in its engine",
+	 "a plain thread closes a channel with 3 waiting receivers, then one "
+	 "with 3 waiting senders", AX_FEAT_XTHREAD, 10, 0, case_close_thread},
 	{NULL, NULL, NULL, 0, 0, 0, NULL},
 };

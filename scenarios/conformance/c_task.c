@@ -3,6 +3,7 @@
  * the task dump and hog detection. */
 #include "conform.h"
 
+#include <alloca.h>
 #include <errno.h>
 #include <signal.h>
 #include <stdlib.h>
@@ -557,6 +558,212 @@ static void case_hog(void)
 	conf_run_opts(hog_main, NULL, &o);
 }
 
+/* ------------------------------------------------------------------ */
+/* task.detach                                                         */
+/* ------------------------------------------------------------------ */
+
+static volatile int dt_ended;
+
+static intptr_t dt_sleeper(void *arg)
+{
+	ax_sleep((int64_t)(intptr_t)arg * CONF_MS);
+	dt_ended++;
+	return 0;
+}
+
+static intptr_t dt_quick(void *arg)
+{
+	(void)arg;
+	dt_ended++;
+	return 0;
+}
+
+static intptr_t dt_joiner(void *arg)
+{
+	return ax_join(arg, NULL);
+}
+
+static intptr_t dt_main(void *arg)
+{
+	(void)arg;
+	ax_task *t, *q, *j;
+	struct ax_rt_stats st;
+	ax_rt *rt = ax_rt_current();
+	dt_ended = 0;
+
+	/* a running task: detached, no longer joinable, still run to its end */
+	ax_spawn(&t, dt_sleeper, (void *)(intptr_t)50, "detached");
+	CONF_EQ(ax_detach(t), 0, "ax_detach of a sleeping task");
+	/* t is still sleeping, so its handle still points at it */
+	CONF_EQ(ax_join(t, NULL), -EINVAL, "ax_join of a detached task");
+	CONF_EQ(ax_detach(t), -EINVAL, "ax_detach of a detached task");
+
+	/* an ended, unjoined task: detach frees it */
+	ax_spawn(&q, dt_quick, NULL, "quick"); /* eager: it has ended */
+	CONF_EQ(dt_ended, 1, "the quick task ran");
+	ax_rt_stats(rt, &st);
+	uint64_t live = st.tasks_live;
+	CONF_EQ(ax_detach(q), 0, "ax_detach of an ended task");
+	ax_rt_stats(rt, &st);
+	CONF_EQ(st.tasks_live, live, "live tasks after detaching an ended one");
+
+	/* a task that already has a joiner cannot be detached */
+	ax_spawn(&q, dt_sleeper, (void *)(intptr_t)5, "joined");
+	ax_spawn(&j, dt_joiner, q, "joiner");
+	CONF_EQ(ax_detach(q), -EINVAL, "ax_detach of a task with a joiner");
+	CONF_EQ(conf_join(j), 0, "the joiner's ax_join");
+
+	/* the detached sleeper ends on its own; the run waits for it */
+	CONF_EQ(dt_ended, 2, "tasks ended before main returns (the detached "
+		"one still sleeps)");
+	return 0;
+}
+
+static void case_detach(void)
+{
+	conf_run(dt_main, NULL);
+	CONF_EQ(dt_ended, 3, "tasks ended when ax_rt_run returned (the detached "
+		"one included)");
+}
+
+/* ------------------------------------------------------------------ */
+/* task.name                                                           */
+/* ------------------------------------------------------------------ */
+
+static intptr_t nm_idle(void *arg)
+{
+	(void)arg;
+	return 0;
+}
+
+static intptr_t nm_main(void *arg)
+{
+	(void)arg;
+	const char *longname = "0123456789abcdefghijklmnopqrstuvwxyzABCDEF";
+	ax_task *t;
+	ax_spawn(&t, nm_idle, NULL, longname);
+	CONF_TRUE(!strcmp(ax_task_name(t), "0123456789abcdefghijklmnopqrstu"),
+		  "a 42-byte spawn name kept as '%s' (the first 31 bytes "
+		  "expected)", ax_task_name(t));
+	CONF_EQ(ax_task_set_name(t, "short"), 0, "ax_task_set_name");
+	CONF_TRUE(!strcmp(ax_task_name(t), "short"), "renamed task is '%s'",
+		  ax_task_name(t));
+	char exact[32];
+	memset(exact, 'x', 31);
+	exact[31] = '\0';
+	CONF_EQ(ax_task_set_name(t, exact), 0, "ax_task_set_name of 31 bytes");
+	CONF_TRUE(!strcmp(ax_task_name(t), exact), "a 31-byte name kept as "
+		  "'%s'", ax_task_name(t));
+	CONF_EQ(ax_task_set_name(t, longname + 2), 0, "ax_task_set_name of 40 "
+		"bytes");
+	CONF_TRUE(!strcmp(ax_task_name(t), "23456789abcdefghijklmnopqrstuvw"),
+		  "a 40-byte name kept as '%s' (the first 31 bytes expected)",
+		  ax_task_name(t));
+	CONF_EQ(ax_task_set_name(t, NULL), -EINVAL, "ax_task_set_name(NULL)");
+	conf_join(t);
+	ax_spawn(&t, nm_idle, NULL, NULL);
+	CONF_TRUE(!strcmp(ax_task_name(t), ""), "an unnamed task is '%s'",
+		  ax_task_name(t));
+	conf_join(t);
+	return 0;
+}
+
+static void case_name(void)
+{
+	conf_run(nm_main, NULL);
+}
+
+/* ------------------------------------------------------------------ */
+/* task.overflow_slab                                                  */
+/* ------------------------------------------------------------------ */
+
+/* Enough live tasks to use up the guarded stacks (a quarter of
+ * vm.max_map_count, two mappings each) and reach the canary slabs. */
+#define OS_MAX 40000
+
+static intptr_t os_waiter(void *arg)
+{
+	int v;
+	return ax_chan_recv(arg, &v);
+}
+
+static intptr_t os_victim(void *arg)
+{
+	(void)arg;
+	/* fill 20 KiB from below the bottom of a 16 KiB stack upwards:
+	 * through the canary word, into the stack below in the slab (or the
+	 * slab's guard page), not far beyond */
+	char *p = alloca(20 * 1024);
+	memset(p, 0x55, 20 * 1024);
+	__asm__ volatile("" : : "r"(p) : "memory"); /* keep the memset */
+	ax_yield(); /* the scheduler checks the canary as the task leaves */
+	return 0;
+}
+
+static intptr_t os_main(void *arg)
+{
+	(void)arg;
+	ax_chan *c;
+	ax_task *t;
+	struct ax_rt_stats st;
+	ax_rt *rt = ax_rt_current();
+	ax_chan_create(&c, sizeof(int), 1);
+	for (int i = 0; i < OS_MAX; i++) {
+		ax_rt_stats(rt, &st);
+		if (st.stacks_slab >= 2)
+			break;
+		if (ax_spawn(NULL, os_waiter, c, NULL) < 0)
+			_exit(5);
+	}
+	ax_rt_stats(rt, &st);
+	uint64_t slab = st.stacks_slab;
+	if (slab < 2)
+		_exit(5); /* no slab stack reached */
+	ax_spawn(&t, os_victim, NULL, "slab-overflow");
+	ax_join(t, NULL);
+	_exit(4); /* the overflow went unnoticed */
+}
+
+static void os_grandchild(void)
+{
+	ax_rt *rt;
+	struct ax_rt_opts o;
+	ax_rt_opts_init(&o);
+	o.stack_size = 16 * 1024;
+	if (ax_rt_create(&rt, conf_runtime(), &o) < 0)
+		_exit(3);
+	ax_rt_run(rt, os_main, NULL, NULL);
+	_exit(4);
+}
+
+static void case_overflow_slab(void)
+{
+	int st;
+	char out[4096];
+	int r = conf_grandchild(os_grandchild, 30000, &st, out, sizeof out);
+	if (!CONF_EQ(r, 0, "starting the grandchild"))
+		return;
+	if (st == -1) {
+		conf_fail("the process that overflowed a slab stack hung");
+		return;
+	}
+	if (WIFEXITED(st) && WEXITSTATUS(st) == 5) {
+		conf_fail("no stack came from a canary slab after %d live tasks",
+			  OS_MAX);
+		return;
+	}
+	if (WIFEXITED(st) && (WEXITSTATUS(st) == 4 || WEXITSTATUS(st) == 0)) {
+		conf_fail("a task on a slab stack wrote past its bottom and the "
+			  "process went on (exit status %d)", WEXITSTATUS(st));
+		return;
+	}
+	CONF_TRUE(strstr(out, "overflow") != NULL && strstr(out, "slab-overflow"),
+		  "the process died (%s %d) without reporting a stack overflow "
+		  "in task 'slab-overflow'; its output: %.200s",
+		  WIFSIGNALED(st) ? "signal" : "exit status",
+		  WIFSIGNALED(st) ? WTERMSIG(st) : WEXITSTATUS(st), out);
+}
+
 const struct conf_case conf_cases_task[] = {
 	{"task.spawn_eager", "[AX-TASK-1] spawn is eager: the child runs until it "
 	 "first suspends before ax_spawn returns, and the parent resumes before "
@@ -598,5 +805,20 @@ const struct conf_case conf_cases_task[] = {
 	 "a task yielding every 1 ms is no hog (alone or not); one spinning "
 	 "300 ms is",
 	 0, 10, 0, case_hog},
+	{"task.detach", "ax_detach / [AX-RT-1] a detached task can no longer be "
+	 "joined (-EINVAL) or detached again, still runs to its end, and the "
+	 "run waits for it; detaching an ended task frees it; a task with a "
+	 "joiner cannot be detached",
+	 "detach a sleeping task, an ended one, and one with a joiner",
+	 0, 10, 0, case_detach},
+	{"task.name", "ax_spawn / ax_task_set_name: names are copied, at most "
+	 "31 bytes kept; an unnamed task's name is \"\"",
+	 "spawn with a 42-byte name, rename to 5, 31 and 40 bytes, NULL",
+	 0, 10, 0, case_name},
+	{"task.overflow_slab", "[AX-TASK-9] a task overflowing a stack carved "
+	 "from a canary slab is caught at its next switch and reported with its "
+	 "name", "a grandchild uses up the guarded stacks, then a task on a "
+	 "slab stack writes a few KiB past its bottom and yields",
+	 0, 60, CONF_SERIAL, case_overflow_slab},
 	{NULL, NULL, NULL, 0, 0, 0, NULL},
 };

@@ -7,9 +7,12 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <arpa/inet.h>
 #include <netinet/in.h>
 #include <poll.h>
 #include <signal.h>
+#include <stdatomic.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
@@ -827,6 +830,425 @@ static void case_lateness_io(void)
 	conf_run_opts(li_main, NULL, &o);
 }
 
+/* ------------------------------------------------------------------ */
+/* tcp.cancel_race                                                     */
+/* ------------------------------------------------------------------ */
+
+/* A reader is cancelled at random moments while a plain thread streams
+ * into its socket, so that cancels land before, during and after reads
+ * that have data ([AX-CANCEL-3]): a read that got bytes returns them, one
+ * that returns -ECANCELED copied nothing, then or later ([AX-CANCEL-2]).
+ * Byte i of the stream is byte i % 8 of the little-endian 64-bit number
+ * i / 8, so a lost, repeated or reordered chunk shows at once. */
+
+#define RC_MIN_CANCELS 2000
+#define RC_MIN_BYTES (4u << 20)
+#define RC_BUFS 4
+#define RC_CONNS 300
+
+static unsigned char rc_byte(uint64_t i)
+{
+	return (unsigned char)((i / 8) >> (8 * (i % 8)));
+}
+
+struct rc {
+	int rfd, wfd, lfd, port;
+	atomic_int stop;          /* the writer thread stops and shuts down */
+	atomic_ullong sent;       /* bytes the writer thread sent */
+	atomic_int accepted;      /* connections the acceptor took */
+	volatile int done;        /* the victim finished: the canceller ends */
+	ax_task *victim;
+	int cancels;
+	uint64_t got;
+	int conns[RC_CONNS];
+};
+
+static void *rc_writer(void *arg)
+{
+	struct rc *s = arg;
+	static unsigned char chunk[16384];
+	uint64_t pos = 0;
+	unsigned x = 7;
+	while (!atomic_load(&s->stop)) {
+		x = x * 1103515245u + 12345u;
+		size_t n = 1 + (x >> 8) % sizeof chunk, off = 0;
+		for (size_t i = 0; i < n; i++)
+			chunk[i] = rc_byte(pos + i);
+		while (off < n && !atomic_load(&s->stop)) {
+			ssize_t w = send(s->wfd, chunk + off, n - off,
+					 MSG_NOSIGNAL | MSG_DONTWAIT);
+			if (w > 0) {
+				off += (size_t)w;
+				atomic_store(&s->sent, pos + off);
+			} else if (w < 0 && errno != EAGAIN && errno != EINTR) {
+				conf_die("writer thread: send: %s", strerror(errno));
+			} else {
+				struct pollfd pf = {.fd = s->wfd, .events = POLLOUT};
+				poll(&pf, 1, 50);
+			}
+		}
+		pos += off;
+	}
+	shutdown(s->wfd, SHUT_WR);
+	return NULL;
+}
+
+static intptr_t rc_canceller(void *arg)
+{
+	struct rc *s = arg;
+	unsigned x = 3;
+	while (!s->done) {
+		x = x * 1103515245u + 12345u;
+		if (x & 0x30000)
+			ax_yield();
+		else
+			ax_sleep((x >> 20) % 40 * CONF_US);
+		if (!s->done)
+			ax_cancel(s->victim);
+	}
+	return 0;
+}
+
+/* Refill a buffer with its pattern, unpoisoned, ready for a read. */
+static void rc_refill(struct conf_guard *g)
+{
+	conf_guard_seal(g);
+	conf_guard_check(g, NULL);
+}
+
+static intptr_t rc_reader(void *arg)
+{
+	struct rc *s = arg;
+	struct conf_guard g[RC_BUFS];
+	bool sealed[RC_BUFS] = {false};
+	unsigned x = 11;
+	int64_t progress = ax_now(), start = progress;
+	for (int k = 0; k < RC_BUFS; k++)
+		conf_guard_init(&g[k], 2048, 40u + (unsigned)k);
+	for (unsigned it = 0;; it++) {
+		struct conf_guard *b = &g[it % RC_BUFS];
+		size_t first = 0;
+		if (sealed[it % RC_BUFS] &&
+		    !CONF_TRUE(conf_guard_check(b, &first) == 0, "the buffer of "
+			       "a read that returned -ECANCELED was written "
+			       "afterwards (offset %zu)", first))
+			break;
+		sealed[it % RC_BUFS] = false;
+		rc_refill(b);
+		if (!atomic_load(&s->stop) &&
+		    ((s->cancels >= RC_MIN_CANCELS && s->got >= RC_MIN_BYTES) ||
+		     ax_now() - start > 8 * CONF_S))
+			atomic_store(&s->stop, 1); /* enough: drain to EOF */
+		x = x * 1103515245u + 12345u;
+		size_t n = 1 + (x >> 8) % b->n;
+		struct ax_deadline d;
+		ax_deadline_enter(&d, progress + 2 * CONF_S);
+		ssize_t r = ax_read(s->rfd, b->p, n);
+		ax_deadline_leave(&d);
+		if (r == -ECANCELED) {
+			s->cancels++;
+			if (!CONF_TRUE(conf_guard_check(b, &first) == 0, "an "
+				       "ax_read that returned -ECANCELED changed "
+				       "its buffer (offset %zu): the bytes it took "
+				       "are lost", first))
+				break;
+			conf_guard_seal(b);
+			sealed[it % RC_BUFS] = true;
+			continue;
+		}
+		if (r == -ETIMEDOUT) {
+			conf_fail("no byte for 2 s at offset %llu of the stream "
+				  "(%llu sent; lost by a cancelled read?)",
+				  (unsigned long long)s->got,
+				  (unsigned long long)atomic_load(&s->sent));
+			break;
+		}
+		if (r == 0)
+			break;
+		if (!CONF_TRUE(r > 0 && (size_t)r <= n, "ax_read(n=%zu) returned "
+			       "%zd", n, r))
+			break;
+		bool ok = true;
+		for (ssize_t i = 0; i < r && ok; i++)
+			if (b->p[i] != rc_byte(s->got + (uint64_t)i)) {
+				conf_fail("byte %llu of the stream is wrong (lost, "
+					  "repeated or reordered data; %d cancels "
+					  "so far)",
+					  (unsigned long long)(s->got + (uint64_t)i),
+					  s->cancels);
+				ok = false;
+			}
+		if (!ok)
+			break;
+		s->got += (uint64_t)r;
+		progress = ax_now();
+	}
+	atomic_store(&s->stop, 1);
+	s->done = 1;
+	for (int k = 0; k < RC_BUFS; k++)
+		conf_guard_free(&g[k]);
+	return 0;
+}
+
+static void *rc_connector(void *arg)
+{
+	struct rc *s = arg;
+	struct sockaddr_in sa = {.sin_family = AF_INET,
+				 .sin_port = htons((uint16_t)s->port),
+				 .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+	for (int i = 0; i < RC_CONNS && !atomic_load(&s->stop); i++) {
+		/* at most 16 connections ahead of the acceptor */
+		int64_t end = ax_now() + 5 * CONF_S;
+		while (atomic_load(&s->accepted) < i - 16 &&
+		       !atomic_load(&s->stop) && ax_now() < end)
+			usleep(100);
+		int c = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+		if (c < 0 || connect(c, (struct sockaddr *)&sa, sizeof sa) < 0)
+			conf_die("connector thread: connect %d: %s", i,
+				 strerror(errno));
+		uint32_t id = (uint32_t)i;
+		if (send(c, &id, sizeof id, MSG_NOSIGNAL) != sizeof id)
+			conf_die("connector thread: send");
+		close(c);
+	}
+	return NULL;
+}
+
+static intptr_t rc_acceptor(void *arg)
+{
+	struct rc *s = arg;
+	int64_t progress = ax_now();
+	int n = 0;
+	while (n < RC_CONNS) {
+		struct ax_deadline d;
+		ax_deadline_enter(&d, progress + 2 * CONF_S);
+		int c = ax_accept(s->lfd);
+		ax_deadline_leave(&d);
+		if (c == -ECANCELED) {
+			s->cancels++;
+			continue;
+		}
+		if (c == -ETIMEDOUT) {
+			conf_fail("connection %d was never accepted (lost by a "
+				  "cancelled ax_accept?)", n);
+			break;
+		}
+		if (!CONF_TRUE(c >= 0, "ax_accept returned %d", c))
+			break;
+		s->conns[n++] = c;
+		atomic_store(&s->accepted, n);
+		progress = ax_now();
+	}
+	atomic_store(&s->stop, 1);
+	s->done = 1;
+	return n;
+}
+
+static intptr_t rc_main(void *arg)
+{
+	(void)arg;
+	int fds[2];
+	ax_task *k;
+	pthread_t th;
+	static struct rc s;
+	if (!CONF_EQ(conf_tcp_pair(fds), 0, "loopback pair"))
+		return 0;
+
+	/* reads */
+	memset(&s, 0, sizeof s);
+	s.rfd = fds[0];
+	s.wfd = fds[1];
+	conf_thread(&th, rc_writer, &s);
+	ax_spawn(&s.victim, rc_reader, &s, "reader");
+	ax_spawn(&k, rc_canceller, &s, "canceller");
+	conf_join(s.victim);
+	s.done = 1;
+	conf_join(k);
+	atomic_store(&s.stop, 1);
+	pthread_join(th, NULL);
+	fprintf(stderr, "tcp.cancel_race: %d reads cancelled, %llu bytes\n",
+		s.cancels, (unsigned long long)s.got);
+	if (!conf_failed()) {
+		CONF_EQ(s.got, atomic_load(&s.sent), "bytes received of those "
+			"sent, across %d cancelled reads", s.cancels);
+		CONF_TRUE(s.cancels >= RC_MIN_CANCELS / 4, "only %d reads were "
+			  "cancelled (the case did not exercise the race)",
+			  s.cancels);
+	}
+	ax_close(fds[0]);
+	ax_close(fds[1]);
+
+	/* accepts */
+	memset(&s, 0, sizeof s);
+	s.lfd = ax_tcp_listen("127.0.0.1", 0, 64, 0);
+	s.port = ax_tcp_port(s.lfd);
+	if (!CONF_TRUE(s.lfd >= 0 && s.port > 0, "ax_tcp_listen failed"))
+		return 0;
+	char *before = conf_fd_snapshot();
+	conf_thread(&th, rc_connector, &s);
+	ax_spawn(&s.victim, rc_acceptor, &s, "acceptor");
+	ax_spawn(&k, rc_canceller, &s, "canceller");
+	int n = (int)conf_join(s.victim);
+	s.done = 1;
+	conf_join(k);
+	atomic_store(&s.stop, 1);
+	pthread_join(th, NULL);
+	/* every connection exactly once: each carries its number */
+	static bool seen[RC_CONNS];
+	memset(seen, 0, sizeof seen);
+	for (int i = 0; i < n && !conf_failed(); i++) {
+		uint32_t id = UINT32_MAX;
+		ssize_t r = conf_read_full(s.conns[i], &id, sizeof id);
+		if (!CONF_EQ(r, sizeof id, "reading the number of accepted "
+			     "connection %d", i))
+			break;
+		if (!CONF_TRUE(id < RC_CONNS && !seen[id], "accepted connection "
+			       "%d carries number %u (out of range or twice)",
+			       i, id))
+			break;
+		seen[id] = true;
+	}
+	for (int i = 0; i < n; i++)
+		ax_close(s.conns[i]);
+	CONF_EQ(n, RC_CONNS, "connections accepted across %d cancelled "
+		"accepts", s.cancels);
+	fprintf(stderr, "tcp.cancel_race: %d accepts cancelled\n", s.cancels);
+	CONF_TRUE(s.cancels >= 20, "only %d accepts were cancelled (the case "
+		  "did not exercise the race)", s.cancels);
+	ax_sleep(5 * CONF_MS);
+	CONF_FDS_SAME(before, "after the accepted connections were closed (a "
+		      "cancelled ax_accept must take no descriptor)");
+	free(before);
+	ax_close(s.lfd);
+	return 0;
+}
+
+static void case_cancel_race(void)
+{
+	conf_run(rc_main, NULL);
+}
+
+/* ------------------------------------------------------------------ */
+/* tcp.duplex_close                                                    */
+/* ------------------------------------------------------------------ */
+
+#define DX_SIZE (32u << 20)
+
+struct dx {
+	int fd;
+	const unsigned char *wbuf;
+	char rbuf[64];
+};
+
+static intptr_t dx_reader(void *arg)
+{
+	struct dx *s = arg;
+	return ax_read(s->fd, s->rbuf, sizeof s->rbuf);
+}
+
+static intptr_t dx_writer(void *arg)
+{
+	struct dx *s = arg;
+	return ax_write(s->fd, s->wbuf, DX_SIZE);
+}
+
+static intptr_t dx_acceptor(void *arg)
+{
+	return ax_accept((int)(intptr_t)arg);
+}
+
+/* Read and count everything on fd until EOF; returns the count. */
+static intptr_t dx_drain(void *arg)
+{
+	int fd = (int)(intptr_t)arg;
+	static char buf[65536];
+	intptr_t got = 0;
+	ssize_t n;
+	while ((n = ax_read(fd, buf, sizeof buf)) > 0)
+		got += n;
+	return n < 0 ? n : got;
+}
+
+static intptr_t dx_main(void *arg)
+{
+	(void)arg;
+	int fds[2];
+	char buf[16];
+	ax_task *r, *w, *a, *dr;
+	struct dx s = {0};
+	unsigned char *big = calloc(1, DX_SIZE);
+	if (!big)
+		conf_die("out of memory");
+	s.wbuf = big;
+
+	/* a read and a write pending together on one descriptor */
+	if (!CONF_EQ(conf_tcp_pair(fds), 0, "loopback pair"))
+		goto out;
+	s.fd = fds[0];
+	ax_spawn(&r, dx_reader, &s, "reader");
+	ax_spawn(&w, dx_writer, &s, "writer"); /* blocks: the peer does not read */
+	ax_sleep(5 * CONF_MS);
+	{
+		/* a second read beside the pending one is refused at once */
+		struct ax_deadline d;
+		ax_deadline_enter(&d, ax_now() + 200 * CONF_MS);
+		CONF_EQ(ax_read(fds[0], buf, sizeof buf), -EBUSY, "a second "
+			"ax_read while another task's read is pending on the "
+			"descriptor");
+		ax_deadline_leave(&d);
+	}
+	conf_peer_send(fds[1], "ping", 4);
+	intptr_t rr = CONF_JOIN_WITHIN(r, 2 * CONF_S, "a read pending beside a "
+				       "blocked write, after the peer sent");
+	if (CONF_EQ(rr, 4, "the read pending beside a blocked write"))
+		CONF_TRUE(!memcmp(s.rbuf, "ping", 4), "the read got the wrong "
+			  "bytes");
+	ax_spawn(&dr, dx_drain, (void *)(intptr_t)fds[1], "drain");
+	CONF_EQ(CONF_JOIN_WITHIN(w, 5 * CONF_S, "a write pending beside a read, "
+				 "once the peer reads"), DX_SIZE,
+		"the write pending beside a read");
+	ax_shutdown(fds[0], SHUT_WR);
+	CONF_EQ(CONF_JOIN_WITHIN(dr, 5 * CONF_S, "the peer draining the write"),
+		DX_SIZE, "bytes the peer received");
+	ax_close(fds[0]);
+	ax_close(fds[1]);
+
+	/* ax_close turns a pending write and a pending read into -EBADF */
+	if (!CONF_EQ(conf_tcp_pair(fds), 0, "loopback pair"))
+		goto out;
+	s.fd = fds[0];
+	ax_spawn(&w, dx_writer, &s, "writer");
+	ax_spawn(&r, dx_reader, &s, "reader");
+	ax_sleep(5 * CONF_MS);
+	CONF_EQ(ax_close(fds[0]), 0, "ax_close with a read and a write pending");
+	CONF_EQ(CONF_JOIN_WITHIN(w, 2 * CONF_S, "a write pending on a closed "
+				 "descriptor"), -EBADF, "a write pending when "
+		"another task closed its descriptor");
+	CONF_EQ(CONF_JOIN_WITHIN(r, 2 * CONF_S, "a read pending on a closed "
+				 "descriptor"), -EBADF, "a read pending when "
+		"another task closed its descriptor");
+	ax_close(fds[1]);
+
+	/* ax_close turns a pending accept into -EBADF */
+	int l = ax_tcp_listen("127.0.0.1", 0, 4, 0);
+	if (!CONF_TRUE(l >= 0, "ax_tcp_listen failed"))
+		goto out;
+	ax_spawn(&a, dx_acceptor, (void *)(intptr_t)l, "acceptor");
+	ax_sleep(5 * CONF_MS);
+	CONF_EQ(ax_close(l), 0, "ax_close of a listener with an accept pending");
+	CONF_EQ(CONF_JOIN_WITHIN(a, 2 * CONF_S, "an accept pending on a closed "
+				 "listener"), -EBADF, "an accept pending when "
+		"another task closed its listener");
+out:
+	free(big);
+	return 0;
+}
+
+static void case_duplex_close(void)
+{
+	conf_run(dx_main, NULL);
+}
+
 const struct conf_case conf_cases_tcp[] = {
 	{"tcp.short_read", "[AX-TCP-1] ax_read returns at most n bytes, as soon "
 	 "as some are there (short counts), never waiting to fill the buffer",
@@ -881,5 +1303,19 @@ const struct conf_case conf_cases_tcp[] = {
 	 "the loop busy (within 20000 chunks of other I/O past the deadline)",
 	 "20 sleeps of 5 ms beside two saturated loopback streams",
 	 AX_FEAT_TCP, 15, 0, case_lateness_io},
+	{"tcp.cancel_race", "[AX-CANCEL-2] [AX-CANCEL-3] [AX-TCP-1] a read or "
+	 "accept cancelled as it completes returns its real result (the request "
+	 "then stays pending); one that returns -ECANCELED took nothing: no "
+	 "byte of the stream, no connection, and its buffer is never written",
+	 "a thread streams numbered bytes, and makes 300 numbered connections, "
+	 "while the reader/acceptor is cancelled thousands of times",
+	 AX_FEAT_TCP, 30, 0, case_cancel_race},
+	{"tcp.duplex_close", "ax_read/ax_close: one read and one write may be "
+	 "pending on a descriptor together and both complete; a second "
+	 "concurrent read returns -EBUSY; closing the descriptor turns a "
+	 "pending read, write or accept of another task into -EBADF",
+	 "a read beside a blocked 32 MiB write, a second read, then close with "
+	 "a read and a write pending, and close a listener under an accept",
+	 AX_FEAT_TCP, 15, 0, case_duplex_close},
 	{NULL, NULL, NULL, 0, 0, 0, NULL},
 };

@@ -5,6 +5,7 @@
 #include "conform.h"
 
 #include <errno.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -281,8 +282,8 @@ static intptr_t dc_sleep_long(void *arg)
 
 static intptr_t dc_blocking_fn(void *arg)
 {
-	(void)arg;
 	usleep(60000);
+	atomic_store((atomic_int *)arg, 1);
 	return 1;
 }
 
@@ -324,7 +325,9 @@ static intptr_t dc_main(void *arg)
 		struct ax_deadline d;
 		int64_t t0 = ax_now();
 		ax_deadline_enter(&d, t0 + 20 * CONF_MS);
-		int r = ax_blocking(dc_blocking_fn, NULL, &res);
+		atomic_int finished = 0;
+		int r = ax_blocking(dc_blocking_fn, &finished, &res);
+		int finished_at_return = atomic_load(&finished);
 		int64_t el = ax_now() - t0;
 		ax_deadline_leave(&d);
 		CONF_EQ(r, -ETIMEDOUT, "ax_blocking of a 60 ms call in a 20 ms "
@@ -332,6 +335,10 @@ static intptr_t dc_main(void *arg)
 		CONF_EQ(res, 12345, "the result of a timed-out blocking call "
 			"(discarded)");
 		CONF_TRUE(el >= 20 * CONF_MS, "ax_blocking timed out early");
+		CONF_TRUE(finished_at_return, "a 60 ms blocking call cut by a "
+			  "20 ms deadline returned before the call finished "
+			  "(after %lld ms; it must be waited for)",
+			  (long long)(el / CONF_MS));
 	}
 	/* the deadline has passed: every suspending call fails at once */
 	{

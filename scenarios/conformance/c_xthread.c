@@ -327,6 +327,74 @@ static void case_post_context(void)
 	conf_run(pc_main, NULL);
 }
 
+/* ------------------------------------------------------------------ */
+/* post.spawn_order                                                    */
+/* ------------------------------------------------------------------ */
+
+#define SO_STEPS 40
+
+static char so_log[4 * SO_STEPS + 16];
+static int so_n;
+
+static void so_put(char c)
+{
+	if (so_n < (int)sizeof so_log - 1)
+		so_log[so_n++] = c;
+}
+
+static intptr_t so_yielder(void *arg)
+{
+	for (int i = 0; i < SO_STEPS; i++) {
+		so_put((char)(intptr_t)arg);
+		ax_yield();
+	}
+	return 0;
+}
+
+static intptr_t so_queued(void *arg)
+{
+	(void)arg;
+	so_put('X');
+	return 0;
+}
+
+static void so_post(void *arg)
+{
+	(void)arg;
+	so_put('P');
+	if (ax_spawn(NULL, so_queued, NULL, "from-post") != 0)
+		so_put('!');
+}
+
+static intptr_t so_main(void *arg)
+{
+	(void)arg;
+	ax_task *t[3];
+	so_n = 0;
+	memset(so_log, 0, sizeof so_log);
+	for (int i = 0; i < 3; i++)
+		ax_spawn(&t[i], so_yielder, (void *)(intptr_t)('A' + i), "yielder");
+	CONF_EQ(ax_post(ax_rt_current(), so_post, NULL), 0, "ax_post");
+	for (int i = 0; i < 3; i++)
+		conf_join(t[i]);
+	/* the yielders were all ready when the post ran: each runs once
+	 * before the task the post spawned */
+	const char *p = strchr(so_log, 'P'), *x = strchr(so_log, 'X');
+	if (!CONF_TRUE(p && x && x > p, "the post or its task did not run "
+		       "(log %s)", so_log))
+		return 0;
+	for (char c = 'A'; c <= 'C'; c++)
+		CONF_TRUE(memchr(p, c, (size_t)(x - p)), "task %c, ready when "
+			  "the post ran, had not run again before the task the "
+			  "post spawned (log %s)", c, so_log);
+	return 0;
+}
+
+static void case_spawn_order(void)
+{
+	conf_run(so_main, NULL);
+}
+
 const struct conf_case conf_cases_xthread[] = {
 	{"post.1m", "[AX-POST-1] each posted function runs exactly once, on the "
 	 "runtime's thread outside any task, in posting order per thread",
@@ -345,5 +413,9 @@ const struct conf_case conf_cases_xthread[] = {
 	 "cancel tasks and use try_ channel calls",
 	 "a thread posts a function that spawns, cancels and tries to sleep",
 	 AX_FEAT_XTHREAD, 10, 0, case_post_context},
+	{"post.spawn_order", "ax_spawn / [AX-POST-1] a task spawned from a "
+	 "posted function is queued: it runs after the tasks already ready",
+	 "a post spawns a task while three tasks yield in turn",
+	 AX_FEAT_XTHREAD, 10, 0, case_spawn_order},
 	{NULL, NULL, NULL, 0, 0, 0, NULL},
 };

@@ -9,6 +9,7 @@
 #include <poll.h>
 #include <signal.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -498,4 +499,46 @@ void conf_guard_free(struct conf_guard *g)
 	ASAN_UNPOISON_MEMORY_REGION(g->p, g->n);
 	free(g->p);
 	g->p = NULL;
+}
+
+/* A call that holds a pool thread until released (at most 10 s). */
+static intptr_t conf_pool_hold(void *arg)
+{
+	struct conf_pool_fill *f = arg;
+	atomic_fetch_add(&f->started, 1);
+	for (int i = 0; i < 10000 && !atomic_load(&f->release); i++)
+		usleep(1000);
+	return 0;
+}
+
+static intptr_t conf_pool_holder(void *arg)
+{
+	return ax_blocking(conf_pool_hold, arg, NULL);
+}
+
+int conf_pool_fill(struct conf_pool_fill *f)
+{
+	atomic_store(&f->release, 0);
+	atomic_store(&f->started, 0);
+	for (f->n = 0; f->n <= CONF_POOL_MAX; f->n++) {
+		ax_spawn(&f->t[f->n], conf_pool_holder, f, "pool-holder");
+		/* wait for it to start; a thread of a loaded machine may be
+		 * slow, so a call is taken as queued only after 100 ms */
+		for (int ms = 0; ms < 100 && atomic_load(&f->started) <= f->n; ms++)
+			ax_sleep(1 * CONF_MS);
+		if (atomic_load(&f->started) <= f->n) {
+			int busy = atomic_load(&f->started);
+			f->n++;
+			return busy;
+		}
+	}
+	return 0;
+}
+
+void conf_pool_release(struct conf_pool_fill *f)
+{
+	atomic_store(&f->release, 1);
+	for (int i = 0; i < f->n; i++)
+		CONF_EQ(conf_join(f->t[i]), 0, "a pool-holding blocking call");
+	f->n = 0;
 }

@@ -172,6 +172,31 @@ int conf_grandchild(void (*fn)(void), int timeout_ms, int *status, char *out,
 void conf_thread(pthread_t *th, void *(*fn)(void *), void *arg);
 
 /* ------------------------------------------------------------------ */
+/* Blocking pool (inside a task)                                       */
+/* ------------------------------------------------------------------ */
+
+#define CONF_POOL_MAX 64
+
+/* Blocking calls that hold every thread of the runtime's blocking pool
+ * until conf_pool_release. */
+struct conf_pool_fill {
+	_Atomic int release;  /* set: the holding calls return */
+	_Atomic int started;  /* holding calls that have started */
+	int n;                /* holding calls made (the last one queued) */
+	ax_task *t[CONF_POOL_MAX + 1];
+};
+
+/* Saturate the pool: make holding calls one at a time until one has not
+ * started 100 ms after it was made (it is queued, every thread is busy).
+ * Returns the number of busy threads (> 0), or 0 when CONF_POOL_MAX calls
+ * all started (the pool could not be filled). Any later blocking call stays
+ * queued until conf_pool_release. */
+int conf_pool_fill(struct conf_pool_fill *f);
+
+/* Let the holding calls return and join them. */
+void conf_pool_release(struct conf_pool_fill *f);
+
+/* ------------------------------------------------------------------ */
 /* TCP (inside a task)                                                 */
 /* ------------------------------------------------------------------ */
 

@@ -304,6 +304,64 @@ def test_check_failure_reports_no_numbers(tmp_path):
         assert "metrics" not in rep and "latency" not in rep
 
 
+@pytest.mark.parametrize("fault, status, role, message", [
+    # a server that dies before it reports ready
+    ("server-setup:noresult", "error", "server",
+     "the server exited with status 0 before it reported ready"),
+    ("server-setup:crash", "crash", "server", "server killed by SIGSEGV"),
+    # a child whose result pipe carries no valid result
+    ("server:garbage", "error", "server",
+     "server wrote invalid JSON in line 2 of its result pipe: "
+     "'this is not JSON'"),
+    ("server:truncated", "error", "server",
+     "server wrote an unfinished line 2 of its result pipe: "
+     "'{\"event\":\"result\",\"check\":{\"pas'"),
+    ("server:noresult", "error", "server", "server exited without a result"),
+    ("server:error", "error", "server", "AXBENCH_TEST_FAULT reported an error"),
+    ("load:garbage", "error", "loadgen",
+     "loadgen wrote invalid JSON in line 1 of its result pipe: "
+     "'this is not JSON'"),
+    ("load:truncated", "error", "loadgen",
+     "loadgen wrote an unfinished line 1 of its result pipe"),
+    ("load:noresult", "error", "loadgen", "loadgen exited without a result"),
+    ("load:error", "error", "loadgen", "AXBENCH_TEST_FAULT reported an error"),
+    # the load generator crashing or hanging
+    ("load:crash", "crash", "loadgen", "loadgen killed by SIGSEGV"),
+    # a hang of either child stops the whole cell: a silent load generator
+    # and a stalled server look alike, so the cell's timeout is reported
+    ("load:hang", "timeout", "server", "the cell exceeded the timeout"),
+])
+def test_child_fault_modes(tmp_path, fault, status, role, message):
+    """Every way a child can misbehave gives its own status and message,
+    and no numbers."""
+    out = tmp_path / "fault.json"
+    t0 = time.monotonic()
+    r = axbench("run", "--runtime", "epoll", *SHORT, "--reps", "1",
+                "-p", "connections=1", "--timeout", "3s", "--json", str(out),
+                env={"AXBENCH_TEST_FAULT": fault + "@epoll"})
+    assert time.monotonic() - t0 < 60
+    assert r.returncode == 1, r.stderr
+    doc = json.loads(out.read_text())
+    assert doc["status"] == "complete"
+    cell = cells_by(doc, "epoll")[0]
+    rep = cell["reps"][0]
+    assert (cell["status"], rep["role"]) == (status, role), cell
+    assert message in cell["message"], cell["message"]
+    assert cell["summary"] is None
+    assert "metrics" not in rep and "latency" not in rep
+
+
+def test_local_child_fault_modes(tmp_path):
+    out = tmp_path / "fault-local.json"
+    r = axbench("run", "--scenario", "ctx_switch", "--reps", "1",
+                "-p", "count=1000", "--json", str(out),
+                env={"AXBENCH_TEST_FAULT": "local:garbage"})
+    assert r.returncode == 1
+    cell = json.loads(out.read_text())["cells"][0]
+    assert cell["status"] == "error" and cell["reps"][0]["role"] == "local"
+    assert "local wrote invalid JSON in line 1" in cell["message"]
+
+
 def test_unavailable_runtime_skipped_under_all_error_when_named(tmp_path):
     env = {"AXBENCH_TEST_UNAVAILABLE": "libuv,io_uring,libevent"}
     r = axbench("run", "--runtime", "epoll,libuv", env=env)

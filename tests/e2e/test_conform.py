@@ -3,6 +3,12 @@ every available runtime with --json, the JSON it writes, that every cell
 that does not pass is explained in docs/conformance.md, the outcome mapping
 (through the runner's self-test cases), and bad input.
 
+The matrix guard: the feature bits each runtime advertises are pinned here
+(FEATURES), because a runtime that stops advertising a bit turns the cases
+that need it into UNSUPPORTED cells instead of failures; the set of case IDs
+must equal the table in docs/conformance.md exactly; and an UNSUPPORTED cell
+is explained in the document like a failure.
+
 The binary comes from the AXBENCH environment variable (default:
 build/axbench under the repository root); without it every test is skipped
 with a message saying so.
@@ -47,9 +53,29 @@ def axbench(*args, env=None, timeout=600):
     )
 
 
+# The feature bits each compiled-in runtime must advertise, exactly. A
+# change here is a change of what the suite checks on that runtime: update
+# it together with the driver and docs/conformance.md.
+FEATURES = {
+    "epoll": {"tcp", "xthread"},
+    "io_uring": {"tcp", "file", "native-cancel", "completion", "xthread"},
+    "libuv": {"tcp", "file", "native-pool", "native-timers", "xthread"},
+    "libevent": {"tcp", "native-timers", "xthread"},
+}
+
+
+def documented_cases():
+    """Case IDs of the table under "## The cases" in docs/conformance.md, in
+    order."""
+    text = DOC.read_text()
+    section = text.split("## The cases", 1)[1].split("\n## ", 1)[0]
+    return re.findall(r"^\| `([a-z0-9_]+\.[a-z0-9_]+)` \|", section, re.M)
+
+
 def known_failures():
-    """(case, runtime) -> outcome from the table under "Known failures" in
-    docs/conformance.md: rows of | `case` | runtime | OUTCOME | why |."""
+    """(case, runtime) -> outcome from the tables under "Known failures" in
+    docs/conformance.md: rows of | `case` | runtime | OUTCOME | why |
+    (expected UNSUPPORTED cells included)."""
     text = DOC.read_text()
     section = text.split("## Known failures", 1)[1].split("\n## ", 1)[0]
     rows = {}
@@ -79,7 +105,8 @@ def test_json_schema(suite):
         assert set(rt) >= {"name", "available", "reason", "features", "summary"}
         assert rt["available"] or rt["reason"]
     ids = [c["id"] for c in doc["cases"]]
-    assert len(ids) >= 40
+    assert ids == documented_cases(), "the cases run differ from the " \
+        "table in docs/conformance.md"
     assert len(ids) == len(set(ids)), "duplicate case IDs"
     for c in doc["cases"]:
         assert re.fullmatch(r"[a-z0-9_]+\.[a-z0-9_]+", c["id"]), c["id"]
@@ -133,16 +160,17 @@ def test_exit_status_and_matrix(suite):
 
 
 def test_no_unexplained_failure(suite):
-    """A cell that does not pass stays in the matrix, explained in
-    docs/conformance.md; a documented failure that now passes must be
-    removed from the document."""
+    """A cell that does not pass (UNSUPPORTED included: a lost feature bit
+    must not hide failures) stays in the matrix, explained in
+    docs/conformance.md; a documented cell that now passes must be removed
+    from the document."""
     _, doc, _ = suite
     known = known_failures()
     unexplained, fixed = [], []
     for rt, res in doc["results"].items():
         for cid, r in res.items():
             o = r["outcome"]
-            if o in ("PASS", "UNSUPPORTED"):
+            if o == "PASS":
                 if (cid, rt) in known:
                     fixed.append(f"{cid} on {rt}")
                 continue
@@ -156,17 +184,45 @@ def test_no_unexplained_failure(suite):
 
 def test_docs_list_every_case(suite):
     _, doc, _ = suite
-    text = DOC.read_text()
-    missing = [c["id"] for c in doc["cases"] if f"`{c['id']}`" not in text]
-    assert not missing, f"cases missing from docs/conformance.md: {missing}"
+    documented = documented_cases()
+    assert len(documented) == len(set(documented)), "a case is listed twice"
+    ran = [c["id"] for c in doc["cases"]]
+    assert set(ran) == set(documented), (
+        f"run but not documented: {sorted(set(ran) - set(documented))}; "
+        f"documented but not run: {sorted(set(documented) - set(ran))}")
 
 
 def test_list():
+    """--list shows exactly the documented cases, in the documented order."""
     p = axbench("conform", "--list")
     assert p.returncode == 0
     ids = re.findall(r"^([a-z0-9_]+\.[a-z0-9_]+)\s", p.stdout, re.M)
-    assert len(ids) >= 40
+    assert ids == documented_cases()
     assert not any(i.startswith("selftest.") for i in ids)
+
+
+def check_features(runtimes):
+    got = {r["name"]: set(r["features"]) for r in runtimes}
+    assert set(got) == set(FEATURES), "compiled-in runtimes changed: " \
+        f"{sorted(got)} (pinned: {sorted(FEATURES)})"
+    wrong = {n: (sorted(f), sorted(FEATURES[n]))
+             for n, f in got.items() if f != FEATURES[n]}
+    assert not wrong, "features advertised (got, pinned): " + str(wrong)
+
+
+def test_features_pinned(tmp_path):
+    """Every compiled-in runtime advertises exactly its pinned features,
+    whether or not it can run here."""
+    out = tmp_path / "f.json"
+    p = axbench("conform", "--case", "rt.eperm", "--json", str(out),
+                timeout=120)
+    assert out.exists(), p.stderr
+    check_features(json.loads(out.read_text())["runtimes"])
+
+
+def test_features_pinned_in_suite(suite):
+    _, doc, _ = suite
+    check_features(doc["runtimes"])
 
 
 def test_outcome_mapping(tmp_path):

@@ -56,8 +56,10 @@ static intptr_t yield_main(void *arg)
 	return 0;
 }
 
+/* Suspends once, so that every child spawned in a row is live at once. */
 static intptr_t sum_child(void *arg)
 {
+	ax_yield();
 	return (intptr_t)arg * 2;
 }
 
@@ -90,6 +92,9 @@ static intptr_t many_main(void *arg)
 	ax_task **v = calloc((size_t)n, sizeof *v);
 	for (intptr_t i = 0; i < n; i++)
 		CHECK_EQ(ax_spawn(&v[i], sum_child, (void *)i, NULL), 0);
+	struct ax_rt_stats st;
+	ax_rt_stats(ax_rt_current(), &st);
+	CHECK_EQ(st.tasks_live, (uint64_t)n + 1); /* all of them, and main */
 	intptr_t total = 0;
 	for (intptr_t i = 0; i < n; i++) {
 		intptr_t r = 0;
