@@ -93,6 +93,9 @@ def build_parser():
     r.add_argument("-o", "--output", metavar="DIR", required=True,
                    help="output directory (created if missing)")
 
+    from . import ab
+    ab.add_parser(sub, _fraction)
+
     d = sub.add_parser("record", prog=f"{PROG} record",
                        help="append a result file to the SQLite history",
                        description="Append RESULTS.json to a SQLite database keyed by "
@@ -111,7 +114,7 @@ def main(argv=None):
     try:
         args = build_parser().parse_args(argv)
         if args.command is None:
-            raise InputError("a command is needed: compare, report or record "
+            raise InputError("a command is needed: compare, report, record or ab "
                              "(see axbench-reports --help)")
         if args.command == "compare":
             from . import compare
@@ -119,6 +122,9 @@ def main(argv=None):
         if args.command == "report":
             from . import report
             return report.run(args)
+        if args.command == "ab":
+            from . import ab
+            return ab.run(args)
         from . import history
         return history.run_record(args)
     except InputError as e:

@@ -124,9 +124,11 @@ def inputs(tmp_path_factory):
     assert r.returncode in (0, 1), r.stderr[-3000:]
     assert conf.is_file()
     doc = json.loads(res.read_text())
-    # the baseline: the same run with epoll 20% better, so NEW looks slower
+    # the baseline: the same run with epoll twice as cheap, so NEW looks
+    # worse whatever spread this machine's repetitions had (the statistics
+    # have their own tests in test_compare.py; this one checks the page)
     base = d / "base.json"
-    base.write_text(json.dumps(scaled(doc, "epoll", 1 / 1.2)))
+    base.write_text(json.dumps(scaled(doc, "epoll", 1 / 2)))
     # a history of five commits with a step: commits 4 and 5 are 30% slower
     db = d / "results.db"
     for i, factor in enumerate((1.0, 1.0, 1.0, 1.3, 1.3)):
