@@ -1,9 +1,10 @@
 """Tests of `axbench compare`: the statistics (Mann-Whitney U, bootstrap),
 the verdicts on made-up result files with known answers, bad input, and the
-issue's end-to-end check on real runs: two runs of the same code report no
-significant regression, and a deliberate slowdown of the epoll runtime (the
-test-only AX_TEST_ECHO_DELAY_NS busy-wait after every read) is flagged on
-exactly epoll's cells with exit status 1.
+end-to-end check on real runs: two runs of the same code are never a
+regression (a pass, or inconclusive when other work disturbed them), and
+the gate's verdicts (pass, regression, inconclusive) on made-up files with
+interference, bimodal and load-generator-bound cells. The deliberate
+slowdown on real runs is caught by `axbench ab` (test_ab.py).
 
 The binary comes from AXBENCH (default build/axbench); `compare` goes
 through it when it forwards the subcommand, otherwise straight to
@@ -550,7 +551,7 @@ def test_interrupted_run_is_compared_with_a_warning(tmp_path):
 RUN_ARGS = ["--scenario", "tcp_echo", "-p", "connections=16", "--duration", "0.5",
             "--warmup", "0.2", "--reps", "1", "--pin", "split"]
 # Repetitions come from ROUNDS separate one-repetition runs, interleaved in
-# time across the variants (base, same, slow, base, same, slow, ...) and
+# time across the variants (base, same, base, same, ...) and
 # merged per cell: the machine's drift (DESIGN.md section 7: 20-30% between
 # runs minutes apart on these shared VMs) then falls on every variant alike
 # instead of on one whole file, as it would with back-to-back 5-rep runs.
@@ -558,9 +559,7 @@ ROUNDS = 5
 # The floor: what is left of that drift between interleaved one-rep runs
 # stays well inside 10%; the 2 us delay adds ~+35% to epoll's ~5.5 us per
 # message. The default 3% floor is meant for dedicated machines (docs/ci.md).
-GATE = ["--metric", "server_cpu_us_per_msg,latency_p50", "--floor", "10%",
-        "--max-interference", "100%"]
-DELAY_NS = "2000"
+GATE = ["--metric", "server_cpu_us_per_msg,latency_p50", "--floor", "10%"]
 
 
 def available_runtimes():
@@ -620,8 +619,7 @@ def real_runs(tmp_path_factory):
     runtimes = ["epoll"] + ([other] if other else [])
     d = tmp_path_factory.mktemp("compare-e2e")
     out = {"other": other, "dir": d, "runtimes": runtimes}
-    out.update(interleaved_runs(d, runtimes, [("base", None), ("same", None),
-                                              ("slow", DELAY_NS)]))
+    out.update(interleaved_runs(d, runtimes, [("base", None), ("same", None)]))
     return out
 
 
@@ -630,46 +628,22 @@ def test_same_code_reports_no_regression(real_runs):
     d = real_runs["dir"]
     r = run_compare(real_runs["base"], real_runs["same"], *GATE,
                     "--json", d / "same-cmp.json", "--md", d / "same-cmp.md")
-    assert r.returncode == 0, r.stdout
+    # the same code: a pass on a quiet machine, inconclusive when other work
+    # took the pinned CPUs; never a regression
+    assert r.returncode in (0, 3), r.stdout
     v, rep = verdicts(d / "same-cmp.json")
-    assert "slower" not in v.values(), r.stdout
-    assert "not comparable" not in v.values(), r.stdout
+    assert "worse" not in v.values(), r.stdout
     assert rep["summary"]["regression"] is False
+    if r.returncode == 3:
+        assert rep["interference"]["blocking"] or rep["summary"]["counts"]["inconclusive"], \
+            r.stdout
 
 
-def rerun_pair(real_runs):
-    """A fresh interleaved base and slow pair."""
-    runs = interleaved_runs(real_runs["dir"], real_runs["runtimes"],
-                            [("base2", None), ("slow2", DELAY_NS)])
-    return runs["base2"], runs["slow2"]
-
-
-@needs_axbench
-def test_slowed_down_runtime_is_flagged_exactly(real_runs):
-    d = real_runs["dir"]
-    base, slow = real_runs["base"], real_runs["slow"]
-    r = run_compare(base, slow, *GATE,
-                    "--json", d / "slow-cmp.json", "--md", d / "slow-cmp.md")
-    v, _ = verdicts(d / "slow-cmp.json")
-    flagged = {rt for (rt, _), verdict in v.items() if verdict == "slower"}
-    if r.returncode != 1 or flagged != {"epoll"}:
-        # Two separate runs: a burst of outside load during one of them
-        # slows every runtime of that run alike, or widens the spread until
-        # the real slowdown is not significant (both seen on shared machines
-        # while other jobs ran). One fresh pair, back to back, decides.
-        base, slow = rerun_pair(real_runs)
-        r = run_compare(base, slow, *GATE,
-                        "--json", d / "slow-cmp.json", "--md", d / "slow-cmp.md")
-    assert r.returncode == 1, r.stdout
-    v, rep = verdicts(d / "slow-cmp.json")
-    assert v[("epoll", "tcp_echo")] == "slower", r.stdout
-    assert rep["summary"]["regressions"][0]["runtime"] == "epoll"
-    if real_runs["other"] is None:
-        pytest.skip("only epoll is available here: cannot check that no other runtime is "
-                    "flagged (build with libuv, liburing or libevent for that part)")
-    flagged = {rt for (rt, _), verdict in v.items() if verdict == "slower"}
-    assert flagged == {"epoll"}, r.stdout
-    assert v[(real_runs["other"], "tcp_echo")] == "unchanged", r.stdout
+# The slowed-down variant of these real runs lives in test_ab.py: a 2 us
+# delay is caught there by `axbench ab`, pair by pair, under a CPU hog.
+# Two separate runs, as compared here, cannot be trusted to catch it on a
+# shared machine (the interleaved rounds above only soften the drift), and
+# the gate now says so (inconclusive) rather than guessing.
 
 
 # ---------------------------------------------------------------------------
