@@ -1,6 +1,6 @@
 /* env.c - the environment block of a result file: CPU, kernel, libraries,
  * io_uring features, build, commit, time and pinning. */
-#include "harness.h"
+#include "results.h"
 
 #include <dlfcn.h>
 #include <errno.h>

@@ -4,8 +4,9 @@
  * the cost of the abstraction (ax runtime against native version, tcp_echo
  * throughput and p99 in one interleaved run). Definitions:
  * docs/ergonomics.md. */
-#include "harness.h"
+#include "commands.h"
 #include "proc.h"
+#include "results.h"
 
 #include <errno.h>
 #include <fcntl.h>

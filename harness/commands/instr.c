@@ -13,7 +13,9 @@
  * ticks, so no decision reads the clock. It counts user space only: the
  * runtime's overhead, not the kernel's I/O cost.
  */
-#include "harness.h"
+#include "commands.h"
+#include "proc.h"
+#include "results.h"
 
 #include <errno.h>
 #include <fcntl.h>

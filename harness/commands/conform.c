@@ -11,7 +11,9 @@
  * maps that to an outcome; a child killed by a signal is a CRASH, one still
  * running at its timeout is a TIMEOUT (its whole process group is killed).
  */
-#include "harness.h"
+#include "commands.h"
+#include "proc.h"
+#include "results.h"
 
 #include "conform.h"
 
@@ -28,9 +30,6 @@
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
-
-int axb_cmd_conform(int argc, char **argv);
-int axb_cmd_case(int argc, char **argv);
 
 #define CONF_SCHEMA_VERSION 1
 #define CONF_MAX_RT 16

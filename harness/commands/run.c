@@ -2,9 +2,9 @@
  * (implementation x scenario x parameters), runs every repetition in fresh
  * child processes under a watchdog, interleaving repetitions, and rewrites
  * the result file atomically after each one. */
-#include "harness.h"
+#include "commands.h"
 #include "proc.h"
-#include "result.h"
+#include "results.h"
 
 #include <errno.h>
 #include <getopt.h>
@@ -421,13 +421,13 @@ static size_t profile_group(const struct run *R, const struct axs_scenario *sc,
 	for (char *t = strtok_r(*copy, ";", &save); t; t = strtok_r(NULL, ";", &save)) {
 		char *eq = strchr(t, '='), *s2 = NULL;
 		if (!eq || n == MAX_SWEEPS)
-			axb_bad_input("profile %s of %s: malformed entry '%s' (harness/profile.c)",
+			axb_bad_input("profile %s of %s: malformed entry '%s' (harness/common/profile.c)",
 				      R->profile, sc->name, t);
 		*eq = 0;
 		int pi = axs_param_index(sc, t);
 		if (pi < 0 || strlen(t) >= sizeof out[n].name)
 			axb_bad_input("profile %s sets parameter '%s', which %s does not have "
-				      "(harness/profile.c)", R->profile, t, sc->name);
+				      "(harness/common/profile.c)", R->profile, t, sc->name);
 		struct sweep *sw = &out[n++];
 		memset(sw, 0, sizeof *sw);
 		snprintf(sw->name, sizeof sw->name, "%s", t);
@@ -437,11 +437,11 @@ static size_t profile_group(const struct run *R, const struct axs_scenario *sc,
 			if (sw->nvals == MAX_SWEEP_VALUES ||
 			    axs_param_parse(&sc->params[pi], v, false, &x))
 				axb_bad_input("profile %s: bad value %s=%s for %s "
-					      "(harness/profile.c)", R->profile, t, v, sc->name);
+					      "(harness/common/profile.c)", R->profile, t, v, sc->name);
 			sw->vals[sw->nvals++] = v;
 		}
 		if (!sw->nvals)
-			axb_bad_input("profile %s: no value for %s of %s (harness/profile.c)",
+			axb_bad_input("profile %s: no value for %s of %s (harness/common/profile.c)",
 				      R->profile, t, sc->name);
 	}
 	return n;

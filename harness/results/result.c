@@ -2,7 +2,7 @@
  * check_failed, error, timeout, crash), derives its metrics, aggregates a
  * cell's repetitions (median, confidence interval, merged histograms) and
  * prints the terminal summary table. */
-#include "result.h"
+#include "results.h"
 
 #include <math.h>
 #include <signal.h>
