@@ -17,5 +17,7 @@ int axb_cmd_instr_child(int argc, char **argv); /* instr.c: __instr */
 int axb_cmd_conform(int argc, char **argv);    /* conform.c */
 int axb_cmd_case(int argc, char **argv);       /* conform.c: __case */
 int axb_cmd_ergo(int argc, char **argv);       /* ergo.c */
+int axb_cmd_reports(int argc, char **argv);    /* reports.c: compare, report, record */
+int axb_cmd_version(int argc, char **argv);    /* version.c */
 
 #endif

@@ -1,4 +1,5 @@
-/* run.c - `axbench run`: validates the request, plans the cells
+/* run.c - `axbench run` (and its --measure switch to instructions mode,
+ * instr.c): validates the request, plans the cells
  * (implementation x scenario x parameters), runs every repetition in fresh
  * child processes under a watchdog, interleaving repetitions, and rewrites
  * the result file atomically after each one. */
@@ -851,7 +852,8 @@ static int write_doc(struct run *R)
 	return err;
 }
 
-int axb_cmd_run(int argc, char **argv)
+/* `axbench run` measuring time. */
+static int run_timed(int argc, char **argv)
 {
 	struct run *R = calloc(1, sizeof *R);
 	if (!R)
@@ -1010,4 +1012,30 @@ int axb_cmd_run(int argc, char **argv)
 	free(R->cells);
 	free(R);
 	return rc;
+}
+
+int axb_cmd_run(int argc, char **argv)
+{
+	/* --measure instructions is its own machinery (instr.c);
+	 * --measure time is the default and needs nothing */
+	for (int i = 1; i < argc; i++) {
+		const char *m = NULL;
+		int n = 1;
+		if (!strcmp(argv[i], "--measure") && i + 1 < argc) {
+			m = argv[i + 1];
+			n = 2;
+		} else if (!strncmp(argv[i], "--measure=", 10)) {
+			m = argv[i] + 10;
+		}
+		if (!m)
+			continue;
+		if (!strcmp(m, "instructions"))
+			return axb_cmd_instr(argc, argv);
+		if (strcmp(m, "time"))
+			axb_bad_input("--measure must be time or instructions, not '%s'", m);
+		memmove(&argv[i], &argv[i + n], (size_t)(argc - i - n + 1) * sizeof *argv);
+		argc -= n;
+		i--;
+	}
+	return run_timed(argc, argv);
 }
