@@ -14,7 +14,6 @@
 #include <limits.h>
 #include <signal.h>
 #include <math.h>
-#include <spawn.h>
 #include <stdarg.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -24,8 +23,6 @@
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
-
-extern char **environ;
 
 #define ERGO_SCHEMA_VERSION 1
 #define ALLOC_LIB_NAME "axb_alloc_count.so"
@@ -960,9 +957,7 @@ static int alloc_net(const struct ergo *E, const char *impl, const char *scenari
 	struct axb_child *one[1] = {&srv};
 	axb_child_pump(one, 1, deadline, until_ready, &srv);
 	json_t *ready = axb_child_event(&srv, "ready");
-	memset(&cli, 0, sizeof cli);
-	cli.pid = -1;
-	cli.res_fd = cli.pidfd = cli.err_fd = -1;
+	axb_child_none(&cli);
 	if (ready && !srv.exited) {
 		a.n = 0;
 		av(&a, "axbench");
@@ -1416,15 +1411,23 @@ static json_t *measure(const struct ergo *E, json_t **run)
 		fprintf(stderr, " %s", a.v[i]);
 	fprintf(stderr, "\n");
 	/* the run's own table goes to stderr: stdout is the ergo table */
-	posix_spawn_file_actions_t fa;
-	posix_spawn_file_actions_init(&fa);
-	posix_spawn_file_actions_adddup2(&fa, 2, 1);
-	pid_t pid;
+	struct axb_spawn sp = {
+		.role = "run", .argv = a.v, .out = AXB_SINK_STDERR, .err = AXB_SINK_INHERIT,
+	};
+	struct axb_child ch;
 	int st = -1;
-	int err = posix_spawn(&pid, "/proc/self/exe", &fa, NULL, a.v, environ);
-	posix_spawn_file_actions_destroy(&fa);
-	while (!err && waitpid(pid, &st, 0) < 0 && errno == EINTR)
-		;
+	int err = axb_child_start(&ch, &sp);
+	if (!err) {
+		/* the run is in a process group of its own: pass a Ctrl-C on,
+		 * so that it stops and writes what it has, as it would alone */
+		struct axb_child *one[1] = { &ch };
+		if (axb_child_pump(one, 1, axb_mono_ns() + 86400 * INT64_C(1000000000),
+				   until_exited, &ch) == -EINTR)
+			kill(ch.pid, axb_proc_interrupted());
+		axb_child_finish(&ch);
+		st = ch.wstatus;
+		axb_child_free(&ch);
+	}
 	size_t len;
 	char *txt = err ? NULL : read_text(tmp, &len);
 	json_error_t je;

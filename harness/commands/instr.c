@@ -155,8 +155,14 @@ static long long instr_totals(const char *path)
 	return totals >= 0 ? totals : summary;
 }
 
-/* Run one repetition: returns instructions per operation, or -1 with a
- * message in err. */
+static bool instr_exited(void *arg)
+{
+	return ((struct axb_child *)arg)->exited;
+}
+
+/* Run one repetition under valgrind, started by the harness's one launcher
+ * and stopped by its watchdog after timeout_s: returns instructions per
+ * operation, or -1 with a message in err. */
 static double instr_rep(struct instr_cell *c, const char *self, double timeout_s,
 			char *err, size_t errn)
 {
@@ -195,28 +201,30 @@ static double instr_rep(struct instr_cell *c, const char *self, double timeout_s
 	}
 	argv[a] = NULL;
 
-	pid_t pid = fork();
-	if (pid < 0) {
-		snprintf(err, errn, "fork: %s", strerror(errno));
+	struct axb_spawn sp = {
+		.role = "valgrind", .prog = "valgrind", .argv = argv,
+		.out = AXB_SINK_FD, .out_fd = pfd,
+		.err = getenv("AXBENCH_INSTR_VERBOSE") ? AXB_SINK_INHERIT : AXB_SINK_NULL,
+	};
+	struct axb_child ch;
+	int r = axb_child_start(&ch, &sp);
+	if (r) {
+		snprintf(err, errn, "cannot start valgrind: %s", strerror(-r));
 		goto out;
 	}
-	if (pid == 0) {
-		dup2(pfd, 1);
-		int dn = open("/dev/null", O_WRONLY);
-		if (dn >= 0 && !getenv("AXBENCH_INSTR_VERBOSE"))
-			dup2(dn, 2);
-		alarm((unsigned)timeout_s);
-		execvp(argv[0], argv);
-		_exit(127);
-	}
-	int st = 0;
-	while (waitpid(pid, &st, 0) < 0 && errno == EINTR)
-		;
+	struct axb_child *one[1] = { &ch };
+	if (axb_child_pump(one, 1, axb_mono_ns() + (int64_t)(timeout_s * 1e9),
+			   instr_exited, &ch) == -ETIMEDOUT)
+		axb_child_kill(&ch, "timeout");
+	axb_child_finish(&ch);
+	int st = ch.wstatus;
+	bool timed_out = ch.killed;
+	axb_child_free(&ch);
 	if (WIFSIGNALED(st)) {
 		char sb[32];
 		snprintf(err, errn, "the workload died of %s%s",
 			 axb_signal_name(WTERMSIG(st), sb, sizeof sb),
-			 WTERMSIG(st) == SIGALRM ? " (timeout)" : "");
+			 timed_out ? " (timeout)" : "");
 		goto out;
 	}
 	if (WEXITSTATUS(st) == 127) {

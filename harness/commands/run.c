@@ -691,9 +691,7 @@ static bool run_net(struct run *R, struct axb_cell *c, struct axb_rep_in *in)
 	int r;
 
 	axb_netc_read(&in->net0);
-	memset(&cli, 0, sizeof cli);
-	cli.pid = -1;
-	cli.res_fd = cli.pidfd = cli.err_fd = -1;
+	axb_child_none(&cli);
 	av_cell(&a, R, c, "__server", R->pin.server_cpu);
 	if (R->port) {
 		av_add(&a, "--port");

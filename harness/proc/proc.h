@@ -1,12 +1,16 @@
 /*
- * proc.h - process control: child processes and their watchdog (proc.c),
- * the options the child commands share (child.c) and CPU pinning (pin.c).
+ * proc.h - process control: the one launcher of child processes and their
+ * watchdog (proc.c), the options the child commands share (child.c) and CPU
+ * pinning (pin.c).
  *
- * A child is /proc/self/exe run with a hidden subcommand (__server, __load,
- * __local). It writes JSON lines on descriptor 3 ({"event":"ready",...},
- * then {"event":"result",...} or {"event":"error",...}); its stdout and
- * stderr go to a memory file whose tail is kept for the result file. It
- * runs in its own process group and dies with the parent (PDEATHSIG).
+ * Every child of axbench starts through axb_child_start: run's __server,
+ * __load and __local, conform's __case, instructions mode's valgrind, and
+ * ergo's allocation-counting children and its `axbench run`. A child of run
+ * is /proc/self/exe with a hidden subcommand; it writes JSON lines on
+ * descriptor 3 ({"event":"ready",...}, then {"event":"result",...} or
+ * {"event":"error",...}); its stdout and stderr go to a memory file whose
+ * tail is kept for the result file. Every child runs in its own process
+ * group and dies with the parent (PDEATHSIG).
  */
 #ifndef AXB_PROC_H
 #define AXB_PROC_H
@@ -95,11 +99,40 @@ int axb_proc_init(void);
 /* The signal that interrupted the run (SIGINT, SIGTERM), or 0. */
 int axb_proc_interrupted(void);
 
-/* Start argv (argv[0] is only a name; /proc/self/exe is executed).
- * capture: collect its stdout+stderr instead of sharing the parent's.
- * Returns 0 or -errno. */
+/* Where a child's stdout or stderr goes. */
+enum axb_sink {
+	AXB_SINK_INHERIT,    /* the parent's */
+	AXB_SINK_CAPTURE,    /* one memory file for both (axb_child_stderr) */
+	AXB_SINK_NULL,       /* /dev/null */
+	AXB_SINK_STDERR,     /* stdout only: the parent's stderr */
+	AXB_SINK_FD,         /* stdout only: axb_spawn.out_fd */
+};
+
+/* How to start a child. Every child runs in its own process group, dies
+ * with the parent (PDEATHSIG), starts with no signal blocked and SIGPIPE at
+ * its default, and reads /dev/null on stdin. */
+struct axb_spawn {
+	const char *role;      /* "server", "loadgen", "local", "case", ... */
+	const char *prog;      /* NULL: /proc/self/exe; else searched in PATH */
+	char *const *argv;     /* argv[0] is only a name for /proc/self/exe */
+	bool result_pipe;      /* the child's descriptor 3 is a pipe to res_fd */
+	enum axb_sink out, err;
+	int out_fd;            /* AXB_SINK_FD */
+};
+
+/* Start a child as sp says. When the program cannot be executed the child
+ * exits with status 127. Returns 0 or -errno. */
+int axb_child_start(struct axb_child *c, const struct axb_spawn *sp);
+
+/* Start /proc/self/exe with a result pipe on descriptor 3 (the protocol
+ * of run's children). capture: collect its stdout+stderr instead of
+ * sharing the parent's. Returns 0 or -errno. */
 int axb_child_spawn(struct axb_child *c, const char *role, char *const argv[],
 		    bool capture);
+
+/* A child that was never started (so that axb_child_kill, _finish and
+ * _free may be called on it). */
+void axb_child_none(struct axb_child *c);
 
 /* Wait, reading result lines and reaping exits, until until(arg) is true
  * (0), the monotonic deadline passes (-ETIMEDOUT) or the run is
