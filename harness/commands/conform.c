@@ -530,32 +530,6 @@ static double conf_parse_seconds(const char *v)
 	return s;
 }
 
-/* Add runtime `name` (or all of them) to the selection. */
-static void conf_select_rt(const char *list, bool *sel)
-{
-	char buf[512];
-	char *save = NULL;
-	snprintf(buf, sizeof buf, "%s", list);
-	for (char *tok = strtok_r(buf, ",", &save); tok;
-	     tok = strtok_r(NULL, ",", &save)) {
-		bool found = false;
-		for (size_t i = 0; i < ax_driver_count() && i < CONF_MAX_RT; i++)
-			if (!strcmp(tok, "all") || !strcmp(tok, ax_driver_name(i))) {
-				sel[i] = true;
-				found = true;
-			}
-		if (!found) {
-			char names[256] = "";
-			for (size_t i = 0; i < ax_driver_count(); i++)
-				snprintf(names + strlen(names),
-					 sizeof names - strlen(names), "%s%s",
-					 i ? ", " : "", ax_driver_name(i));
-			axb_bad_input("conform: unknown runtime '%s' (compiled in: %s)",
-				      tok, names);
-		}
-	}
-}
-
 static void conf_list(void)
 {
 	char feats[256];
@@ -580,7 +554,8 @@ int axb_cmd_conform(int argc, char **argv)
 		{"help", no_argument, NULL, 'h'},
 		{NULL, 0, NULL, 0},
 	};
-	bool sel_rt[CONF_MAX_RT] = {false}, any_rt = false, verbose = false;
+	struct axb_rt_sel rsel, *sel = &rsel;
+	bool verbose = false;
 	const char *globs[64];
 	size_t nglobs = 0;
 	const char *json_path = NULL;
@@ -588,13 +563,14 @@ int axb_cmd_conform(int argc, char **argv)
 	unsigned njobs = 2;
 	int opt;
 
+	memset(sel, 0, sizeof *sel);
 	opterr = 0;
 	optind = 1;
 	while ((opt = getopt_long(argc, argv, ":vj:", lo, NULL)) != -1) {
 		switch (opt) {
 		case 'r':
-			conf_select_rt(optarg, sel_rt);
-			any_rt = true;
+			axb_runtimes_parse("conform", optarg,
+					   AXB_RT_AX_ONLY | AXB_RT_REGISTRY_ORDER, sel);
 			break;
 		case 'c':
 			if (nglobs == sizeof globs / sizeof globs[0])
@@ -624,8 +600,9 @@ int axb_cmd_conform(int argc, char **argv)
 	}
 	if (optind < argc)
 		axb_bad_input("conform: unexpected argument '%s'", argv[optind]);
-	if (!any_rt)
-		conf_select_rt("all", sel_rt);
+	if (!sel->n)
+		axb_runtimes_parse("conform", "all",
+				   AXB_RT_AX_ONLY | AXB_RT_REGISTRY_ORDER, sel);
 	if (json_path) {
 		int e = axb_check_writable(json_path);
 		if (e < 0)
@@ -659,12 +636,10 @@ int axb_cmd_conform(int argc, char **argv)
 	/* the runtimes */
 	struct conf_rt rts[CONF_MAX_RT];
 	size_t nrt = 0;
-	for (size_t i = 0; i < ax_driver_count() && i < CONF_MAX_RT; i++) {
-		if (!sel_rt[i])
-			continue;
+	for (size_t i = 0; i < sel->n && i < CONF_MAX_RT; i++) {
 		struct conf_rt *r = &rts[nrt++];
 		memset(r, 0, sizeof *r);
-		r->name = ax_driver_name(i);
+		r->name = sel->impls[i].name;
 		r->features = conf_rt_features(r->name);
 		r->available = conf_rt_available(r->name, r->why, sizeof r->why);
 	}

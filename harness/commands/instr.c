@@ -380,27 +380,11 @@ int axb_cmd_instr(int argc, char **argv)
 	/* cells: runtimes x scenarios */
 	static struct instr_cell cells[INSTR_MAX_CELLS];
 	size_t ncells = 0;
-	struct axb_impl impls[32];
-	size_t nimpl = 0;
-	char rbuf[512];
-	snprintf(rbuf, sizeof rbuf, "%s", runtimes);
-	if (!strcmp(runtimes, "all")) {
-		struct axb_impl all[32];
-		size_t n = axb_impl_all(all, 32);
-		for (size_t i = 0; i < n; i++)
-			if (all[i].kind == AXB_IMPL_AX && axb_impl_available(&all[i], NULL, 0))
-				impls[nimpl++] = all[i];
-	} else {
-		for (char *sv, *t = strtok_r(rbuf, ",", &sv); t; t = strtok_r(NULL, ",", &sv)) {
-			char why[256] = "";
-			if (axb_impl_find(t, &impls[nimpl]) || impls[nimpl].kind != AXB_IMPL_AX)
-				axb_bad_input("unknown ax runtime '%s' (see axbench list)", t);
-			if (!axb_impl_available(&impls[nimpl], why, sizeof why))
-				axb_bad_input("runtime %s is unavailable here: %s", t, why);
-			if (++nimpl == 32)
-				break;
-		}
-	}
+	struct axb_rt_sel rsel, *sel = &rsel;
+	memset(sel, 0, sizeof *sel);
+	axb_runtimes_parse(NULL, runtimes, AXB_RT_AX_ONLY | AXB_RT_AVAILABLE, sel);
+	const struct axb_impl *impls = sel->impls;
+	size_t nimpl = sel->n;
 	char sbuf[512];
 	snprintf(sbuf, sizeof sbuf, "%s", scenarios);
 	for (char *sv, *t = strtok_r(sbuf, ",", &sv); t; t = strtok_r(NULL, ",", &sv)) {

@@ -17,7 +17,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#define MAX_IMPLS 32
+#define MAX_IMPLS AXB_MAX_IMPLS
 #define MAX_SCENARIOS 64
 #define MAX_SWEEPS AXS_MAX_PARAMS
 #define MAX_SWEEP_VALUES 64
@@ -222,40 +222,17 @@ static void parse_opts(struct run *R, int argc, char **argv)
 
 static void resolve_impls(struct run *R)
 {
+	struct axb_rt_sel rsel, *sel = &rsel;
+	memset(sel, 0, sizeof *sel);
+	axb_runtimes_parse(NULL, R->runtimes_arg, AXB_RT_AVAILABLE, sel);
 	R->skipped = json_array();
-	if (!strcmp(R->runtimes_arg, "all")) {
-		struct axb_impl all[MAX_IMPLS];
-		size_t n = axb_impl_all(all, MAX_IMPLS);
-		for (size_t i = 0; i < n; i++) {
-			char why[256];
-			if (axb_impl_available(&all[i], why, sizeof why)) {
-				R->impls[R->nimpls++] = all[i];
-				continue;
-			}
-			json_array_append_new(R->skipped, json_pack("{s:s, s:s}",
-				"name", all[i].name, "reason", why));
-		}
-		if (!R->nimpls)
-			axb_bad_input("no runtime is available here");
-		return;
-	}
-	char *copy = strdup(R->runtimes_arg), *save = NULL;
-	if (!copy || !*copy)
-		axb_bad_input("--runtime needs at least one name");
-	for (char *t = strtok_r(copy, ",", &save); t; t = strtok_r(NULL, ",", &save)) {
-		struct axb_impl im;
-		char why[256];
-		if (axb_impl_find(t, &im))
-			axb_bad_input("unknown runtime '%s' (see axbench list)", t);
-		if (!axb_impl_available(&im, why, sizeof why))
-			axb_bad_input("runtime %s is unavailable here: %s", t, why);
-		bool dup = false;
-		for (size_t i = 0; i < R->nimpls; i++)
-			dup |= !strcmp(R->impls[i].name, im.name);
-		if (!dup && R->nimpls < MAX_IMPLS)
-			R->impls[R->nimpls++] = im;
-	}
-	free(copy);
+	for (size_t i = 0; i < sel->nskipped; i++)
+		json_array_append_new(R->skipped, json_pack("{s:s, s:s}",
+			"name", sel->skipped[i].name, "reason", sel->skipped[i].why));
+	if (!sel->n)
+		axb_bad_input("no runtime is available here");
+	for (size_t i = 0; i < sel->n && R->nimpls < MAX_IMPLS; i++)
+		R->impls[R->nimpls++] = sel->impls[i];
 }
 
 static void resolve_scenarios(struct run *R)

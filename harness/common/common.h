@@ -1,7 +1,8 @@
 /*
  * common.h - what several folders of the harness use: error lines, clocks,
  * small JSON and I/O helpers (util.c), the implementations axbench can
- * measure (impl.c) and the quick and full profiles (profile.c).
+ * measure (impl.c), the one parser of `--runtime a,b|all` (rtlist.c) and
+ * the quick and full profiles (profile.c).
  * Included by harness.h; include that instead.
  */
 #ifndef AXB_COMMON_H
@@ -91,5 +92,43 @@ bool axb_impl_supports(const struct axb_impl *im, const struct axs_scenario *sc,
 
 /* Comma-separated feature names of an ax driver into buf. */
 void axb_features_str(uint32_t feats, char *buf, size_t n);
+
+/* ------------------------------------------------------------------ */
+/* rtlist.c: the one parser of --runtime a,b|all                       */
+/* ------------------------------------------------------------------ */
+
+#define AXB_MAX_IMPLS 64
+
+/* What a --runtime list may name, and where the result goes. */
+enum {
+	/* ax runtimes only, not the reference implementations */
+	AXB_RT_AX_ONLY = 1 << 0,
+	/* a runtime named must be available here; "all" leaves the
+	 * unavailable ones out, in skipped (without the flag they are kept:
+	 * the caller reports them) */
+	AXB_RT_AVAILABLE = 1 << 1,
+	/* in the registry's order (axb_impl_all), not the list's */
+	AXB_RT_REGISTRY_ORDER = 1 << 2,
+};
+
+/* The implementations selected by one or more --runtime lists. Start from
+ * a zeroed one. */
+struct axb_rt_sel {
+	struct axb_impl impls[AXB_MAX_IMPLS];
+	size_t n;
+	struct {
+		const char *name;
+		char why[256];
+	} skipped[AXB_MAX_IMPLS];   /* "all" with AXB_RT_AVAILABLE */
+	size_t nskipped;
+};
+
+/* Add the implementations of `list` ("a,b", "all", or a mix) to sel, each
+ * once. Bad input (an unknown name, which the message names beside the
+ * known ones; an empty list; an unavailable name with AXB_RT_AVAILABLE)
+ * prints one line, prefixed with "cmd: " when cmd is not NULL, and exits
+ * with status 2. */
+void axb_runtimes_parse(const char *cmd, const char *list, unsigned flags,
+			struct axb_rt_sel *sel);
 
 #endif
