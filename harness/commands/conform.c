@@ -406,37 +406,20 @@ static void conf_print_matrix(const struct conf_job *jobs, size_t ncases,
 	}
 }
 
-static json_t *conf_env_json(unsigned jobs, double timeout)
-{
-	struct utsname u;
-	char host[256] = "", when[64];
-	uname(&u);
-	gethostname(host, sizeof host - 1);
-	axb_utc_iso(axb_wall_ns(), when, sizeof when);
-	json_t *e = json_pack("{s:s, s:s, s:s, s:s, s:s, s:I, s:s, s:I}",
-			      "time", when,
-			      "hostname", host,
-			      "os", u.sysname,
-			      "kernel", u.release,
-			      "machine", u.machine,
-			      "cpus", (json_int_t)sysconf(_SC_NPROCESSORS_ONLN),
-			      "compiler_version", __VERSION__,
-			      "jobs", (json_int_t)jobs);
-	json_object_set_new(e, "timeout_override_s",
-			    timeout > 0 ? json_real(timeout) : json_null());
-	return e;
-}
-
-static int conf_write_json(const char *path, const struct conf_job *jobs,
-			   size_t ncases, const struct conf_case **cases,
+/* The matrix as JSON (docs/conformance.md) into root, which holds the
+ * header every result file has (results.h), and root to path. Takes
+ * root. */
+static int conf_write_json(const char *path, json_t *root,
+			   const struct conf_job *jobs, size_t ncases,
+			   const struct conf_case **cases,
 			   const struct conf_rt *rts, size_t nrt, unsigned njobs,
 			   double timeout, bool ok)
 {
-	json_t *root = json_object();
-	json_object_set_new(root, "schema", json_string("axbench-conform"));
-	json_object_set_new(root, "version", json_integer(CONF_SCHEMA_VERSION));
+	/* generator.version since the common header; kept for older readers */
 	json_object_set_new(root, "axbench_version", json_string(AXB_VERSION));
-	json_object_set_new(root, "environment", conf_env_json(njobs, timeout));
+	json_object_set_new(root, "config", json_pack("{s:I, s:o}",
+		"jobs", (json_int_t)njobs,
+		"timeout_override_s", timeout > 0 ? json_real(timeout) : json_null()));
 
 	json_t *jr = json_array();
 	for (size_t r = 0; r < nrt; r++) {
@@ -492,15 +475,10 @@ static int conf_write_json(const char *path, const struct conf_job *jobs,
 	json_object_set_new(root, "results", res);
 	json_object_set_new(root, "totals", tot);
 	json_object_set_new(root, "ok", json_boolean(ok));
+	axb_doc_status(root, "complete");
 
-	char *text = json_dumps(root, JSON_INDENT(2) | JSON_REAL_PRECISION(6));
+	int err = axb_doc_write(path, root, JSON_INDENT(2) | JSON_REAL_PRECISION(6));
 	json_decref(root);
-	if (!text)
-		return -ENOMEM;
-	size_t len = strlen(text);
-	text[len] = '\n';
-	int err = axb_write_atomic(path, text, len + 1);
-	free(text);
 	return err;
 }
 
@@ -671,6 +649,11 @@ int axb_cmd_conform(int argc, char **argv)
 
 	if (axb_proc_init())
 		axb_bad_input("conform: cannot install signal handlers");
+	struct axb_pin nopin = {"none", -1, -1};
+	json_t *root = json_path ? axb_doc_header("axbench-conform", CONF_SCHEMA_VERSION,
+						  axb_command_json(argc, argv),
+						  axb_environment(&nopin))
+				 : NULL;
 
 	size_t done = 0, running = 0;
 	bool serial_running = false, tty = isatty(2);
@@ -726,6 +709,7 @@ int axb_cmd_conform(int argc, char **argv)
 			if (jobs[k].running)
 				conf_reap(&jobs[k], 1);
 		axb_err("conform: interrupted");
+		json_decref(root);
 		return 128 + axb_proc_interrupted();
 	}
 
@@ -742,8 +726,8 @@ int axb_cmd_conform(int argc, char **argv)
 	conf_print_matrix(jobs, ncases, cases, rts, nrt);
 	int rc = ok ? 0 : 1;
 	if (json_path) {
-		int e = conf_write_json(json_path, jobs, ncases, cases, rts, nrt,
-					njobs, timeout, ok);
+		int e = conf_write_json(json_path, root, jobs, ncases, cases, rts,
+					nrt, njobs, timeout, ok);
 		if (e < 0) {
 			axb_err("conform: cannot write %s: %s", json_path, strerror(-e));
 			rc = 1;

@@ -302,16 +302,6 @@ static json_t *instr_cell_json(const struct instr_cell *c)
 	return cell;
 }
 
-static int instr_write(const char *path, json_t *doc)
-{
-	char *text = json_dumps(doc, JSON_INDENT(1) | JSON_SORT_KEYS);
-	if (!text)
-		return -ENOMEM;
-	int r = axb_write_atomic(path, text, strlen(text));
-	free(text);
-	return r;
-}
-
 /* `axbench run --measure instructions ...` */
 int axb_cmd_instr(int argc, char **argv)
 {
@@ -434,17 +424,9 @@ int axb_cmd_instr(int argc, char **argv)
 	self[sl] = 0;
 
 	struct axb_pin pin = {"none", -1, -1};
-	json_t *doc = json_object();
-	json_object_set_new(doc, "schema", json_string("axbench-results"));
-	json_object_set_new(doc, "schema_version", json_integer(AXB_SCHEMA_VERSION));
-	json_object_set_new(doc, "generator", json_pack("{s:s, s:s}", "name", "axbench",
-							 "version", AXB_VERSION));
+	json_t *doc = axb_doc_header("axbench-results", AXB_SCHEMA_VERSION,
+				     axb_command_json(argc, argv), axb_environment(&pin));
 	json_object_set_new(doc, "measure", json_string("instructions"));
-	json_t *cmd = json_array();
-	for (int i = 0; i < argc; i++)
-		json_array_append_new(cmd, json_string(argv[i]));
-	json_object_set_new(doc, "command", cmd);
-	json_object_set_new(doc, "environment", axb_environment(&pin));
 	json_object_set_new(doc, "config", json_pack("{s:s, s:i}", "measure", "instructions",
 						      "reps", reps));
 	int failed = 0;
@@ -483,8 +465,8 @@ int axb_cmd_instr(int argc, char **argv)
 		       (lo + hi) / 2, lo > 0 ? (hi - lo) / lo * 100 : 0);
 	}
 	json_object_set_new(doc, "cells", jc);
-	json_object_set_new(doc, "status", json_string("complete"));
-	int r = instr_write(json_path, doc);
+	axb_doc_status(doc, "complete");
+	int r = axb_doc_write(json_path, doc, JSON_INDENT(1) | JSON_SORT_KEYS);
 	json_decref(doc);
 	if (r < 0) {
 		axb_err("cannot write %s: %s", json_path, strerror(-r));

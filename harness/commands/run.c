@@ -817,11 +817,8 @@ static void progress(struct run *R, size_t i, size_t n, const struct axb_cell *c
 
 static int write_doc(struct run *R)
 {
-	char *txt = json_dumps(R->doc, JSON_INDENT(1) | JSON_REAL_PRECISION(10));
-	if (!txt)
-		return -ENOMEM;
-	int err = axb_write_atomic(R->json_path, txt, strlen(txt));
-	free(txt);
+	int err = axb_doc_write(R->json_path, R->doc,
+				JSON_INDENT(1) | JSON_REAL_PRECISION(10));
 	if (err)
 		axb_err("cannot write %s: %s", R->json_path, strerror(-err));
 	return err;
@@ -890,11 +887,8 @@ static int run_timed(int argc, char **argv)
 	json_object_set_new(config, "port", R->port ? json_integer(R->port) : json_null());
 	json_object_set_new(config, "timeout_s", R->timeout_ns
 			    ? json_real((double)R->timeout_ns / 1e9) : json_null());
-	json_t *cmd = json_array();
-	json_array_append_new(cmd, json_string("axbench"));
-	for (int i = 0; i < argc; i++)
-		json_array_append_new(cmd, json_string(argv[i]));
-	R->doc = axb_result_doc_new(cmd, config, axb_environment(&R->pin));
+	R->doc = axb_result_doc_new(axb_command_json(argc, argv), config,
+				    axb_environment(&R->pin));
 	json_t *cells = json_object_get(R->doc, "cells");
 	for (size_t i = 0; i < R->ncells; i++) {
 		struct axb_cell *c = &R->cells[i];

@@ -16,32 +16,17 @@
 
 json_t *axb_result_doc_new(json_t *command, json_t *config, json_t *env)
 {
-	char when[64];
-	axb_utc_iso(axb_wall_ns(), when, sizeof when);
-	return json_pack("{s:s, s:i, s:{s:s, s:s}, s:o, s:s, s:s, s:n, s:n, s:o, s:o, s:{}, s:[]}",
-			 "schema", "axbench-results",
-			 "schema_version", AXB_SCHEMA_VERSION,
-			 "generator", "name", "axbench", "version", AXB_VERSION,
-			 "command", command,
-			 "status", "running",
-			 "started_utc", when,
-			 "updated_utc",
-			 "finished_utc",
-			 "config", config,
-			 "environment", env,
-			 "counts",
-			 "cells");
+	json_t *doc = axb_doc_header("axbench-results", AXB_SCHEMA_VERSION, command, env);
+	json_object_set_new(doc, "config", config);
+	json_object_set_new(doc, "counts", json_object());
+	json_object_set_new(doc, "cells", json_array());
+	return doc;
 }
 
 void axb_result_doc_update(json_t *doc, struct axb_cell *cells, size_t n,
 			   const char *status)
 {
-	char when[64];
-	axb_utc_iso(axb_wall_ns(), when, sizeof when);
-	json_object_set_new(doc, "status", json_string(status));
-	json_object_set_new(doc, "updated_utc", json_string(when));
-	if (strcmp(status, "running"))
-		json_object_set_new(doc, "finished_utc", json_string(when));
+	axb_doc_status(doc, status);
 	json_t *counts = json_object();
 	size_t reps_done = 0, reps_planned = 0;
 	for (size_t i = 0; i < n; i++) {

@@ -55,10 +55,36 @@ json_t *axb_cpuload_delta_json(const struct axb_cpuload *a,
 void axb_loadavg(double la[3]);
 
 /* ------------------------------------------------------------------ */
+/* doc.c: the header every result file opens with                      */
+/* ------------------------------------------------------------------ */
+
+/* The command line as JSON: ["axbench", argv[0], argv[1], ...], argv[0]
+ * being the command's name. */
+json_t *axb_command_json(int argc, char **argv);
+
+/* A new result document holding the header that run, instructions mode and
+ * conform all write: schema, schema_version, generator {name, version},
+ * command, status "running", started_utc, updated_utc and finished_utc
+ * (null), environment. Steals command and env. */
+json_t *axb_doc_header(const char *schema, int version, json_t *command,
+		       json_t *env);
+
+/* Set the document's status ("running", "complete", "interrupted") and
+ * updated_utc; finished_utc too unless it is running. */
+void axb_doc_status(json_t *doc, const char *status);
+
+/* Write the document to path atomically, as json_dumps(doc, flags) says,
+ * with a newline at the end.
+ * Returns 0 or -errno. */
+int axb_doc_write(const char *path, const json_t *doc, size_t flags);
+
+/* ------------------------------------------------------------------ */
 /* env.c                                                               */
 /* ------------------------------------------------------------------ */
 
-/* The environment block of a result file. */
+/* The environment block of every result file (run, instructions mode,
+ * conform, ergo); pin says where run pins its children ("none" when
+ * nothing is pinned). */
 json_t *axb_environment(const struct axb_pin *pin);
 
 /* Build-time facts (compiler, flags, library versions) as JSON. */
