@@ -102,7 +102,7 @@ json_t *axb_out_metrics_json(const struct axs_out *o);
 json_t *axb_out_hists_json(const struct axs_out *o);
 
 /* ------------------------------------------------------------------ */
-/* result.c: the document of `axbench run`                             */
+/* result.c, aggregate.c, summary.c: the document of `axbench run`     */
 /* ------------------------------------------------------------------ */
 
 /* One cell: implementation x scenario x parameter values. */
@@ -158,11 +158,11 @@ json_t *axb_cell_new(const struct axb_cell *c);
 /* Classify a repetition and build its object (a new reference). */
 json_t *axb_rep_build(const struct axb_cell *c, const struct axb_rep_in *in);
 
-/* Append a repetition (stolen) and recompute the cell's status and
- * summary. */
+/* aggregate.c: append a repetition (stolen) and recompute the cell's
+ * status and summary. */
 void axb_cell_add_rep(struct axb_cell *c, json_t *rep);
 
-/* The terminal summary table. */
+/* summary.c: the terminal summary table. */
 void axb_summary_print(FILE *f, struct axb_cell *cells, size_t n);
 
 #endif
