@@ -21,7 +21,7 @@ extern void *__libc_memalign(size_t align, size_t n);
 extern void *__libc_valloc(size_t n);
 extern void *__libc_pvalloc(size_t n);
 
-/* The layout of the shared file; harness/ergo.c reads the same. */
+/* The layout of the shared file; harness/ergo/alloc.c reads the same. */
 struct axb_alloc_counts {
 	_Atomic uint64_t allocs; /* calls that return new memory */
 	_Atomic uint64_t frees;  /* free of a non-NULL pointer */

@@ -257,8 +257,11 @@ def load_conform(path):
     if schema != CONFORM_SCHEMA:
         raise InputError(f"{path}: not an axbench conformance file (schema {schema!r}, "
                          f"expected {CONFORM_SCHEMA!r})")
-    if raw.get("version") != CONFORM_VERSION:
-        raise InputError(f"{path}: conformance schema version {raw.get('version')!r} is not "
+    # "schema_version" since the common result-file header; files written
+    # before it say "version"
+    version = raw.get("schema_version", raw.get("version"))
+    if version != CONFORM_VERSION:
+        raise InputError(f"{path}: conformance schema version {version!r} is not "
                          f"supported (this axbench reads version {CONFORM_VERSION})")
     return ConformDoc(path, raw)
 

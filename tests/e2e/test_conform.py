@@ -96,10 +96,14 @@ def suite(tmp_path_factory):
 def test_json_schema(suite):
     _, doc, _ = suite
     assert doc["schema"] == "axbench-conform"
-    assert doc["version"] == 1
+    assert doc["schema_version"] == 1
+    assert doc["status"] == "complete"
+    assert doc["command"][:2] == ["axbench", "conform"]
+    # the environment block of every result file (docs/results-schema.md)
     env = doc["environment"]
-    for key in ("time", "kernel", "machine", "cpus", "compiler_version", "jobs"):
+    for key in ("time_utc", "kernel", "cpu", "build", "hostname", "git"):
         assert key in env
+    assert doc["config"]["jobs"] >= 1
     assert doc["runtimes"], "no runtime listed"
     for rt in doc["runtimes"]:
         assert set(rt) >= {"name", "available", "reason", "features", "summary"}

@@ -239,6 +239,22 @@ def test_report_without_optional_inputs_says_so(inputs):
         assert f'<section id="{sid}">' in page
 
 
+def test_conformance_file_of_the_old_header_is_read(inputs):
+    """Conformance files written before the common result-file header say
+    "version" where they now say "schema_version"; both are read."""
+    doc = json.loads(inputs["conform"].read_text())
+    assert doc["schema_version"] == 1 and "version" not in doc
+    old = dict(doc)
+    old["version"] = old.pop("schema_version")
+    path = inputs["dir"] / "conform-old.json"
+    path.write_text(json.dumps(old))
+    out = inputs["dir"] / "old-conform"
+    r = tool("report", inputs["results"], "--conform", path, "-o", out)
+    assert r.returncode == 0, r.stderr
+    page = (out / "index.html").read_text()
+    assert "no conformance matrix given" not in section_html(page, "conformance")
+
+
 def test_open_loop_and_ergonomics_data_are_drawn(inputs):
     if re.search(r"^\s+rate\s+int\b", axbench("list").stdout, re.M):
         # the load generator's open loop at two offered rates

@@ -1,10 +1,11 @@
-/* run.c - `axbench run`: validates the request, plans the cells
+/* run.c - `axbench run` (and its --measure switch to instructions mode,
+ * instr.c): validates the request, plans the cells
  * (implementation x scenario x parameters), runs every repetition in fresh
  * child processes under a watchdog, interleaving repetitions, and rewrites
  * the result file atomically after each one. */
-#include "harness.h"
+#include "commands.h"
 #include "proc.h"
-#include "result.h"
+#include "results.h"
 
 #include <errno.h>
 #include <getopt.h>
@@ -16,7 +17,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#define MAX_IMPLS 32
+#define MAX_IMPLS AXB_MAX_IMPLS
 #define MAX_SCENARIOS 64
 #define MAX_SWEEPS AXS_MAX_PARAMS
 #define MAX_SWEEP_VALUES 64
@@ -221,40 +222,17 @@ static void parse_opts(struct run *R, int argc, char **argv)
 
 static void resolve_impls(struct run *R)
 {
+	struct axb_rt_sel rsel, *sel = &rsel;
+	memset(sel, 0, sizeof *sel);
+	axb_runtimes_parse(NULL, R->runtimes_arg, AXB_RT_AVAILABLE, sel);
 	R->skipped = json_array();
-	if (!strcmp(R->runtimes_arg, "all")) {
-		struct axb_impl all[MAX_IMPLS];
-		size_t n = axb_impl_all(all, MAX_IMPLS);
-		for (size_t i = 0; i < n; i++) {
-			char why[256];
-			if (axb_impl_available(&all[i], why, sizeof why)) {
-				R->impls[R->nimpls++] = all[i];
-				continue;
-			}
-			json_array_append_new(R->skipped, json_pack("{s:s, s:s}",
-				"name", all[i].name, "reason", why));
-		}
-		if (!R->nimpls)
-			axb_bad_input("no runtime is available here");
-		return;
-	}
-	char *copy = strdup(R->runtimes_arg), *save = NULL;
-	if (!copy || !*copy)
-		axb_bad_input("--runtime needs at least one name");
-	for (char *t = strtok_r(copy, ",", &save); t; t = strtok_r(NULL, ",", &save)) {
-		struct axb_impl im;
-		char why[256];
-		if (axb_impl_find(t, &im))
-			axb_bad_input("unknown runtime '%s' (see axbench list)", t);
-		if (!axb_impl_available(&im, why, sizeof why))
-			axb_bad_input("runtime %s is unavailable here: %s", t, why);
-		bool dup = false;
-		for (size_t i = 0; i < R->nimpls; i++)
-			dup |= !strcmp(R->impls[i].name, im.name);
-		if (!dup && R->nimpls < MAX_IMPLS)
-			R->impls[R->nimpls++] = im;
-	}
-	free(copy);
+	for (size_t i = 0; i < sel->nskipped; i++)
+		json_array_append_new(R->skipped, json_pack("{s:s, s:s}",
+			"name", sel->skipped[i].name, "reason", sel->skipped[i].why));
+	if (!sel->n)
+		axb_bad_input("no runtime is available here");
+	for (size_t i = 0; i < sel->n && R->nimpls < MAX_IMPLS; i++)
+		R->impls[R->nimpls++] = sel->impls[i];
 }
 
 static void resolve_scenarios(struct run *R)
@@ -421,13 +399,13 @@ static size_t profile_group(const struct run *R, const struct axs_scenario *sc,
 	for (char *t = strtok_r(*copy, ";", &save); t; t = strtok_r(NULL, ";", &save)) {
 		char *eq = strchr(t, '='), *s2 = NULL;
 		if (!eq || n == MAX_SWEEPS)
-			axb_bad_input("profile %s of %s: malformed entry '%s' (harness/profile.c)",
+			axb_bad_input("profile %s of %s: malformed entry '%s' (harness/common/profile.c)",
 				      R->profile, sc->name, t);
 		*eq = 0;
 		int pi = axs_param_index(sc, t);
 		if (pi < 0 || strlen(t) >= sizeof out[n].name)
 			axb_bad_input("profile %s sets parameter '%s', which %s does not have "
-				      "(harness/profile.c)", R->profile, t, sc->name);
+				      "(harness/common/profile.c)", R->profile, t, sc->name);
 		struct sweep *sw = &out[n++];
 		memset(sw, 0, sizeof *sw);
 		snprintf(sw->name, sizeof sw->name, "%s", t);
@@ -437,11 +415,11 @@ static size_t profile_group(const struct run *R, const struct axs_scenario *sc,
 			if (sw->nvals == MAX_SWEEP_VALUES ||
 			    axs_param_parse(&sc->params[pi], v, false, &x))
 				axb_bad_input("profile %s: bad value %s=%s for %s "
-					      "(harness/profile.c)", R->profile, t, v, sc->name);
+					      "(harness/common/profile.c)", R->profile, t, v, sc->name);
 			sw->vals[sw->nvals++] = v;
 		}
 		if (!sw->nvals)
-			axb_bad_input("profile %s: no value for %s of %s (harness/profile.c)",
+			axb_bad_input("profile %s: no value for %s of %s (harness/common/profile.c)",
 				      R->profile, t, sc->name);
 	}
 	return n;
@@ -695,9 +673,7 @@ static bool run_net(struct run *R, struct axb_cell *c, struct axb_rep_in *in)
 	int r;
 
 	axb_netc_read(&in->net0);
-	memset(&cli, 0, sizeof cli);
-	cli.pid = -1;
-	cli.res_fd = cli.pidfd = cli.err_fd = -1;
+	axb_child_none(&cli);
 	av_cell(&a, R, c, "__server", R->pin.server_cpu);
 	if (R->port) {
 		av_add(&a, "--port");
@@ -846,17 +822,15 @@ static void progress(struct run *R, size_t i, size_t n, const struct axb_cell *c
 
 static int write_doc(struct run *R)
 {
-	char *txt = json_dumps(R->doc, JSON_INDENT(1) | JSON_REAL_PRECISION(10));
-	if (!txt)
-		return -ENOMEM;
-	int err = axb_write_atomic(R->json_path, txt, strlen(txt));
-	free(txt);
+	int err = axb_doc_write(R->json_path, R->doc,
+				JSON_INDENT(1) | JSON_REAL_PRECISION(10));
 	if (err)
 		axb_err("cannot write %s: %s", R->json_path, strerror(-err));
 	return err;
 }
 
-int axb_cmd_run(int argc, char **argv)
+/* `axbench run` measuring time. */
+static int run_timed(int argc, char **argv)
 {
 	struct run *R = calloc(1, sizeof *R);
 	if (!R)
@@ -918,11 +892,8 @@ int axb_cmd_run(int argc, char **argv)
 	json_object_set_new(config, "port", R->port ? json_integer(R->port) : json_null());
 	json_object_set_new(config, "timeout_s", R->timeout_ns
 			    ? json_real((double)R->timeout_ns / 1e9) : json_null());
-	json_t *cmd = json_array();
-	json_array_append_new(cmd, json_string("axbench"));
-	for (int i = 0; i < argc; i++)
-		json_array_append_new(cmd, json_string(argv[i]));
-	R->doc = axb_result_doc_new(cmd, config, axb_environment(&R->pin));
+	R->doc = axb_result_doc_new(axb_command_json(argc, argv), config,
+				    axb_environment(&R->pin));
 	json_t *cells = json_object_get(R->doc, "cells");
 	for (size_t i = 0; i < R->ncells; i++) {
 		struct axb_cell *c = &R->cells[i];
@@ -1015,4 +986,30 @@ int axb_cmd_run(int argc, char **argv)
 	free(R->cells);
 	free(R);
 	return rc;
+}
+
+int axb_cmd_run(int argc, char **argv)
+{
+	/* --measure instructions is its own machinery (instr.c);
+	 * --measure time is the default and needs nothing */
+	for (int i = 1; i < argc; i++) {
+		const char *m = NULL;
+		int n = 1;
+		if (!strcmp(argv[i], "--measure") && i + 1 < argc) {
+			m = argv[i + 1];
+			n = 2;
+		} else if (!strncmp(argv[i], "--measure=", 10)) {
+			m = argv[i] + 10;
+		}
+		if (!m)
+			continue;
+		if (!strcmp(m, "instructions"))
+			return axb_cmd_instr(argc, argv);
+		if (strcmp(m, "time"))
+			axb_bad_input("--measure must be time or instructions, not '%s'", m);
+		memmove(&argv[i], &argv[i + n], (size_t)(argc - i - n + 1) * sizeof *argv);
+		argc -= n;
+		i--;
+	}
+	return run_timed(argc, argv);
 }

@@ -1,7 +1,9 @@
-/* server.c - the processes that host the implementation under test: the
+/* serve.c - the processes that host the implementation under test: the
  * server side of a network scenario (`__server` child of run, or `axbench
  * serve` in the foreground) and a local scenario (`__local` child). */
-#include "harness.h"
+#include "commands.h"
+#include "proc.h"
+#include "results.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -165,7 +167,9 @@ static void *sig_thread(void *arg)
 
 /* --- the server process -------------------------------------------- */
 
-int axb_server_main(const struct axb_child_opts *o, bool foreground)
+/* Server side of a network scenario as a child of `run` (hidden) or in the
+ * foreground (`axbench serve`). */
+static int server_main(const struct axb_child_opts *o, bool foreground)
 {
 	struct srv *s = calloc(1, sizeof *s);
 	char msg[512], why[256];
@@ -356,7 +360,7 @@ int axb_cmd_serve(int argc, char **argv)
 	struct axb_child_opts o;
 	bool hidden = !strcmp(argv[0], "__server");
 	axb_child_opts_parse(argc, argv, argv[0], &o);
-	return axb_server_main(&o, !hidden);
+	return server_main(&o, !hidden);
 }
 
 /* --- local scenarios ------------------------------------------------ */

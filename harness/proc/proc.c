@@ -1,6 +1,7 @@
-/* proc.c - child processes of `axbench run`: fork+exec of /proc/self/exe
- * with a hidden subcommand, a result pipe on descriptor 3, captured stderr,
- * and a watchdog loop that waits for lines, exits, deadlines or Ctrl-C. */
+/* proc.c - the one launcher of child processes (fork+exec of /proc/self/exe
+ * or of a program such as valgrind; own process group, PDEATHSIG, signal
+ * mask reset, a result pipe on descriptor 3, captured output) and a
+ * watchdog loop that waits for lines, exits, deadlines or Ctrl-C. */
 #include "proc.h"
 
 #include <errno.h>
@@ -50,22 +51,67 @@ int axb_proc_interrupted(void)
 	return intr_sig;
 }
 
-int axb_child_spawn(struct axb_child *c, const char *role, char *const argv[],
-		    bool capture)
+void axb_child_none(struct axb_child *c)
 {
-	int res[2], err = 0;
-	pid_t parent = getpid();
-
 	memset(c, 0, sizeof *c);
-	c->role = role;
 	c->pid = -1;
 	c->pidfd = -1;
 	c->res_fd = -1;
 	c->err_fd = -1;
-	if (pipe2(res, O_CLOEXEC))
+}
+
+/* In the child, between fork and exec: only what is safe there. */
+static _Noreturn void child_exec(const struct axb_spawn *sp, pid_t parent,
+				 int res_w, int err_fd)
+{
+	/* own process group: a terminal's Ctrl-C reaches only the parent,
+	 * which then stops its children itself */
+	setpgid(0, 0);
+	prctl(PR_SET_PDEATHSIG, SIGKILL);
+	if (getppid() != parent)
+		_exit(127);
+	sigset_t none;
+	sigemptyset(&none);
+	sigprocmask(SIG_SETMASK, &none, NULL);
+	signal(SIGPIPE, SIG_DFL);
+	if (res_w >= 0) {
+		int r = fcntl(res_w, F_DUPFD_CLOEXEC, 10);
+		if (r < 0 || dup2(r, 3) < 0)
+			_exit(127);
+	}
+	int nul = open("/dev/null", O_RDWR | O_CLOEXEC);
+	if (nul >= 0)
+		dup2(nul, 0);
+	switch (sp->out) {
+	case AXB_SINK_INHERIT: break;
+	case AXB_SINK_CAPTURE: dup2(err_fd, 1); break;
+	case AXB_SINK_NULL: dup2(nul, 1); break;
+	case AXB_SINK_STDERR: dup2(2, 1); break;
+	case AXB_SINK_FD: dup2(sp->out_fd, 1); break;
+	}
+	switch (sp->err) {
+	case AXB_SINK_CAPTURE: dup2(err_fd, 2); break;
+	case AXB_SINK_NULL: dup2(nul, 2); break;
+	default: break;
+	}
+	if (sp->prog)
+		execvp(sp->prog, sp->argv);
+	else
+		execv("/proc/self/exe", sp->argv);
+	_exit(127);
+}
+
+int axb_child_start(struct axb_child *c, const struct axb_spawn *sp)
+{
+	int res[2] = { -1, -1 }, err = 0;
+	pid_t parent = getpid();
+
+	axb_child_none(c);
+	c->role = sp->role;
+	if (sp->result_pipe && pipe2(res, O_CLOEXEC))
 		return -errno;
-	if (capture) {
-		c->err_fd = memfd_create("axbench-child-stderr", MFD_CLOEXEC);
+	if (sp->out == AXB_SINK_CAPTURE || sp->err == AXB_SINK_CAPTURE) {
+		c->err_fd = memfd_create("axbench-child-output", MFD_CLOEXEC);
 		if (c->err_fd < 0) {
 			err = -errno;
 			goto close_pipe;
@@ -77,32 +123,14 @@ int axb_child_spawn(struct axb_child *c, const char *role, char *const argv[],
 		err = -errno;
 		goto close_memfd;
 	}
-	if (c->pid == 0) {
-		/* own process group: a terminal's Ctrl-C reaches only the
-		 * parent, which then stops its children itself */
-		setpgid(0, 0);
-		prctl(PR_SET_PDEATHSIG, SIGKILL);
-		if (getppid() != parent)
-			_exit(127);
-		sigset_t none;
-		sigemptyset(&none);
-		sigprocmask(SIG_SETMASK, &none, NULL);
-		signal(SIGPIPE, SIG_DFL);
-		int r = fcntl(res[1], F_DUPFD_CLOEXEC, 10);
-		if (r < 0 || dup2(r, 3) < 0)
-			_exit(127);
-		int nul = open("/dev/null", O_RDONLY);
-		if (nul >= 0)
-			dup2(nul, 0);
-		if (c->err_fd >= 0) {
-			dup2(c->err_fd, 1);
-			dup2(c->err_fd, 2);
-		}
-		execv("/proc/self/exe", argv);
-		_exit(127);
+	if (c->pid == 0)
+		child_exec(sp, parent, res[1], c->err_fd);
+	/* also here: a kill of the group right after fork finds it */
+	setpgid(c->pid, c->pid);
+	if (sp->result_pipe) {
+		close(res[1]);
+		c->res_fd = res[0];
 	}
-	close(res[1]);
-	c->res_fd = res[0];
 	c->pidfd = (int)syscall(SYS_pidfd_open, c->pid, 0);
 	return 0;
 
@@ -111,9 +139,22 @@ close_memfd:
 		close(c->err_fd);
 	c->err_fd = -1;
 close_pipe:
-	close(res[0]);
-	close(res[1]);
+	if (sp->result_pipe) {
+		close(res[0]);
+		close(res[1]);
+	}
 	return err;
+}
+
+int axb_child_spawn(struct axb_child *c, const char *role, char *const argv[],
+		    bool capture)
+{
+	struct axb_spawn sp = {
+		.role = role, .argv = argv, .result_pipe = true,
+		.out = capture ? AXB_SINK_CAPTURE : AXB_SINK_INHERIT,
+		.err = capture ? AXB_SINK_CAPTURE : AXB_SINK_INHERIT,
+	};
+	return axb_child_start(c, &sp);
 }
 
 /* Read what the child wrote on its result pipe. */

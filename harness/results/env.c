@@ -1,6 +1,7 @@
-/* env.c - the environment block of a result file: CPU, kernel, libraries,
- * io_uring features, build, commit, time and pinning. */
-#include "harness.h"
+/* env.c - the one environment block of every result file (run, instructions
+ * mode, conform, ergo): CPU, kernel, libraries, io_uring features, build,
+ * commit, time and pinning. */
+#include "results.h"
 
 #include <dlfcn.h>
 #include <errno.h>

@@ -1,7 +1,7 @@
 /* child.c - option parsing shared by the child processes (__server,
  * __load, __local) and the standalone serve / load commands, parameter
  * resolution for one scenario, and the test-only fault hook. */
-#include "harness.h"
+#include "proc.h"
 
 #include <errno.h>
 #include <getopt.h>

@@ -3,15 +3,17 @@
  * reports a matrix of cases x runtimes and a JSON file; and `axbench
  * __case`, the hidden child side that runs one case on one runtime.
  *
- * The child protocol: the parent forks, puts the child in its own process
- * group, points its stdout and stderr at a memory file and its descriptor
- * 3 at a pipe, and executes /proc/self/exe __case ID --runtime R
- * --result-fd 3. The child writes one line on the pipe ("PASS", "FAIL
+ * The child protocol: the parent starts /proc/self/exe __case ID --runtime
+ * R --result-fd 3 through the harness's one launcher (proc.h: its own
+ * process group, PDEATHSIG, stdout and stderr in a memory file, descriptor
+ * 3 a pipe). The child writes one line on the pipe ("PASS", "FAIL
  * <detail>" or "UNSUPPORTED <reason>") and exits 0, 1 or 77. The parent
  * maps that to an outcome; a child killed by a signal is a CRASH, one still
  * running at its timeout is a TIMEOUT (its whole process group is killed).
  */
-#include "harness.h"
+#include "commands.h"
+#include "proc.h"
+#include "results.h"
 
 #include "conform.h"
 
@@ -28,9 +30,6 @@
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
-
-int axb_cmd_conform(int argc, char **argv);
-int axb_cmd_case(int argc, char **argv);
 
 #define CONF_SCHEMA_VERSION 1
 #define CONF_MAX_RT 16
@@ -68,18 +67,10 @@ struct conf_job {
 	char *output;        /* non-PASS: tail of the child's stdout+stderr */
 	double seconds;
 	/* while running */
-	pid_t pid;
-	int res_fd, out_fd;
+	struct axb_child ch;
 	int64_t start, deadline;
 	bool running;
 };
-
-static volatile sig_atomic_t conf_interrupted;
-
-static void conf_on_signal(int sig)
-{
-	conf_interrupted = sig;
-}
 
 /* ------------------------------------------------------------------ */
 /* runtimes and features                                               */
@@ -207,86 +198,39 @@ int axb_cmd_case(int argc, char **argv)
 static void conf_job_start(struct conf_job *j, const struct conf_rt *rt,
 			   double timeout_override)
 {
-	int rp[2];
+	char *args[] = {
+		"axbench", "__case", (char *)j->c->id, "--runtime",
+		(char *)rt->name, "--result-fd", "3", NULL,
+	};
+	struct axb_spawn sp = {
+		.role = "case", .argv = args, .result_pipe = true,
+		.out = AXB_SINK_CAPTURE, .err = AXB_SINK_CAPTURE,
+	};
 	j->start = axb_mono_ns();
 	double tmo = timeout_override > 0 ? timeout_override : j->c->timeout_s;
 	j->deadline = j->start + (int64_t)(tmo * 1e9);
-	j->out_fd = memfd_create("axbench-case", MFD_CLOEXEC);
-	if (j->out_fd < 0 || pipe2(rp, O_CLOEXEC) < 0) {
+	int err = axb_child_start(&j->ch, &sp);
+	if (err) {
 		j->out = O_FAIL;
 		snprintf(j->detail, sizeof j->detail,
-			 "harness: cannot create the child's pipes: %s",
-			 strerror(errno));
-		if (j->out_fd >= 0)
-			close(j->out_fd);
-		j->out_fd = -1;
+			 "harness: cannot start the child: %s", strerror(-err));
 		return;
 	}
-	fflush(stdout);
-	fflush(stderr);
-	pid_t pid = fork();
-	if (pid < 0) {
-		j->out = O_FAIL;
-		snprintf(j->detail, sizeof j->detail, "harness: fork: %s",
-			 strerror(errno));
-		close(rp[0]);
-		close(rp[1]);
-		close(j->out_fd);
-		j->out_fd = -1;
-		return;
-	}
-	if (pid == 0) {
-		setpgid(0, 0);
-		int nul = open("/dev/null", O_RDONLY | O_CLOEXEC);
-		if (nul >= 0)
-			dup2(nul, 0);
-		dup2(j->out_fd, 1);
-		dup2(j->out_fd, 2);
-		if (rp[1] == 3)
-			fcntl(3, F_SETFD, 0);
-		else
-			dup2(rp[1], 3);
-		char *args[] = {
-			"axbench", "__case", (char *)j->c->id, "--runtime",
-			(char *)rt->name, "--result-fd", "3", NULL,
-		};
-		execv("/proc/self/exe", args);
-		char msg[256];
-		int n = snprintf(msg, sizeof msg,
-				 "FAIL harness: cannot execute /proc/self/exe: %s\n",
-				 strerror(errno));
-		if (write(3, msg, (size_t)n) < 0)
-			_exit(126);
-		_exit(126);
-	}
-	setpgid(pid, pid); /* also here: no race with the child's own call */
-	close(rp[1]);
-	fcntl(rp[0], F_SETFL, O_NONBLOCK);
-	j->res_fd = rp[0];
-	j->pid = pid;
+	/* the verdict is read once the child has ended; a grandchild that
+	 * still holds the pipe must not block that read */
+	fcntl(j->ch.res_fd, F_SETFL, O_NONBLOCK);
 	j->running = true;
 }
 
-/* The last CONF_OUT_TAIL bytes the child wrote to stdout/stderr. */
-static char *conf_output_tail(int fd)
+/* The last CONF_OUT_TAIL bytes the child wrote to stdout/stderr, made
+ * fit for a JSON string. */
+static char *conf_output_tail(const struct axb_child *ch)
 {
-	off_t end = lseek(fd, 0, SEEK_END);
-	if (end <= 0)
-		return NULL;
-	off_t from = end > CONF_OUT_TAIL ? end - CONF_OUT_TAIL : 0;
-	char *buf = malloc((size_t)(end - from) + 1);
-	if (!buf)
-		return NULL;
-	ssize_t n = pread(fd, buf, (size_t)(end - from), from);
-	if (n <= 0) {
+	char *buf = axb_child_stderr(ch, CONF_OUT_TAIL);
+	if (!buf || !buf[0]) {
 		free(buf);
 		return NULL;
 	}
-	buf[n] = 0;
-	/* keep whole lines when the tail was cut */
-	char *p = buf;
-	if (from > 0 && (p = strchr(buf, '\n')))
-		memmove(buf, p + 1, strlen(p + 1) + 1);
 	/* JSON strings must be UTF-8: replace stray bytes */
 	for (unsigned char *q = (unsigned char *)buf; *q; q++)
 		if (*q >= 0x80 || (*q < 0x20 && *q != '\n' && *q != '\t'))
@@ -330,20 +274,19 @@ static void conf_job_finish(struct conf_job *j, int status, bool timed_out)
 	size_t len = 0;
 	ssize_t r;
 	while (len + 1 < sizeof res &&
-	       (r = read(j->res_fd, res + len, sizeof res - 1 - len)) > 0)
+	       (r = read(j->ch.res_fd, res + len, sizeof res - 1 - len)) > 0)
 		len += (size_t)r;
 	res[len] = 0;
 	char *nl = strchr(res, '\n');
 	if (nl)
 		*nl = 0;
-	close(j->res_fd);
 	/* leave nothing behind: grandchildren included */
-	kill(-j->pid, SIGKILL);
+	kill(-j->ch.pid, SIGKILL);
 	j->running = false;
 	j->seconds = (double)(axb_mono_ns() - j->start) / 1e9;
 
-	char *output = conf_output_tail(j->out_fd);
-	close(j->out_fd);
+	char *output = conf_output_tail(&j->ch);
+	axb_child_free(&j->ch);
 	char last[400];
 	conf_last_line(output, last, sizeof last);
 
@@ -396,13 +339,13 @@ static int conf_reap(struct conf_job *jobs, size_t njobs)
 		int st;
 		if (!j->running)
 			continue;
-		pid_t w = waitpid(j->pid, &st, WNOHANG);
-		if (w == j->pid) {
+		pid_t w = waitpid(j->ch.pid, &st, WNOHANG);
+		if (w == j->ch.pid) {
 			conf_job_finish(j, st, false);
 			ended++;
-		} else if (now >= j->deadline || conf_interrupted) {
-			kill(-j->pid, SIGKILL);
-			waitpid(j->pid, &st, 0);
+		} else if (now >= j->deadline || axb_proc_interrupted()) {
+			kill(-j->ch.pid, SIGKILL);
+			waitpid(j->ch.pid, &st, 0);
 			conf_job_finish(j, st, true);
 			ended++;
 		}
@@ -463,37 +406,20 @@ static void conf_print_matrix(const struct conf_job *jobs, size_t ncases,
 	}
 }
 
-static json_t *conf_env_json(unsigned jobs, double timeout)
-{
-	struct utsname u;
-	char host[256] = "", when[64];
-	uname(&u);
-	gethostname(host, sizeof host - 1);
-	axb_utc_iso(axb_wall_ns(), when, sizeof when);
-	json_t *e = json_pack("{s:s, s:s, s:s, s:s, s:s, s:I, s:s, s:I}",
-			      "time", when,
-			      "hostname", host,
-			      "os", u.sysname,
-			      "kernel", u.release,
-			      "machine", u.machine,
-			      "cpus", (json_int_t)sysconf(_SC_NPROCESSORS_ONLN),
-			      "compiler_version", __VERSION__,
-			      "jobs", (json_int_t)jobs);
-	json_object_set_new(e, "timeout_override_s",
-			    timeout > 0 ? json_real(timeout) : json_null());
-	return e;
-}
-
-static int conf_write_json(const char *path, const struct conf_job *jobs,
-			   size_t ncases, const struct conf_case **cases,
+/* The matrix as JSON (docs/conformance.md) into root, which holds the
+ * header every result file has (results.h), and root to path. Takes
+ * root. */
+static int conf_write_json(const char *path, json_t *root,
+			   const struct conf_job *jobs, size_t ncases,
+			   const struct conf_case **cases,
 			   const struct conf_rt *rts, size_t nrt, unsigned njobs,
 			   double timeout, bool ok)
 {
-	json_t *root = json_object();
-	json_object_set_new(root, "schema", json_string("axbench-conform"));
-	json_object_set_new(root, "version", json_integer(CONF_SCHEMA_VERSION));
+	/* generator.version since the common header; kept for older readers */
 	json_object_set_new(root, "axbench_version", json_string(AXB_VERSION));
-	json_object_set_new(root, "environment", conf_env_json(njobs, timeout));
+	json_object_set_new(root, "config", json_pack("{s:I, s:o}",
+		"jobs", (json_int_t)njobs,
+		"timeout_override_s", timeout > 0 ? json_real(timeout) : json_null()));
 
 	json_t *jr = json_array();
 	for (size_t r = 0; r < nrt; r++) {
@@ -549,15 +475,10 @@ static int conf_write_json(const char *path, const struct conf_job *jobs,
 	json_object_set_new(root, "results", res);
 	json_object_set_new(root, "totals", tot);
 	json_object_set_new(root, "ok", json_boolean(ok));
+	axb_doc_status(root, "complete");
 
-	char *text = json_dumps(root, JSON_INDENT(2) | JSON_REAL_PRECISION(6));
+	int err = axb_doc_write(path, root, JSON_INDENT(2) | JSON_REAL_PRECISION(6));
 	json_decref(root);
-	if (!text)
-		return -ENOMEM;
-	size_t len = strlen(text);
-	text[len] = '\n';
-	int err = axb_write_atomic(path, text, len + 1);
-	free(text);
 	return err;
 }
 
@@ -587,32 +508,6 @@ static double conf_parse_seconds(const char *v)
 	return s;
 }
 
-/* Add runtime `name` (or all of them) to the selection. */
-static void conf_select_rt(const char *list, bool *sel)
-{
-	char buf[512];
-	char *save = NULL;
-	snprintf(buf, sizeof buf, "%s", list);
-	for (char *tok = strtok_r(buf, ",", &save); tok;
-	     tok = strtok_r(NULL, ",", &save)) {
-		bool found = false;
-		for (size_t i = 0; i < ax_driver_count() && i < CONF_MAX_RT; i++)
-			if (!strcmp(tok, "all") || !strcmp(tok, ax_driver_name(i))) {
-				sel[i] = true;
-				found = true;
-			}
-		if (!found) {
-			char names[256] = "";
-			for (size_t i = 0; i < ax_driver_count(); i++)
-				snprintf(names + strlen(names),
-					 sizeof names - strlen(names), "%s%s",
-					 i ? ", " : "", ax_driver_name(i));
-			axb_bad_input("conform: unknown runtime '%s' (compiled in: %s)",
-				      tok, names);
-		}
-	}
-}
-
 static void conf_list(void)
 {
 	char feats[256];
@@ -637,7 +532,8 @@ int axb_cmd_conform(int argc, char **argv)
 		{"help", no_argument, NULL, 'h'},
 		{NULL, 0, NULL, 0},
 	};
-	bool sel_rt[CONF_MAX_RT] = {false}, any_rt = false, verbose = false;
+	struct axb_rt_sel rsel, *sel = &rsel;
+	bool verbose = false;
 	const char *globs[64];
 	size_t nglobs = 0;
 	const char *json_path = NULL;
@@ -645,13 +541,14 @@ int axb_cmd_conform(int argc, char **argv)
 	unsigned njobs = 2;
 	int opt;
 
+	memset(sel, 0, sizeof *sel);
 	opterr = 0;
 	optind = 1;
 	while ((opt = getopt_long(argc, argv, ":vj:", lo, NULL)) != -1) {
 		switch (opt) {
 		case 'r':
-			conf_select_rt(optarg, sel_rt);
-			any_rt = true;
+			axb_runtimes_parse("conform", optarg,
+					   AXB_RT_AX_ONLY | AXB_RT_REGISTRY_ORDER, sel);
 			break;
 		case 'c':
 			if (nglobs == sizeof globs / sizeof globs[0])
@@ -681,8 +578,9 @@ int axb_cmd_conform(int argc, char **argv)
 	}
 	if (optind < argc)
 		axb_bad_input("conform: unexpected argument '%s'", argv[optind]);
-	if (!any_rt)
-		conf_select_rt("all", sel_rt);
+	if (!sel->n)
+		axb_runtimes_parse("conform", "all",
+				   AXB_RT_AX_ONLY | AXB_RT_REGISTRY_ORDER, sel);
 	if (json_path) {
 		int e = axb_check_writable(json_path);
 		if (e < 0)
@@ -716,12 +614,10 @@ int axb_cmd_conform(int argc, char **argv)
 	/* the runtimes */
 	struct conf_rt rts[CONF_MAX_RT];
 	size_t nrt = 0;
-	for (size_t i = 0; i < ax_driver_count() && i < CONF_MAX_RT; i++) {
-		if (!sel_rt[i])
-			continue;
+	for (size_t i = 0; i < sel->n && i < CONF_MAX_RT; i++) {
 		struct conf_rt *r = &rts[nrt++];
 		memset(r, 0, sizeof *r);
-		r->name = ax_driver_name(i);
+		r->name = sel->impls[i].name;
 		r->features = conf_rt_features(r->name);
 		r->available = conf_rt_available(r->name, r->why, sizeof r->why);
 	}
@@ -737,7 +633,7 @@ int axb_cmd_conform(int argc, char **argv)
 			char miss[256];
 			j->c = cases[i];
 			j->rt = r;
-			j->res_fd = j->out_fd = -1;
+			axb_child_none(&j->ch);
 			if (!rts[r].available) {
 				j->out = O_UNSUP;
 				snprintf(j->detail, sizeof j->detail,
@@ -751,17 +647,20 @@ int axb_cmd_conform(int argc, char **argv)
 			}
 		}
 
-	struct sigaction sa = {.sa_handler = conf_on_signal}, old_int, old_term;
-	sigemptyset(&sa.sa_mask);
-	sigaction(SIGINT, &sa, &old_int);
-	sigaction(SIGTERM, &sa, &old_term);
+	if (axb_proc_init())
+		axb_bad_input("conform: cannot install signal handlers");
+	struct axb_pin nopin = {"none", -1, -1};
+	json_t *root = json_path ? axb_doc_header("axbench-conform", CONF_SCHEMA_VERSION,
+						  axb_command_json(argc, argv),
+						  axb_environment(&nopin))
+				 : NULL;
 
 	size_t done = 0, running = 0;
 	bool serial_running = false, tty = isatty(2);
 	for (size_t k = 0; k < n; k++)
 		done += jobs[k].out != O_PENDING;
 	size_t next = 0;
-	while ((done < n || running) && !conf_interrupted) {
+	while ((done < n || running) && !axb_proc_interrupted()) {
 		/* start what may start: a serial case runs alone */
 		for (size_t k = next; k < n && running < njobs && !serial_running;
 		     k++) {
@@ -805,15 +704,14 @@ int axb_cmd_conform(int argc, char **argv)
 	}
 	if (tty && !verbose)
 		fprintf(stderr, "\r\033[K");
-	if (conf_interrupted) {
+	if (axb_proc_interrupted()) {
 		for (size_t k = 0; k < n; k++)
 			if (jobs[k].running)
 				conf_reap(&jobs[k], 1);
 		axb_err("conform: interrupted");
-		return 128 + conf_interrupted;
+		json_decref(root);
+		return 128 + axb_proc_interrupted();
 	}
-	sigaction(SIGINT, &old_int, NULL);
-	sigaction(SIGTERM, &old_term, NULL);
 
 	bool ok = true;
 	for (size_t k = 0; k < n; k++) {
@@ -828,8 +726,8 @@ int axb_cmd_conform(int argc, char **argv)
 	conf_print_matrix(jobs, ncases, cases, rts, nrt);
 	int rc = ok ? 0 : 1;
 	if (json_path) {
-		int e = conf_write_json(json_path, jobs, ncases, cases, rts, nrt,
-					njobs, timeout, ok);
+		int e = conf_write_json(json_path, root, jobs, ncases, cases, rts,
+					nrt, njobs, timeout, ok);
 		if (e < 0) {
 			axb_err("conform: cannot write %s: %s", json_path, strerror(-e));
 			rc = 1;

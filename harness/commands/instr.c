@@ -13,7 +13,9 @@
  * ticks, so no decision reads the clock. It counts user space only: the
  * runtime's overhead, not the kernel's I/O cost.
  */
-#include "harness.h"
+#include "commands.h"
+#include "proc.h"
+#include "results.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -153,8 +155,14 @@ static long long instr_totals(const char *path)
 	return totals >= 0 ? totals : summary;
 }
 
-/* Run one repetition: returns instructions per operation, or -1 with a
- * message in err. */
+static bool instr_exited(void *arg)
+{
+	return ((struct axb_child *)arg)->exited;
+}
+
+/* Run one repetition under valgrind, started by the harness's one launcher
+ * and stopped by its watchdog after timeout_s: returns instructions per
+ * operation, or -1 with a message in err. */
 static double instr_rep(struct instr_cell *c, const char *self, double timeout_s,
 			char *err, size_t errn)
 {
@@ -193,28 +201,30 @@ static double instr_rep(struct instr_cell *c, const char *self, double timeout_s
 	}
 	argv[a] = NULL;
 
-	pid_t pid = fork();
-	if (pid < 0) {
-		snprintf(err, errn, "fork: %s", strerror(errno));
+	struct axb_spawn sp = {
+		.role = "valgrind", .prog = "valgrind", .argv = argv,
+		.out = AXB_SINK_FD, .out_fd = pfd,
+		.err = getenv("AXBENCH_INSTR_VERBOSE") ? AXB_SINK_INHERIT : AXB_SINK_NULL,
+	};
+	struct axb_child ch;
+	int r = axb_child_start(&ch, &sp);
+	if (r) {
+		snprintf(err, errn, "cannot start valgrind: %s", strerror(-r));
 		goto out;
 	}
-	if (pid == 0) {
-		dup2(pfd, 1);
-		int dn = open("/dev/null", O_WRONLY);
-		if (dn >= 0 && !getenv("AXBENCH_INSTR_VERBOSE"))
-			dup2(dn, 2);
-		alarm((unsigned)timeout_s);
-		execvp(argv[0], argv);
-		_exit(127);
-	}
-	int st = 0;
-	while (waitpid(pid, &st, 0) < 0 && errno == EINTR)
-		;
+	struct axb_child *one[1] = { &ch };
+	if (axb_child_pump(one, 1, axb_mono_ns() + (int64_t)(timeout_s * 1e9),
+			   instr_exited, &ch) == -ETIMEDOUT)
+		axb_child_kill(&ch, "timeout");
+	axb_child_finish(&ch);
+	int st = ch.wstatus;
+	bool timed_out = ch.killed;
+	axb_child_free(&ch);
 	if (WIFSIGNALED(st)) {
 		char sb[32];
 		snprintf(err, errn, "the workload died of %s%s",
 			 axb_signal_name(WTERMSIG(st), sb, sizeof sb),
-			 WTERMSIG(st) == SIGALRM ? " (timeout)" : "");
+			 timed_out ? " (timeout)" : "");
 		goto out;
 	}
 	if (WEXITSTATUS(st) == 127) {
@@ -292,16 +302,6 @@ static json_t *instr_cell_json(const struct instr_cell *c)
 	return cell;
 }
 
-static int instr_write(const char *path, json_t *doc)
-{
-	char *text = json_dumps(doc, JSON_INDENT(1) | JSON_SORT_KEYS);
-	if (!text)
-		return -ENOMEM;
-	int r = axb_write_atomic(path, text, strlen(text));
-	free(text);
-	return r;
-}
-
 /* `axbench run --measure instructions ...` */
 int axb_cmd_instr(int argc, char **argv)
 {
@@ -370,27 +370,11 @@ int axb_cmd_instr(int argc, char **argv)
 	/* cells: runtimes x scenarios */
 	static struct instr_cell cells[INSTR_MAX_CELLS];
 	size_t ncells = 0;
-	struct axb_impl impls[32];
-	size_t nimpl = 0;
-	char rbuf[512];
-	snprintf(rbuf, sizeof rbuf, "%s", runtimes);
-	if (!strcmp(runtimes, "all")) {
-		struct axb_impl all[32];
-		size_t n = axb_impl_all(all, 32);
-		for (size_t i = 0; i < n; i++)
-			if (all[i].kind == AXB_IMPL_AX && axb_impl_available(&all[i], NULL, 0))
-				impls[nimpl++] = all[i];
-	} else {
-		for (char *sv, *t = strtok_r(rbuf, ",", &sv); t; t = strtok_r(NULL, ",", &sv)) {
-			char why[256] = "";
-			if (axb_impl_find(t, &impls[nimpl]) || impls[nimpl].kind != AXB_IMPL_AX)
-				axb_bad_input("unknown ax runtime '%s' (see axbench list)", t);
-			if (!axb_impl_available(&impls[nimpl], why, sizeof why))
-				axb_bad_input("runtime %s is unavailable here: %s", t, why);
-			if (++nimpl == 32)
-				break;
-		}
-	}
+	struct axb_rt_sel rsel, *sel = &rsel;
+	memset(sel, 0, sizeof *sel);
+	axb_runtimes_parse(NULL, runtimes, AXB_RT_AX_ONLY | AXB_RT_AVAILABLE, sel);
+	const struct axb_impl *impls = sel->impls;
+	size_t nimpl = sel->n;
 	char sbuf[512];
 	snprintf(sbuf, sizeof sbuf, "%s", scenarios);
 	for (char *sv, *t = strtok_r(sbuf, ",", &sv); t; t = strtok_r(NULL, ",", &sv)) {
@@ -440,17 +424,9 @@ int axb_cmd_instr(int argc, char **argv)
 	self[sl] = 0;
 
 	struct axb_pin pin = {"none", -1, -1};
-	json_t *doc = json_object();
-	json_object_set_new(doc, "schema", json_string("axbench-results"));
-	json_object_set_new(doc, "schema_version", json_integer(AXB_SCHEMA_VERSION));
-	json_object_set_new(doc, "generator", json_pack("{s:s, s:s}", "name", "axbench",
-							 "version", AXB_VERSION));
+	json_t *doc = axb_doc_header("axbench-results", AXB_SCHEMA_VERSION,
+				     axb_command_json(argc, argv), axb_environment(&pin));
 	json_object_set_new(doc, "measure", json_string("instructions"));
-	json_t *cmd = json_array();
-	for (int i = 0; i < argc; i++)
-		json_array_append_new(cmd, json_string(argv[i]));
-	json_object_set_new(doc, "command", cmd);
-	json_object_set_new(doc, "environment", axb_environment(&pin));
 	json_object_set_new(doc, "config", json_pack("{s:s, s:i}", "measure", "instructions",
 						      "reps", reps));
 	int failed = 0;
@@ -489,8 +465,8 @@ int axb_cmd_instr(int argc, char **argv)
 		       (lo + hi) / 2, lo > 0 ? (hi - lo) / lo * 100 : 0);
 	}
 	json_object_set_new(doc, "cells", jc);
-	json_object_set_new(doc, "status", json_string("complete"));
-	int r = instr_write(json_path, doc);
+	axb_doc_status(doc, "complete");
+	int r = axb_doc_write(json_path, doc, JSON_INDENT(1) | JSON_SORT_KEYS);
 	json_decref(doc);
 	if (r < 0) {
 		axb_err("cannot write %s: %s", json_path, strerror(-r));

@@ -4,7 +4,9 @@
  * request's intended send time), idle connections or a connection storm;
  * verifies every response through its protocol module and times round
  * trips into histograms. */
-#include "harness.h"
+#include "commands.h"
+#include "proc.h"
+#include "results.h"
 #include "loadgen.h"
 
 #include <errno.h>

@@ -1,7 +1,7 @@
 /* sc_json.c - a scenario run's parameters, metrics and histograms as the
  * JSON of the result schema (docs/results-schema.md); the scenario layer
  * itself knows no JSON. */
-#include "harness.h"
+#include "results.h"
 
 json_t *axb_params_json(const struct axs_scenario *sc, const int64_t *values)
 {

@@ -1,0 +1,135 @@
+/* list.c - `axbench list [--json]`: the ax runtimes, the reference
+ * implementations and the scenarios with their parameters. */
+#include "commands.h"
+#include "harness.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static void param_range(const struct axs_param_def *p, char *buf, size_t n)
+{
+	char lo[48], hi[48];
+	if (p->type == AXS_P_ENUM) {
+		/* the choices, as the help lists them */
+		snprintf(buf, n, "%.*s", (int)strcspn(p->help, ":"), p->help);
+		return;
+	}
+	if (p->min == 0 && p->max == 0) {
+		snprintf(buf, n, ">= 0");
+		return;
+	}
+	axs_param_format(p, p->min, lo, sizeof lo);
+	axs_param_format(p, p->max, hi, sizeof hi);
+	snprintf(buf, n, "%s..%s", lo, hi);
+}
+
+static int list_json(void)
+{
+	struct axb_impl all[64];
+	size_t n = axb_impl_all(all, 64);
+	json_t *rts = json_array(), *refs = json_array(), *scs = json_array();
+	for (size_t i = 0; i < n; i++) {
+		char why[256], feats[256] = "";
+		bool ok = axb_impl_available(&all[i], why, sizeof why);
+		if (all[i].kind == AXB_IMPL_AX) {
+			axb_features_str(ax_driver_features(all[i].name), feats, sizeof feats);
+			json_array_append_new(rts, json_pack("{s:s, s:s, s:b, s:s?, s:s}",
+				"name", all[i].name, "summary", axb_impl_summary(&all[i]),
+				"available", ok, "unavailable_reason", ok ? NULL : why,
+				"features", feats));
+		} else {
+			json_t *s = json_array();
+			for (size_t k = 0; all[i].ref->scenarios[k]; k++)
+				json_array_append_new(s, json_string(all[i].ref->scenarios[k]));
+			json_array_append_new(refs, json_pack("{s:s, s:s, s:b, s:o}",
+				"name", all[i].name, "summary", axb_impl_summary(&all[i]),
+				"available", ok, "scenarios", s));
+		}
+	}
+	for (size_t i = 0; axs_scenarios[i]; i++) {
+		const struct axs_scenario *sc = axs_scenarios[i];
+		char feats[256];
+		axb_features_str(sc->features, feats, sizeof feats);
+		json_t *ps = json_array();
+		for (size_t k = 0; k < sc->nparams; k++) {
+			const struct axs_param_def *p = &sc->params[k];
+			json_array_append_new(ps, json_pack("{s:s, s:s, s:s, s:s, s:I, s:I}",
+				"name", p->name, "type", axs_param_type_name(p->type),
+				"default", p->def, "help", p->help ? p->help : "",
+				"min", (json_int_t)p->min, "max", (json_int_t)p->max));
+		}
+		json_array_append_new(scs, json_pack("{s:s, s:s, s:s, s:s?, s:s, s:o}",
+			"name", sc->name, "summary", sc->summary ? sc->summary : "",
+			"kind", sc->kind == AXS_NET ? "net" : "local",
+			"protocol", sc->kind == AXS_NET ? sc->protocol : NULL,
+			"features", feats, "params", ps));
+	}
+	json_t *j = json_pack("{s:o, s:o, s:o}", "runtimes", rts,
+			      "references", refs, "scenarios", scs);
+	char *txt = json_dumps(j, JSON_INDENT(2));
+	if (txt)
+		printf("%s\n", txt);
+	free(txt);
+	json_decref(j);
+	return 0;
+}
+
+int axb_cmd_list(int argc, char **argv)
+{
+	if (argc > 2 || (argc == 2 && strcmp(argv[1], "--json")))
+		axb_bad_input("list takes no argument but --json");
+	if (argc == 2)
+		return list_json();
+
+	struct axb_impl all[64];
+	size_t n = axb_impl_all(all, 64);
+	printf("runtimes:\n");
+	for (size_t i = 0; i < n; i++) {
+		if (all[i].kind != AXB_IMPL_AX)
+			continue;
+		char why[256], feats[256], state[300];
+		bool ok = axb_impl_available(&all[i], why, sizeof why);
+		axb_features_str(ax_driver_features(all[i].name), feats, sizeof feats);
+		if (ok)
+			snprintf(state, sizeof state, "available");
+		else
+			snprintf(state, sizeof state, "unavailable: %s", why);
+		printf("  %-14s %-12s %s\n", all[i].name, ok ? "available" : "unavailable",
+		       axb_impl_summary(&all[i]));
+		printf("  %-14s features: %s\n", "", feats[0] ? feats : "none");
+		if (!ok)
+			printf("  %-14s %s\n", "", state);
+	}
+	printf("\nreference implementations:\n");
+	for (size_t i = 0; i < n; i++) {
+		if (all[i].kind != AXB_IMPL_REF)
+			continue;
+		printf("  %-14s %-12s %s\n", all[i].name, "available",
+		       axb_impl_summary(&all[i]));
+		printf("  %-14s scenarios:", "");
+		for (size_t k = 0; all[i].ref->scenarios[k]; k++)
+			printf(" %s", all[i].ref->scenarios[k]);
+		printf("\n");
+	}
+	printf("\nscenarios:\n");
+	for (size_t i = 0; axs_scenarios[i]; i++) {
+		const struct axs_scenario *sc = axs_scenarios[i];
+		char feats[256];
+		axb_features_str(sc->features, feats, sizeof feats);
+		printf("  %-16s %s\n", sc->name, sc->summary ? sc->summary : "");
+		printf("  %-16s kind %s", "", sc->kind == AXS_NET ? "net" : "local");
+		if (sc->kind == AXS_NET)
+			printf(", protocol %s", sc->protocol ? sc->protocol : "?");
+		printf(", needs %s\n", feats[0] ? feats : "nothing");
+		for (size_t k = 0; k < sc->nparams; k++) {
+			const struct axs_param_def *p = &sc->params[k];
+			char range[128];
+			param_range(p, range, sizeof range);
+			printf("  %-16s   %-12s %-8s default %-8s %-16s %s\n", "", p->name,
+			       axs_param_type_name(p->type), p->def, range,
+			       p->help ? p->help : "");
+		}
+	}
+	return 0;
+}

@@ -1,0 +1,165 @@
+/*
+ * proc.h - process control: the one launcher of child processes and their
+ * watchdog (proc.c), the options the child commands share (child.c) and CPU
+ * pinning (pin.c).
+ *
+ * Every child of axbench starts through axb_child_start: run's __server,
+ * __load and __local, conform's __case, instructions mode's valgrind, and
+ * ergo's allocation-counting children and its `axbench run`. A child of run
+ * is /proc/self/exe with a hidden subcommand; it writes JSON lines on
+ * descriptor 3 ({"event":"ready",...}, then {"event":"result",...} or
+ * {"event":"error",...}); its stdout and stderr go to a memory file whose
+ * tail is kept for the result file. Every child runs in its own process
+ * group and dies with the parent (PDEATHSIG).
+ */
+#ifndef AXB_PROC_H
+#define AXB_PROC_H
+
+#include "harness.h"
+
+/* ------------------------------------------------------------------ */
+/* pin.c                                                               */
+/* ------------------------------------------------------------------ */
+
+/* Where `run` pins its children: "split" (server and load generator on
+ * CPUs of their own), "same" (both on one), "none". */
+struct axb_pin {
+	const char *mode;
+	int server_cpu;
+	int load_cpu;
+};
+
+/* Pin the calling thread (and threads it creates later) to one CPU.
+ * Returns 0 or -errno. */
+int axb_pin_cpu(int cpu);
+
+/* The CPUs the process may run on, ascending; returns how many were stored
+ * (at most max) or -errno. */
+int axb_allowed_cpus(int *cpus, int max);
+
+/* ------------------------------------------------------------------ */
+/* child.c: options shared by the child processes                      */
+/* ------------------------------------------------------------------ */
+
+struct axb_child_opts {
+	const char *impl;        /* --impl / --runtime */
+	const char *scenario;    /* --scenario */
+	int cpu;                 /* --cpu, -1: not pinned */
+	int port;                /* --port, 0: any */
+	int result_fd;           /* --result-fd, default 1 (stdout) */
+	pid_t server_pid;        /* --server-pid (load generator), 0: none */
+	const char *target;      /* --target HOST:PORT (load generator) */
+	const char *json_path;   /* --json (standalone load) */
+	bool quick;              /* --quick */
+	const char *duration;    /* --duration shortcut */
+	const char *warmup;      /* --warmup shortcut */
+	const char *pv[AXS_MAX_PARAMS]; /* -p name=value, one value each */
+	size_t npv;
+};
+
+/* Parse child/standalone options. On bad input prints one line and exits
+ * with status 2. */
+void axb_child_opts_parse(int argc, char **argv, const char *cmd,
+			  struct axb_child_opts *o);
+
+/* Resolve the scenario and its parameter values from o (defaults, then the
+ * shortcuts, then -p). Exits with status 2 on bad input. */
+const struct axs_scenario *axb_child_values(const struct axb_child_opts *o,
+					   int64_t *values);
+
+/* Test-only fault injection (AXBENCH_TEST_FAULT, see docs/harness.md):
+ * when the variable names this role ("server-setup", "server", "load",
+ * "local") and implementation, crashes (SIGSEGV), hangs (ignoring
+ * SIGTERM), or exits at once after writing garbage, a truncated line, an
+ * error event or nothing on result_fd. Returns true when it asks the role
+ * to fail its check instead. */
+bool axb_test_fault(const char *role, const char *impl, int result_fd);
+
+/* ------------------------------------------------------------------ */
+/* proc.c: child processes                                             */
+/* ------------------------------------------------------------------ */
+
+#define AXB_PUMP_MAX 4
+
+struct axb_child {
+	const char *role;       /* "server", "loadgen", "local" */
+	pid_t pid;
+	int pidfd;              /* -1 when pidfd_open is unavailable */
+	int res_fd;             /* read end of the result pipe; -1 at EOF */
+	int err_fd;             /* memfd with its stdout+stderr, or -1 */
+	char *buf;              /* everything read from res_fd */
+	size_t len, cap;
+	bool exited;
+	int wstatus;            /* valid when exited */
+	bool killed;            /* the watchdog sent SIGKILL */
+	const char *kill_reason;
+};
+
+/* Install the SIGINT/SIGTERM handlers of the parent. Returns 0 or -errno. */
+int axb_proc_init(void);
+
+/* The signal that interrupted the run (SIGINT, SIGTERM), or 0. */
+int axb_proc_interrupted(void);
+
+/* Where a child's stdout or stderr goes. */
+enum axb_sink {
+	AXB_SINK_INHERIT,    /* the parent's */
+	AXB_SINK_CAPTURE,    /* one memory file for both (axb_child_stderr) */
+	AXB_SINK_NULL,       /* /dev/null */
+	AXB_SINK_STDERR,     /* stdout only: the parent's stderr */
+	AXB_SINK_FD,         /* stdout only: axb_spawn.out_fd */
+};
+
+/* How to start a child. Every child runs in its own process group, dies
+ * with the parent (PDEATHSIG), starts with no signal blocked and SIGPIPE at
+ * its default, and reads /dev/null on stdin. */
+struct axb_spawn {
+	const char *role;      /* "server", "loadgen", "local", "case", ... */
+	const char *prog;      /* NULL: /proc/self/exe; else searched in PATH */
+	char *const *argv;     /* argv[0] is only a name for /proc/self/exe */
+	bool result_pipe;      /* the child's descriptor 3 is a pipe to res_fd */
+	enum axb_sink out, err;
+	int out_fd;            /* AXB_SINK_FD */
+};
+
+/* Start a child as sp says. When the program cannot be executed the child
+ * exits with status 127. Returns 0 or -errno. */
+int axb_child_start(struct axb_child *c, const struct axb_spawn *sp);
+
+/* Start /proc/self/exe with a result pipe on descriptor 3 (the protocol
+ * of run's children). capture: collect its stdout+stderr instead of
+ * sharing the parent's. Returns 0 or -errno. */
+int axb_child_spawn(struct axb_child *c, const char *role, char *const argv[],
+		    bool capture);
+
+/* A child that was never started (so that axb_child_kill, _finish and
+ * _free may be called on it). */
+void axb_child_none(struct axb_child *c);
+
+/* Wait, reading result lines and reaping exits, until until(arg) is true
+ * (0), the monotonic deadline passes (-ETIMEDOUT) or the run is
+ * interrupted (-EINTR). */
+int axb_child_pump(struct axb_child *const *cs, size_t n, int64_t deadline,
+		   bool (*until)(void *arg), void *arg);
+
+/* SIGKILL the child (if running), remembering why. */
+void axb_child_kill(struct axb_child *c, const char *why);
+
+/* Wait for the child's exit and read its result pipe to the end. */
+void axb_child_finish(struct axb_child *c);
+
+void axb_child_free(struct axb_child *c);
+
+/* The last complete JSON line whose "event" is `event` (any event when
+ * NULL), as a new reference, or NULL. */
+json_t *axb_child_event(const struct axb_child *c, const char *event);
+
+/* When the child wrote something on its result pipe that is not a JSON
+ * object with an "event" per line (or, once it exited, an unfinished last
+ * line), a malloc'd description quoting the first such line; else NULL. */
+char *axb_child_bad_output(const struct axb_child *c);
+
+/* The last `max` bytes of its captured output (malloc'd), or NULL. */
+char *axb_child_stderr(const struct axb_child *c, size_t max);
+
+#endif
