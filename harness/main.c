@@ -39,6 +39,9 @@ static const struct command commands[] = {
 	 axb_cmd_reports, false},
 	{"record", "record RESULTS       append a result file to the history database",
 	 axb_cmd_reports, false},
+	{"ab", "ab --a A --b B -- RUN-OPTIONS\n"
+	       "                       two builds measured interleaved, compared pair by pair",
+	 axb_cmd_reports, false},
 	{"version", "version              print the version", axb_cmd_version, false},
 	{"--version", NULL, axb_cmd_version, true},
 	{"help", NULL, help, true},
@@ -58,7 +61,10 @@ static void usage(FILE *f)
 	for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
 		if (!commands[i].hidden)
 			fprintf(f, "  %s\n", commands[i].summary);
-	fprintf(f, "see docs/harness.md\n");
+	fprintf(f, "every command takes -h/--help; exit status: 0 success, 1 a failed\n"
+		   "cell, case or regression, 2 bad input, 3 compare/ab inconclusive,\n"
+		   "4 internal error (reports), 130/143 interrupted\n"
+		   "see docs/harness.md\n");
 }
 
 static int help(int argc, char **argv)
@@ -75,8 +81,15 @@ int main(int argc, char **argv)
 		usage(stderr);
 		return 2;
 	}
-	for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
+	const char *names[sizeof commands / sizeof commands[0]];
+	size_t n = 0;
+	char hint[128];
+	for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++) {
 		if (!strcmp(argv[1], commands[i].name))
 			return commands[i].handler(argc - 1, argv + 1);
-	axb_bad_input("unknown command '%s' (try axbench help)", argv[1]);
+		if (!commands[i].hidden)
+			names[n++] = commands[i].name;
+	}
+	axb_bad_input("unknown command '%s' (try axbench help)%s", argv[1],
+		      axb_did_you_mean(argv[1], names, n, hint, sizeof hint));
 }

@@ -544,7 +544,7 @@ int axb_cmd_conform(int argc, char **argv)
 	memset(sel, 0, sizeof *sel);
 	opterr = 0;
 	optind = 1;
-	while ((opt = getopt_long(argc, argv, ":vj:", lo, NULL)) != -1) {
+	while ((opt = getopt_long(argc, argv, ":vj:h", lo, NULL)) != -1) {
 		switch (opt) {
 		case 'r':
 			axb_runtimes_parse("conform", optarg,

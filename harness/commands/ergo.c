@@ -45,6 +45,8 @@ static void ergo_usage(void)
 	       "  --no-alloc           skip the allocation-counting runs\n"
 	       "  --src DIR            source tree (default: found from the build)\n"
 	       "  --alloc-lib FILE     the LD_PRELOAD counter (default: beside axbench)\n"
+	       "  -h, --help           this help\n"
+	       "exit status: 0 done, 1 a measurement failed, 2 bad input.\n"
 	       "see docs/ergonomics.md\n");
 }
 
@@ -141,7 +143,7 @@ static void parse_opts(struct axb_ergo *E, int argc, char **argv)
 	E->connections = 64;
 	opterr = 0;
 	optind = 1;
-	while ((c = getopt_long(argc, argv, ":", lo, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, ":h", lo, NULL)) != -1) {
 		switch (c) {
 		case O_JSON: E->json_path = optarg; break;
 		case O_MEASURE: E->measure = true; break;
@@ -165,6 +167,7 @@ static void parse_opts(struct axb_ergo *E, int argc, char **argv)
 		case O_NOALLOC: E->no_alloc = true; break;
 		case O_SRC: E->src = optarg; break;
 		case O_LIB: E->alloc_lib = optarg; break;
+		case 'h':
 		case O_HELP: ergo_usage(); exit(0);
 		case ':': axb_bad_input("option %s needs a value", argv[optind - 1]);
 		default: axb_bad_input("unknown option '%s' (see axbench ergo --help)",

@@ -12,6 +12,16 @@
  * runtime is created with hog detection off and count-only scheduler
  * ticks, so no decision reads the clock. It counts user space only: the
  * runtime's overhead, not the kernel's I/O cost.
+ *
+ * Network scenarios (tcp_echo, http_plaintext, rpc_fanout, ...) are
+ * counted on their servers, ax runtimes and reference implementations
+ * alike: the server runs whole under callgrind while the ordinary load
+ * generator (a separate process, not counted) sends a fixed number of
+ * requests in a closed loop (`__load --messages N`), then the server is
+ * stopped. Two runs, with N1 and N2 = 5 N1 requests, cancel what does not
+ * depend on the count (start-up, accepting the connections, shutdown):
+ * instructions per message = (I(N2) - I(N1)) / (N2 - N1). The same client
+ * counts for every server, so the figures compare servers, not clients.
  */
 #include "commands.h"
 #include "proc.h"
@@ -129,6 +139,7 @@ int axb_cmd_instr_child(int argc, char **argv)
 
 struct instr_cell {
 	char runtime[32];
+	bool reference;         /* a reference implementation, not an ax runtime */
 	const struct axs_scenario *sc;
 	int64_t values[AXS_MAX_PARAMS];
 	double per_op[32];
@@ -257,6 +268,208 @@ out:
 	return res;
 }
 
+/* ------------------------------------------------------------------ */
+/* network scenarios: the server under callgrind, a fixed message count */
+/* ------------------------------------------------------------------ */
+
+/* Requests of the larger of the two runs per repetition (--messages), and
+ * the smaller's share of it. */
+#define INSTR_NET_MESSAGES 20000
+#define INSTR_NET_SMALL_DIV 5
+/* How long a server under callgrind may take to stop and write its counts. */
+#define INSTR_STOP_GRACE_NS (60 * INT64_C(1000000000))
+
+static bool instr_ready_or_exited(void *arg)
+{
+	struct axb_child *s = arg;
+	if (s->exited)
+		return true;
+	json_t *j = axb_child_event(s, "ready");
+	json_decref(j);
+	return j != NULL;
+}
+
+static bool instr_either_exited(void *arg)
+{
+	struct axb_child **two = arg;
+	return two[0]->exited || two[1]->exited;
+}
+
+/* argv of a child of the cell: [valgrind prefix] SELF sub --runtime R
+ * --scenario S --cpu N --result-fd 3 -p ... (strings in store). */
+static int instr_cell_argv(const struct instr_cell *c, const char *self, const char *sub,
+			   int cpu, char **argv, int a, char store[][96])
+{
+	int k = 0;
+	argv[a++] = (char *)self;
+	argv[a++] = (char *)sub;
+	argv[a++] = "--runtime";
+	argv[a++] = (char *)c->runtime;
+	argv[a++] = "--scenario";
+	argv[a++] = (char *)c->sc->name;
+	argv[a++] = "--result-fd";
+	argv[a++] = "3";
+	if (cpu >= 0) {
+		snprintf(store[k], 96, "%d", cpu);
+		argv[a++] = "--cpu";
+		argv[a++] = store[k++];
+	}
+	for (size_t i = 0; i < c->sc->nparams && i < AXS_MAX_PARAMS; i++) {
+		char v[64];
+		axs_param_format(&c->sc->params[i], c->values[i], v, sizeof v);
+		snprintf(store[k], 96, "%s=%s", c->sc->params[i].name, v);
+		argv[a++] = "-p";
+		argv[a++] = store[k++];
+	}
+	argv[a] = NULL;
+	return a;
+}
+
+/* One server run under callgrind answering `messages` requests: returns
+ * the server's total instructions, or -1 with a message in err. */
+static long long instr_net_once(const struct instr_cell *c, const char *self,
+				long messages, const int cpus[2], double timeout_s,
+				char *err, size_t errn)
+{
+	char out_path[] = "/tmp/axbench-callgrind-XXXXXX";
+	char outarg[128], msgarg[32], target[64];
+	char store[2][AXS_MAX_PARAMS + 2][96];
+	char *sargv[24 + 2 * AXS_MAX_PARAMS], *largv[24 + 2 * AXS_MAX_PARAMS];
+	struct axb_child srv, cli;
+	long long res = -1;
+	int64_t deadline = axb_mono_ns() + (int64_t)(timeout_s * 1e9);
+	int ofd = mkstemp(out_path);
+
+	axb_child_none(&srv);
+	axb_child_none(&cli);
+	if (ofd < 0) {
+		snprintf(err, errn, "cannot create a temporary file: %s", strerror(errno));
+		return -1;
+	}
+	close(ofd);
+	snprintf(outarg, sizeof outarg, "--callgrind-out-file=%s", out_path);
+	int a = 0;
+	sargv[a++] = "valgrind";
+	sargv[a++] = "--tool=callgrind";
+	sargv[a++] = outarg;
+	sargv[a++] = "-q";
+	instr_cell_argv(c, self, "__server", cpus[0], sargv, a, store[0]);
+	bool verbose = getenv("AXBENCH_INSTR_VERBOSE") != NULL;
+	struct axb_spawn sp = {
+		.role = "server", .prog = "valgrind", .argv = sargv, .result_pipe = true,
+		.out = verbose ? AXB_SINK_INHERIT : AXB_SINK_CAPTURE,
+		.err = verbose ? AXB_SINK_INHERIT : AXB_SINK_CAPTURE,
+	};
+	int r = axb_child_start(&srv, &sp);
+	if (r) {
+		snprintf(err, errn, "cannot start valgrind: %s", strerror(-r));
+		goto unlink_out;
+	}
+	struct axb_child *one[1] = { &srv };
+	r = axb_child_pump(one, 1, deadline, instr_ready_or_exited, &srv);
+	json_t *ready = axb_child_event(&srv, "ready");
+	if (r || !ready || srv.exited) {
+		json_decref(ready);
+		if (srv.exited && WIFEXITED(srv.wstatus) && WEXITSTATUS(srv.wstatus) == 127)
+			snprintf(err, errn, "cannot run valgrind (install it: scripts/setup)");
+		else
+			snprintf(err, errn, "the server did not get ready under callgrind%s",
+				 r == -ETIMEDOUT ? " before the timeout" : "");
+		goto stop_children;
+	}
+	snprintf(target, sizeof target, "127.0.0.1:%d",
+		 (int)json_integer_value(json_object_get(ready, "port")));
+	json_decref(ready);
+	snprintf(msgarg, sizeof msgarg, "%ld", messages);
+	a = instr_cell_argv(c, self, "__load", cpus[1], largv, 0, store[1]);
+	largv[a++] = "--target";
+	largv[a++] = target;
+	largv[a++] = "--messages";
+	largv[a++] = msgarg;
+	largv[a] = NULL;
+	struct axb_spawn lp = {
+		.role = "loadgen", .argv = largv, .result_pipe = true,
+		.out = verbose ? AXB_SINK_INHERIT : AXB_SINK_CAPTURE,
+		.err = verbose ? AXB_SINK_INHERIT : AXB_SINK_CAPTURE,
+	};
+	r = axb_child_start(&cli, &lp);
+	if (r) {
+		snprintf(err, errn, "cannot start the load generator: %s", strerror(-r));
+		goto stop_children;
+	}
+	struct axb_child *two[2] = { &srv, &cli };
+	r = axb_child_pump(two, 2, deadline, instr_either_exited, two);
+	if (r || !cli.exited) {
+		snprintf(err, errn, "%s", r == -ETIMEDOUT ? "the run exceeded the timeout"
+			 : r ? "interrupted" : "the server died under load");
+		goto stop_children;
+	}
+	axb_child_finish(&cli);
+	json_t *lr = axb_child_event(&cli, "result");
+	json_t *chk = json_object_get(lr, "check");
+	long long rt = json_integer_value(json_object_get(
+		json_object_get(lr, "measured"), "round_trips"));
+	bool passed = json_is_true(json_object_get(chk, "passed"));
+	if (!passed || rt != messages) {
+		const char *why = json_string_value(json_object_get(chk, "message"));
+		snprintf(err, errn, "the load generator's check %s (%lld of %ld round trips)%s%s",
+			 passed ? "passed" : "failed", rt, messages, why ? ": " : "",
+			 why ? why : "");
+		json_decref(lr);
+		goto stop_children;
+	}
+	json_decref(lr);
+	/* stop the server as a person would; callgrind then writes its counts */
+	kill(srv.pid, SIGTERM);
+	r = axb_child_pump(one, 1, axb_mono_ns() + INSTR_STOP_GRACE_NS, instr_exited, &srv);
+	if (r || !srv.exited) {
+		snprintf(err, errn, "the server did not stop after SIGTERM");
+		goto stop_children;
+	}
+	axb_child_finish(&srv);
+	if (!WIFEXITED(srv.wstatus) || WEXITSTATUS(srv.wstatus) != 0) {
+		snprintf(err, errn, "the server failed (status 0x%x)", srv.wstatus);
+		goto stop_children;
+	}
+	res = instr_totals(out_path);
+	if (res <= 0) {
+		snprintf(err, errn, "no instruction total in callgrind's output");
+		res = -1;
+	}
+stop_children:
+	axb_child_kill(&cli, NULL);
+	axb_child_kill(&srv, NULL);
+	if (cli.pid > 0)
+		axb_child_finish(&cli);
+	if (srv.pid > 0)
+		axb_child_finish(&srv);
+	axb_child_free(&cli);
+	axb_child_free(&srv);
+unlink_out:
+	unlink(out_path);
+	return res;
+}
+
+/* One repetition of a network cell: two server runs, N/5 and N requests;
+ * returns instructions per message or -1 with a message in err. */
+static double instr_net_rep(const struct instr_cell *c, const char *self, long messages,
+			    const int cpus[2], double timeout_s, char *err, size_t errn)
+{
+	long small = messages / INSTR_NET_SMALL_DIV;
+	long long i1 = instr_net_once(c, self, small, cpus, timeout_s, err, errn);
+	if (i1 < 0)
+		return -1;
+	long long i2 = instr_net_once(c, self, messages, cpus, timeout_s, err, errn);
+	if (i2 < 0)
+		return -1;
+	if (i2 <= i1) {
+		snprintf(err, errn, "the larger run counted no more instructions (%lld <= %lld)",
+			 i2, i1);
+		return -1;
+	}
+	return (double)(i2 - i1) / (double)(messages - small);
+}
+
 static json_t *instr_cell_json(const struct instr_cell *c)
 {
 	char label[512];
@@ -265,10 +478,13 @@ static json_t *instr_cell_json(const struct instr_cell *c)
 	json_t *id = json_sprintf("%s/%s/%s", c->runtime, c->sc->name, label);
 	json_object_set_new(cell, "id", id ? id : json_null());
 	json_object_set_new(cell, "runtime", json_string(c->runtime));
-	json_object_set_new(cell, "runtime_kind", json_string("ax"));
+	bool net = c->sc->kind == AXS_NET;
+	const char *metric = net ? "instructions_per_msg" : "instructions_per_op";
+	json_object_set_new(cell, "runtime_kind", json_string(c->reference ? "reference" : "ax"));
 	json_object_set_new(cell, "scenario", json_string(c->sc->name));
-	json_object_set_new(cell, "kind", json_string("local"));
-	json_object_set_new(cell, "protocol", json_null());
+	json_object_set_new(cell, "kind", json_string(net ? "net" : "local"));
+	json_object_set_new(cell, "protocol", net && c->sc->protocol
+			    ? json_string(c->sc->protocol) : json_null());
 	json_object_set_new(cell, "params", axb_params_json(c->sc, c->values));
 	json_object_set_new(cell, "label", json_string(label));
 	json_object_set_new(cell, "reps_planned", json_integer(c->nreps));
@@ -276,7 +492,7 @@ static json_t *instr_cell_json(const struct instr_cell *c)
 	bool ok = !c->error[0] && c->nreps > 0;
 	for (int i = 0; i < c->nreps; i++) {
 		json_t *m = json_object();
-		axb_metric_set(m, "instructions_per_op", c->per_op[i], "instructions", -1);
+		axb_metric_set(m, metric, c->per_op[i], "instructions", -1);
 		json_array_append_new(reps, json_pack("{s:i, s:s, s:o}", "rep", i + 1,
 						      "status", "ok", "metrics", m));
 	}
@@ -295,7 +511,7 @@ static json_t *instr_cell_json(const struct instr_cell *c)
 				      "ci_level", ci.level, "values", vals);
 		json_object_set_new(cell, "summary",
 				    json_pack("{s:i, s:{s:o}}", "reps", c->nreps, "metrics",
-					      "instructions_per_op", m));
+					      metric, m));
 	} else {
 		json_object_set_new(cell, "summary", json_null());
 	}
@@ -308,9 +524,11 @@ int axb_cmd_instr(int argc, char **argv)
 	const char *runtimes = "epoll", *scenarios = "spawn_join,chan_pingpong,timers";
 	const char *json_path = NULL;
 	int reps = 2;
+	long messages = INSTR_NET_MESSAGES;
 	const char *pv[AXS_MAX_PARAMS];
 	size_t npv = 0;
 	static const struct option lo[] = {
+		{"messages", required_argument, NULL, 'M'},
 		{"runtime", required_argument, NULL, 'r'},
 		{"scenario", required_argument, NULL, 's'},
 		{"reps", required_argument, NULL, 'n'},
@@ -338,6 +556,16 @@ int axb_cmd_instr(int argc, char **argv)
 			if (strcmp(optarg, "instructions"))
 				axb_bad_input("--measure must be time or instructions, not '%s'", optarg);
 			break;
+		case 'M': {
+			char *end;
+			errno = 0;
+			messages = strtol(optarg, &end, 10);
+			if (errno || *end || messages < 10 * INSTR_NET_SMALL_DIV ||
+			    messages > 100000000)
+				axb_bad_input("--messages wants a count in [%d, 100000000], not '%s'",
+					      10 * INSTR_NET_SMALL_DIV, optarg);
+			break;
+		}
 		case 'p':
 			if (npv == AXS_MAX_PARAMS)
 				axb_bad_input("too many -p options");
@@ -346,9 +574,14 @@ int axb_cmd_instr(int argc, char **argv)
 		case 'h':
 			printf("usage: axbench run --measure instructions [--runtime R,...|all]\n"
 			       "       [--scenario S,...] [--reps N (default 2)] [-p name=value]\n"
-			       "       [--json FILE]\n"
+			       "       [--messages N (default %d)] [--json FILE]\n"
 			       "Counts the instructions of each user-space scenario's fixed\n"
-			       "workload under callgrind (see docs/ci.md).\n");
+			       "workload under callgrind, and of each network scenario's server\n"
+			       "(ax runtimes and reference implementations) per message, from two\n"
+			       "runs of N/5 and N requests of the load generator (see docs/ci.md).\n"
+			       "exit status: 0 every cell ok, 1 some cell failed, 2 bad input\n"
+			       "(valgrind missing, an unknown runtime or scenario).\n",
+			       INSTR_NET_MESSAGES);
 			return 0;
 		default:
 			axb_bad_input("unknown option (see axbench run --measure instructions --help)");
@@ -372,7 +605,7 @@ int axb_cmd_instr(int argc, char **argv)
 	size_t ncells = 0;
 	struct axb_rt_sel rsel, *sel = &rsel;
 	memset(sel, 0, sizeof *sel);
-	axb_runtimes_parse(NULL, runtimes, AXB_RT_AX_ONLY | AXB_RT_AVAILABLE, sel);
+	axb_runtimes_parse(NULL, runtimes, AXB_RT_AVAILABLE, sel);
 	const struct axb_impl *impls = sel->impls;
 	size_t nimpl = sel->n;
 	char sbuf[512];
@@ -380,14 +613,32 @@ int axb_cmd_instr(int argc, char **argv)
 	for (char *sv, *t = strtok_r(sbuf, ",", &sv); t; t = strtok_r(NULL, ",", &sv)) {
 		const struct axs_scenario *sc = axs_scenario_find(t);
 		if (!sc)
-			axb_bad_input("unknown scenario '%s' (see axbench list)", t);
-		if (!sc->instr)
+		{
+			char hint[128];
+			axb_bad_input("unknown scenario '%s' (see axbench list)%s", t,
+				      axb_scenario_hint(t, hint, sizeof hint));
+		}
+		bool net = sc->kind == AXS_NET;
+		if (net && sc->loadgen_mode && strcmp(sc->loadgen_mode, "requests"))
+			axb_bad_input("scenario %s is not a closed request loop: its server "
+				      "cannot be counted per message (these can: tcp_echo, "
+				      "http_plaintext, rpc_fanout)", t);
+		if (!net && !sc->instr)
 			axb_bad_input("scenario %s has no instructions workload (these do: "
-				      "spawn_join, ctx_switch, chan_pingpong, timers)", t);
+				      "spawn_join, ctx_switch, chan_pingpong, timers; and the "
+				      "servers of tcp_echo, http_plaintext, rpc_fanout)", t);
 		for (size_t i = 0; i < nimpl && ncells < INSTR_MAX_CELLS; i++) {
+			/* a local workload runs on an ax runtime; a server is
+			 * any implementation that serves the scenario */
+			if (!net && impls[i].kind != AXB_IMPL_AX)
+				continue;
+			char why[256];
+			if (net && !axb_impl_supports(&impls[i], sc, why, sizeof why))
+				continue;
 			struct instr_cell *c = &cells[ncells++];
 			memset(c, 0, sizeof *c);
 			snprintf(c->runtime, sizeof c->runtime, "%s", impls[i].name);
+			c->reference = impls[i].kind != AXB_IMPL_AX;
 			c->sc = sc;
 			const char *bad = NULL;
 			if (axs_param_defaults(sc, c->values, &bad) < 0)
@@ -409,6 +660,10 @@ int axb_cmd_instr(int argc, char **argv)
 				if (axs_param_parse(&sc->params[pi], eq + 1, false, &c->values[pi]) < 0)
 					axb_bad_input("bad value '%s' for %s", eq + 1, name);
 			}
+			int ri = axs_param_index(sc, "rate");
+			if (net && ri >= 0 && c->values[ri] > 0)
+				axb_bad_input("scenario %s: instructions mode counts a closed "
+					      "loop; leave rate at 0", sc->name);
 		}
 	}
 	if (!ncells)
@@ -423,12 +678,16 @@ int axb_cmd_instr(int argc, char **argv)
 		axb_bad_input("cannot find the axbench binary");
 	self[sl] = 0;
 
-	struct axb_pin pin = {"none", -1, -1};
+	/* network cells: the server on one CPU, the load generator on another */
+	int allowed[2] = { -1, -1 };
+	int nallowed = axb_allowed_cpus(allowed, 2);
+	int cpus[2] = { nallowed >= 2 ? allowed[0] : -1, nallowed >= 2 ? allowed[1] : -1 };
+	struct axb_pin pin = {cpus[0] >= 0 ? "split" : "none", cpus[0], cpus[1]};
 	json_t *doc = axb_doc_header("axbench-results", AXB_SCHEMA_VERSION,
 				     axb_command_json(argc, argv), axb_environment(&pin));
 	json_object_set_new(doc, "measure", json_string("instructions"));
-	json_object_set_new(doc, "config", json_pack("{s:s, s:i}", "measure", "instructions",
-						      "reps", reps));
+	json_object_set_new(doc, "config", json_pack("{s:s, s:i, s:I}", "measure", "instructions",
+						      "reps", reps, "messages", (json_int_t)messages));
 	int failed = 0;
 	int64_t t0 = axb_mono_ns();
 	/* interleaved: repetition 1 of every cell, then 2, ... */
@@ -440,7 +699,10 @@ int axb_cmd_instr(int argc, char **argv)
 			fprintf(stderr, "instr %zu/%zu  %s %s  rep %d/%d  elapsed %.0fs\n",
 				rep * ncells + i + 1, ncells * (size_t)reps, c->runtime,
 				c->sc->name, rep + 1, reps, (axb_mono_ns() - t0) / 1e9);
-			double v = instr_rep(c, self, 600, c->error, sizeof c->error);
+			double v = c->sc->kind == AXS_NET
+				? instr_net_rep(c, self, messages, cpus, 600, c->error,
+						sizeof c->error)
+				: instr_rep(c, self, 600, c->error, sizeof c->error);
 			if (v < 0)
 				failed++;
 			else
@@ -448,12 +710,12 @@ int axb_cmd_instr(int argc, char **argv)
 		}
 	}
 	json_t *jc = json_array();
-	printf("%-10s %-14s %16s %10s\n", "runtime", "scenario", "instr/op", "spread");
+	printf("%-16s %-14s %16s %10s\n", "runtime", "scenario", "instr/op", "spread");
 	for (size_t i = 0; i < ncells; i++) {
 		struct instr_cell *c = &cells[i];
 		json_array_append_new(jc, instr_cell_json(c));
 		if (c->error[0] || !c->nreps) {
-			printf("%-10s %-14s  %s\n", c->runtime, c->sc->name, c->error);
+			printf("%-16s %-14s  %s\n", c->runtime, c->sc->name, c->error);
 			continue;
 		}
 		double lo = c->per_op[0], hi = c->per_op[0];
@@ -461,7 +723,7 @@ int axb_cmd_instr(int argc, char **argv)
 			lo = c->per_op[k] < lo ? c->per_op[k] : lo;
 			hi = c->per_op[k] > hi ? c->per_op[k] : hi;
 		}
-		printf("%-10s %-14s %16.1f %9.3f%%\n", c->runtime, c->sc->name,
+		printf("%-16s %-14s %16.1f %9.3f%%\n", c->runtime, c->sc->name,
 		       (lo + hi) / 2, lo > 0 ? (hi - lo) / lo * 100 : 0);
 	}
 	json_object_set_new(doc, "cells", jc);

@@ -77,8 +77,16 @@ static int list_json(void)
 
 int axb_cmd_list(int argc, char **argv)
 {
+	if (argc == 2 && (!strcmp(argv[1], "-h") || !strcmp(argv[1], "--help"))) {
+		printf("usage: axbench list [--json]\n"
+		       "The runtimes (availability, feature bits), the reference\n"
+		       "implementations and the scenarios with their parameters; --json\n"
+		       "prints the same as JSON.\n"
+		       "exit status: 0, or 2 on bad input.\n");
+		return 0;
+	}
 	if (argc > 2 || (argc == 2 && strcmp(argv[1], "--json")))
-		axb_bad_input("list takes no argument but --json");
+		axb_bad_input("list takes no argument but --json (see axbench list --help)");
 	if (argc == 2)
 		return list_json();
 

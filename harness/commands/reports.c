@@ -1,4 +1,4 @@
-/* reports.c - `axbench compare`, `report` and `record`: they live in
+/* reports.c - `axbench compare`, `report`, `record` and `ab`: they live in
  * reports/ (Python, matplotlib), so the command runs its launcher with the
  * arguments unchanged. */
 #include "commands.h"

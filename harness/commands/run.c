@@ -81,7 +81,14 @@ static void run_usage(void)
 	       "  --pin split|same         split: server CPU 0, load CPU 1; same: both on 0\n"
 	       "  --port P                 server port (default: any free port)\n"
 	       "  --timeout D              watchdog per repetition (default: see docs)\n"
-	       "  -v, --verbose            children's stderr to the terminal\n");
+	       "  -v, --verbose            children's stderr to the terminal\n"
+	       "  --measure instructions   count user-space instructions under callgrind\n"
+	       "                           instead (axbench run --measure instructions -h)\n"
+	       "  -h, --help               this help\n"
+	       "exit status: 0 every cell ok or unsupported, 1 some cell failed (crash,\n"
+	       "timeout, error, failed check) or the result file could not be written,\n"
+	       "2 bad input (nothing was run), 130/143 interrupted (the file keeps the\n"
+	       "finished repetitions). See docs/harness.md.\n");
 }
 
 static struct sweep *sweep_add(struct run *R, const char *name, const char *how,
@@ -150,7 +157,7 @@ static void parse_opts(struct run *R, int argc, char **argv)
 	R->reps = 5;
 	opterr = 0;
 	optind = 1;
-	while ((c = getopt_long(argc, argv, ":r:s:p:v", lo, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, ":r:s:p:vh", lo, NULL)) != -1) {
 		switch (c) {
 		case 'r': R->runtimes_arg = optarg; break;
 		case 's': R->scenarios_arg = optarg; break;
@@ -207,6 +214,7 @@ static void parse_opts(struct run *R, int argc, char **argv)
 			break;
 		}
 		case 'v': R->verbose = true; break;
+		case 'h':
 		case OPT_HELP: run_usage(); exit(0);
 		case ':': axb_bad_input("option %s needs a value", argv[optind - 1]);
 		default: axb_bad_input("unknown option '%s' (see axbench run --help)",
@@ -247,8 +255,10 @@ static void resolve_scenarios(struct run *R)
 		axb_bad_input("--scenario needs at least one name");
 	for (char *t = strtok_r(copy, ",", &save); t; t = strtok_r(NULL, ",", &save)) {
 		const struct axs_scenario *sc = axs_scenario_find(t);
+		char hint[128];
 		if (!sc)
-			axb_bad_input("unknown scenario '%s' (see axbench list)", t);
+			axb_bad_input("unknown scenario '%s' (see axbench list)%s", t,
+				      axb_scenario_hint(t, hint, sizeof hint));
 		bool dup = false;
 		for (size_t i = 0; i < R->nscs; i++)
 			dup |= R->scs[i] == sc;
@@ -295,11 +305,19 @@ static void validate_sweeps(struct run *R)
 			}
 		}
 		if (!used) {
+			const char *names[MAX_SCENARIOS * AXS_MAX_PARAMS];
+			size_t nn = 0;
+			char hint[128];
+			for (size_t i = 0; i < R->nscs; i++)
+				for (size_t j = 0; j < R->scs[i]->nparams &&
+				     nn < sizeof names / sizeof names[0]; j++)
+					names[nn++] = R->scs[i]->params[j].name;
+			axb_did_you_mean(s->name, names, nn, hint, sizeof hint);
 			if (R->nscs == 1)
-				axb_bad_input("unknown parameter '%s' for scenario %s",
-					      s->name, R->scs[0]->name);
-			axb_bad_input("unknown parameter '%s' (no selected scenario has it)",
-				      s->name);
+				axb_bad_input("unknown parameter '%s' for scenario %s%s",
+					      s->name, R->scs[0]->name, hint);
+			axb_bad_input("unknown parameter '%s' (no selected scenario has it)%s",
+				      s->name, hint);
 		}
 	}
 }

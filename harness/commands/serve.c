@@ -185,8 +185,11 @@ static int server_main(const struct axb_child_opts *o, bool foreground)
 	s->sc = axb_child_values(o, s->values);
 	if (!o->impl)
 		axb_bad_input("--runtime is required");
-	if (axb_impl_find(o->impl, &s->impl))
-		axb_bad_input("unknown runtime '%s' (see axbench list)", o->impl);
+	if (axb_impl_find(o->impl, &s->impl)) {
+		char hint[128];
+		axb_bad_input("unknown runtime '%s' (see axbench list)%s", o->impl,
+			      axb_runtime_hint(o->impl, hint, sizeof hint));
+	}
 	if (s->sc->kind != AXS_NET)
 		axb_bad_input("scenario %s is not a network scenario", s->sc->name);
 	if (!axb_impl_available(&s->impl, why, sizeof why))
@@ -397,8 +400,11 @@ int axb_cmd_local(int argc, char **argv)
 	l.sc = axb_child_values(&o, values);
 	if (!o.impl)
 		axb_bad_input("--runtime is required");
-	if (axb_impl_find(o.impl, &impl))
-		axb_bad_input("unknown runtime '%s' (see axbench list)", o.impl);
+	if (axb_impl_find(o.impl, &impl)) {
+		char hint[128];
+		axb_bad_input("unknown runtime '%s' (see axbench list)%s", o.impl,
+			      axb_runtime_hint(o.impl, hint, sizeof hint));
+	}
 	if (l.sc->kind != AXS_LOCAL)
 		axb_bad_input("scenario %s is not a local scenario", l.sc->name);
 	if (!axb_impl_available(&impl, why, sizeof why))

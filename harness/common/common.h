@@ -19,6 +19,21 @@ _Noreturn void axb_bad_input(const char *fmt, ...)
 /* Print "axbench: <message>" on stderr. */
 void axb_err(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
+/* suggest.c: the name among names[0..n) closest to a misspelt word, when
+ * it is close enough to be a typo (one edit in a short word, about one in
+ * three in a long one), else NULL. */
+const char *axb_suggest(const char *word, const char *const *names, size_t n);
+
+/* "; did you mean 'x'?" into buf (or "" when nothing is close); returns
+ * buf, for the end of an error line. */
+const char *axb_did_you_mean(const char *word, const char *const *names,
+			     size_t n, char *buf, size_t bn);
+
+/* The same among the scenarios axbench knows (hidden ones left out), and
+ * among its implementations. */
+const char *axb_scenario_hint(const char *word, char *buf, size_t bn);
+const char *axb_runtime_hint(const char *word, char *buf, size_t bn);
+
 /* Monotonic and wall-clock time in nanoseconds. */
 int64_t axb_mono_ns(void);
 int64_t axb_wall_ns(void);

@@ -18,14 +18,19 @@ static _Noreturn void unknown(const char *cmd, const char *name,
 			      const struct axb_impl *all, size_t n,
 			      unsigned flags)
 {
-	char known[1024] = "";
-	size_t off = 0;
+	char known[1024] = "", hint[128];
+	const char *names[AXB_MAX_IMPLS];
+	size_t off = 0, nn = 0;
 	for (size_t i = 0; i < n && off < sizeof known; i++)
-		if (in_scope(&all[i], flags))
+		if (in_scope(&all[i], flags)) {
 			off += (size_t)snprintf(known + off, sizeof known - off, "%s%s",
 						off ? ", " : "", all[i].name);
-	axb_bad_input("%s%sunknown runtime '%s' (known: %s)", cmd ? cmd : "",
-		      cmd ? ": " : "", name, known);
+			if (nn < AXB_MAX_IMPLS)
+				names[nn++] = all[i].name;
+		}
+	axb_bad_input("%s%sunknown runtime '%s' (known: %s)%s", cmd ? cmd : "",
+		      cmd ? ": " : "", name, known,
+		      axb_did_you_mean(name, names, nn, hint, sizeof hint));
 }
 
 /* Add all[i] to sel unless it is there already. */

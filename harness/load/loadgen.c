@@ -36,6 +36,10 @@
 /* Open loop: after the measured phase, wait at most this long (and at most
  * the phase's length) for the requests scheduled in it. */
 #define DRAIN_MAX_NS (1000 * INT64_C(1000000))
+/* Count mode (--messages): a bound on the whole run, for a server that
+ * stops answering (the watchdog of the caller usually fires first). */
+#define COUNT_MODE_MAX_NS (600 * INT64_C(1000000000))
+
 /* Idle and connect modes: limits of the phases that have no duration. */
 #define CONNECT_ALL_MAX_NS (20 * INT64_C(1000000000))
 #define WAVE_MAX_NS (10 * INT64_C(1000000000))
@@ -354,8 +358,10 @@ static void complete(struct lg *g, struct lg_conn *c, uint64_t seq, int64_t now)
 		if (g->measuring && now < g->t_end)
 			axm_hist_record(g->hist, now - s->sent);
 		count_rt(g, c, now);
-		if (now < g->t_end)
+		if (now < g->t_end && (!g->max_msgs || g->issued < g->max_msgs)) {
+			g->issued++;
 			enqueue(g, c, now, now);
+		}
 		break;
 	case LG_OPEN:
 		g->inflight--;
@@ -602,13 +608,23 @@ static void run_requests(struct lg *g, struct lg_run *run)
 		}
 	} else {
 		for (size_t i = 0; i < g->nconns && !g->failed; i++) {
-			for (unsigned d = 0; d < g->depth; d++)
+			for (unsigned d = 0; d < g->depth; d++) {
+				if (g->max_msgs && g->issued == g->max_msgs)
+					break;
+				g->issued++;
 				enqueue(g, &g->conns[i], g->t_start, g->t_start);
+			}
 			flush(g, &g->conns[i]);
 		}
 	}
 	while (!g->failed) {
 		int64_t now = axb_mono_ns();
+		if (g->max_msgs && g->measured == g->max_msgs) {
+			/* count mode: every request answered */
+			mark_end(g, run);
+			ended = true;
+			break;
+		}
 		if (!g->measuring && now >= g->t_measure) {
 			mark_start(g, run);
 			now = g->t_mstart;
@@ -960,6 +976,13 @@ int axb_cmd_load(int argc, char **argv)
 	g.rate = param_or(sc, values, "rate", 0);
 	g.arrivals = param_or(sc, values, "arrivals", 0) ? LG_POISSON : LG_UNIFORM;
 	g.server_pid = o.server_pid;
+	g.max_msgs = (uint64_t)o.messages;
+	if (g.max_msgs) {
+		/* a fixed count from the first request: no warm-up, and the
+		 * duration only bounds a server that stopped answering */
+		g.warmup_ns = 0;
+		g.duration_ns = COUNT_MODE_MAX_NS;
+	}
 	const char *lm = sc->loadgen_mode ? sc->loadgen_mode : "requests";
 	if (!strcmp(lm, "idle"))
 		g.mode = LG_IDLE;
@@ -975,6 +998,9 @@ int axb_cmd_load(int argc, char **argv)
 		axb_bad_input("connections, size, pipeline and duration must be positive");
 	if (g.mode == LG_IDLE || g.mode == LG_CONNECT)
 		g.depth = 1; /* one message at a time */
+	if (g.max_msgs && g.mode != LG_CLOSED)
+		axb_bad_input("--messages needs a closed-loop request scenario "
+			      "(%s is not one)", sc->name);
 
 	if (o.cpu >= 0 && axb_pin_cpu(o.cpu)) {
 		snprintf(err, sizeof err, "cannot pin to CPU %d", o.cpu);
@@ -1098,6 +1124,8 @@ int axb_cmd_load(int argc, char **argv)
 			json_object_set_new(m, "throughput_msgs_s", axb_real(tput));
 			if (g.mode == LG_CONNECT)
 				json_object_set_new(m, "throughput_unit", json_string("conn/s"));
+			else if (sc->protocol && !strcmp(sc->protocol, "http"))
+				json_object_set_new(m, "throughput_unit", json_string("req/s"));
 			else if (axs_param_index(sc, "size") >= 0)
 				json_object_set_new(m, "throughput_mib_s",
 						    axb_real(tput * (double)g.size / (1024.0 * 1024.0)));

@@ -81,6 +81,10 @@ struct lg {
 	bool measuring;
 	int64_t t_start, t_measure, t_mstart, t_end;
 	uint64_t measured, warm;
+	/* count mode (--messages, instructions mode): the closed loop sends
+	 * exactly max_msgs requests, from the start, and ends when all are
+	 * answered; 0: phases by time */
+	uint64_t max_msgs, issued;
 	bool failed;         /* verification failed: no numbers */
 	char fail[512];
 	pid_t server_pid;    /* told about the measured phase, 0: nobody */

@@ -14,7 +14,7 @@
 
 enum {
 	OPT_IMPL = 256, OPT_SCENARIO, OPT_CPU, OPT_PORT, OPT_RESULT_FD,
-	OPT_SERVER_PID, OPT_TARGET, OPT_JSON, OPT_QUICK, OPT_DURATION,
+	OPT_SERVER_PID, OPT_MESSAGES, OPT_TARGET, OPT_JSON, OPT_QUICK, OPT_DURATION,
 	OPT_WARMUP, OPT_HELP,
 };
 
@@ -43,6 +43,7 @@ void axb_child_opts_parse(int argc, char **argv, const char *cmd,
 		{ "port", required_argument, NULL, OPT_PORT },
 		{ "result-fd", required_argument, NULL, OPT_RESULT_FD },
 		{ "server-pid", required_argument, NULL, OPT_SERVER_PID },
+		{ "messages", required_argument, NULL, OPT_MESSAGES },
 		{ "target", required_argument, NULL, OPT_TARGET },
 		{ "json", required_argument, NULL, OPT_JSON },
 		{ "quick", no_argument, NULL, OPT_QUICK },
@@ -59,7 +60,7 @@ void axb_child_opts_parse(int argc, char **argv, const char *cmd,
 	o->result_fd = 1;
 	opterr = 0;
 	optind = 1;
-	while ((c = getopt_long(argc, argv, ":p:", lo, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, ":p:h", lo, NULL)) != -1) {
 		switch (c) {
 		case OPT_IMPL: o->impl = optarg; break;
 		case OPT_SCENARIO: o->scenario = optarg; break;
@@ -67,6 +68,7 @@ void axb_child_opts_parse(int argc, char **argv, const char *cmd,
 		case OPT_PORT: o->port = (int)parse_long(cmd, "--port", optarg, 1, 65535); break;
 		case OPT_RESULT_FD: o->result_fd = (int)parse_long(cmd, "--result-fd", optarg, 1, 1 << 20); break;
 		case OPT_SERVER_PID: o->server_pid = (pid_t)parse_long(cmd, "--server-pid", optarg, 1, 1L << 30); break;
+		case OPT_MESSAGES: o->messages = parse_long(cmd, "--messages", optarg, 1, 1L << 40); break;
 		case OPT_TARGET: o->target = optarg; break;
 		case OPT_JSON: o->json_path = optarg; break;
 		case OPT_QUICK: o->quick = true; break;
@@ -77,10 +79,26 @@ void axb_child_opts_parse(int argc, char **argv, const char *cmd,
 				axb_bad_input("%s: too many -p options", cmd);
 			o->pv[o->npv++] = optarg;
 			break;
+		case 'h':
 		case OPT_HELP:
-			printf("usage: axbench %s --runtime R --scenario S [-p name=value]... [--port P] [--cpu N]\n"
-			       "       axbench load --scenario S --target HOST:PORT [-p name=value]... [--duration D] [--warmup D] [--cpu N] [--json FILE]\n"
-			       "see docs/harness.md\n", cmd);
+			if (!strcmp(cmd, "load"))
+				printf("usage: axbench load --scenario S --target HOST:PORT [-p name=value]...\n"
+				       "                    [--duration D] [--warmup D] [--cpu N] [--json FILE]\n"
+				       "                    [--server-pid PID]\n"
+				       "The load generator alone, against any server speaking the scenario's\n"
+				       "protocol (docs/protocols.md); prints its result object, or writes it\n"
+				       "to --json FILE. --server-pid: the server's process, whose CPU time is\n"
+				       "read over the measured phase.\n"
+				       "exit status: 0 the check passed, 1 the check failed or nothing was\n"
+				       "answered (the reason on stderr), 2 bad input.\n"
+				       "see docs/harness.md\n");
+			else
+				printf("usage: axbench %s --runtime R --scenario S [-p name=value]... [--port P] [--cpu N]\n"
+				       "The server side of a network scenario alone, on 127.0.0.1, until\n"
+				       "Ctrl-C or SIGTERM; then its result object on stdout.\n"
+				       "exit status: 0 served and stopped cleanly, 1 the server failed, 2 bad\n"
+				       "input (a port in use, an unknown runtime or scenario).\n"
+				       "see docs/harness.md\n", cmd);
 			exit(0);
 		case ':':
 			axb_bad_input("%s: option %s needs a value", cmd, argv[optind - 1]);
@@ -98,9 +116,16 @@ static void set_value(const struct axs_scenario *sc, int64_t *values,
 		      const char *how)
 {
 	int i = axs_param_index(sc, name);
-	if (i < 0)
-		axb_bad_input("unknown parameter '%s' for scenario %s (%s)", name,
-			      sc->name, how);
+	if (i < 0) {
+		const char *names[AXS_MAX_PARAMS];
+		char hint[128];
+		size_t n = 0;
+		for (; n < sc->nparams && n < AXS_MAX_PARAMS; n++)
+			names[n] = sc->params[n].name;
+		axb_bad_input("unknown parameter '%s' for scenario %s (%s)%s", name,
+			      sc->name, how,
+			      axb_did_you_mean(name, names, n, hint, sizeof hint));
+	}
 	if (strchr(text, ','))
 		axb_bad_input("parameter %s takes one value here, not a list: '%s'",
 			      name, text);
@@ -123,8 +148,10 @@ const struct axs_scenario *axb_child_values(const struct axb_child_opts *o,
 	if (!o->scenario)
 		axb_bad_input("--scenario is required");
 	const struct axs_scenario *sc = axs_scenario_find(o->scenario);
+	char hint[128];
 	if (!sc)
-		axb_bad_input("unknown scenario '%s' (see axbench list)", o->scenario);
+		axb_bad_input("unknown scenario '%s' (see axbench list)%s", o->scenario,
+			      axb_scenario_hint(o->scenario, hint, sizeof hint));
 	const char *bad = NULL;
 	if (axs_param_defaults(sc, values, &bad))
 		axb_bad_input("scenario %s: default of parameter %s does not parse",

@@ -48,6 +48,7 @@ struct axb_child_opts {
 	int port;                /* --port, 0: any */
 	int result_fd;           /* --result-fd, default 1 (stdout) */
 	pid_t server_pid;        /* --server-pid (load generator), 0: none */
+	long messages;           /* --messages N (load generator, count mode), 0: none */
 	const char *target;      /* --target HOST:PORT (load generator) */
 	const char *json_path;   /* --json (standalone load) */
 	bool quick;              /* --quick */

@@ -74,12 +74,46 @@ static void varying_label(struct axb_cell *cells, size_t n, const struct axb_cel
 
 #define NCOL 9
 
+/* "name=median [lo, hi] unit" of metric key of a summary into buf; the
+ * server's cost figures under short names. */
+static void fmt_metric(const json_t *sum, const char *key, bool named, char *buf,
+		       size_t bn)
+{
+	static const char *const shortname[][2] = {
+		{"server_cpu_us_per_msg", "cpu/msg"},
+		{"server_rss_per_conn", "rss/conn"},
+	};
+	json_t *m = json_object_get(json_object_get(sum, "metrics"), key);
+	const char *unit = json_string_value(json_object_get(m, "unit"));
+	char a[16], b[16], d[16];
+
+	if (!m) {
+		snprintf(buf, bn, "-");
+		return;
+	}
+	fmt_si(num(m, "median"), a, sizeof a);
+	fmt_si(num(m, "ci_low"), b, sizeof b);
+	fmt_si(num(m, "ci_high"), d, sizeof d);
+	const char *label = key;
+	for (size_t i = 0; i < sizeof shortname / sizeof shortname[0]; i++)
+		if (!strcmp(key, shortname[i][0]))
+			label = shortname[i][1];
+	snprintf(buf, bn, "%.48s%s%s [%s, %s]%s%.16s", named ? label : "", named ? "=" : "",
+		 a, b, d, unit && *unit ? " " : "", unit ? unit : "");
+}
+
+/* The stable figure leads (DESIGN.md section 7): a network cell's row
+ * opens with the server's CPU per message, which moves 2-5% beside other
+ * work, and shows throughput after it, marked when the load generator was
+ * the bottleneck (the throughput is then the client's); a local cell opens
+ * with its own first metric. */
 void axb_summary_print(FILE *f, struct axb_cell *cells, size_t n)
 {
 	static const char *const head[NCOL] = { "runtime", "scenario", "params",
-		"status", "result median [CI]", "p50", "p99", "cpu/msg", "rss" };
+		"status", "cost median [CI]", "throughput", "p50", "p99", "rss" };
 	char (*rows)[NCOL][192] = calloc(n ? n : 1, sizeof *rows);
 	size_t w[NCOL];
+	bool any_bound = false;
 	if (!rows)
 		return;
 	for (int k = 0; k < NCOL; k++)
@@ -95,53 +129,44 @@ void axb_summary_print(FILE *f, struct axb_cell *cells, size_t n)
 		snprintf(r[3], 192, "%s", st);
 		for (int k = 4; k < NCOL; k++)
 			snprintf(r[k], 192, "-");
-		if (json_is_object(sum)) {
-			const char *key = NULL, *unit = "";
-			if (c->sc->kind == AXS_NET) {
-				/* throughput, or the headline of a mode without it */
-				json_t *ms = json_object_get(sum, "metrics");
-				void *it = json_object_iter(ms);
-				key = json_object_get(ms, "throughput") ? "throughput"
-					: it ? json_object_iter_key(it) : NULL;
-				unit = json_string_value(json_object_get(
-					json_object_get(ms, key ? key : ""), "unit"));
-				if (!unit || !strcmp(unit, "msgs/s"))
-					unit = "msg/s";
-				fmt_ns(med(sum, "latency_p50"), r[5], 192);
-				fmt_ns(med(sum, "latency_p99"), r[6], 192);
-				double us = med(sum, "server_cpu_us_per_msg");
-				if (isfinite(us))
-					snprintf(r[7], 192, "%.2fus", us);
-				double kib = med(sum, "server_maxrss_kib");
-				if (isfinite(kib))
-					snprintf(r[8], 192, "%.1fMiB", kib / 1024);
+		if (!json_is_object(sum))
+			goto widths;
+		json_t *ms = json_object_get(sum, "metrics");
+		if (c->sc->kind == AXS_NET) {
+			if (json_object_get(ms, "server_cpu_us_per_msg"))
+				fmt_metric(sum, "server_cpu_us_per_msg", true, r[4], 192);
+			if (json_object_get(ms, "throughput")) {
+				char a[16];
+				const char *unit = json_string_value(json_object_get(
+					json_object_get(ms, "throughput"), "unit"));
+				fmt_si(med(sum, "throughput"), a, sizeof a);
+				bool bound = json_is_true(json_object_get(sum, "loadgen_saturated"));
+				any_bound |= bound;
+				snprintf(r[5], 192, "%s %s%s", a, unit ? unit : "", bound ? " *" : "");
 			} else {
-				/* a local scenario: its first own metric */
-				void *it = json_object_iter(json_object_get(sum, "metrics"));
-				key = it ? json_object_iter_key(it) : NULL;
-				json_t *m = it ? json_object_iter_value(it) : NULL;
-				unit = json_string_value(json_object_get(m, "unit"));
-				double kib = med(sum, "maxrss_kib");
-				if (isfinite(kib))
-					snprintf(r[8], 192, "%.1fMiB", kib / 1024);
+				/* a mode without throughput: its headline (idle) */
+				void *it = json_object_iter(ms);
+				if (it && strcmp(r[4], "-") == 0)
+					fmt_metric(sum, json_object_iter_key(it), true, r[4], 192);
 			}
-			json_t *m = key ? json_object_get(json_object_get(sum, "metrics"), key) : NULL;
-			if (m) {
-				char a[16], b[16], d[16];
-				fmt_si(num(m, "median"), a, sizeof a);
-				fmt_si(num(m, "ci_low"), b, sizeof b);
-				fmt_si(num(m, "ci_high"), d, sizeof d);
-				if (c->sc->kind == AXS_NET && !strcmp(key, "throughput"))
-					snprintf(r[4], 192, "%s [%s, %s] %s", a, b, d, unit);
-				else
-					snprintf(r[4], 192, "%.48s=%s [%s, %s]%s%.16s", key, a, b, d,
-						 unit && *unit ? " " : "", unit ? unit : "");
-			}
-			if (json_is_true(json_object_get(sum, "loadgen_saturated")))
-				strncat(r[4], " (loadgen-bound)", 192 - strlen(r[4]) - 1);
-			if (json_is_false(json_object_get(sum, "rate_sustained")))
-				strncat(r[4], " (rate not sustained)", 192 - strlen(r[4]) - 1);
+			if (json_object_get(ms, "server_rss_per_conn"))
+				fmt_metric(sum, "server_rss_per_conn", true, r[4], 192);
+			fmt_ns(med(sum, "latency_p50"), r[6], 192);
+			fmt_ns(med(sum, "latency_p99"), r[7], 192);
+			double kib = med(sum, "server_maxrss_kib");
+			if (isfinite(kib))
+				snprintf(r[8], 192, "%.1fMiB", kib / 1024);
+		} else {
+			void *it = json_object_iter(ms);
+			if (it)
+				fmt_metric(sum, json_object_iter_key(it), true, r[4], 192);
+			double kib = med(sum, "maxrss_kib");
+			if (isfinite(kib))
+				snprintf(r[8], 192, "%.1fMiB", kib / 1024);
 		}
+		if (json_is_false(json_object_get(sum, "rate_sustained")))
+			strncat(r[4], " (rate not sustained)", 192 - strlen(r[4]) - 1);
+widths:
 		for (int k = 0; k < NCOL; k++)
 			if (strlen(r[k]) > w[k])
 				w[k] = strlen(r[k]);
@@ -163,6 +188,10 @@ void axb_summary_print(FILE *f, struct axb_cell *cells, size_t n)
 		fprintf(f, "(%zu unsupported cell%s not shown: the implementation lacks "
 			"a feature or does not serve the scenario)\n", hidden,
 			hidden == 1 ? "" : "s");
+	if (any_bound)
+		fprintf(f, "* load-generator-bound: the load generator, not the server, was "
+			"the bottleneck; the\n  throughput is the client's, the server's "
+			"cpu/msg is the figure to compare\n");
 	/* how much of the pinned CPUs other processes took, over all reps */
 	double *sh = NULL;
 	size_t nsh = 0, cap = 0;

@@ -110,7 +110,7 @@ def short_run(tmp_path_factory):
 def test_run_exits_cleanly_and_prints_a_summary(short_run):
     r, out, elapsed = short_run
     assert r.returncode == 0, r.stderr
-    assert "result median [CI]" in r.stdout
+    assert "cost median [CI]" in r.stdout
     assert re.search(r"^epoll\s+tcp_echo\s+connections=1\s+ok", r.stdout, re.M)
     # progress lines name the cell and give an ETA
     assert re.search(r"cell 1/8 .*epoll tcp_echo .*ETA", r.stderr)
