@@ -103,7 +103,6 @@ def grouped_bars(title, groups, series, ylabel, colours, scale=1.0):
     width_in = STD_W if single else min(MAX_W, max(STD_W, 2.6 + 0.3 * nbars))
     fig, ax = plt.subplots(figsize=(width_in, STD_H))
     bar_w = width * (0.7 if single else 0.92)
-    any_hatch = False
     for k, (name, vals) in enumerate(series.items()):
         xs, ys, lo, hi, hatches = [], [], [], [], []
         dots_x, dots_y = [], []
@@ -119,12 +118,11 @@ def grouped_bars(title, groups, series, ylabel, colours, scale=1.0):
             hi.append(a)
             hatched = len(v) > 4 and bool(v[4])
             hatches.append("////" if hatched else None)
-            any_hatch = any_hatch or hatched
             reps = [r * scale for r in (v[3] if len(v) > 3 and v[3] else [])
                     if math.isfinite(r)]
             # spread the dots across the bar so equal values stay visible
             for i, r in enumerate(sorted(reps)):
-                off = 0.0 if len(reps) == 1 else (i / (len(reps) - 1) - 0.5) * bar_w * 0.5
+                off = 0.0 if len(reps) == 1 else (i / (len(reps) - 1) - 0.5) * bar_w * 0.6
                 dots_x.append(x + off)
                 dots_y.append(r)
         bars = ax.bar(xs, ys, bar_w, yerr=[lo, hi], capsize=3, label=name,
@@ -134,7 +132,7 @@ def grouped_bars(title, groups, series, ylabel, colours, scale=1.0):
                 bar.set_hatch(h)
                 bar.set_edgecolor("#ffffff")
         if dots_x:
-            ax.scatter(dots_x, dots_y, s=11, color="#111", edgecolors="#fff", linewidths=0.5,
+            ax.scatter(dots_x, dots_y, s=18, color="#111", edgecolors="#fff", linewidths=0.7,
                        zorder=3)
     labels = list(series) if single else groups
     long_labels = max((len(g) for g in labels), default=0) > 14 or (
@@ -148,9 +146,6 @@ def grouped_bars(title, groups, series, ylabel, colours, scale=1.0):
     ax.grid(axis="x", visible=False)
     if not single:
         ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.0, 1.0))
-    if any_hatch:
-        ax.text(1.0, 1.0, "hatched: load-generator-bound", transform=ax.transAxes,
-                fontsize=7, ha="right", va="bottom", color="#555")
     return _svg(fig)
 
 
@@ -207,7 +202,8 @@ def percentile_curves(title, curves, colours, unit_label="latency", panels=None,
     for pts in curves.values():
         if pts:
             xmax = max(xmax, max(_curve_xy(pts)[0]))
-    ticks = [t for t in PCT_TICKS if t[0] <= xmax * 1.01]
+    # p = 0 is the axis' left end: unlabelled, so it cannot collide with 50%
+    ticks = [t for t in PCT_TICKS if t[0] <= xmax * 1.01 and t[0] > 1]
     for i, ax in enumerate(axes.flat):
         if i >= npan:
             ax.set_visible(False)

@@ -15,7 +15,7 @@ import zlib
 
 from . import charts, history, stats
 from .compare import (BIMODAL_GAP, DEFAULT_GATES, LOAD_BOUND, TAIL_SUFFIXES, Settings,
-                      compare_docs, env_differences, interference_text, metric_change_text)
+                      compare_docs, env_differences, metric_change_text)
 from .results import (format_param, hist_curve, load_conform, load_ergo, load_results,
                       short_label, varying_params)
 from .util import (PERCENTILE_FAMILIES, InputError, display_unit, finite, fmt_ns, fmt_pct, fmt_range, fmt_ratio,
@@ -1354,19 +1354,25 @@ class Report:
         return "\n".join(parts)
 
     def sec_history(self):
+        md = self.md_history = ["## History", ""]
         if self.hist is None:
+            md += ["No history given (`axbench report --history results.db`).", ""]
             return placeholder("no history given (axbench record RESULTS.json appends to "
                                "results.db; axbench report --history results.db draws it)")
         parts = []
         steps_rows = []
         nchart = 0
+        skipped = []
         for (testbed, branch), (runs, data, cells) in sorted(self.hist.items()):
             if len(runs) < 2:
                 parts.append(f'<p class="note">{esc(testbed)} / {esc(branch)}: one run so far; '
                              "a history needs two.</p>")
+                md.append(f"- {testbed} / {branch}: one run so far ({runs[0].text})")
                 continue
             parts.append(f"<h3>Testbed {esc(testbed)}, branch {esc(branch)} "
-                         f"({len(runs)} runs)</h3>")
+                         f"({len(runs)} runs, {esc(runs[0].text)} to {esc(runs[-1].text)})</h3>")
+            md.append(f"- {testbed} / {branch}: {len(runs)} runs, {runs[0].text} to "
+                      f"{runs[-1].text}")
             index = {r.id: i for i, r in enumerate(runs)}
             xlabels = [r.label for r in runs]
             # one chart per (scenario, metric), a line per cell
@@ -1382,8 +1388,17 @@ class Report:
                 for k, v in params.items():
                     hv.setdefault((sc, k), set()).add(json.dumps(v))
             figs = []
-            for (sc, metric, unit, better), series_in in sorted(
-                    by.items(), key=lambda kv: (kv[0][0], HEADLINE.get(kv[0][1], 9), kv[0][1])):
+
+            def order(kv):
+                sc, metric = kv[0][0], kv[0][1]
+                stable = metric in DEFAULT_GATES.get(sc, ())
+                return (sc, 0 if stable else 1 + HEADLINE.get(metric, 9), metric)
+            for (sc, metric, unit, better), series_in in sorted(by.items(), key=order):
+                # a metric that never moved (retransmissions at 0) has nothing to show
+                values = {v[0] for _c, _r, _p, per in series_in for v in per.values()}
+                if len(values) <= 1:
+                    skipped.append(f"{sc} {metric}")
+                    continue
                 series, steps = {}, []
                 for cell, rt, params, per in series_in:
                     lab = ",".join(f"{k}={format_param(k, v)}" for k, v in params.items()
@@ -1397,7 +1412,7 @@ class Report:
                         steps.append((name, run_i, shift))
                         worse = (shift < 0) if better > 0 else (shift > 0)
                         steps_rows.append((testbed, branch, sc, name, metric,
-                                           f"{runs[pts[i - 1][0]].label} -> {runs[run_i].label}",
+                                           f"{runs[pts[i - 1][0]].text} -> {runs[run_i].text}",
                                            fmt_pct(1 + shift),
                                            "regression" if worse else "improvement"))
                 if nchart >= MAX_CHARTS_PER_SECTION * 2:
@@ -1407,24 +1422,45 @@ class Report:
                 big = unit == "ns" and max(
                     (p[1] for pts in series.values() for p in pts), default=0) >= 1e4
                 scale = 1e-3 if big else 1.0
-                ylab = f"{metric} ({'us' if big else unit})"
+                shown_unit = "us" if big else display_unit(metric, unit, sc)
+                title = metric_title(metric, sc)
+                ylab = f"{title} ({shown_unit})" if len(title) < 28 else shown_unit
                 figs.append(figure(charts.history_chart(
-                    f"{sc}: {metric} ({'higher' if better > 0 else 'lower'} is better)",
-                    xlabels, series, steps, ylab, self.colours, scale), alt=f"{sc} {metric}"))
+                    f"{scenario_title(sc)}: {title} ({'higher' if better > 0 else 'lower'} "
+                    "is better)", xlabels, series, steps, ylab, self.colours, scale),
+                    alt=f"{sc} {metric}"))
             parts.append('<div class="charts">' + "\n".join(figs) + "</div>")
         parts.insert(0, f'<p class="note">Medians per recorded run (band: CI of the median), in '
-                        "time order; dotted red lines mark step changes: the median of the up "
+                        "time order, labelled with the run's date (UTC) and commit; dotted red "
+                        "lines mark step changes: the median of the up "
                         "to 3 runs after differs from the median of the up to 3 runs before by "
                         f"more than the {self.floor * 100:g}% noise floor, the two windows do "
                         "not overlap, and each side has at least 2 runs.</p>")
+        if skipped:
+            parts.append(f'<p class="note">Not drawn, the same value in every run: '
+                         f"{esc(', '.join(skipped))}.</p>")
         if steps_rows:
             parts.append("<h3>Step changes</h3>")
             parts.append(table(["testbed", "branch", "scenario", "cell", "metric", "between",
                                 "shift", "kind"], steps_rows))
+            md.append("")
+            md.append(f"**{len(steps_rows)} step change(s)**, stable figures first:")
+            md.append("")
+            ranked = sorted(steps_rows, key=lambda r: (r[4] not in DEFAULT_GATES.get(r[2], ()),
+                                                       r[7] != "regression"))
+            for tb, br, sc, name, metric, between, shift, kind in ranked[:20]:
+                md.append(f"- **{kind}**: {sc} {name}: {metric_title(metric, sc)} {shift}, "
+                          f"{between} ({tb} / {br})")
+            if len(ranked) > 20:
+                md.append(f"- and {len(ranked) - 20} more in the report")
         elif self.hist:
             parts.append('<p class="note">No step change detected.</p>')
+            md.append("")
+            md.append("No step change detected.")
         if not self.hist:
             parts.append(placeholder("the history database holds no runs yet"))
+            md.append("The history database holds no runs yet.")
+        md.append("")
         return "\n".join(parts)
 
     # -- the page ------------------------------------------------------------
@@ -1505,6 +1541,7 @@ class Report:
                     md.append(f"- **{c['verdict']}**: {c['runtime']} {c['scenario']} "
                               f"{c['label']}: {'; '.join(changed)}")
             md.append("")
+        md.extend(self.md_history)
         if self.md_env:
             md.append("## Environment")
             md.append("")
