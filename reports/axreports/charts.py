@@ -86,35 +86,59 @@ def _si_label(v, _pos):
 
 
 def grouped_bars(title, groups, series, ylabel, colours, scale=1.0):
-    """Bars per group (x) and series (colour) with confidence intervals.
+    """Bars per group (x) and series (colour) with confidence intervals,
+    and every repetition drawn as a dot over its bar, so a bimodal cell
+    (two repetitions at 27k, one at 60k) shows as two clusters rather than
+    one median.
 
-    groups: x labels; series: {name: [(median, ci_low, ci_high) or None per
-    group]}. Values are multiplied by `scale` (unit conversion). With a
-    single group the series themselves are the x categories."""
+    groups: x labels; series: {name: [(median, ci_low, ci_high[, values[,
+    hatched]]) or None per group]}; hatched bars mark cells whose figure is
+    not the runtime's own (the load generator was the bottleneck). Values
+    are multiplied by `scale` (unit conversion). With a single group the
+    series themselves are the x categories."""
     single = len(groups) == 1
     n = max(1, len(series))
     width = 0.8 if single else 0.8 / n
     nbars = n if single else len(groups) * n
     width_in = STD_W if single else min(MAX_W, max(STD_W, 2.6 + 0.3 * nbars))
     fig, ax = plt.subplots(figsize=(width_in, STD_H))
+    bar_w = width * (0.7 if single else 0.92)
     for k, (name, vals) in enumerate(series.items()):
-        xs, ys, lo, hi = [], [], [], []
+        xs, ys, lo, hi, hatches = [], [], [], [], []
+        dots_x, dots_y = [], []
         for g, v in enumerate(vals):
             if v is None or not math.isfinite(v[0]):
                 continue
-            med, cl, ch = (x * scale if math.isfinite(x) else x for x in v)
+            med, cl, ch = (x * scale if math.isfinite(x) else x for x in v[:3])
             b, a = _err(med, cl, ch)
-            xs.append(k if single else g - 0.4 + width * (k + 0.5))
+            x = k if single else g - 0.4 + width * (k + 0.5)
+            xs.append(x)
             ys.append(med)
             lo.append(b)
             hi.append(a)
-        ax.bar(xs, ys, width * (0.7 if single else 0.92), yerr=[lo, hi], capsize=3,
-               label=name, color=colours.get(name),
-               error_kw={"elinewidth": 1, "ecolor": "#333"})
+            hatched = len(v) > 4 and bool(v[4])
+            hatches.append("////" if hatched else None)
+            reps = [r * scale for r in (v[3] if len(v) > 3 and v[3] else [])
+                    if math.isfinite(r)]
+            # spread the dots across the bar so equal values stay visible
+            for i, r in enumerate(sorted(reps)):
+                off = 0.0 if len(reps) == 1 else (i / (len(reps) - 1) - 0.5) * bar_w * 0.6
+                dots_x.append(x + off)
+                dots_y.append(r)
+        bars = ax.bar(xs, ys, bar_w, yerr=[lo, hi], capsize=3, label=name,
+                      color=colours.get(name), error_kw={"elinewidth": 1, "ecolor": "#333"})
+        for bar, h in zip(bars, hatches):
+            if h:
+                bar.set_hatch(h)
+                bar.set_edgecolor("#ffffff")
+        if dots_x:
+            ax.scatter(dots_x, dots_y, s=18, color="#111", edgecolors="#fff", linewidths=0.7,
+                       zorder=3)
     labels = list(series) if single else groups
-    long_labels = max((len(g) for g in labels), default=0) > 14
+    long_labels = max((len(g) for g in labels), default=0) > 14 or (
+        single and len(labels) > 6)
     ax.set_xticks(range(len(labels)))
-    ax.set_xticklabels(labels, rotation=20 if long_labels else 0,
+    ax.set_xticklabels(labels, rotation=25 if long_labels else 0,
                        ha="right" if long_labels else "center")
     ax.yaxis.set_major_formatter(FuncFormatter(_si_label))
     ax.set_ylabel(ylabel)
@@ -129,48 +153,96 @@ PCT_TICKS = [(1, "0%"), (2, "50%"), (10, "90%"), (100, "99%"), (1e3, "99.9%"),
              (1e4, "99.99%"), (1e5, "99.999%"), (1e6, "99.9999%")]
 
 
-def percentile_curves(title, curves, colours, unit_label="latency"):
+# At most this many lines share one axis of a percentile plot; more are
+# split into small multiples side by side.
+MAX_LINES_PER_AXIS = 4
+PANELS_PER_ROW = 3
+
+
+def _curve_xy(pts):
+    count = pts[-1][2] if len(pts[-1]) > 2 else None
+    xs, ys = [], []
+    for p, v, *_ in pts:
+        frac = min(p / 100.0, 1.0)
+        if frac >= 1.0:
+            x = float(count) if count else 1e6
+        else:
+            x = 1.0 / (1.0 - frac)
+        xs.append(x)
+        ys.append(max(v, 1) / 1e3)
+    # start the step line at p = 0 (x = 1) with the smallest value
+    xs.insert(0, 1.0)
+    ys.insert(0, ys[0])
+    return xs, ys
+
+
+def percentile_curves(title, curves, colours, unit_label="latency", panels=None,
+                      reference=None):
     """HdrHistogram-style percentile distribution: x = 1/(1-p) on a log
     axis labelled with percentiles, y = value (log), one step line per
     series. curves: {name: [(percentile 0..100, value ns), ...]}; the last
-    point (p = 100, the maximum) is drawn at 1/(1-p) of the sample size."""
-    fig, ax = plt.subplots(figsize=(STD_W, STD_H + 0.3))
+    point (p = 100, the maximum) is drawn at 1/(1-p) of the sample size.
+
+    panels: [[name, ...], ...] splits the series into small multiples
+    sharing the y axis (at most MAX_LINES_PER_AXIS each); `reference`, a
+    series name, is drawn grey and dashed in every panel that does not
+    hold it, as the yardstick."""
+    names = [n for n in curves if curves[n]]
+    if not panels:
+        panels = [names]
+    panels = [[n for n in p if n in names] for p in panels]
+    panels = [p for p in panels if p] or [[]]
+    npan = len(panels)
+    ncols = min(npan, PANELS_PER_ROW)
+    nrows = (npan + ncols - 1) // ncols
+    pw = STD_W if npan == 1 else 3.9
+    fig, axes = plt.subplots(nrows, ncols, figsize=(pw * ncols, (STD_H + 0.5) * nrows),
+                             sharey=True, squeeze=False)
     xmax = 10.0
-    for name, pts in curves.items():
-        if not pts:
+    for pts in curves.values():
+        if pts:
+            xmax = max(xmax, max(_curve_xy(pts)[0]))
+    # p = 0 is the axis' left end: unlabelled, so it cannot collide with 50%
+    ticks = [t for t in PCT_TICKS if t[0] <= xmax * 1.01 and t[0] > 1]
+    for i, ax in enumerate(axes.flat):
+        if i >= npan:
+            ax.set_visible(False)
             continue
-        count = pts[-1][2] if len(pts[-1]) > 2 else None
-        xs, ys = [], []
-        for p, v, *_ in pts:
-            frac = min(p / 100.0, 1.0)
-            if frac >= 1.0:
-                x = float(count) if count else 1e6
-            else:
-                x = 1.0 / (1.0 - frac)
-            xs.append(x)
-            ys.append(max(v, 1) / 1e3)
-        # start the step line at p = 0 (x = 1) with the smallest value
-        xs.insert(0, 1.0)
-        ys.insert(0, ys[0])
-        xmax = max(xmax, max(xs))
-        ax.step(xs, ys, where="pre", label=name, color=colours.get(name.split(" ")[0]),
-                linewidth=1.4)
-    ax.set_xscale("log")
-    ax.set_yscale("log")
-    ticks = [t for t in PCT_TICKS if t[0] <= xmax * 1.01]
-    ax.xaxis.set_major_locator(FixedLocator([t[0] for t in ticks]))
-    ax.xaxis.set_minor_locator(NullLocator())
-    ax.xaxis.set_major_formatter(FuncFormatter(
-        lambda x, _pos: dict(ticks).get(x, "")))
-    ax.set_xlim(1, xmax * 1.2)
-    # label minor ticks too (a range within one decade has no major tick),
-    # in the same units rather than matplotlib's 2x10^4 style
-    ax.yaxis.set_major_formatter(FuncFormatter(_us_label))
-    _minor_labels(ax)
-    ax.set_xlabel("percentile (x = 1/(1-p), log)")
-    ax.set_ylabel(f"{unit_label} (us, log)")
-    ax.set_title(title)
-    ax.legend(fontsize=8, loc="upper left")
+        members = panels[i]
+        if reference and reference in names and reference not in members:
+            xs, ys = _curve_xy(curves[reference])
+            ax.step(xs, ys, where="pre", label=f"{reference} (reference)", color="#888",
+                    linestyle="--", linewidth=1.1)
+        for name in members:
+            xs, ys = _curve_xy(curves[name])
+            ax.step(xs, ys, where="pre", label=name, color=colours.get(name.split(" ")[0]),
+                    linewidth=1.4)
+        ax.set_xscale("log")
+        ax.set_yscale("log")
+        ax.xaxis.set_major_locator(FixedLocator([t[0] for t in ticks]))
+        ax.xaxis.set_minor_locator(NullLocator())
+        ax.xaxis.set_major_formatter(FuncFormatter(lambda x, _pos: dict(ticks).get(x, "")))
+        if npan > 1 or len(ticks) > 6:
+            # narrow panels: slanted labels cannot collide
+            for lab in ax.get_xticklabels():
+                lab.set_rotation(40)
+                lab.set_horizontalalignment("right")
+                lab.set_fontsize(7)
+        ax.set_xlim(1, xmax * 1.2)
+        ax.yaxis.set_major_formatter(FuncFormatter(_us_label))
+        if i // ncols == nrows - 1 or i + ncols >= npan:
+            ax.set_xlabel("percentile")
+        if i % ncols == 0:
+            ax.set_ylabel(f"{unit_label} (log)")
+        ax.legend(fontsize=7, loc="upper left")
+    # minor labels once the shared limits are known
+    for ax in axes.flat[:npan]:
+        _minor_labels(ax)
+    if npan == 1:
+        axes.flat[0].set_title(title)
+    else:
+        fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
     return _svg(fig)
 
 
@@ -284,30 +356,62 @@ def change_bars(title, rows, floor=None):
     return _svg(fig)
 
 
+# Markers and line styles that tell apart series of one colour (history
+# charts with more series than colours).
+MARKERS = ["o", "s", "^", "D", "v", "P", "X", "*"]
+LINESTYLES = ["-", "--", "-.", ":"]
+
+
+def series_styles(names, colours):
+    """{name: (colour, marker, linestyle)}, distinct for every series: the
+    runtime's own colour (its first word) when each runtime has one series,
+    otherwise a colour per series from the palette, then markers and line
+    styles beyond its ten colours."""
+    heads = [n.split(" ")[0] for n in names]
+    if len(set(heads)) == len(heads):
+        return {n: (colours.get(h), "o", "-") for n, h in zip(names, heads)}
+    out = {}
+    for i, n in enumerate(names):
+        out[n] = (PALETTE[i % len(PALETTE)], MARKERS[(i // len(PALETTE)) % len(MARKERS)],
+                  LINESTYLES[(i // len(PALETTE)) % len(LINESTYLES)])
+    return out
+
+
 def history_chart(title, xlabels, series, steps, ylabel, colours, yscale=1.0):
     """A metric across recorded runs: one line per series with its CI band,
-    step changes marked. series: {name: [(run index, median, lo, hi)]};
-    steps: [(name, run index, shift)]."""
-    fig, ax = plt.subplots(figsize=(STD_W, STD_H))
+    step changes marked. xlabels: one per run (date and short commit, two
+    lines); series: {name: [(run index, median, lo, hi)]}; steps: [(name,
+    run index, shift)]. Every series has its own colour (or, beyond ten,
+    its own marker and line style); the x labels are thinned so they never
+    overlap."""
+    fig, ax = plt.subplots(figsize=(STD_W, STD_H + 0.3))
+    styles = series_styles([n for n, pts in series.items() if pts], colours)
     for name, pts in series.items():
         if not pts:
             continue
-        head = name.split(" ")[0]
+        colour, marker, ls = styles[name]
         xs = [p[0] for p in pts]
         ys = [p[1] * yscale for p in pts]
         lo = [(p[2] if math.isfinite(p[2]) else p[1]) * yscale for p in pts]
         hi = [(p[3] if math.isfinite(p[3]) else p[1]) * yscale for p in pts]
-        colour = colours.get(head)
-        ax.plot(xs, ys, marker="o", markersize=3, linewidth=1.2, label=name, color=colour)
-        ax.fill_between(xs, lo, hi, color=colour, alpha=0.15, linewidth=0)
+        ax.plot(xs, ys, marker=marker, markersize=3.5, linewidth=1.2, linestyle=ls,
+                label=name, color=colour)
+        ax.fill_between(xs, lo, hi, color=colour, alpha=0.12, linewidth=0)
     for name, idx, shift in steps:
         pts = dict((p[0], p[1]) for p in series.get(name, []))
         ax.axvline(idx - 0.5, color="#d62728", linestyle=":", linewidth=1)
         if idx in pts:
             ax.annotate(f"{shift * 100:+.0f}%", (idx, pts[idx] * yscale), fontsize=7,
                         color="#d62728", xytext=(3, 6), textcoords="offset points")
-    ax.set_xticks(range(len(xlabels)))
-    ax.set_xticklabels(xlabels, rotation=45, ha="right", fontsize=7)
+    # about 75 px per two-line label (a date is the widest line)
+    room = max(2, int(STD_W * 96 / 75))
+    every = max(1, math.ceil(len(xlabels) / room))
+    shown = list(range(len(xlabels) - 1, -1, -every))[::-1]   # the newest is always labelled
+    ax.set_xticks(shown)
+    ax.set_xticklabels([xlabels[i] for i in shown], fontsize=7)
+    if every > 1:
+        ax.set_xticks(range(len(xlabels)), minor=True)
+    ax.set_xlim(-0.5, len(xlabels) - 0.5)
     ax.yaxis.set_major_formatter(FuncFormatter(_si_label))
     ax.set_ylabel(ylabel)
     ax.set_title(title)

@@ -170,13 +170,29 @@ class Run:
         self.id, self.commit, self.dirty, self.branch, self.testbed, self.time = row
 
     @property
-    def label(self):
-        """The commit's short hash ('+': dirty work tree), or the run's
-        time when the commit is unknown."""
+    def short_commit(self):
+        """The commit's short hash ('+': dirty work tree), or None."""
         if self.commit and self.commit != "unknown":
-            return self.commit[:8] + ("+" if self.dirty else "")
+            return self.commit[:7] + ("+" if self.dirty else "")
+        return None
+
+    @property
+    def date(self):
+        """'2026-01-03 14:02' (UTC) from the run's start time."""
         t = self.time or ""
-        return t[5:16].replace("T", " ") if len(t) >= 16 else (t or "unknown")
+        return t[:16].replace("T", " ") if len(t) >= 16 else (t or "unknown")
+
+    @property
+    def label(self):
+        """Two lines for a chart's x axis: the date, then the short commit
+        (or the time of day when the commit is unknown)."""
+        d = self.date
+        return f"{d[:10]}\n{self.short_commit or d[11:] or '?'}"
+
+    @property
+    def text(self):
+        """One line for tables: 'abc1234 (2026-01-03 14:02)'."""
+        return f"{self.short_commit or 'unknown commit'} ({self.date})"
 
 
 def load_history(path):

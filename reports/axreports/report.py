@@ -11,18 +11,20 @@ import html
 import json
 import math
 import os
+import zlib
 
-from . import charts, history
-from .compare import (TAIL_SUFFIXES, Settings, compare_docs, env_differences,
-                      metric_change_text)
+from . import charts, history, stats
+from .compare import (BIMODAL_GAP, DEFAULT_GATES, LOAD_BOUND, TAIL_SUFFIXES, Settings,
+                      compare_docs, env_differences, metric_change_text)
 from .results import (format_param, hist_curve, load_conform, load_ergo, load_results,
                       short_label, varying_params)
-from .util import (InputError, finite, fmt_ns, fmt_pct, fmt_range, fmt_value, note, warn,
-                   write_atomic)
+from .util import (PERCENTILE_FAMILIES, InputError, display_unit, finite, fmt_ns, fmt_pct, fmt_range, fmt_ratio,
+                   fmt_value, metric_title, note, scenario_title, warn, write_atomic)
 
 # (id, title): the order of the page; ids are part of the interface.
 SECTIONS = [
-    ("summary", "Summary"),
+    ("answer", "At a glance"),
+    ("summary", "All cells"),
     ("throughput", "Throughput"),
     ("latency", "Latency percentiles"),
     ("offered-load", "Latency against offered load"),
@@ -35,6 +37,10 @@ SECTIONS = [
     ("comparison", "Comparison with the baseline"),
     ("history", "History"),
 ]
+
+# Shorter names for the navigation bar, so it fits one line.
+NAV = {"offered-load": "Offered load", "scaling": "Scaling", "cpu": "CPU",
+       "conformance": "Conformance", "comparison": "Comparison", "latency": "Latency"}
 
 # A report of a big sweep would otherwise carry hundreds of charts.
 MAX_CHARTS_PER_SECTION = 24
@@ -50,6 +56,26 @@ CPU_METRICS = [
     ("events_per_iteration", "events/iter."),
 ]
 
+# The headline table: a figure whose confidence interval of the median
+# reaches further than this share of the median on either side is "wide";
+# ratios to the reference get a percentile-bootstrap CI from this many
+# resamples (seeded, so the same file gives the same page).
+WIDE_CI = 0.10
+RATIO_RESAMPLES = 2000
+RATIO_SEED = 0x61787270
+
+# Flags of a figure in the headline table: (badge, explanation).
+FLAGS = {
+    "lg": ("LG", "load-generator-bound: the load generator, not the server, was the bottleneck: throughput "
+                       "and latency describe the client as much as the runtime"),
+    "wide": ("wide", f"the confidence interval of the median reaches more than "
+                     f"{WIDE_CI * 100:g}% from it: repetitions disagree"),
+    "bimodal": ("bimodal", f"the repetitions split into two groups (a gap above "
+                           f"{BIMODAL_GAP * 100:g}% of the median): the median hides it"),
+    "busy": ("busy", "other processes took more than the interference threshold of the "
+                     "pinned CPUs during this cell"),
+}
+
 # The order of a scenario's charts in the history: headline metrics first.
 HEADLINE = {"throughput": 0, "latency_p50": 1, "server_cpu_us_per_msg": 2,
             "server_maxrss_kib": 3}
@@ -62,8 +88,9 @@ CSS = """
 * { box-sizing: border-box; }
 body { font: 14px/1.45 system-ui, -apple-system, "Segoe UI", Roboto, sans-serif;
        color: var(--fg); background: var(--bg); margin: 0; }
-header { padding: 18px 28px 8px; border-bottom: 1px solid var(--line); }
-header h1 { margin: 0 0 4px; font-size: 22px; }
+header { padding: 10px 28px 6px; border-bottom: 1px solid var(--line); }
+header h1 { margin: 0 0 2px; font-size: 20px; }
+header p.warn { margin: 4px 0 2px; padding: 3px 10px; }
 header p { margin: 2px 0; color: var(--muted); }
 nav { padding: 6px 28px; border-bottom: 1px solid var(--line); background: var(--soft);
       position: sticky; top: 0; z-index: 1; }
@@ -71,6 +98,8 @@ nav a { margin-right: 14px; color: #0b5cad; text-decoration: none; white-space: 
 main { padding: 0 28px 40px; max-width: 1400px; }
 section { border-bottom: 1px solid var(--line); padding: 10px 0 18px; }
 section h2 { font-size: 18px; margin: 12px 0 8px; }
+section#answer { padding-top: 0; }
+section#answer h2 { margin: 8px 0 4px; }
 section h3 { font-size: 15px; margin: 14px 0 6px; }
 .note { color: var(--muted); }
 .placeholder { color: var(--muted); font-style: italic; padding: 8px 12px;
@@ -98,6 +127,30 @@ td.inconclusive { background: #ffe0b2; }
 .conform td.case { text-align: left; white-space: nowrap; }
 details { margin: 6px 0; } summary { cursor: pointer; color: #0b5cad; }
 code { font-size: 12px; background: var(--soft); padding: 0 3px; }
+header .title { color: var(--fg); }
+header .warn { color: var(--fg); }
+.answer p.bad, .answer p.good, .answer p.warn { margin: 4px 0; padding: 4px 10px; }
+.answer ul { margin: 2px 0 4px; padding-left: 22px; }
+.answer small.why { display: block; white-space: nowrap; overflow: hidden;
+                    text-overflow: ellipsis; font-size: 12px; }
+.answer li { margin: 0; }
+table.hl { font-size: 12.5px; margin-top: 4px; }
+table.hl th { text-align: center; font-size: 12px; line-height: 1.15; }
+table.hl td { text-align: center; line-height: 1.25; padding: 2px 5px; }
+table.hl td .v, table.hl td small { white-space: nowrap; }
+table.hl td.sc { text-align: left; white-space: nowrap; line-height: 1.25; }
+table.hl th:first-child { white-space: normal; max-width: 170px; text-align: left; }
+table.hl td.sc code { font-size: 11px; }
+table.hl small { color: var(--muted); font-size: 11px; }
+table.hl td.ref { background: #eef3fb; }
+table.hl td.better { background: #dcefdc; } table.hl td.worse { background: #fbdcdc; }
+table.hl td.none { color: #aaa; } table.hl td.failed { background: #fbdcdc; color: #a11; }
+.flag { display: inline-block; font-size: 9.5px; line-height: 1.2; padding: 0 2px;
+        margin-left: 2px;
+        border-radius: 3px; background: #ffe3b3; color: #6b4100; font-weight: 600;
+        vertical-align: 1px; }
+.flag.lg { background: #e3e6ea; color: #333; }
+ul.unsup { color: var(--muted); font-size: 12.5px; margin: 2px 0; padding-left: 20px; }
 """
 
 
@@ -195,7 +248,9 @@ class Report:
         self.base = base
         self.hist = hist
         self.floor = floor
+        self.max_interference = max_interference
         self.varying = varying_params(doc.cells + (base.cells if base else []))
+        self.kinds = {c.runtime: c.runtime_kind for c in doc.cells}
         order = []
         for c in doc.cells:
             if c.runtime not in order:
@@ -239,18 +294,493 @@ class Report:
                 out.append(c.runtime)
         return out
 
-    def bars(self, scenario, cells, metric_name, title, ylabel, scale=1.0):
+    def bars(self, scenario, cells, metric_name, title, ylabel, scale=1.0, hatch_lg=False):
+        """Grouped bars of one metric: median, CI, a dot per repetition;
+        hatch_lg hatches the bars of load-generator-bound cells."""
         groups = self.groups(cells)
         series = {}
         for rt in self.runtimes(cells):
             vals = []
             for g in groups:
                 cell = next((c for c in cells if c.runtime == rt and self.label(c) == g), None)
-                vals.append(mtriple(cell, metric_name) if cell else None)
+                t = mtriple(cell, metric_name) if cell else None
+                if t:
+                    t = t + (cell.metrics[metric_name].values,
+                             hatch_lg and cell.loadgen_saturated)
+                vals.append(t)
             series[rt] = vals
         return charts.grouped_bars(title, groups, series, ylabel, self.colours, scale)
 
+    # -- the headline table ------------------------------------------------------
+
+    def panels(self, names):
+        """Split runtimes into groups of at most charts.MAX_LINES_PER_AXIS,
+        ax runtimes apart from the native references, evenly sized."""
+        out = []
+        ax = [n for n in names if self.kinds.get(n) == "ax"]
+        for grp in (ax, [n for n in names if n not in ax]):
+            if not grp:
+                continue
+            k = math.ceil(len(grp) / charts.MAX_LINES_PER_AXIS)
+            size = math.ceil(len(grp) / k)
+            out += [grp[i:i + size] for i in range(0, len(grp), size)]
+        return out
+
+    def runtime_order(self):
+        """ax runtimes first, then the native references, each in the
+        order of the result file."""
+        rts = self.runtimes(self.doc.cells)
+        return [r for r in rts if self.kinds.get(r) == "ax"] + \
+            [r for r in rts if self.kinds.get(r) != "ax"]
+
+    @staticmethod
+    def lead_metrics(scenario, cells):
+        """(lead, secondary) metric names of a scenario: the lead is its
+        stable figure (instruction counts when measured, else
+        compare.DEFAULT_GATES), the secondary its throughput (network
+        scenarios) or its second gated figure."""
+        have = []
+        for c in cells:
+            have += [n for n in c.metrics if n not in have]
+        instr = [n for n in have if any(c.metrics[n].instructions for c in cells
+                                        if n in c.metrics)]
+        gates = [g for g in DEFAULT_GATES.get(scenario, ()) if g in have]
+        if instr:
+            lead = "instructions_per_op" if "instructions_per_op" in instr else instr[0]
+        elif gates:
+            lead = gates[0]
+        else:
+            p = cells[0].primary_metric()
+            lead = p.name if p else None
+        second = None
+        if "throughput" in have and lead != "throughput":
+            second = "throughput"
+        elif len(gates) > 1 and gates[1] != lead:
+            second = gates[1]
+        return lead, second
+
+    @staticmethod
+    def reference_of(cells, kinds, lead):
+        """The reference cell of a row: epoll's (the hand-written reference
+        runtime) when it succeeded, else the first ax runtime's, else the
+        first cell with the lead figure."""
+        ok = [c for c in cells if c.ok and lead in c.metrics]
+        for pick in ([c for c in ok if c.runtime == "epoll"],
+                     [c for c in ok if kinds.get(c.runtime) == "ax"], ok):
+            if pick:
+                return pick[0]
+        return None
+
+    def busy_cells(self):
+        """The ok cells in which other processes took more than the
+        interference threshold of the pinned CPUs."""
+        return [c for c in self.doc.cells if c.ok and (c.others_share() or 0)
+                > self.max_interference]
+
+    def figure_of(self, cell, name, ref, scenario, busy_badge):
+        """One figure of one cell against the reference cell: value, ratio
+        of medians with its bootstrap CI, colour class and flags."""
+        m = cell.metrics.get(name)
+        if m is None or not finite(m.median):
+            return None
+        f = {"name": name, "metric": m, "ratio": math.nan, "lo": math.nan, "hi": math.nan,
+             "cls": None, "flags": [], "ref": ref is cell}
+        rm = ref.metrics.get(name) if ref is not None else None
+        if ref is not None and ref is not cell and rm is not None and finite(rm.median) \
+                and rm.median > 0:
+            f["ratio"] = m.median / rm.median
+            if len(m.values) >= 2 and len(rm.values) >= 2:
+                seed = RATIO_SEED ^ zlib.crc32(json.dumps(
+                    [cell.runtime, ref.runtime, scenario, list(cell.key[2]), name]).encode())
+                lo, hi = stats.bootstrap_ratio_ci(rm.values, m.values, 0.95, RATIO_RESAMPLES,
+                                                  seed)
+                f["lo"], f["hi"] = lo, hi
+                if finite(lo) and finite(hi) and m.better:
+                    up, down = lo > 1 + self.floor, hi < 1 - self.floor
+                    if up or down:
+                        f["cls"] = "better" if (up and m.better > 0) or (down and m.better < 0) \
+                            else "worse"
+        if not m.instructions:
+            if name.startswith(LOAD_BOUND) and cell.loadgen_saturated:
+                f["flags"].append("lg")
+            if stats.split_gap(m.values)[0] > BIMODAL_GAP:
+                f["flags"].append("bimodal")
+            elif finite(m.ci_low) and finite(m.ci_high) and m.median and max(
+                    m.median - m.ci_low, m.ci_high - m.median) > WIDE_CI * abs(m.median):
+                f["flags"].append("wide")
+            if busy_badge and (cell.others_share() or 0) > self.max_interference:
+                f["flags"].append("busy")
+        return f
+
+    def headline(self):
+        """[{scenario, label, lead, second, ref, cells: {runtime: entry}}]
+        with entry {cell, lead, second} (figures from figure_of), one row
+        per scenario and parameter set."""
+        if hasattr(self, "_headline"):
+            return self._headline
+        rows = []
+        busy = self.busy_cells()
+        ok_cells = [c for c in self.doc.cells if c.ok]
+        # a badge on every cell says nothing: when most cells are busy the
+        # title line says it once
+        self.busy_badge = bool(busy) and len(busy) * 2 <= len(ok_cells)
+        for sc in self.scenarios:
+            cells = [c for c in self.doc.cells if c.scenario == sc]
+            ok = [c for c in cells if c.ok]
+            if not ok:
+                rows.append({"scenario": sc, "label": "-", "lead": None, "second": None,
+                             "ref": None, "cells": {c.runtime: {"cell": c} for c in cells}})
+                continue
+            lead, second = self.lead_metrics(sc, ok)
+            for lab in self.groups(cells):
+                group = [c for c in cells if self.label(c) == lab]
+                ref = self.reference_of(group, self.kinds, lead)
+                row = {"scenario": sc, "label": lab, "lead": lead, "second": second,
+                       "ref": ref, "cells": {}}
+                for c in group:
+                    e = {"cell": c}
+                    if c.ok:
+                        e["lead"] = self.figure_of(c, lead, ref, sc, self.busy_badge)
+                        e["second"] = self.figure_of(c, second, ref, sc, False) \
+                            if second else None
+                    row["cells"][c.runtime] = e
+                rows.append(row)
+        self._headline = rows
+        return rows
+
+    def fig_html(self, f, scenario, secondary=False):
+        """A figure inside a headline cell."""
+        m = f["metric"]
+        unit = display_unit(m.name, m.unit, scenario)
+        flags = "".join(f'<span class="flag {k}" title="{esc(FLAGS[k][1])}">'
+                        f"{esc(FLAGS[k][0])}</span>" for k in f["flags"])
+        if f["ref"] or not finite(f["ratio"]):
+            text = esc(fmt_value(m.median, unit))
+        else:
+            text = esc(fmt_ratio(f["ratio"]))
+        if secondary:
+            return f'<span class="v"><small>{text}</small></span>{flags}'
+        ci = ""
+        if not f["ref"] and finite(f["lo"]) and finite(f["hi"]):
+            ci = f"<br><small>{esc(fmt_ratio(f['lo'])[:-1])}\u2013{esc(fmt_ratio(f['hi']))}</small>"
+        elif f["ref"]:
+            ci = "<br><small>reference</small>"
+        return f'<span class="v"><b>{text}</b></span>{flags}{ci}'
+
+    def fig_tip(self, f, ref, scenario):
+        m = f["metric"]
+        unit = display_unit(m.name, m.unit, scenario)
+        vals = ", ".join(fmt_value(v, unit) for v in m.values)
+        tip = (f"{metric_title(m.name, scenario)}: {fmt_range(m.median, m.ci_low, m.ci_high, unit)}"
+               f" (repetitions: {vals})")
+        if not f["ref"] and finite(f["ratio"]) and ref is not None:
+            tip += (f"; {fmt_ratio(f['ratio'])} of {ref.runtime}'s "
+                    f"{fmt_value(ref.metrics[m.name].median, unit)}")
+            if finite(f["lo"]):
+                tip += f" [{fmt_ratio(f['lo'])}, {fmt_ratio(f['hi'])}] (95% bootstrap CI)"
+        for k in f["flags"]:
+            tip += f"; {FLAGS[k][0]}: {FLAGS[k][1]}"
+        return tip
+
+    def headline_html(self):
+        rows = self.headline()
+        rts = [r for r in self.runtime_order()
+               if any(r in row["cells"] for row in rows)]
+        # runtimes that were measured nowhere get no column
+        rts = [r for r in rts if any(row["cells"].get(r, {}).get("cell") is not None
+                                     and not row["cells"][r]["cell"].unsupported
+                                     for row in rows)]
+        head = "".join(f"<th>{esc(r).replace('-', '-<wbr>', 1)}</th>" for r in rts)
+        out = ['<table class="hl">', f"<tr><th>scenario: the figure that leads \u2193 lower / \u2191 higher is better</th>{head}</tr>"]
+        for row in rows:
+            sc = row["scenario"]
+            lead, second = row["lead"], row["second"]
+            desc = ""
+            arrow = {1: " \u2191", -1: " \u2193"}
+            if lead:
+                some = next((e["cell"].metrics[lead] for e in row["cells"].values()
+                             if e["cell"].ok and lead in e["cell"].metrics), None)
+                desc = esc(metric_title(lead, sc)) + arrow.get(some.better if some else 0, "")
+                if second:
+                    some = next((e["cell"].metrics[second] for e in row["cells"].values()
+                                 if e["cell"].ok and second in e["cell"].metrics), None)
+                    desc += ("<br>then " + esc(metric_title(second, sc).lower())
+                             + arrow.get(some.better if some else 0, ""))
+            lab = f" <small>{esc(row['label'])}</small>" if row["label"] != "-" else ""
+            tds = [f'<td class="sc"><b title="{esc(sc)}">{esc(scenario_title(sc))}</b>{lab}'
+                   f"<br><small>{desc}</small></td>"]
+            for rt in rts:
+                e = row["cells"].get(rt)
+                c = e["cell"] if e else None
+                if c is None:
+                    tds.append('<td class="none" title="not run">&middot;</td>')
+                elif c.unsupported:
+                    tds.append(f'<td class="none" title="unsupported: {esc(c.message or "")}">'
+                               "&middot;</td>")
+                elif not c.ok:
+                    tds.append(f'<td class="failed" title="{esc(c.message or "")}"><b>'
+                               f"{esc(c.status)}</b></td>")
+                elif not e.get("lead"):
+                    tds.append('<td class="none">-</td>')
+                else:
+                    f = e["lead"]
+                    cls = "ref" if f["ref"] else (f["cls"] or "")
+                    tip = self.fig_tip(f, row["ref"], sc)
+                    body = self.fig_html(f, sc)
+                    if e.get("second"):
+                        body += "<br>" + self.fig_html(e["second"], sc, secondary=True)
+                        tip += " | " + self.fig_tip(e["second"], row["ref"], sc)
+                    tds.append(f'<td class="{cls}" title="{esc(tip)}">{body}</td>')
+            out.append("<tr>" + "".join(tds) + "</tr>")
+        out.append("</table>")
+        return "\n".join(out)
+
+    def unsupported_lines(self):
+        """[(runtime, text)]: one line per runtime with every scenario it
+        does not support, grouped by the reason."""
+        by = {}
+        for c in self.doc.cells:
+            if c.unsupported:
+                reasons = by.setdefault(c.runtime, {})
+                lst = reasons.setdefault(c.message or "no reason given", [])
+                if c.scenario not in lst:
+                    lst.append(c.scenario)
+        out = []
+        for rt in self.runtime_order():
+            if rt in by:
+                out.append((rt, "; ".join(f"{', '.join(scs)} ({reason})"
+                                          for reason, scs in by[rt].items())))
+        return out
+
+    def failed_cells(self):
+        return [c for c in self.doc.cells
+                if not c.ok and c.status not in ("unsupported", "pending")]
+
+    def conform_failures(self):
+        """[(case id, runtime, result)] of FAIL, TIMEOUT and CRASH."""
+        cf = self.conform
+        if cf is None:
+            return []
+        return [(case["id"], rt, cf.results[rt][case["id"]]) for case in cf.cases
+                for rt in cf.results
+                if isinstance(cf.results[rt].get(case["id"]), dict)
+                and cf.results[rt][case["id"]].get("outcome") in ("FAIL", "TIMEOUT", "CRASH")]
+
+    def changed_cells(self):
+        """Cells of the comparison whose verdict is worse, better or
+        inconclusive, worse first, with the change that decided it."""
+        rep = self.comparison
+        out = []
+        for verdict in ("worse", "inconclusive", "better"):
+            for c in rep["cells"]:
+                if c["verdict"] != verdict:
+                    continue
+                ms = [m for m in c["metrics"] if m["gated"]
+                      and m["verdict"] in ("worse", "better")]
+                what = "; ".join(f"{metric_title(m['metric'], c['scenario'])} "
+                                 f"{metric_change_text(m)}" for m in ms)
+                if verdict == "inconclusive" and c["reason"]:
+                    what = c["reason"]
+                out.append((verdict, c, what))
+        return out
+
     # -- sections ------------------------------------------------------------
+
+    def title_facts(self):
+        """(facts line, interference note or None) for the top of the page."""
+        d = self.doc
+        cpu = d.env.get("cpu") if isinstance(d.env.get("cpu"), dict) else {}
+        machine = d.env.get("hostname") or "unknown host"
+        if cpu.get("model"):
+            machine += f" ({cpu['model']}" + (f" \u00d7 {cpu['count']}" if cpu.get("count")
+                                              else "") + ")"
+        when = (d.time or "").replace("T", " ").replace("Z", " UTC")
+        cfg = d.config
+        facts = [f"commit {d.commit[:12]}{' (dirty)' if d.dirty else ''}", when or "no date",
+                 machine]
+        if cfg.get("profile") or cfg.get("reps"):
+            facts.append(", ".join(x for x in (
+                f"{cfg['profile']} profile" if cfg.get("profile") else "",
+                f"{cfg['reps']} repetitions per cell" if cfg.get("reps") else "") if x))
+        if d.status != "complete":
+            facts.append(f"status {d.status}")
+        shares = sorted(v for v in (c.others_share() for c in d.cells if c.ok) if v is not None)
+        busy = [v for v in shares if v > self.max_interference]
+        inter = None
+        if busy:
+            inter = (f"other processes took a median {min(stats.median(shares), 1) * 100:.0f}% "
+                     f"(at most {min(shares[-1], 1) * 100:.0f}%) of the pinned CPUs, above "
+                     f"{self.max_interference * 100:g}% in {len(busy)} of {len(shares)} cells, "
+                     "whose wall-clock figures are not trustworthy.")
+        return " \u00b7 ".join(facts), inter
+
+    def sec_answer(self):
+        """The first screen: the verdict against the baseline, conformance
+        failures, failed cells, the headline table, unsupported cells."""
+        parts = ['<div class="answer">']
+        md = self.md_answer = []
+        rep = self.comparison
+        if rep is not None:
+            summ = rep["summary"]
+            counts = summ["counts"]
+            cls = {"regression": "bad", "pass": "good"}.get(summ["verdict"], "warn")
+            b = rep["base"]
+            parts.append(
+                f'<p class="{cls}"><b>Against the baseline: {esc(summ["verdict"].upper())}</b>: '
+                f'{counts["worse"]} worse, {counts["better"]} better, {counts["unchanged"]} '
+                f'unchanged, {counts["inconclusive"]} inconclusive, {counts["not comparable"]} '
+                f'not comparable (baseline commit {esc(str(b["commit"])[:12])}, '
+                f'{esc(b["time"])}; <a href="#comparison">details</a>)<br>'
+                f'<small class="why" title="{esc("; ".join(summ["why"]))}">'
+                f'{esc("; ".join(summ["why"]))}</small></p>')
+            md.append(f"**Against the baseline: {summ['verdict'].upper()}** (commit "
+                      f"`{str(b['commit'])[:12]}`): {'; '.join(summ['why'])}")
+            changed = self.changed_cells()
+            if changed:
+                parts.append("<ul>")
+                for verdict, c, what in changed[:6]:
+                    lab = f" {c['label']}" if c["label"] != "-" else ""
+                    parts.append(f"<li><b>{esc(verdict)}</b>: {esc(c['runtime'])} "
+                                 f"{esc(c['scenario'])}{esc(lab)}: {esc(what)}</li>")
+                if len(changed) > 6:
+                    parts.append(f"<li>and {len(changed) - 6} more in "
+                                 '<a href="#comparison">the comparison</a></li>')
+                parts.append("</ul>")
+                md.append("")
+                for verdict, c, what in changed:
+                    md.append(f"- **{verdict}**: {c['runtime']} {c['scenario']} "
+                              f"{c['label'] if c['label'] != '-' else ''}: {what}".rstrip())
+            md.append("")
+        if self.conform is not None:
+            cf = self.conform
+            bad = self.conform_failures()
+            rts = [r for r in cf.results]
+            if bad:
+                byrt = {}
+                for cid, rt, r in bad:
+                    byrt.setdefault(rt, []).append((cid, r))
+                md.append(f"**Conformance: {len(bad)} failure(s)** ({len(cf.cases)} cases on "
+                          f"{len(rts)} runtimes):")
+                md.append("")
+                items_html = []
+                for rt, items in byrt.items():
+                    text = "; ".join(
+                        f"{cid} {r.get('outcome')}"
+                        + (f" ({(r.get('detail') or '').splitlines()[0][:200]})"
+                           if r.get("detail") else "") for cid, r in items)
+                    md.append(f"- {rt}: {text}")
+                    cases = ", ".join(
+                        f'<span title="{esc(r.get("outcome"))}: {esc(r.get("detail") or "")}">'
+                        f"{esc(cid)}{'' if r.get('outcome') == 'FAIL' else ' ' + esc(r.get('outcome'))}"
+                        "</span>" for cid, r in items)
+                    items_html.append(f"<b>{esc(rt)}</b> {cases}")
+                parts.append(f'<p class="bad"><b>Conformance: {len(bad)} failure(s)</b> in '
+                             f"{len(cf.cases)} cases on {len(rts)} runtimes: "
+                             + "; ".join(items_html)
+                             + ' (<a href="#conformance">matrix</a>; hover a case for its '
+                             "detail)</p>")
+            else:
+                unsup = sum((cf.totals.get(rt) or {}).get("UNSUPPORTED", 0) for rt in rts)
+                parts.append(f'<p class="good"><b>Conformance: no failure</b>: '
+                             f"{len(cf.cases)} cases on {len(rts)} runtimes"
+                             + (f", {unsup} unsupported" if unsup else "") + ".</p>")
+                md.append(f"**Conformance: no failure** ({len(cf.cases)} cases on {len(rts)} "
+                          "runtimes)")
+            md.append("")
+        failed = self.failed_cells()
+        if failed:
+            parts.append(f'<p class="bad"><b>{len(failed)} cell(s) failed</b>: ' + "; ".join(
+                f'<span title="{esc(c.message or "")}">{esc(c.runtime)} {esc(c.scenario)}'
+                + (f" {esc(self.label(c))}" if self.label(c) != "-" else "")
+                + f": {esc(c.status)}"
+                + (f" ({esc(c.message if len(c.message) <= 90 else c.message[:87] + '...')})"
+                   if c.message else "") + "</span>"
+                for c in failed[:4]) + (f"; and {len(failed) - 4} more" if len(failed) > 4
+                                        else "") + "</p>")
+        rows = self.headline()
+        if not rows:
+            parts.append(placeholder("no cells in these results"))
+        else:
+            parts.append(self.headline_html())
+            legend = ("Each runtime against the reference of its row, whose own value is "
+                      "shown (epoll, the hand-written reference runtime, where it ran, else the "
+                      "first ax runtime): the ratio of medians of the figure that leads (the stable "
+                      "one, which the comparison gates on) with its 95% bootstrap CI; below, "
+                      "throughput or a second figure. Green: better, red: worse, the whole "
+                      f"CI beyond \u00b1{self.floor * 100:g}%. Flags: "
+                      + "; ".join(f"<b>{esc(b)}</b> {esc(t)}" for k, (b, t) in FLAGS.items()
+                                  if k != "busy" or self.busy_badge)
+                      + ". Hover a cell for the values of each repetition.")
+            parts.append(f'<p class="note" style="font-size:12px">{legend}</p>')
+        unsup = self.unsupported_lines()
+        if unsup:
+            n = sum(1 for c in self.doc.cells if c.unsupported)
+            parts.append(f'<p class="note" style="margin-bottom:0">Not measured ({n} '
+                         "unsupported cells):</p>")
+            parts.append('<ul class="unsup">' + "".join(
+                f"<li><b>{esc(rt)}</b>: {esc(text)}</li>" for rt, text in unsup) + "</ul>")
+        parts.append("</div>")
+        md.extend(self.headline_md())
+        return "\n".join(parts)
+
+    def headline_md(self):
+        rows = self.headline()
+        if not rows:
+            return []
+        rts = [r for r in self.runtime_order()
+               if any(row["cells"].get(r, {}).get("cell") is not None
+                      and not row["cells"][r]["cell"].unsupported for row in rows)]
+        out = ["Each runtime against the reference of its row (epoll when it ran): ratio of "
+               "medians of the stable figure [95% bootstrap CI]; then throughput or a second "
+               "figure; flags in italics.", "",
+               "| scenario | leads with | " + " | ".join(rts) + " |",
+               "|---|---|" + "---|" * len(rts)]
+
+        def ftext(f, sc, second=False):
+            m = f["metric"]
+            unit = display_unit(m.name, m.unit, sc)
+            if f["ref"] or not finite(f["ratio"]):
+                t = fmt_value(m.median, unit) + (" (ref.)" if f["ref"] and not second else "")
+            else:
+                t = fmt_ratio(f["ratio"])
+                if not second and finite(f["lo"]):
+                    t += f" [{fmt_ratio(f['lo'])[:-1]}, {fmt_ratio(f['hi'])[:-1]}]"
+            if f["cls"] == "worse" and not second:
+                t = f"**{t}**"
+            flags = " ".join(f"*{FLAGS[k][0]}*" for k in f["flags"])
+            return t + (f" {flags}" if flags else "")
+
+        for row in rows:
+            sc = row["scenario"]
+            lead = metric_title(row["lead"], sc) if row["lead"] else "-"
+            if row["second"]:
+                lead += f" (then {metric_title(row['second'], sc).lower()})"
+            cols = []
+            for rt in rts:
+                e = row["cells"].get(rt)
+                c = e["cell"] if e else None
+                if c is None or c.unsupported:
+                    cols.append("")
+                elif not c.ok:
+                    cols.append(c.status)
+                elif not e.get("lead"):
+                    cols.append("-")
+                else:
+                    t = ftext(e["lead"], sc)
+                    if e.get("second"):
+                        t += "; " + ftext(e["second"], sc, True)
+                    cols.append(t)
+            lab = f" {row['label']}" if row["label"] != "-" else ""
+            out.append(f"| {sc}{lab} | {lead} | " + " | ".join(x.replace("|", "\\|")
+                                                              for x in cols) + " |")
+        unsup = self.unsupported_lines()
+        if unsup:
+            out.append("")
+            out.append("Not measured (unsupported):")
+            out.append("")
+            out += [f"- {rt}: {text}" for rt, text in unsup]
+        out.append("")
+        return out
 
     def sec_summary(self):
         d = self.doc
@@ -274,31 +804,52 @@ class Report:
         if d.status != "complete":
             parts.append(f'<p class="warn">This run is <b>{esc(d.status)}</b>: some cells '
                          "may be missing or incomplete.</p>")
+        leads = {row["scenario"]: (row["lead"], row["second"]) for row in self.headline()}
         rows, rclasses = [], []
         for c in d.cells:
-            p = c.primary_metric()
+            if c.unsupported:
+                continue   # one line per runtime below
+            lead, second = leads.get(c.scenario, (None, None))
+            lm = c.metrics.get(lead) if lead else None
+            sm = c.metrics.get(second) if second else c.primary_metric()
+            if sm is lm:
+                sm = None
             lat50 = mval(c, "latency_p50")
             lat99 = mval(c, "latency_p99")
-            cpu = c.metrics.get("server_cpu_us_per_msg")
             rss = rss_kib(c)
             notes = []
-            if c.summary and c.summary.get("loadgen_saturated"):
-                notes.append("load generator bound")
+            if c.loadgen_saturated:
+                notes.append("load-generator-bound")
             if c.summary and c.summary.get("rate_sustained") is False:
                 notes.append("offered rate not sustained")
+            share = c.others_share() if c.ok else None
+            if share is not None and share > self.max_interference:
+                notes.append(f"others took {min(share, 1) * 100:.0f}% of the pinned CPUs")
             if not c.ok:
                 notes.append(c.message or "")
-            rows.append((c.runtime, c.scenario, self.label(c), c.status,
-                         (f"{p.name}: " if p and p.name != "throughput" else "") + med_ci_text(p),
+
+            def text(m):
+                if m is None:
+                    return "-"
+                unit = display_unit(m.name, m.unit, c.scenario)
+                return f"{metric_title(m.name, c.scenario)}: " + fmt_range(
+                    m.median, m.ci_low, m.ci_high, unit)
+            rows.append((c.runtime, c.scenario, self.label(c), c.status, text(lm), text(sm),
                          fmt_ns(lat50), fmt_ns(lat99),
-                         fmt_value(cpu.median, cpu.unit) if cpu else "-",
                          fmt_value(rss.median, rss.unit) if rss else "-",
                          "; ".join(n for n in notes if n)))
-            rclasses.append(None if c.ok or c.status in ("unsupported", "pending") else "failed")
+            rclasses.append(None if c.ok or c.status == "pending" else "failed")
         parts.append("<h3>Cells</h3>")
-        parts.append(table(["runtime", "scenario", "params", "status", "result median [CI]",
-                            "p50", "p99", "CPU/msg", "peak RSS", "notes"], rows,
-                           row_classes=rclasses, num_cols=(4, 5, 6, 7, 8)))
+        parts.append(table(["runtime", "scenario", "params", "status",
+                            "stable figure: median [CI]", "then: median [CI]", "p50", "p99",
+                            "peak RSS", "notes"], rows,
+                           row_classes=rclasses, num_cols=(6, 7, 8)))
+        unsup = self.unsupported_lines()
+        if unsup:
+            parts.append('<p class="note" style="margin-bottom:0">Unsupported, not in the '
+                         "table:</p>")
+            parts.append('<ul class="unsup">' + "".join(
+                f"<li><b>{esc(rt)}</b>: {esc(t)}</li>" for rt, t in unsup) + "</ul>")
         parts.append('<p class="note">Medians over the repetitions with the harness\'s '
                      "distribution-free confidence interval of the median: 95% or more from "
                      "6 repetitions on; with fewer it is [min, max], whose level is lower (75% "
@@ -307,18 +858,25 @@ class Report:
         md = self.md
         md.append("# axbench report")
         md.append("")
-        md.append(f"- commit `{d.commit}`{' (dirty)' if d.dirty else ''}, started {d.time}, "
-                  f"status **{d.status}**")
-        md.append(f"- runtimes: {', '.join(cfg.get('runtimes') or [])}; scenarios: "
-                  f"{', '.join(cfg.get('scenarios') or [])}; {cfg.get('reps')} reps, "
-                  f"pinning {cfg.get('pin')}")
+        facts, inter = self.title_facts()
+        md.append(facts)
         md.append("")
-        md.append("| runtime | scenario | params | status | result median [CI] | p50 | p99 | "
-                  "CPU/msg | peak RSS |")
-        md.append("|---|---|---|---|---|---|---|---|---|")
+        if inter:
+            md.append(f"> **Interference:** {inter}")
+            md.append("")
+        md.extend(self.md_answer)
+        md.append("## Cells")
+        md.append("")
+        md.append(f"Runtimes: {', '.join(cfg.get('runtimes') or [])}; scenarios: "
+                  f"{', '.join(cfg.get('scenarios') or [])}; {cfg.get('reps')} reps, "
+                  f"pinning {cfg.get('pin')}.")
+        md.append("")
+        md.append("| runtime | scenario | params | status | stable figure | then | p50 | p99 | "
+                  "peak RSS | notes |")
+        md.append("|---|---|---|---|---|---|---|---|---|---|")
         for r in rows:
-            md.append("| " + " | ".join(str(x).replace("|", "\\|") for x in r[:9]) + " |")
-        failed = [c for c in d.cells if not c.ok and c.status not in ("unsupported", "pending")]
+            md.append("| " + " | ".join(str(x).replace("|", "\\|") for x in r) + " |")
+        failed = self.failed_cells()
         if failed:
             md.append("")
             md.append(f"**{len(failed)} cell(s) failed:**")
@@ -341,12 +899,20 @@ class Report:
             if p is None:
                 continue
             direction = {1: "higher is better", -1: "lower is better"}.get(p.better, "")
-            title = f"{sc}: {p.name} ({direction})" if direction else f"{sc}: {p.name}"
-            svg = self.bars(sc, cells, p.name, title, f"{p.name} ({p.unit})")
+            unit = display_unit(p.name, p.unit, sc)
+            title = f"{scenario_title(sc)}: {metric_title(p.name, sc)}"
+            title += f" ({direction})" if direction else ""
+            lg = any(c.loadgen_saturated for c in cells) and p.name.startswith(LOAD_BOUND)
+            svg = self.bars(sc, cells, p.name, title, f"{metric_title(p.name, sc)} ({unit})",
+                            hatch_lg=lg)
             levels = sorted({f"{c.metrics[p.name].ci_level:.0%}" for c in cells
                              if p.name in c.metrics and finite(c.metrics[p.name].ci_level)})
-            parts.append(figure(svg, f"Median over repetitions; error bars: confidence "
-                                f"interval of the median (level {', '.join(levels) or '?'})."))
+            parts.append(figure(svg, "Bar: the median over repetitions; dots: each repetition; "
+                                f"whiskers: confidence interval of the median (level "
+                                f"{', '.join(levels) or '?'})."
+                                + (" Hatched: the load generator was the bottleneck, so the "
+                                   "bar measures the client as much as the runtime." if lg
+                                   else ""), alt=title))
         if not parts:
             return placeholder("no cells")
         return '<div class="charts">' + "\n".join(parts) + "</div>"
@@ -373,8 +939,9 @@ class Report:
         out = []
         for key in order:
             sc, lab, hname = key
-            what = "round-trip latency" if hname == "latency" else hname
-            title = f"{sc}{' ' + lab if lab != '-' else ''}: {what}"
+            what = "round-trip latency" if hname == "latency" else \
+                PERCENTILE_FAMILIES.get(hname, hname).lower()
+            title = f"{scenario_title(sc)}{' ' + lab if lab != '-' else ''}: {what}"
             out.append((title, key, groups[key]))
         return out
 
@@ -384,13 +951,22 @@ class Report:
             return placeholder("no latency histograms in these results")
         parts = ['<p class="note">Percentile distribution of the histograms merged over all '
                  "repetitions (HdrHistogram style): the x axis is 1/(1-p) on a log scale, so "
-                 "every tail decade gets the same room; both axes are logarithmic.</p>",
+                 "every tail decade gets the same room; both axes are logarithmic. At most "
+                 f"{charts.MAX_LINES_PER_AXIS} runtimes share a panel (ax runtimes, then the "
+                 "native references); the reference runtime is drawn dashed grey in the "
+                 "panels that do not hold it.</p>",
                  '<div class="charts">']
         for title, key, curves in groups[:MAX_CHARTS_PER_SECTION]:
             if not curves:
                 continue
-            svg = charts.percentile_curves(title, curves, self.colours,
-                                           "latency" if key[2] == "latency" else key[2])
+            hname = key[2]
+            names = list(curves)
+            ax_names = [n for n in names if self.kinds.get(n) == "ax"]
+            ref = "epoll" if "epoll" in names else (ax_names or names)[0]
+            svg = charts.percentile_curves(
+                title, curves, self.colours,
+                "latency" if hname == "latency" else PERCENTILE_FAMILIES.get(hname, hname).lower(),
+                panels=self.panels(names), reference=ref)
             parts.append(figure(svg, alt=title))
         parts.append("</div>")
         if len(groups) > MAX_CHARTS_PER_SECTION:
@@ -515,11 +1091,13 @@ class Report:
             cells = [c for c in net if c.scenario == sc]
             if not cells:
                 continue
+            what = metric_title("server_cpu_us_per_msg", sc)
             svg = self.bars(sc, cells, "server_cpu_us_per_msg",
-                            f"{sc}: server CPU (user+sys) per message (lower is better)",
-                            "CPU per message (us)")
-            parts.append(figure(svg, "Server CPU time per echoed message or request over the "
-                                     "measured phase; error bars: CI of the median."))
+                            f"{scenario_title(sc)}: {what.lower()} (lower is better)",
+                            f"{what} (us)")
+            parts.append(figure(svg, "Server CPU time (user+sys) per echoed message or request "
+                                     "over the measured phase; dots: each repetition; "
+                                     "whiskers: CI of the median.", alt=f"{sc} CPU"))
         if net:
             rows = [(c.runtime, c.scenario, self.label(c),
                      *(fmt_value(mval(c, k), c.metrics[k].unit) if k in c.metrics else "-"
@@ -549,8 +1127,8 @@ class Report:
                 continue
             name = rss_kib(cells[0]).name
             who = "server " if name.startswith("server") else ""
-            svg = self.bars(sc, cells, name, f"{sc}: {who}peak RSS (lower is better)",
-                            "peak RSS (MiB)", scale=1 / 1024)
+            svg = self.bars(sc, cells, name, f"{scenario_title(sc)}: {who}peak RSS (lower is "
+                            "better)", "peak RSS (MiB)", scale=1 / 1024)
             parts.append(figure(svg, "Peak resident set size (getrusage maxrss) of the "
                                      "process running the runtime under test."))
         per_task = [c for c in self.doc.cells if c.ok and "bytes_per_live_task" in c.metrics]
@@ -776,19 +1354,25 @@ class Report:
         return "\n".join(parts)
 
     def sec_history(self):
+        md = self.md_history = ["## History", ""]
         if self.hist is None:
+            md += ["No history given (`axbench report --history results.db`).", ""]
             return placeholder("no history given (axbench record RESULTS.json appends to "
                                "results.db; axbench report --history results.db draws it)")
         parts = []
         steps_rows = []
         nchart = 0
+        skipped = []
         for (testbed, branch), (runs, data, cells) in sorted(self.hist.items()):
             if len(runs) < 2:
                 parts.append(f'<p class="note">{esc(testbed)} / {esc(branch)}: one run so far; '
                              "a history needs two.</p>")
+                md.append(f"- {testbed} / {branch}: one run so far ({runs[0].text})")
                 continue
             parts.append(f"<h3>Testbed {esc(testbed)}, branch {esc(branch)} "
-                         f"({len(runs)} runs)</h3>")
+                         f"({len(runs)} runs, {esc(runs[0].text)} to {esc(runs[-1].text)})</h3>")
+            md.append(f"- {testbed} / {branch}: {len(runs)} runs, {runs[0].text} to "
+                      f"{runs[-1].text}")
             index = {r.id: i for i, r in enumerate(runs)}
             xlabels = [r.label for r in runs]
             # one chart per (scenario, metric), a line per cell
@@ -804,8 +1388,17 @@ class Report:
                 for k, v in params.items():
                     hv.setdefault((sc, k), set()).add(json.dumps(v))
             figs = []
-            for (sc, metric, unit, better), series_in in sorted(
-                    by.items(), key=lambda kv: (kv[0][0], HEADLINE.get(kv[0][1], 9), kv[0][1])):
+
+            def order(kv):
+                sc, metric = kv[0][0], kv[0][1]
+                stable = metric in DEFAULT_GATES.get(sc, ())
+                return (sc, 0 if stable else 1 + HEADLINE.get(metric, 9), metric)
+            for (sc, metric, unit, better), series_in in sorted(by.items(), key=order):
+                # a metric that never moved (retransmissions at 0) has nothing to show
+                values = {v[0] for _c, _r, _p, per in series_in for v in per.values()}
+                if len(values) <= 1:
+                    skipped.append(f"{sc} {metric}")
+                    continue
                 series, steps = {}, []
                 for cell, rt, params, per in series_in:
                     lab = ",".join(f"{k}={format_param(k, v)}" for k, v in params.items()
@@ -819,7 +1412,7 @@ class Report:
                         steps.append((name, run_i, shift))
                         worse = (shift < 0) if better > 0 else (shift > 0)
                         steps_rows.append((testbed, branch, sc, name, metric,
-                                           f"{runs[pts[i - 1][0]].label} -> {runs[run_i].label}",
+                                           f"{runs[pts[i - 1][0]].text} -> {runs[run_i].text}",
                                            fmt_pct(1 + shift),
                                            "regression" if worse else "improvement"))
                 if nchart >= MAX_CHARTS_PER_SECTION * 2:
@@ -829,24 +1422,45 @@ class Report:
                 big = unit == "ns" and max(
                     (p[1] for pts in series.values() for p in pts), default=0) >= 1e4
                 scale = 1e-3 if big else 1.0
-                ylab = f"{metric} ({'us' if big else unit})"
+                shown_unit = "us" if big else display_unit(metric, unit, sc)
+                title = metric_title(metric, sc)
+                ylab = f"{title} ({shown_unit})" if len(title) < 28 else shown_unit
                 figs.append(figure(charts.history_chart(
-                    f"{sc}: {metric} ({'higher' if better > 0 else 'lower'} is better)",
-                    xlabels, series, steps, ylab, self.colours, scale), alt=f"{sc} {metric}"))
+                    f"{scenario_title(sc)}: {title} ({'higher' if better > 0 else 'lower'} "
+                    "is better)", xlabels, series, steps, ylab, self.colours, scale),
+                    alt=f"{sc} {metric}"))
             parts.append('<div class="charts">' + "\n".join(figs) + "</div>")
         parts.insert(0, f'<p class="note">Medians per recorded run (band: CI of the median), in '
-                        "time order; dotted red lines mark step changes: the median of the up "
+                        "time order, labelled with the run's date (UTC) and commit; dotted red "
+                        "lines mark step changes: the median of the up "
                         "to 3 runs after differs from the median of the up to 3 runs before by "
                         f"more than the {self.floor * 100:g}% noise floor, the two windows do "
                         "not overlap, and each side has at least 2 runs.</p>")
+        if skipped:
+            parts.append(f'<p class="note">Not drawn, the same value in every run: '
+                         f"{esc(', '.join(skipped))}.</p>")
         if steps_rows:
             parts.append("<h3>Step changes</h3>")
             parts.append(table(["testbed", "branch", "scenario", "cell", "metric", "between",
                                 "shift", "kind"], steps_rows))
+            md.append("")
+            md.append(f"**{len(steps_rows)} step change(s)**, stable figures first:")
+            md.append("")
+            ranked = sorted(steps_rows, key=lambda r: (r[4] not in DEFAULT_GATES.get(r[2], ()),
+                                                       r[7] != "regression"))
+            for tb, br, sc, name, metric, between, shift, kind in ranked[:20]:
+                md.append(f"- **{kind}**: {sc} {name}: {metric_title(metric, sc)} {shift}, "
+                          f"{between} ({tb} / {br})")
+            if len(ranked) > 20:
+                md.append(f"- and {len(ranked) - 20} more in the report")
         elif self.hist:
             parts.append('<p class="note">No step change detected.</p>')
+            md.append("")
+            md.append("No step change detected.")
         if not self.hist:
             parts.append(placeholder("the history database holds no runs yet"))
+            md.append("The history database holds no runs yet.")
+        md.append("")
         return "\n".join(parts)
 
     # -- the page ------------------------------------------------------------
@@ -859,7 +1473,9 @@ class Report:
             bodies[sid] = getattr(self, "sec_" + sid.replace("-", "_"))()
         d = self.doc
         title = f"axbench report: {', '.join(self.scenarios) or 'no scenario'}"
-        nav = " ".join(f'<a href="#{sid}">{esc(t)}</a>' for sid, t in SECTIONS)
+        facts, inter = self.title_facts()
+        inter_html = f'<p class="warn"><b>Busy machine:</b> {esc(inter)}</p>' if inter else ""
+        nav = " ".join(f'<a href="#{sid}">{esc(NAV.get(sid, t))}</a>' for sid, t in SECTIONS)
         secs = "\n".join(f'<section id="{sid}">\n<h2>{esc(t)}</h2>\n{bodies[sid]}\n</section>'
                          for sid, t in SECTIONS)
         page = f"""<!DOCTYPE html>
@@ -873,10 +1489,9 @@ class Report:
 </head>
 <body>
 <header>
-<h1>{esc(title)}</h1>
-<p>commit {esc(d.commit)}{' (dirty)' if d.dirty else ''} &middot; started {esc(d.time)}
-&middot; {esc(d.env.get('hostname') or '')} &middot; status {esc(d.status)}
-&middot; source <code>{esc(os.path.basename(d.path))}</code></p>
+<h1>axbench report</h1>
+<p class="title">{esc(facts)} &middot; source <code>{esc(os.path.basename(d.path))}</code></p>
+{inter_html}
 </header>
 <nav>{nav}</nav>
 <main>
@@ -926,6 +1541,7 @@ class Report:
                     md.append(f"- **{c['verdict']}**: {c['runtime']} {c['scenario']} "
                               f"{c['label']}: {'; '.join(changed)}")
             md.append("")
+        md.extend(self.md_history)
         if self.md_env:
             md.append("## Environment")
             md.append("")

@@ -121,3 +121,119 @@ def fmt_pct(ratio):
     if not finite(ratio):
         return "-"
     return f"{(ratio - 1) * 100:+.1f}%"
+
+
+# ---------------------------------------------------------------------------
+# Human titles and units
+
+# What the scenarios are, in words (ids stay visible beside them).
+SCENARIO_TITLES = {
+    "tcp_echo": "TCP echo",
+    "http_plaintext": "HTTP plaintext",
+    "fairness": "Fairness",
+    "rpc_fanout": "RPC fan-out",
+    "idle_conns": "Idle connections",
+    "connect_storm": "Connect storm",
+    "stall_echo": "Stalling echo",
+    "spawn_join": "Spawn and join",
+    "ctx_switch": "Context switch",
+    "chan_pingpong": "Channel ping-pong",
+    "timers": "Timers",
+    "blocking_offload": "Blocking offload",
+    "file_read": "File read",
+}
+
+# metric id -> (title, unit shown or None for the file's unit). A metric
+# not listed shows its id.
+METRIC_TITLES = {
+    "throughput": ("Throughput", None),
+    "throughput_mib": ("Throughput in bytes", "MiB/s"),
+    "round_trips": ("Round trips", None),
+    "server_cpu_us_per_msg": ("Server CPU per message", "us"),
+    "loadgen_cpu_us_per_msg": ("Load generator CPU per message", "us"),
+    "server_cpu_util": ("Server CPU utilisation", None),
+    "server_sys_share": ("Server system-time share", None),
+    "server_vcsw_per_s": ("Server voluntary switches", "1/s"),
+    "server_ivcsw_per_s": ("Server involuntary switches", "1/s"),
+    "loop_iterations_per_msg": ("Loop iterations per message", None),
+    "events_per_iteration": ("Events per loop iteration", None),
+    "switches_per_msg": ("Switches per message", None),
+    "server_maxrss_kib": ("Server peak RSS", None),
+    "maxrss_kib": ("Peak RSS", None),
+    "loadgen_cpu_util": ("Load generator CPU utilisation", None),
+    "msgs_per_cpu_s": ("Messages per server CPU second", None),
+    "tcp_retransmits": ("TCP retransmissions", None),
+    "machine_others_share": ("Other processes' share of the pinned CPUs", None),
+    "server_rss_per_conn": ("Server memory per idle connection", None),
+    "idle_connections": ("Idle connections held", None),
+    "server_rss_idle_kib": ("Server RSS with the idle connections", None),
+    "connect_all_s": ("Time to open every connection", "s"),
+    "offered_rate": ("Offered rate", None),
+    "spawn_join_ns": ("Spawn and join, per task", None),
+    "spawn_join_per_s": ("Spawn and join rate", "tasks/s"),
+    "bytes_per_live_task": ("Memory per live task", None),
+    "switch_ns": ("Switch between two tasks", None),
+    "local_rtt_ns": ("Channel round trip, same thread", None),
+    "xthread_rtt_ns": ("Channel round trip, across threads", None),
+    "timers_per_s": ("Timers armed and fired", "timers/s"),
+    "arm_fire_ns": ("Timer arm and fire", None),
+    "churn_ns": ("Timer arm and cancel", None),
+    "calls_per_s": ("Offloaded blocking calls", "calls/s"),
+    "seq_warm_mib_s": ("Sequential read, warm cache", "MiB/s"),
+    "rand_warm_mib_s": ("Random read, warm cache", "MiB/s"),
+    "rand_direct_mib_s": ("Random read, O_DIRECT", "MiB/s"),
+    "o_direct_supported": ("O_DIRECT supported", None),
+    "cpu_s": ("CPU time (user+sys)", "s"),
+    "wall_s": ("Wall time", "s"),
+    "instructions_per_op": ("Instructions per operation", None),
+}
+
+PERCENTILE_NAMES = {"p50": "p50", "p90": "p90", "p99": "p99", "p99_9": "p99.9",
+                    "p99_99": "p99.99", "max": "max"}
+PERCENTILE_FAMILIES = {"latency": "Latency", "latency_uncorrected": "Uncorrected latency",
+                       "sleep_lateness": "Sleep lateness", "tick_lateness": "Loop tick lateness"}
+
+# Per scenario, what one "message" of the load generator is.
+MESSAGE_NAMES = {"http_plaintext": "request"}
+
+
+def metric_title(name, scenario=None):
+    """'Sequential read, warm cache' for seq_warm_mib_s; the id itself for
+    a metric this table does not know."""
+    if name in METRIC_TITLES:
+        title = METRIC_TITLES[name][0]
+    else:
+        for fam, ftitle in PERCENTILE_FAMILIES.items():
+            suffix = name[len(fam) + 1:] if name.startswith(fam + "_") else None
+            if suffix in PERCENTILE_NAMES:
+                return f"{ftitle} {PERCENTILE_NAMES[suffix]}"
+        return name
+    what = MESSAGE_NAMES.get(scenario)
+    if what and title.endswith(" per message"):
+        title = title[: -len("message")] + what
+    return title
+
+
+def display_unit(name, unit, scenario=None):
+    """The unit a reader sees: HTTP throughput in req/s, the table's unit
+    where it names one, else the file's."""
+    if name == "throughput" and scenario == "http_plaintext":
+        return "req/s"
+    if name in METRIC_TITLES and METRIC_TITLES[name][1]:
+        return METRIC_TITLES[name][1]
+    return unit
+
+
+def scenario_title(sc):
+    return SCENARIO_TITLES.get(sc, sc)
+
+
+def fmt_ratio(r):
+    """A ratio against the reference: 0.934 -> '0.93x', 12.3 -> '12x'."""
+    if not finite(r):
+        return "-"
+    if r >= 10:
+        return f"{r:.0f}\u00d7"
+    if r >= 0.095:
+        return f"{r:.2f}\u00d7"
+    return f"{r:.2g}\u00d7"

@@ -32,7 +32,7 @@ from axreports import browser  # noqa: E402
 from axreports.report import SECTIONS  # noqa: E402
 
 SECTION_IDS = [sid for sid, _ in SECTIONS]
-REQUIRED_IDS = ["throughput", "latency", "offered-load", "scaling", "cpu", "memory",
+REQUIRED_IDS = ["answer", "summary", "throughput", "latency", "offered-load", "scaling", "cpu", "memory",
                 "conformance", "ergonomics", "environment", "comparison", "history"]
 
 pytestmark = pytest.mark.skipif(
@@ -196,14 +196,95 @@ def test_report_sections_show_the_data(full_report, inputs):
     hist = section_html(page, "history")
     assert charts("history") >= 1 and "Step changes" in hist and "regression" in hist
     assert "ci-vm" in hist
+    # runs by date and commit; a metric that never moved gets no chart
+    assert "2026-01-04" in hist and "4444444" in hist
+    retrans = [v for c in inputs["doc"]["cells"] if c.get("summary")
+               for v in c["summary"]["metrics"].get("tcp_retransmits", {}).get("values", [])]
+    if retrans and not any(retrans):
+        assert "Not drawn, the same value in every run" in hist
+        assert "tcp_echo tcp_retransmits" in hist
+
+
+def test_first_section_answers(full_report, inputs):
+    """The page opens on the answer: the verdict against the baseline,
+    conformance, and a headline table with each runtime against the
+    reference on the scenario's stable figure, throughput second."""
+    assert SECTION_IDS[0] == "answer"
+    page = (full_report / "index.html").read_text()
+    ans = section_html(page, "answer")
+    # the baseline made epoll 20% better, so NEW is worse: the verdict says so
+    assert "Against the baseline: REGRESSION" in ans
+    assert "<b>worse</b>: epoll" in ans and "Server CPU per message" in ans
+    assert "Conformance:" in ans
+    # one headline row per scenario and parameter set, epoll the reference
+    hl = re.search(r'<table class="hl">(.*?)</table>', ans, re.S)
+    assert hl, "no headline table"
+    rows = re.findall(r"<tr>(.*?)</tr>", hl.group(1), re.S)
+    assert len(rows) == 1 + 2 + 1 + 1      # header, tcp_echo x2, blocking_offload, ctx_switch
+    assert rows[1].count("reference") >= 1 and "TCP echo" in rows[1]
+    assert "Context switch" in hl.group(1) and "Offloaded blocking calls" in hl.group(1)
+    if inputs["other"]:
+        # the other runtime as a ratio of epoll's figure with a CI
+        assert re.search(r"\d\.\d\d\u00d7</b>", hl.group(1)), hl.group(1)[:2000]
+    # human titles, not metric ids, in the headline
+    assert "server_cpu_us_per_msg" not in hl.group(1) and "switch_ns" not in hl.group(1)
+
+
+def test_unsupported_cells_are_one_line_per_runtime(inputs, tmp_path):
+    doc = copy.deepcopy(inputs["doc"])
+    base = next(c for c in doc["cells"] if c["runtime"] == "epoll")
+    for sc in ("http_plaintext", "file_read", "spawn_join"):
+        c = copy.deepcopy(base)
+        c.update({"runtime": "native-epoll", "runtime_kind": "reference", "scenario": sc,
+                  "status": "unsupported", "summary": None, "reps": [], "id": f"u-{sc}",
+                  "message": "reference native-epoll implements only its own scenarios"})
+        doc["cells"].append(c)
+    res = tmp_path / "unsup.json"
+    res.write_text(json.dumps(doc))
+    out = tmp_path / "unsup-report"
+    r = tool("report", res, "-o", out)
+    assert r.returncode == 0, r.stderr
+    page = (out / "index.html").read_text()
+    ans = section_html(page, "answer")
+    line = re.search(r"<li><b>native-epoll</b>: ([^<]*)</li>", ans)
+    assert line and "http_plaintext, file_read, spawn_join" in line.group(1), ans[-1500:]
+    assert "implements only its own scenarios" in line.group(1)
+    cells = section_html(page, "summary")
+    assert "<td>unsupported</td>" not in cells       # no row per unsupported cell
+    md = (out / "summary.md").read_text()
+    assert "- native-epoll: http_plaintext, file_read, spawn_join" in md
+
+
+def test_headline_flags_bimodal_and_loadgen_bound(inputs, tmp_path):
+    doc = copy.deepcopy(inputs["doc"])
+    other = inputs["other"]
+    if not other:
+        pytest.skip("one runtime only: no ratio to flag")
+    for c in doc["cells"]:
+        if c["runtime"] == other and c["scenario"] == "tcp_echo" and c.get("summary"):
+            m = c["summary"]["metrics"]["server_cpu_us_per_msg"]
+            med = m["median"]
+            m["values"] = [med, med * 1.02] + [med * 2.2] * (len(m["values"]) - 2)
+            c["summary"]["loadgen_saturated"] = True
+    res = tmp_path / "flags.json"
+    res.write_text(json.dumps(doc))
+    out = tmp_path / "flags-report"
+    r = tool("report", res, "-o", out)
+    assert r.returncode == 0, r.stderr
+    hl = section_html((out / "index.html").read_text(), "answer")
+    assert 'class="flag bimodal"' in hl and 'class="flag lg"' in hl
 
 
 def test_summary_markdown(full_report, inputs):
     md = (full_report / "summary.md").read_text()
     assert md.startswith("# axbench report")
+    # the answer first: verdict and headline table before the cells
+    assert md.index("Against the baseline: REGRESSION") < md.index("## Cells")
+    assert md.index("| scenario | leads with |") < md.index("## Cells")
     assert "| runtime | scenario | params | status |" in md
     assert "## Conformance" in md and "## Comparison with the baseline" in md
     assert "**worse**: epoll" in md
+    assert "## History" in md and "step change" in md and "**regression**" in md
     assert "## Environment" in md and "index.html" in md
 
 
