@@ -99,7 +99,19 @@ static void case_post_1m(void)
 /* post.lost_wake                                                      */
 /* ------------------------------------------------------------------ */
 
+/* How long a round may take. A wake-up goes through two thread switches;
+ * on the shared 2-CPU VMs, under load, the slowest of 20k rounds took 4 to
+ * 10 ms, about 0.05% took over 5 ms and none over 20 ms. A lost wake-up
+ * that a periodic tick or a timer recovers makes its round last up to one
+ * tick: a tick of 400 ms or more shows in the slowest round (bound 200 ms,
+ * 20 times the worst seen), and one from 40 ms on, losing a wake-up every
+ * few hundred rounds, shows in the count of rounds over 20 ms (at most
+ * 10; half of the lost rounds land there). Anything slower than 2 s is
+ * reported as lost outright. */
 #define LW_N 20000
+#define LW_WORST (200 * CONF_MS)
+#define LW_SLOW (20 * CONF_MS)
+#define LW_SLOW_MAX 10
 
 static ax_chan *lw_a, *lw_b;
 static ax_rt *lw_rt;
@@ -138,6 +150,7 @@ static intptr_t lw_main(void *arg)
 	(void)arg;
 	pthread_t th;
 	int64_t worst = 0;
+	int slow = 0;
 	lw_rt = ax_rt_current();
 	ax_chan_create(&lw_a, sizeof(int), 1);
 	ax_chan_create(&lw_b, sizeof(int), 1);
@@ -155,14 +168,21 @@ static intptr_t lw_main(void *arg)
 		int64_t el = ax_now() - t0;
 		if (el > worst)
 			worst = el;
+		if (el > LW_SLOW)
+			slow++;
 		if (!CONF_EQ(r, 0, "ax_chan_recv") ||
 		    !CONF_EQ(v, i, "round trip value"))
 			conf_die("giving up");
 		ax_chan_send(lw_b, &i);
 	}
 	pthread_join(th, NULL);
-	CONF_TRUE(worst < 1 * CONF_S, "a wake-up took %lld ms to arrive "
-		  "(lost and recovered by a timer?)", (long long)(worst / CONF_MS));
+	CONF_TRUE(worst < LW_WORST, "a wake-up took %lld ms to arrive (bound "
+		  "%lld ms): lost and recovered by a tick or a timer?",
+		  (long long)(worst / CONF_MS), (long long)(LW_WORST / CONF_MS));
+	CONF_TRUE(slow <= LW_SLOW_MAX, "%d of %d wake-ups took over %lld ms "
+		  "(bound %d; the slowest %lld ms): lost and recovered by a "
+		  "periodic tick?", slow, LW_N, (long long)(LW_SLOW / CONF_MS),
+		  LW_SLOW_MAX, (long long)(worst / CONF_MS));
 	ax_chan_destroy(lw_a);
 	ax_chan_destroy(lw_b);
 	return 0;

@@ -7,6 +7,7 @@ with a message saying so. Fault injection uses the test-only hooks
 AXBENCH_TEST_FAULT and AXBENCH_TEST_UNAVAILABLE (docs/harness.md).
 """
 
+import calendar
 import json
 import os
 import re
@@ -99,12 +100,34 @@ def test_list_json_is_machine_readable():
 def short_run(tmp_path_factory):
     out = tmp_path_factory.mktemp("run") / "short.json"
     t0 = time.monotonic()
+    wall0 = time.time()
     r = axbench(
         "run", "--runtime", "epoll,blocking", *SHORT, "--reps", "2",
         "-p", "connections=1,4", "--json", str(out),
     )
     elapsed = time.monotonic() - t0
+    SHORT_RUN_WALL[:] = [wall0, time.time()]
     return r, out, elapsed
+
+
+SHORT_RUN_WALL = []
+
+
+def cmake_cache():
+    """The CMake cache of the build the binary comes from ({} if none)."""
+    path = AXBENCH.parent / "CMakeCache.txt"
+    cache = {}
+    if path.is_file():
+        for line in path.read_text().splitlines():
+            m = re.match(r"^([A-Za-z_][A-Za-z0-9_]*):[A-Z]+=(.*)$", line)
+            if m:
+                cache[m.group(1)] = m.group(2)
+    return cache
+
+
+def git_out(src, *args):
+    r = subprocess.run(["git", "-C", src, *args], capture_output=True, text=True)
+    return r.stdout.strip() if r.returncode == 0 else None
 
 
 def test_run_exits_cleanly_and_prints_a_summary(short_run):
@@ -130,12 +153,38 @@ def test_run_result_file_schema(short_run):
     for key in ("cpu", "kernel", "libraries", "io_uring", "build", "git",
                 "time_utc", "pinning"):
         assert key in env, key
-    assert env["cpu"]["count"] >= 1 and env["cpu"]["model"]
-    assert env["kernel"]["release"]
-    assert env["pinning"]["mode"] == "split"
-    assert env["pinning"]["server_cpu"] != env["pinning"]["load_cpu"]
-    assert env["git"]["commit"]
-    assert env["build"]["compiler_version"]
+    # known answers: what this machine, this process and this build say
+    cpu = env["cpu"]
+    assert cpu["count"] == os.sysconf("SC_NPROCESSORS_ONLN")
+    assert cpu["configured"] == os.sysconf("SC_NPROCESSORS_CONF")
+    assert cpu["allowed"] == sorted(os.sched_getaffinity(0))
+    assert cpu["model"] and cpu["model"] != "unknown"
+    u = os.uname()
+    assert env["kernel"] == {"sysname": u.sysname, "release": u.release,
+                             "version": u.version, "machine": u.machine}
+    assert env["hostname"] == socket.gethostname()
+    pin = env["pinning"]
+    assert pin["mode"] == "split"
+    assert pin["server_cpu"] != pin["load_cpu"]
+    assert {pin["server_cpu"], pin["load_cpu"]} <= set(cpu["allowed"])
+    # written during the run (UTC, to the second)
+    when = calendar.timegm(time.strptime(env["time_utc"], "%Y-%m-%dT%H:%M:%SZ"))
+    wall0, wall1 = SHORT_RUN_WALL
+    assert wall0 - 1 <= when <= wall1 + 1, (env["time_utc"], wall0, wall1)
+    # the build and the commit it was built from
+    cache = cmake_cache()
+    if cache:
+        assert env["build"]["build_type"] == cache["CMAKE_BUILD_TYPE"]
+        assert env["build"]["sanitizers"] is (cache.get("AX_SANITIZE") == "ON")
+        src = cache["CMAKE_HOME_DIRECTORY"]
+        head = git_out(src, "rev-parse", "HEAD")
+        if head:
+            assert env["git"]["commit"] == head
+            dirty = git_out(src, "status", "--porcelain", "--untracked-files=no")
+            assert env["git"]["dirty"] is bool(dirty)
+    assert re.fullmatch(r"[0-9a-f]{40}", env["git"]["commit"])
+    assert env["build"]["compiler_version"] and env["build"]["compiler_version"] in \
+        env["build"]["compiler"] + " " + env["build"]["compiler_version"]
 
 
 def test_run_cells_have_medians_and_ordered_percentiles(short_run):
@@ -158,11 +207,23 @@ def test_run_cells_have_medians_and_ordered_percentiles(short_run):
             assert isinstance(rep["loadgen_saturated"], bool)
             assert rep["kernel_net"]["tcp_retrans_segs"] >= 0
         m = cell["summary"]["metrics"]
+        # known answers for 2 repetitions: the values in repetition order,
+        # their mean as the median, and [min, max] as the interval at its
+        # true level 1 - 2 P(Bin(2, 1/2) = 0) = 0.5
+        for name, metric in m.items():
+            vals = [rep["metrics"][name]["value"] for rep in cell["reps"]]
+            assert metric["n"] == 2 and metric["values"] == pytest.approx(vals), name
+            assert metric["median"] == pytest.approx((vals[0] + vals[1]) / 2), name
+            assert metric["ci_low"] == pytest.approx(min(vals)), name
+            assert metric["ci_high"] == pytest.approx(max(vals)), name
+            assert metric["ci_level"] == pytest.approx(0.5), name
+            assert (metric["ci_rank_low"], metric["ci_rank_high"]) == (1, 2), name
+            assert metric["unit"] == cell["reps"][0]["metrics"][name]["unit"], name
         tp = m["throughput"]
-        assert tp["median"] > 0 and tp["n"] == 2
-        assert tp["ci_low"] <= tp["median"] <= tp["ci_high"]
-        assert len(tp["values"]) == 2
+        assert tp["median"] > 0
         assert m["latency_p50"]["median"] <= m["latency_p99"]["median"]
+        assert m["latency_p50"]["values"] == pytest.approx(
+            [rep["latency"]["p50"] for rep in cell["reps"]])
         assert m["server_cpu_us_per_msg"]["median"] > 0
         assert m["server_maxrss_kib"]["median"] > 0
         merged = cell["summary"]["latency_merged"]

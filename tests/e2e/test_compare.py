@@ -248,6 +248,78 @@ def test_bootstrap_ci_is_reproducible_and_covers_the_ratio():
     assert same[0] < 1 < same[1]
 
 
+def exact_bootstrap_ratios(base, new):
+    """Every bootstrap outcome of median(new)/median(base) for small
+    samples, each equally likely: all n^n ordered resamples of each side
+    (drawn with replacement, the two sides independent), paired."""
+    def medians(xs):
+        return [stats.median(r) for r in itertools.product(xs, repeat=len(xs))]
+    return sorted(n / b for b in medians(base) for n in medians(new))
+
+
+def exact_cdf(ratios, x):
+    """P(R <= x) and P(R < x) under the exact distribution."""
+    le = sum(r <= x * (1 + 1e-12) for r in ratios)
+    lt = sum(r < x * (1 - 1e-12) for r in ratios)
+    return le / len(ratios), lt / len(ratios)
+
+
+# Known answers at n = 3 on each side: 27 x 27 = 729 equally likely
+# outcomes of the resampled ratio, enumerated.
+BOOT3 = [([1, 2, 4], [3, 5, 11]),
+         ([10, 10, 12], [9, 11, 15]),     # a tie on the base side
+         ([100, 101, 150], [90, 100, 200])]
+
+
+def test_bootstrap_ci_matches_the_exact_distribution_at_n3():
+    """compare's percentile bootstrap against the exact bootstrap
+    distribution: each end of the interval must sit at the exact
+    distribution's quantile (1 +- level) / 2, up to resampling error: the
+    share of outcomes below it (P(R < end)) may not exceed the tail, nor the
+    share up to it (P(R <= end)) fall short of it, by more than 4 standard
+    errors of a quantile estimated from `resamples` draws. Several levels
+    (so the ends fall on inner outcomes, not only the extremes) and seeds."""
+    resamples = 2000
+    for base, new in BOOT3:
+        ratios = exact_bootstrap_ratios(base, new)
+        assert len(ratios) == 27 * 27
+        for level in (0.95, 0.8, 0.5, 0.2):
+            for seed in range(6):
+                lo, hi = stats.bootstrap_ratio_ci(base, new, level=level,
+                                                  resamples=resamples, seed=seed)
+                for end, q in ((lo, (1 - level) / 2), (hi, (1 + level) / 2)):
+                    tol = 4 * math.sqrt(q * (1 - q) / resamples) + 1 / resamples
+                    le, lt = exact_cdf(ratios, end)
+                    assert lt <= q + tol and le >= q - tol, (
+                        f"base {base}, new {new}, level {level}, seed {seed}: "
+                        f"interval end {end:.4f} for quantile {q:.3f} has "
+                        f"P(R < end) = {lt:.3f}, P(R <= end) = {le:.3f}")
+                assert lo <= hi
+
+
+def test_bootstrap_ci_exact_ends_at_n3():
+    """Where the exact quantile is far from any step of the distribution,
+    the interval is that outcome exactly, whatever the seed: at 95% the
+    extreme ratios (each has probability (7/27)^2 = 6.7% > 2.5%), at 50%
+    the inner outcomes."""
+    base, new = BOOT3[0]
+    ratios = exact_bootstrap_ratios(base, new)
+    # medians of 3 resampled values: the middle one with probability
+    # 13/27, each extreme with 7/27
+    assert ratios.count(3 / 4) == 49 and ratios.count(5 / 2) == 169
+    for seed in range(5):
+        assert stats.bootstrap_ratio_ci(base, new, seed=seed) == (0.75, 11.0)
+    # level 0.5: the 25% and 75% quantiles, both well inside a step
+    q25 = next(r for r in ratios if exact_cdf(ratios, r)[0] >= 0.25)
+    q75 = next(r for r in ratios if exact_cdf(ratios, r)[0] >= 0.75)
+    for q, x in ((0.25, q25), (0.75, q75)):
+        le, lt = exact_cdf(ratios, x)
+        assert lt < q - 0.05 and le > q + 0.05
+    for seed in range(5):
+        assert stats.bootstrap_ratio_ci(base, new, level=0.5, seed=seed) == \
+            pytest.approx((q25, q75))
+
+
 def test_geomean():
     assert stats.geomean([2, 0.5]) == pytest.approx(1.0)
     assert stats.geomean([1.1, 1.1, 1.1]) == pytest.approx(1.1)
