@@ -198,6 +198,18 @@ def test_report_sections_show_the_data(full_report, inputs):
     assert "ci-vm" in hist
     # runs by date and commit; a metric that never moved gets no chart
     assert "2026-01-04" in hist and "4444444" in hist
+    # the step is where it was put (between commits 3 and 4), of the size
+    # put there (epoll's costs x1.3: +30%), a regression, and on epoll alone
+    rows = re.findall(r"<tr>(.*?)</tr>", hist.split("Step changes", 1)[1], re.S)
+    steps = [re.sub(r"<[^>]+>", "|", r) for r in rows if "->" in r or "&gt;" in r]
+    assert steps, hist[-3000:]
+    for row in steps:
+        assert "epoll" in row and "3333333" in row and "4444444" in row, row
+        assert "regression" in row, row
+    cpu = [r for r in steps if "server_cpu_us_per_msg" in r]
+    assert cpu and all("+30.0%" in r for r in cpu), steps
+    if inputs["other"]:
+        assert not any(inputs["other"] in r.split("|epoll")[0] for r in steps), steps
     retrans = [v for c in inputs["doc"]["cells"] if c.get("summary")
                for v in c["summary"]["metrics"].get("tcp_retransmits", {}).get("values", [])]
     if retrans and not any(retrans):
@@ -273,6 +285,22 @@ def test_headline_flags_bimodal_and_loadgen_bound(inputs, tmp_path):
     assert r.returncode == 0, r.stderr
     hl = section_html((out / "index.html").read_text(), "answer")
     assert 'class="flag bimodal"' in hl and 'class="flag lg"' in hl
+
+
+def test_step_changes_known_answers():
+    """Where a step is and how big, on series with known answers."""
+    from axreports import history
+    assert history.step_changes([10, 10, 10, 13, 13], 0.03) == [(3, pytest.approx(0.3))]
+    assert history.step_changes([10, 10, 10, 7, 7, 7], 0.03) == [(3, pytest.approx(-0.3))]
+    # below the floor: no step, however clean
+    assert history.step_changes([10, 10, 10, 10.2, 10.2], 0.03) == []
+    # one odd run is not a step, nor is the newest run alone
+    assert history.step_changes([10, 10, 13, 10, 10], 0.03) == []
+    assert history.step_changes([10, 10, 10, 10, 13], 0.03) == []
+    # overlapping windows: noise, not a step
+    assert history.step_changes([10, 12, 9, 12, 10, 13], 0.03) == []
+    # two steps far apart are both found; neighbours keep the largest
+    assert [i for i, _ in history.step_changes([5, 5, 5, 8, 8, 8, 12, 12, 12], 0.03)] == [3, 6]
 
 
 def test_summary_markdown(full_report, inputs):
