@@ -21,11 +21,10 @@
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
-#include <sys/socket.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "ax_driver.h"
+#include "kit.h"
 #include "theap.h"
 
 #define EP_MAX_EVENTS 256
@@ -49,11 +48,9 @@ struct ep_fd {
 struct ep_state {
 	int epfd;
 	int evfd;
-	struct ep_fd *fds;
-	size_t nfds;
+	struct ax__fdtab fds;     /* struct ep_fd by descriptor */
 	struct ax_theap timers;
-	struct ax_op *late_head, *late_tail; /* finished in submit, delivered
-					       by the next poll */
+	struct ax__defq late;     /* finished in submit, delivered by poll */
 	bool have_pwait2;
 	uint64_t polls, events;
 };
@@ -61,24 +58,6 @@ struct ep_state {
 /* ------------------------------------------------------------------ */
 /* per-descriptor state                                                */
 /* ------------------------------------------------------------------ */
-
-static struct ep_fd *ep_slot(struct ep_state *s, int fd)
-{
-	if (fd < 0)
-		return NULL;
-	if ((size_t)fd >= s->nfds) {
-		size_t n = s->nfds ? s->nfds : 256;
-		while (n <= (size_t)fd)
-			n *= 2;
-		struct ep_fd *v = realloc(s->fds, n * sizeof *v);
-		if (!v)
-			return NULL;
-		memset(v + s->nfds, 0, (n - s->nfds) * sizeof *v);
-		s->fds = v;
-		s->nfds = n;
-	}
-	return &s->fds[fd];
-}
 
 static int ep_register(struct ep_state *s, int fd, struct ep_fd *f)
 {
@@ -101,98 +80,23 @@ static int ep_register(struct ep_state *s, int fd, struct ep_fd *f)
 /* system call attempts: 1 finished (op->res set), 0 would block        */
 /* ------------------------------------------------------------------ */
 
-static int ep_try_accept(struct ax_op *op)
-{
-	for (;;) {
-		int fd = accept4(op->fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
-		if (fd >= 0) {
-			op->res = fd;
-			return 1;
-		}
-		if (errno == EINTR || errno == ECONNABORTED)
-			continue;
-		if (errno == EAGAIN)
-			return 0;
-		/* EMFILE/ENFILE end the op: the connection stays queued and
-		 * the caller decides when to try again [AX-TCP-8] */
-		op->res = -errno;
-		return 1;
-	}
-}
-
-static int64_t ep_now(void);
-
+/* A read through the kit, plus the test hook's slowdown after data. */
 static int ep_try_read(struct ax_op *op)
 {
-	for (;;) {
-		ssize_t n = read(op->fd, op->buf, op->len);
-		if (n >= 0) {
-			op->res = n;
-			if (ep_test_delay_ns && n > 0) {
-				int64_t t0 = ep_now();
-				while (ep_now() - t0 < ep_test_delay_ns)
-					;
-			}
-			return 1;
-		}
-		if (errno == EINTR)
-			continue;
-		if (errno == EAGAIN)
-			return 0;
-		op->res = -errno;
-		return 1;
+	int r = ax__nb_read(op);
+	if (r == 1 && ep_test_delay_ns && op->res > 0) {
+		int64_t t0 = ax_now();
+		while (ax_now() - t0 < ep_test_delay_ns)
+			;
 	}
-}
-
-/* drv_u64[0]: bytes of the write already sent. */
-static int ep_try_write(struct ax_op *op)
-{
-	const char *p = op->buf;
-	while (op->drv_u64[0] < op->len) {
-		ssize_t n = send(op->fd, p + op->drv_u64[0],
-				 op->len - op->drv_u64[0], MSG_NOSIGNAL);
-		if (n < 0 && errno == ENOTSOCK)
-			n = write(op->fd, p + op->drv_u64[0],
-				  op->len - op->drv_u64[0]);
-		if (n >= 0) {
-			op->drv_u64[0] += (uint64_t)n;
-			continue;
-		}
-		if (errno == EINTR)
-			continue;
-		if (errno == EAGAIN)
-			return 0;
-		op->res = -errno;
-		return 1;
-	}
-	op->res = (int64_t)op->len;
-	return 1;
-}
-
-/* drv_u64[1]: 1 once the connecting socket exists. */
-static int ep_finish_connect(struct ax_op *op)
-{
-	int err = 0;
-	socklen_t len = sizeof err;
-	if (getsockopt(op->fd, SOL_SOCKET, SO_ERROR, &err, &len) < 0)
-		err = errno;
-	if (err == EINPROGRESS || err == EALREADY)
-		return 0;
-	if (err) {
-		close(op->fd);
-		op->res = -err;
-	} else {
-		op->res = op->fd;
-	}
-	return 1;
+	return r;
 }
 
 /* A descriptor number just returned by the kernel cannot be in our epoll
  * set (close removed its predecessor), whatever the slot remembers. */
 static void ep_fresh(struct ep_state *s, int fd)
 {
-	if (fd >= 0 && (size_t)fd < s->nfds)
-		memset(&s->fds[fd], 0, sizeof s->fds[fd]);
+	ax__fdtab_clear(&s->fds, fd);
 }
 
 static int ep_try(struct ep_state *s, struct ax_op *op)
@@ -200,12 +104,12 @@ static int ep_try(struct ep_state *s, struct ax_op *op)
 	int r;
 	switch (op->kind) {
 	case AX_OP_ACCEPT:
-		r = ep_try_accept(op);
+		r = ax__nb_accept(op);
 		if (r == 1)
 			ep_fresh(s, (int)op->res);
 		return r;
 	case AX_OP_READ: {
-		struct ep_fd *f = op->fd >= 0 && (size_t)op->fd < s->nfds ? &s->fds[op->fd] : NULL;
+		struct ep_fd *f = ax__fdtab_find(&s->fds, op->fd);
 		if (f && f->added && !f->rd_ready)
 			return 0;
 		r = ep_try_read(op);
@@ -214,9 +118,9 @@ static int ep_try(struct ep_state *s, struct ax_op *op)
 			f->rd_ready = false;
 		return r;
 	}
-	case AX_OP_WRITE: return ep_try_write(op);
+	case AX_OP_WRITE: return ax__nb_write(op);
 	case AX_OP_CONNECT:
-		r = ep_finish_connect(op);
+		r = ax__nb_connect_finish(op);
 		if (r == 1 && op->res < 0)
 			ep_fresh(s, op->fd);
 		return r;
@@ -233,16 +137,6 @@ static int epoll_try_now(void *state, struct ax_op *op)
 /* submit / cancel / close                                             */
 /* ------------------------------------------------------------------ */
 
-static void ep_late(struct ep_state *s, struct ax_op *op)
-{
-	op->drv_next = NULL;
-	if (s->late_tail)
-		s->late_tail->drv_next = op;
-	else
-		s->late_head = op;
-	s->late_tail = op;
-}
-
 static int epoll_submit(void *state, struct ax_op *op)
 {
 	struct ep_state *s = state;
@@ -250,40 +144,25 @@ static int epoll_submit(void *state, struct ax_op *op)
 	int r;
 
 	switch (op->kind) {
-	case AX_OP_CONNECT: {
-		int fd = socket(op->addr.ss_family,
-				SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-		if (fd < 0)
-			return -errno;
-		op->fd = fd;
-		ep_fresh(s, fd);
-		if (connect(fd, (struct sockaddr *)&op->addr, op->addrlen) == 0) {
-			op->res = fd;
-			ep_late(s, op);
+	case AX_OP_CONNECT:
+		r = ax__nb_connect_start(op);
+		if (r < 0)
+			return r;
+		ep_fresh(s, op->fd);
+		if (r == 1) {
+			/* connected, or refused at once: still a completion,
+			 * since the op was accepted */
+			ax__defer(&s->late, op, op->res);
 			return 0;
 		}
-		if (errno != EINPROGRESS) {
-			r = -errno;
-			close(fd);
-			/* a refused loopback connect fails at once: still a
-			 * completion, since the op was accepted */
-			op->fd = -1;
-			op->res = r;
-			ep_late(s, op);
-			return 0;
-		}
-		f = ep_slot(s, fd);
-		if (!f) {
-			close(fd);
-			return -ENOMEM;
-		}
-		if ((r = ep_register(s, fd, f)) < 0) {
-			close(fd);
+		f = ax__fdtab_get(&s->fds, op->fd);
+		r = f ? ep_register(s, op->fd, f) : -ENOMEM;
+		if (r < 0) {
+			close(op->fd);
 			return r;
 		}
 		f->wr = op;
 		return 0;
-	}
 	case AX_OP_ACCEPT:
 	case AX_OP_READ:
 	case AX_OP_WRITE:
@@ -292,20 +171,17 @@ static int epoll_submit(void *state, struct ax_op *op)
 		return -ENOTSUP;
 	}
 
-	f = ep_slot(s, op->fd);
+	f = ax__fdtab_get(&s->fds, op->fd);
 	if (!f)
 		return op->fd < 0 ? -EBADF : -ENOMEM;
-	bool rd = op->kind != AX_OP_WRITE;
-	if (rd ? f->rd != NULL : f->wr != NULL)
-		return -EBUSY;
 	if ((r = ep_register(s, op->fd, f)) < 0)
 		return r;
 	/* the edge may have come before the registration: try once more */
 	if (ep_try(s, op)) {
-		ep_late(s, op);
+		ax__defer(&s->late, op, op->res);
 		return 0;
 	}
-	if (rd)
+	if (op->kind != AX_OP_WRITE)
 		f->rd = op;
 	else
 		f->wr = op;
@@ -316,12 +192,11 @@ static void epoll_cancel(void *state, struct ax_op *op)
 {
 	struct ep_state *s = state;
 	/* a completion already queued for the next poll wins */
-	for (struct ax_op *o = s->late_head; o; o = o->drv_next)
-		if (o == op)
-			return;
+	if (ax__deferred(op))
+		return;
 	int fd = op->fd;
-	if (fd >= 0 && (size_t)fd < s->nfds) {
-		struct ep_fd *f = &s->fds[fd];
+	struct ep_fd *f = ax__fdtab_find(&s->fds, fd);
+	if (f) {
 		if (f->rd == op)
 			f->rd = NULL;
 		else if (f->wr == op)
@@ -330,8 +205,7 @@ static void epoll_cancel(void *state, struct ax_op *op)
 			return;
 	}
 	if (op->kind == AX_OP_CONNECT && fd >= 0) {
-		if ((size_t)fd < s->nfds)
-			s->fds[fd].added = false;
+		ep_fresh(s, fd);
 		close(fd);
 	}
 	ax_op_complete(op, -ECANCELED);
@@ -340,8 +214,8 @@ static void epoll_cancel(void *state, struct ax_op *op)
 static int epoll_close_fd(void *state, int fd)
 {
 	struct ep_state *s = state;
-	if (fd >= 0 && (size_t)fd < s->nfds) {
-		struct ep_fd *f = &s->fds[fd];
+	struct ep_fd *f = ax__fdtab_find(&s->fds, fd);
+	if (f) {
 		struct ax_op *rd = f->rd, *wr = f->wr;
 		memset(f, 0, sizeof *f);
 		if (rd)
@@ -368,20 +242,13 @@ static void epoll_timer_cancel(void *state, struct ax_timer *t)
 	ax__theap_remove(&s->timers, t);
 }
 
-static int64_t ep_now(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
-}
-
 static int ep_fire_timers(struct ep_state *s)
 {
 	int n = 0;
 	struct ax_timer *t;
 	if (!s->timers.n)
 		return 0;
-	int64_t now = ep_now();
+	int64_t now = ax_now();
 	while ((t = ax__theap_pop_due(&s->timers, now))) {
 		t->fire(t);
 		n++;
@@ -401,7 +268,7 @@ static int ep_wait(struct ep_state *s, struct epoll_event *evs, bool block)
 		if (!t) {
 			timeout = -1;
 		} else {
-			timeout = t->deadline - ep_now();
+			timeout = t->deadline - ax_now();
 			if (timeout < 0)
 				timeout = 0;
 		}
@@ -424,7 +291,7 @@ static int epoll_poll(void *state, bool block)
 	struct epoll_event evs[EP_MAX_EVENTS];
 	int done = 0;
 
-	if (s->late_head)
+	if (ax__defq_pending(&s->late))
 		block = false;
 	s->polls++;
 	int n = ep_wait(s, evs, block);
@@ -440,9 +307,9 @@ static int epoll_poll(void *state, bool block)
 			}
 			continue;
 		}
-		if ((size_t)fd >= s->nfds)
+		struct ep_fd *f = ax__fdtab_find(&s->fds, fd);
+		if (!f)
 			continue;
-		struct ep_fd *f = &s->fds[fd];
 		if (e & (EPOLLIN | EPOLLERR | EPOLLHUP | EPOLLRDHUP))
 			f->rd_ready = true;
 		if (e & (EPOLLERR | EPOLLHUP | EPOLLRDHUP))
@@ -464,14 +331,7 @@ static int epoll_poll(void *state, bool block)
 			}
 		}
 	}
-	while (s->late_head) {
-		struct ax_op *op = s->late_head;
-		s->late_head = op->drv_next;
-		if (!s->late_head)
-			s->late_tail = NULL;
-		ax_op_complete(op, op->res);
-		done++;
-	}
+	done += ax__defq_flush(&s->late);
 	done += ep_fire_timers(s);
 	s->events += (uint64_t)done;
 	return done;
@@ -512,6 +372,7 @@ static int epoll_init(void **state, const struct ax_rt_opts *opts)
 	if (!s)
 		return -ENOMEM;
 	ax__theap_init(&s->timers);
+	ax__fdtab_init(&s->fds, sizeof(struct ep_fd));
 	s->epfd = epoll_create1(EPOLL_CLOEXEC);
 	if (s->epfd < 0) {
 		r = -errno;
@@ -546,7 +407,7 @@ static void epoll_fini(void *state)
 	close(s->evfd);
 	close(s->epfd);
 	ax__theap_fini(&s->timers);
-	free(s->fds);
+	ax__fdtab_fini(&s->fds);
 	free(s);
 }
 

@@ -308,8 +308,10 @@ int ax_connect(const char *host, uint16_t port);
  * -errno; a peer reset is -ECONNRESET.                        [AX-TCP-3]
  * buf must stay valid until the call returns; after it returns the engine
  * never touches buf again, whatever the result.
- * At most one read and one write may be pending on one descriptor at a
- * time; a second concurrent read returns -EBUSY. */
+ * At most one read (ax_read or ax_accept) and one write may be pending on
+ * one descriptor at a time: a second concurrent read, accept or write on a
+ * side that is already pending returns -EBUSY at once and starts nothing,
+ * while one read and one write pending together both complete. [AX-TCP-9] */
 ssize_t ax_read(int fd, void *buf, size_t n);
 
 /* Write all n bytes. Suspends until every byte is handed to the kernel.

@@ -630,6 +630,90 @@ static void case_close_pending(void)
 }
 
 /* ------------------------------------------------------------------ */
+/* tcp.busy                                                            */
+/* ------------------------------------------------------------------ */
+
+#define TB_BIG (8u << 20) /* far more than a loopback socket buffers */
+
+static intptr_t tb_read(void *arg)
+{
+	char b[16];
+	return ax_read((int)(intptr_t)arg, b, sizeof b);
+}
+
+static intptr_t tb_accept(void *arg)
+{
+	return ax_accept((int)(intptr_t)arg);
+}
+
+static char *tb_buf;
+
+static intptr_t tb_writer(void *arg)
+{
+	return ax_write((int)(intptr_t)arg, tb_buf, TB_BIG);
+}
+
+static intptr_t tb_main(void *arg)
+{
+	(void)arg;
+	int fds[2];
+	char b[16];
+	ax_task *rd, *wr, *ac;
+	if (!CONF_EQ(conf_tcp_pair(fds), 0, "loopback pair"))
+		return 0;
+	tb_buf = calloc(1, TB_BIG);
+	char *sink = malloc(TB_BIG);
+	if (!tb_buf || !sink)
+		conf_die("out of memory");
+	/* one read and one write pending together on fds[0] */
+	ax_spawn(&rd, tb_read, (void *)(intptr_t)fds[0], "reader");
+	ax_spawn(&wr, tb_writer, (void *)(intptr_t)fds[0], "writer");
+	ax_sleep(2 * CONF_MS);
+	CONF_EQ(ax_read(fds[0], b, sizeof b), -EBUSY,
+		"a second ax_read while a read is pending on the descriptor");
+	CONF_EQ(ax_write(fds[0], "x", 1), -EBUSY,
+		"a second ax_write while a write is pending on the descriptor");
+	/* both pending ones still complete: the peer sends, then drains */
+	CONF_EQ(conf_peer_send(fds[1], "hello", 5), 0, "peer send");
+	CONF_EQ(CONF_JOIN_WITHIN(rd, 2 * CONF_S, "the pending read"), 5,
+		"the read pending beside a write");
+	CONF_EQ(conf_read_full(fds[1], sink, TB_BIG), TB_BIG,
+		"peer reads everything written");
+	CONF_EQ(CONF_JOIN_WITHIN(wr, 5 * CONF_S, "the pending write"), TB_BIG,
+		"the write pending beside a read");
+	/* the sides are free again */
+	CONF_EQ(ax_write(fds[0], "y", 1), 1, "a write once the other ended");
+	CONF_EQ(ax_read(fds[1], b, 1), 1, "the peer reads it");
+	/* ax_accept takes a listener's read side */
+	int lfd = ax_tcp_listen(NULL, 0, 16, 0);
+	if (CONF_TRUE(lfd >= 0, "ax_tcp_listen: %d", lfd)) {
+		ax_spawn(&ac, tb_accept, (void *)(intptr_t)lfd, "acceptor");
+		ax_sleep(2 * CONF_MS);
+		CONF_EQ(ax_accept(lfd), -EBUSY,
+			"a second ax_accept while one is pending on the listener");
+		int c = ax_connect(NULL, (uint16_t)ax_tcp_port(lfd));
+		CONF_TRUE(c >= 0, "ax_connect: %d", c);
+		intptr_t a = CONF_JOIN_WITHIN(ac, 2 * CONF_S, "the pending accept");
+		CONF_TRUE(a >= 0, "the pending accept: %ld", (long)a);
+		if (a >= 0)
+			ax_close((int)a);
+		if (c >= 0)
+			ax_close(c);
+		ax_close(lfd);
+	}
+	free(sink);
+	free(tb_buf);
+	ax_close(fds[0]);
+	ax_close(fds[1]);
+	return 0;
+}
+
+static void case_busy(void)
+{
+	conf_run(tb_main, NULL);
+}
+
+/* ------------------------------------------------------------------ */
 /* tcp.deadline                                                        */
 /* ------------------------------------------------------------------ */
 
@@ -869,6 +953,12 @@ const struct conf_case conf_cases_tcp[] = {
 	 "descriptor complete with -EBADF",
 	 "close a descriptor while another task is blocked reading it",
 	 AX_FEAT_TCP, 10, 0, case_close_pending},
+	{"tcp.busy", "[AX-TCP-9] at most one read (or accept) and one write "
+	 "pending per descriptor: a second one on a busy side returns -EBUSY; "
+	 "a read and a write pending together both complete",
+	 "a second read, write and accept beside pending ones; then the "
+	 "pending read and 8 MiB write complete",
+	 AX_FEAT_TCP, 15, 0, case_busy},
 	{"tcp.deadline", "[AX-GEN-2] [AX-DL-1] ax_read, ax_accept and ax_write "
 	 "return -ETIMEDOUT when the deadline passes; a timed-out read loses "
 	 "no data", "read, accept, and a blocked 32 MiB write in 20 ms scopes",

@@ -1,0 +1,239 @@
+/* kit.c - the driver kit (kit.h): fd table, deferred completions,
+ * non-blocking system-call steps and the engine_flags parser. */
+#include "kit.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+/* ------------------------------------------------------------------ */
+/* fd table                                                            */
+/* ------------------------------------------------------------------ */
+
+/* An empty table: the first get allocates. */
+void ax__fdtab_init(struct ax__fdtab *t, size_t elem)
+{
+	t->v = NULL;
+	t->n = 0;
+	t->elem = elem;
+}
+
+/* Release the array; slots' contents are the owner's. */
+void ax__fdtab_fini(struct ax__fdtab *t)
+{
+	free(t->v);
+	t->v = NULL;
+	t->n = 0;
+}
+
+/* Grow by doubling (from 256 slots) so that a run of new descriptors costs
+ * O(1) amortised, and zero the new slots. */
+void *ax__fdtab_get(struct ax__fdtab *t, int fd)
+{
+	if (fd < 0)
+		return NULL;
+	if ((size_t)fd >= t->n) {
+		size_t n = t->n ? t->n : 256;
+		while (n <= (size_t)fd)
+			n *= 2;
+		char *v = realloc(t->v, n * t->elem);
+		if (!v)
+			return NULL;
+		memset(v + t->n * t->elem, 0, (n - t->n) * t->elem);
+		t->v = v;
+		t->n = n;
+	}
+	return t->v + (size_t)fd * t->elem;
+}
+
+/* Forget fd's state (its number may come back for a new descriptor). */
+void ax__fdtab_clear(struct ax__fdtab *t, int fd)
+{
+	void *s = ax__fdtab_find(t, fd);
+	if (s)
+		memset(s, 0, t->elem);
+}
+
+/* ------------------------------------------------------------------ */
+/* deferred completions                                                */
+/* ------------------------------------------------------------------ */
+
+/* Append op with its result; drv_prev pointing at op itself marks it
+ * queued for ax__deferred. */
+void ax__defer(struct ax__defq *q, struct ax_op *op, int64_t res)
+{
+	op->res = res;
+	op->drv_next = NULL;
+	op->drv_prev = op;
+	if (q->tail)
+		q->tail->drv_next = op;
+	else
+		q->head = op;
+	q->tail = op;
+}
+
+/* Detach the queue first, so that completions queued by the hooks run at
+ * the next flush and a flush always ends. */
+int ax__defq_flush(struct ax__defq *q)
+{
+	struct ax_op *op = q->head;
+	int n = 0;
+	q->head = q->tail = NULL;
+	while (op) {
+		struct ax_op *next = op->drv_next;
+		op->drv_next = op->drv_prev = NULL;
+		ax_op_complete(op, op->res);
+		op = next;
+		n++;
+	}
+	return n;
+}
+
+/* ------------------------------------------------------------------ */
+/* non-blocking system-call steps                                      */
+/* ------------------------------------------------------------------ */
+
+/* ECONNABORTED is a connection gone before we took it: nothing to report,
+ * take the next one. */
+int ax__nb_accept(struct ax_op *op)
+{
+	for (;;) {
+		int fd = accept4(op->fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+		if (fd >= 0) {
+			op->res = fd;
+			return 1;
+		}
+		if (errno == EINTR || errno == ECONNABORTED)
+			continue;
+		if (errno == EAGAIN)
+			return 0;
+		op->res = -errno;
+		return 1;
+	}
+}
+
+/* read(2) serves sockets, pipes and ttys alike. */
+int ax__nb_read(struct ax_op *op)
+{
+	for (;;) {
+		ssize_t n = read(op->fd, op->buf, op->len);
+		if (n >= 0) {
+			op->res = n;
+			return 1;
+		}
+		if (errno == EINTR)
+			continue;
+		if (errno == EAGAIN)
+			return 0;
+		op->res = -errno;
+		return 1;
+	}
+}
+
+/* send(2) for MSG_NOSIGNAL; a pipe answers ENOTSOCK and gets write(2)
+ * (SIGPIPE is blocked on the runtime thread, [AX-TCP-7]). */
+int ax__nb_write(struct ax_op *op)
+{
+	const char *p = op->buf;
+	uint64_t *sent = &op->drv_u64[AX__OP_SENT];
+	while (*sent < op->len) {
+		ssize_t n = send(op->fd, p + *sent, op->len - *sent, MSG_NOSIGNAL);
+		if (n < 0 && errno == ENOTSOCK)
+			n = write(op->fd, p + *sent, op->len - *sent);
+		if (n >= 0) {
+			*sent += (uint64_t)n;
+			continue;
+		}
+		if (errno == EINTR)
+			continue;
+		if (errno == EAGAIN)
+			return 0;
+		op->res = -errno;
+		return 1;
+	}
+	op->res = (int64_t)op->len;
+	return 1;
+}
+
+/* A refused loopback connect fails at once: that is a result, not a
+ * failure to start. EINTR leaves the connect going on, as EINPROGRESS. */
+int ax__nb_connect_start(struct ax_op *op)
+{
+	int fd = socket(op->addr.ss_family,
+			SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return -errno;
+	op->fd = fd;
+	if (connect(fd, (struct sockaddr *)&op->addr, op->addrlen) == 0) {
+		op->res = fd;
+		return 1;
+	}
+	if (errno == EINPROGRESS || errno == EINTR)
+		return 0;
+	op->res = -errno;
+	close(fd);
+	op->fd = -1;
+	return 1;
+}
+
+/* SO_ERROR tells how the connect ended. */
+int ax__nb_connect_finish(struct ax_op *op)
+{
+	int err = 0;
+	socklen_t len = sizeof err;
+	if (getsockopt(op->fd, SOL_SOCKET, SO_ERROR, &err, &len) < 0)
+		err = errno;
+	if (err == EINPROGRESS || err == EALREADY)
+		return 0;
+	if (err) {
+		close(op->fd);
+		op->res = -err;
+	} else {
+		op->res = op->fd;
+	}
+	return 1;
+}
+
+/* ------------------------------------------------------------------ */
+/* engine_flags                                                        */
+/* ------------------------------------------------------------------ */
+
+/* Items are copied into a local buffer so that fn gets NUL-terminated
+ * strings; the runtime keeps at most 127 bytes of flags anyway. */
+int ax__flags_each(const char *flags,
+		   int (*fn)(void *ctx, const char *key, const char *val),
+		   void *ctx)
+{
+	char buf[128];
+	while (flags && *flags) {
+		size_t len = strcspn(flags, ",");
+		if (len >= sizeof buf)
+			return -EINVAL;
+		if (len > 0) {
+			memcpy(buf, flags, len);
+			buf[len] = '\0';
+			char *eq = strchr(buf, '=');
+			if (!eq)
+				return -EINVAL;
+			*eq = '\0';
+			int r = fn(ctx, buf, eq + 1);
+			if (r < 0)
+				return r;
+		}
+		flags += len;
+		if (*flags == ',')
+			flags++;
+	}
+	return 0;
+}
+
+/* Exact, case-sensitive match, as the flags are documented. */
+int ax__flag_pick(const char *val, const char *const *names)
+{
+	for (int i = 0; names[i]; i++)
+		if (!strcmp(val, names[i]))
+			return i;
+	return -EINVAL;
+}

@@ -1,0 +1,150 @@
+/*
+ * kit.h - the driver kit: the machinery every engine driver needs and none
+ * should write again. It names no engine and includes no engine header
+ * (the timer heap, theap.h, is its sibling).
+ *
+ *   fd table      a growable array of per-descriptor slots of any size;
+ *   deferred      a FIFO of completions whose result is known inside submit
+ *                 (which must not complete) and delivered by the next poll;
+ *   nb steps      the non-blocking system calls of a readiness engine:
+ *                 accept, read, write-some-then-more, connect start/finish;
+ *   flags         the "key=value,..." parser of ax_rt_opts.engine_flags;
+ *   clock         drivers read time with ax_now() (CLOCK_MONOTONIC, never
+ *                 cached) and keep no clock of their own.
+ *
+ * What stays in a driver: its engine's objects (events, handles, SQEs),
+ * what a slot of its fd table holds, when it waits and how it is woken.
+ * The "one read and one write per descriptor" rule of ax.h ([AX-TCP-9]) is
+ * not a driver's job: the core (io.c) checks it before any driver sees the
+ * operation, so a driver never receives a second read or write on a side
+ * that is already pending.
+ */
+#ifndef AX_KIT_H
+#define AX_KIT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "ax_driver.h"
+
+/* ------------------------------------------------------------------ */
+/* fd table                                                            */
+/* ------------------------------------------------------------------ */
+
+/* Slots of `elem` bytes indexed by descriptor. Slots appear zeroed; the
+ * array may move when it grows, so a driver whose engine keeps pointers to
+ * its per-fd state stores pointers in the slots (elem = sizeof(void *)). */
+struct ax__fdtab {
+	char *v;
+	size_t n;     /* slots allocated */
+	size_t elem;  /* bytes per slot */
+};
+
+/* Initialise an empty table of elem-byte slots. Never fails. */
+void ax__fdtab_init(struct ax__fdtab *t, size_t elem);
+
+/* Free the array (not what slots point to). */
+void ax__fdtab_fini(struct ax__fdtab *t);
+
+/* fd's slot, or NULL when fd < 0 or fd has no slot yet. O(1), never
+ * allocates: the lookup for hot paths. */
+static inline void *ax__fdtab_find(const struct ax__fdtab *t, int fd)
+{
+	return fd >= 0 && (size_t)fd < t->n ? t->v + (size_t)fd * t->elem : NULL;
+}
+
+/* fd's slot, growing the table (doubling, new slots zeroed) when needed.
+ * Returns NULL when fd < 0 or on ENOMEM. */
+void *ax__fdtab_get(struct ax__fdtab *t, int fd);
+
+/* Zero fd's slot if it has one. */
+void ax__fdtab_clear(struct ax__fdtab *t, int fd);
+
+/* ------------------------------------------------------------------ */
+/* deferred completions                                                */
+/* ------------------------------------------------------------------ */
+
+/* Completions known at submit time, delivered in submission order by the
+ * driver's next poll (the contract forbids completing inside submit). While
+ * an op is queued the kit owns its drv_next and drv_prev. */
+struct ax__defq {
+	struct ax_op *head, *tail;
+};
+
+/* Queue op to complete with res at the next ax__defq_flush. */
+void ax__defer(struct ax__defq *q, struct ax_op *op, int64_t res);
+
+/* True when op is queued (its real result is known: a cancel must leave it
+ * alone, [AX-CANCEL-3]). O(1). */
+static inline bool ax__deferred(const struct ax_op *op)
+{
+	return op->drv_prev == op;
+}
+
+/* True when something waits for the next flush (the poll must not block). */
+static inline bool ax__defq_pending(const struct ax__defq *q)
+{
+	return q->head != NULL;
+}
+
+/* Complete the ops queued now, in order; ops a completion queues wait for
+ * the next flush. Returns the number completed. */
+int ax__defq_flush(struct ax__defq *q);
+
+/* ------------------------------------------------------------------ */
+/* non-blocking system-call steps                                      */
+/* ------------------------------------------------------------------ */
+
+/* Each step makes the op's system call once more (EINTR retried) and
+ * returns 1 when the op is finished, with op->res set to its result, or 0
+ * when it must wait for readiness (EAGAIN / EINPROGRESS). They never
+ * complete the op: the caller does, or the core on the fast path. */
+
+/* Scratch word holding the bytes of a WRITE already sent (the core zeroes
+ * drv_u64 before every op), shared by ax__nb_write and drivers that send
+ * their own way. */
+#define AX__OP_SENT 0
+
+/* accept4 a connection on op->fd (non-blocking, close-on-exec). A
+ * connection reset while queued (ECONNABORTED) is skipped. Any other
+ * error, -EMFILE included, finishes the op and leaves the queue alone
+ * ([AX-TCP-8]). */
+int ax__nb_accept(struct ax_op *op);
+
+/* read(2) up to op->len bytes: a count, 0 at EOF, or -errno. */
+int ax__nb_read(struct ax_op *op);
+
+/* Send the rest of op->buf (from drv_u64[AX__OP_SENT]) until all of it is
+ * out (res = len) or an error (res = -errno); on a full socket keep the
+ * progress and return 0. send(2) with MSG_NOSIGNAL, write(2) for a
+ * descriptor that is not a socket ([AX-TCP-4], [AX-TCP-5]). */
+int ax__nb_write(struct ax_op *op);
+
+/* Create op's socket (non-blocking, close-on-exec) and start connecting to
+ * op->addr. Returns -errno when no socket could be made (the op is not
+ * started), 1 when the connect finished at once (res = the socket, or
+ * -errno with the socket closed and op->fd = -1), or 0 when it is in
+ * progress: op->fd is the socket, to wait on for writability. */
+int ax__nb_connect_start(struct ax_op *op);
+
+/* The connecting socket op->fd became writable or failed: 1 with res = the
+ * socket, or -errno with the socket closed; 0 while still in progress. */
+int ax__nb_connect_finish(struct ax_op *op);
+
+/* ------------------------------------------------------------------ */
+/* engine_flags                                                        */
+/* ------------------------------------------------------------------ */
+
+/* Call fn(ctx, key, value) for every "key=value" of the comma-separated
+ * flags (NULL or "" for none; empty items are skipped). Stops at the first
+ * error. Returns 0, -EINVAL for an item without '=' or longer than the
+ * runtime keeps (127 bytes), or fn's negative result. */
+int ax__flags_each(const char *flags,
+		   int (*fn)(void *ctx, const char *key, const char *val),
+		   void *ctx);
+
+/* The index of val in the NULL-terminated list names, or -EINVAL. */
+int ax__flag_pick(const char *val, const char *const *names);
+
+#endif
