@@ -72,6 +72,7 @@
 #include <liburing.h>
 
 #include "ax_driver.h"
+#include "kit.h"
 #include "theap.h"
 
 #define URING_ENTRIES 4096       /* SQ entries; the CQ gets twice that */
@@ -146,8 +147,7 @@ struct uring {
 	uint64_t seq_hi;         /* highest seq armed */
 	struct uring_ktimer *kt_live, *kt_free;
 
-	struct uring_fd *fds;
-	size_t nfds;
+	struct ax__fdtab fds;    /* struct uring_fd by descriptor */
 	void *cancel_backlog;    /* ops whose cancel SQE could not be queued,
 	                            linked through drv_ptr[0] */
 
@@ -200,25 +200,6 @@ static int uring_get_sqe(struct uring *u, struct io_uring_sqe **out)
 	}
 	*out = sqe;
 	return 0;
-}
-
-/* The fd slot for fd, growing the table. NULL on ENOMEM or a bad fd. */
-static struct uring_fd *uring_fd_slot(struct uring *u, int fd)
-{
-	if (fd < 0)
-		return NULL;
-	if ((size_t)fd >= u->nfds) {
-		size_t n = u->nfds ? u->nfds : 256;
-		while (n <= (size_t)fd)
-			n *= 2;
-		struct uring_fd *v = realloc(u->fds, n * sizeof *v);
-		if (!v)
-			return NULL;
-		memset(v + u->nfds, 0, (n - u->nfds) * sizeof *v);
-		u->fds = v;
-		u->nfds = n;
-	}
-	return &u->fds[fd];
 }
 
 /* Append printf-style text to the n-byte buffer s, whose used length is
@@ -386,71 +367,37 @@ static int uring_probe(char *why, size_t n)
 	return r;
 }
 
-/* True when the l bytes at s spell the literal lit. */
-#define URING_IS(s, l, lit) ((l) == sizeof(lit) - 1 && !memcmp((s), (lit), (l)))
+/* The engine_flags being parsed. */
+struct uring_conf {
+	struct uring *u;
+	int mode;
+};
 
-/* Apply one "key=value" of engine_flags. Returns 0 or -EINVAL. */
-static int uring_parse_one(struct uring *u, const char *kv, size_t len, int *mode)
-{
-	const char *eq = memchr(kv, '=', len);
-	if (!eq)
-		return -EINVAL;
-	size_t kl = (size_t)(eq - kv), vl = len - kl - 1;
-	const char *v = eq + 1;
-	if (URING_IS(kv, kl, "setup")) {
-		if (URING_IS(v, vl, "auto")) {
-			*mode = URING_SETUP_AUTO;
-			return 0;
-		}
-		for (int m = URING_SETUP_DEFER; m <= URING_SETUP_NONE; m++) {
-			if (strlen(uring_modes[m].name) == vl &&
-			    !memcmp(v, uring_modes[m].name, vl)) {
-				*mode = m;
-				return 0;
-			}
-		}
-		return -EINVAL;
-	}
-	if (URING_IS(kv, kl, "timers")) {
-		if (URING_IS(v, vl, "heap"))
-			u->kernel_timers = false;
-		else if (URING_IS(v, vl, "kernel"))
-			u->kernel_timers = true;
-		else
-			return -EINVAL;
-		return 0;
-	}
-	if (URING_IS(kv, kl, "entries")) {
-		char num[16], *e;
-		if (vl == 0 || vl >= sizeof num)
-			return -EINVAL;
-		memcpy(num, v, vl);
-		num[vl] = '\0';
-		unsigned long x = strtoul(num, &e, 10);
-		if (*e || x < 8 || x > 32768)
-			return -EINVAL;
-		u->entries = (unsigned)x;
-		return 0;
-	}
-	return -EINVAL;
-}
-
-/* Parse engine_flags "key=value,...": setup=auto|defer|coop|none,
+/* Apply one engine_flags item: setup=auto|defer|coop|none,
  * timers=heap|kernel, entries=N (SQ size, 8..32768). Returns 0 or
  * -EINVAL. */
-static int uring_parse_flags(struct uring *u, const char *flags, int *mode)
+static int uring_flag(void *ctx, const char *key, const char *val)
 {
-	*mode = URING_SETUP_AUTO;
-	u->entries = URING_ENTRIES;
-	while (flags && *flags) {
-		const char *end = strchr(flags, ',');
-		size_t len = end ? (size_t)(end - flags) : strlen(flags);
-		if (len > 0) {
-			int r = uring_parse_one(u, flags, len, mode);
-			if (r < 0)
-				return r;
-		}
-		flags = end ? end + 1 : NULL;
+	static const char *const setups[] = {"defer", "coop", "none", "auto", NULL};
+	static const char *const timers[] = {"heap", "kernel", NULL};
+	struct uring_conf *c = ctx;
+	int i;
+	if (!strcmp(key, "setup")) {
+		if ((i = ax__flag_pick(val, setups)) < 0)
+			return i;
+		c->mode = i; /* the list follows URING_SETUP_* */
+	} else if (!strcmp(key, "timers")) {
+		if ((i = ax__flag_pick(val, timers)) < 0)
+			return i;
+		c->u->kernel_timers = i == 1;
+	} else if (!strcmp(key, "entries")) {
+		char *e;
+		unsigned long x = strtoul(val, &e, 10);
+		if (!*val || *e || x < 8 || x > 32768)
+			return -EINVAL;
+		c->u->entries = (unsigned)x;
+	} else {
+		return -EINVAL;
 	}
 	return 0;
 }
@@ -754,7 +701,7 @@ static int uring_submit(void *state, struct ax_op *op)
 	case AX_OP_PWRITE:
 		if (op->fd < 0)
 			return -EBADF;
-		slot = uring_fd_slot(u, op->fd);
+		slot = ax__fdtab_get(&u->fds, op->fd);
 		if (!slot)
 			return -ENOMEM;
 		break;
@@ -839,7 +786,8 @@ static int uring_op_cqe(struct uring *u, struct ax_op *op, int res)
 {
 	struct io_uring_sqe *sqe;
 	uint64_t fl = op->drv_u64[1];
-	struct uring_fd *slot = op->kind == AX_OP_CONNECT ? NULL : &u->fds[op->fd];
+	struct uring_fd *slot = op->kind == AX_OP_CONNECT ? NULL
+				: ax__fdtab_find(&u->fds, op->fd);
 	int64_t val = res;
 
 	if (res == -ENOTSOCK && slot && !slot->nosock &&
@@ -1018,8 +966,8 @@ static int uring_close_fd(void *state, int fd)
 {
 	struct uring *u = state;
 	struct io_uring_sqe *sqe;
-	if (fd >= 0 && (size_t)fd < u->nfds) {
-		struct uring_fd *slot = &u->fds[fd];
+	struct uring_fd *slot = ax__fdtab_find(&u->fds, fd);
+	if (slot) {
 		slot->gen++;
 		slot->nosock = false; /* the number may come back as a socket */
 		/* The kernel resolves a cancel's fd when it issues it, so the
@@ -1055,11 +1003,15 @@ static int uring_init(void **state, const struct ax_rt_opts *opts)
 	int mode, r;
 	if (!u)
 		return -ENOMEM;
-	r = uring_parse_flags(u, opts ? opts->engine_flags : NULL, &mode);
+	struct uring_conf conf = {u, URING_SETUP_AUTO};
+	u->entries = URING_ENTRIES;
+	r = ax__flags_each(opts ? opts->engine_flags : NULL, uring_flag, &conf);
 	if (r < 0)
 		goto free_state;
+	mode = conf.mode;
 	ax__theap_init(&u->heap);
 	ax__theap_init(&u->kheap);
+	ax__fdtab_init(&u->fds, sizeof(struct uring_fd));
 	atomic_init(&u->wake_pending, 0);
 	/* no EFD_NONBLOCK: nobody read(2)s it directly, and io_uring may
 	 * complete a read of an O_NONBLOCK file with -EAGAIN instead of
@@ -1099,7 +1051,7 @@ static void uring_fini(void *state)
 	uring_free_ktimers(u->kt_free);
 	ax__theap_fini(&u->heap);
 	ax__theap_fini(&u->kheap);
-	free(u->fds);
+	ax__fdtab_fini(&u->fds);
 	free(u);
 }
 

@@ -8,13 +8,13 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
-#include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
 
 #include <event2/event.h>
 
 #include "ax_driver.h"
+#include "kit.h"
 #include "theap.h"
 
 /*
@@ -22,12 +22,13 @@
  *
  * I/O. A readiness engine: every operation first tries its system call
  * (recv, send with MSG_NOSIGNAL, accept4, connect on a new non-blocking
- * socket) and waits only on EAGAIN / EINPROGRESS. The try happens in
- * try_now (the core's fast path: a result there needs no completion at
- * all) or, without it, in submit; a result obtained inside submit is
- * queued on the ready list and delivered at the start of the next poll (the
- * contract forbids completing inside submit), and a non-empty ready list
- * makes that poll non-blocking. Per fd (array indexed by fd) the driver
+ * socket; the kit's non-blocking steps) and waits only on EAGAIN /
+ * EINPROGRESS. The try happens in try_now (the core's fast path: a result
+ * there needs no completion at all) or, without it, in submit; a result
+ * obtained inside submit is queued on the kit's deferred queue and delivered
+ * at the start of the next poll (the contract forbids completing inside
+ * submit), and a non-empty queue makes that poll non-blocking. Per fd (the
+ * kit's fd table, holding pointers: events keep their lev_fd) the driver
  * keeps one persistent read event and one persistent write event, created on
  * the first wait of that side, and the op pending on each side.
  *
@@ -88,18 +89,16 @@
 
 /* Where an accepted op is (op->drv_u64[LEV_U_STATE]). */
 enum {
-	LEV_OP_NONE = 0, /* new (the core zeroes the scratch) or completed */
+	LEV_OP_NONE = 0, /* new (the core zeroes the scratch), deferred or
+	                    completed */
 	LEV_OP_TRIED,    /* try_now just met EAGAIN: submit may park at once */
 	LEV_OP_PARKED,   /* pending on its fd's read or write side */
-	LEV_OP_READY,    /* result known, on the ready list */
 };
 
-/* Use of struct ax_op's scratch words. */
+/* Use of struct ax_op's scratch words (AX__OP_SENT: a WRITE's progress). */
 enum {
-	LEV_U_FD = 0,    /* fd the op waits on (for CONNECT, the new socket) */
-	LEV_U_STATE = 1, /* LEV_OP_* */
-	LEV_U_DONE = 2,  /* WRITE: bytes sent so far */
-	LEV_U_RES = 3,   /* READY: the result to deliver */
+	LEV_U_FD = 1,    /* fd the op waits on (for CONNECT, the new socket) */
+	LEV_U_STATE = 2, /* LEV_OP_* */
 };
 
 enum lev_trigger { LEV_EDGE, LEV_LEVEL };
@@ -148,10 +147,8 @@ struct lev {
 	size_t npv, cap_pv;     /* cap_pv >= nbuckets, so a pop never
 	                           needs memory */
 
-	struct lev_fd **fds;
-	size_t nfds;
-
-	struct ax_op *ready_head, *ready_tail;
+	struct ax__fdtab fds;     /* struct lev_fd * by descriptor */
+	struct ax__defq ready;    /* results known in submit */
 
 	struct lev_bucket **tab; /* buckets by key, chained */
 	unsigned tab_bits;
@@ -171,16 +168,6 @@ struct lev {
 /* ------------------------------------------------------------------ */
 /* Time                                                                */
 /* ------------------------------------------------------------------ */
-
-/* CLOCK_MONOTONIC in ns: the clock of ax_now() (ax.h) and of a precise
- * event_base. Read here rather than through ax_now() so that the bounds in
- * lev_bucket_schedule hold even if the core ever caches ax_now(). */
-static int64_t lev_now(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
-}
 
 /* Ceiling of a / b for b > 0, any sign of a. */
 static int64_t lev_ceil_div(int64_t a, int64_t b)
@@ -204,7 +191,7 @@ static struct timeval lev_tv(int64_t us)
 }
 
 /* ------------------------------------------------------------------ */
-/* Completions                                                         */
+/* Completions and system calls                                        */
 /* ------------------------------------------------------------------ */
 
 /* Complete op now (from poll, cancel or close_fd). */
@@ -219,112 +206,16 @@ static void lev_complete(struct lev *lev, struct ax_op *op, int64_t res)
  * allowed, e.g. inside submit). */
 static void lev_ready(struct lev *lev, struct ax_op *op, int64_t res)
 {
-	op->drv_u64[LEV_U_STATE] = LEV_OP_READY;
-	op->drv_u64[LEV_U_RES] = (uint64_t)res;
-	op->drv_next = NULL;
-	if (lev->ready_tail)
-		lev->ready_tail->drv_next = op;
-	else
-		lev->ready_head = op;
-	lev->ready_tail = op;
+	op->drv_u64[LEV_U_STATE] = LEV_OP_NONE;
+	ax__defer(&lev->ready, op, res);
 }
 
-/* Deliver the ready list as it is now; ops queued meanwhile wait for the
- * next poll. */
-static void lev_ready_flush(struct lev *lev)
+/* Advance a read-side op (READ or ACCEPT): true when it finished (res
+ * set; [AX-TCP-8]: -EMFILE ends the op, the connection stays queued),
+ * false on EAGAIN. */
+static bool lev_try_rside(struct ax_op *op)
 {
-	struct ax_op *op = lev->ready_head;
-	lev->ready_head = lev->ready_tail = NULL;
-	while (op) {
-		struct ax_op *next = op->drv_next;
-		lev_complete(lev, op, (int64_t)op->drv_u64[LEV_U_RES]);
-		op = next;
-	}
-}
-
-/* ------------------------------------------------------------------ */
-/* System calls                                                        */
-/* ------------------------------------------------------------------ */
-
-/* One read: bytes, 0 at EOF, or -errno (-EAGAIN: not ready). recv, or read
- * for a descriptor that is not a socket (a pipe). */
-static int64_t lev_sys_read(int fd, void *buf, size_t len)
-{
-	ssize_t n;
-	do
-		n = recv(fd, buf, len, 0);
-	while (n < 0 && errno == EINTR);
-	if (n < 0 && errno == ENOTSOCK) {
-		do
-			n = read(fd, buf, len);
-		while (n < 0 && errno == EINTR);
-	}
-	return n < 0 ? -errno : n;
-}
-
-/* One write with MSG_NOSIGNAL (write for a non-socket; SIGPIPE is blocked
- * on the runtime thread [AX-TCP-7]): bytes or -errno. */
-static int64_t lev_sys_write(int fd, const void *buf, size_t len)
-{
-	ssize_t n;
-	do
-		n = send(fd, buf, len, MSG_NOSIGNAL);
-	while (n < 0 && errno == EINTR);
-	if (n < 0 && errno == ENOTSOCK) {
-		do
-			n = write(fd, buf, len);
-		while (n < 0 && errno == EINTR);
-	}
-	return n < 0 ? -errno : n;
-}
-
-/* One accept: the new fd (non-blocking, cloexec) or -errno. A connection
- * that was reset while queued (ECONNABORTED) is skipped. */
-static int64_t lev_sys_accept(int fd)
-{
-	for (;;) {
-		int s = accept4(fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
-		if (s >= 0)
-			return s;
-		if (errno != EINTR && errno != ECONNABORTED)
-			return -errno;
-	}
-}
-
-/* Advance a read-side op (READ or ACCEPT). Returns false when it must wait
- * (EAGAIN; EAGAIN == EWOULDBLOCK on Linux), else true with *res set. */
-static bool lev_try_rside(struct ax_op *op, int64_t *res)
-{
-	int64_t r = op->kind == AX_OP_ACCEPT ? lev_sys_accept(op->fd)
-	                                     : lev_sys_read(op->fd, op->buf, op->len);
-	if (r == -EAGAIN)
-		return false;
-	/* [AX-TCP-8]: -EMFILE goes to the caller and the op stops waiting;
-	 * the connection stays queued for a later accept. */
-	*res = r;
-	return true;
-}
-
-/* Advance a WRITE: send until all bytes are out. Returns false on EAGAIN
- * (progress kept in the op), else true with *res = len or -errno. */
-static bool lev_try_write(struct ax_op *op, int64_t *res)
-{
-	size_t done = (size_t)op->drv_u64[LEV_U_DONE];
-	while (done < op->len) {
-		int64_t n = lev_sys_write(op->fd, (const char *)op->buf + done,
-		                          op->len - done);
-		if (n == -EAGAIN) {
-			op->drv_u64[LEV_U_DONE] = done;
-			return false;
-		}
-		if (n < 0) {
-			*res = n;
-			return true;
-		}
-		done += (size_t)n;
-	}
-	*res = (int64_t)op->len;
-	return true;
+	return op->kind == AX_OP_ACCEPT ? ax__nb_accept(op) : ax__nb_read(op);
 }
 
 /* ------------------------------------------------------------------ */
@@ -336,33 +227,23 @@ static void lev_write_cb(evutil_socket_t fd, short what, void *arg);
 
 static struct lev_fd *lev_fd_get(struct lev *lev, int fd)
 {
-	return fd >= 0 && (size_t)fd < lev->nfds ? lev->fds[fd] : NULL;
+	struct lev_fd **fp = ax__fdtab_find(&lev->fds, fd);
+	return fp ? *fp : NULL;
 }
 
 /* The state of fd (>= 0), created if missing. Returns it or NULL
  * (-ENOMEM). */
 static struct lev_fd *lev_fd_make(struct lev *lev, int fd)
 {
-	struct lev_fd *f = lev_fd_get(lev, fd);
-	if (f)
-		return f;
-	if ((size_t)fd >= lev->nfds) {
-		size_t n = lev->nfds ? lev->nfds : 64;
-		while (n <= (size_t)fd)
-			n *= 2;
-		struct lev_fd **v = realloc(lev->fds, n * sizeof *v);
-		if (!v)
-			return NULL;
-		memset(v + lev->nfds, 0, (n - lev->nfds) * sizeof *v);
-		lev->fds = v;
-		lev->nfds = n;
-	}
-	f = calloc(1, sizeof *f);
+	struct lev_fd **fp = ax__fdtab_get(&lev->fds, fd);
+	if (!fp || *fp)
+		return fp ? *fp : NULL;
+	struct lev_fd *f = calloc(1, sizeof *f);
 	if (!f)
 		return NULL;
 	f->lev = lev;
 	f->fd = fd;
-	lev->fds[fd] = f;
+	*fp = f;
 	return f;
 }
 
@@ -372,7 +253,7 @@ static void lev_fd_release(struct lev *lev, struct lev_fd *f, int64_t res,
                            bool now)
 {
 	struct ax_op *ops[2] = { f->rop, f->wop };
-	lev->fds[f->fd] = NULL;
+	ax__fdtab_clear(&lev->fds, f->fd);
 	if (f->rev)
 		event_free(f->rev);
 	if (f->wev)
@@ -459,7 +340,6 @@ static void lev_read_cb(evutil_socket_t fd, short what, void *arg)
 	struct lev_fd *f = arg;
 	struct lev *lev = f->lev;
 	struct ax_op *op = f->rop;
-	int64_t res;
 	(void)fd;
 	(void)what;
 	if (!op) {
@@ -467,12 +347,12 @@ static void lev_read_cb(evutil_socket_t fd, short what, void *arg)
 		lev_unpark(lev, f, false);
 		return;
 	}
-	if (!lev_try_rside(op, &res))
+	if (!lev_try_rside(op))
 		return;
 	lev_unpark(lev, f, false);
-	if (op->kind == AX_OP_ACCEPT && res >= 0)
-		lev_fd_fresh(lev, (int)res);
-	lev_complete(lev, op, res);
+	if (op->kind == AX_OP_ACCEPT && op->res >= 0)
+		lev_fd_fresh(lev, (int)op->res);
+	lev_complete(lev, op, op->res);
 }
 
 /* Readiness on a write side: continue the WRITE or finish the CONNECT. */
@@ -481,35 +361,22 @@ static void lev_write_cb(evutil_socket_t fd, short what, void *arg)
 	struct lev_fd *f = arg;
 	struct lev *lev = f->lev;
 	struct ax_op *op = f->wop;
-	int64_t res;
+	(void)fd;
 	(void)what;
 	if (!op) {
 		lev_unpark(lev, f, true);
 		return;
 	}
-	if (op->kind == AX_OP_WRITE) {
-		if (!lev_try_write(op, &res))
-			return;
-		lev_unpark(lev, f, true);
-		lev_complete(lev, op, res);
+	/* A WRITE goes on; a CONNECT became writable or failed. */
+	if (!(op->kind == AX_OP_WRITE ? ax__nb_write(op) : ax__nb_connect_finish(op)))
 		return;
-	}
-	/* CONNECT: the socket became writable or failed. */
-	int err = 0;
-	socklen_t len = sizeof err;
-	if (getsockopt((int)fd, SOL_SOCKET, SO_ERROR, &err, &len) < 0)
-		err = errno;
 	lev_unpark(lev, f, true);
-	if (err) {
-		/* The socket is the driver's: release its state, close it. f is
-		 * freed here (libevent allows freeing an event from its own
-		 * callback). */
+	/* A failed connect closed its socket, which was the driver's: release
+	 * its state too (libevent allows freeing an event from its own
+	 * callback). */
+	if (op->kind == AX_OP_CONNECT && op->res < 0)
 		lev_fd_release(lev, f, 0, true);
-		close((int)fd);
-		lev_complete(lev, op, -err);
-		return;
-	}
-	lev_complete(lev, op, (int64_t)fd);
+	lev_complete(lev, op, op->res);
 }
 
 /* ------------------------------------------------------------------ */
@@ -529,37 +396,29 @@ static int lev_wait(struct lev *lev, int fd, struct ax_op *op, bool wside)
 
 static int lev_submit_connect(struct lev *lev, struct ax_op *op)
 {
-	int s = socket(op->addr.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-	if (s < 0)
-		return -errno;
-	lev_fd_fresh(lev, s);
-	if (connect(s, (const struct sockaddr *)&op->addr, op->addrlen) == 0) {
-		lev_ready(lev, op, s);
+	int rc = ax__nb_connect_start(op);
+	if (rc < 0)
+		return rc;
+	if (rc == 1) {
+		lev_fd_fresh(lev, (int)op->res);
+		lev_ready(lev, op, op->res);
 		return 0;
 	}
-	/* EINTR: the connection goes on asynchronously, as EINPROGRESS. */
-	if (errno != EINPROGRESS && errno != EINTR) {
-		int err = errno;
-		close(s);
-		lev_ready(lev, op, -err);
-		return 0;
-	}
-	int rc = lev_wait(lev, s, op, true);
+	lev_fd_fresh(lev, op->fd);
+	rc = lev_wait(lev, op->fd, op, true);
 	if (rc < 0)
 		goto close_socket;
 	return 0;
 
 close_socket:
-	lev_fd_drop(lev, s); /* the empty state lev_wait may have made */
-	close(s);
+	lev_fd_drop(lev, op->fd); /* the empty state lev_wait may have made */
+	close(op->fd);
 	return rc;
 }
 
 static int lev_submit(void *state, struct ax_op *op)
 {
 	struct lev *lev = state;
-	struct lev_fd *f;
-	int64_t res;
 
 	/* Right after try_now met EAGAIN the fd cannot have become ready
 	 * unseen (no poll ran since: a new edge is still queued in the
@@ -570,22 +429,16 @@ static int lev_submit(void *state, struct ax_op *op)
 	switch (op->kind) {
 	case AX_OP_READ:
 	case AX_OP_ACCEPT:
-		f = lev_fd_get(lev, op->fd);
-		if (f && f->rop)
-			return -EBUSY;
-		if (tried || !lev_try_rside(op, &res))
+		if (tried || !lev_try_rside(op))
 			return lev_wait(lev, op->fd, op, false);
-		if (op->kind == AX_OP_ACCEPT && res >= 0)
-			lev_fd_fresh(lev, (int)res);
-		lev_ready(lev, op, res);
+		if (op->kind == AX_OP_ACCEPT && op->res >= 0)
+			lev_fd_fresh(lev, (int)op->res);
+		lev_ready(lev, op, op->res);
 		return 0;
 	case AX_OP_WRITE:
-		f = lev_fd_get(lev, op->fd);
-		if (f && f->wop)
-			return -EBUSY;
-		if (tried || !lev_try_write(op, &res))
+		if (tried || !ax__nb_write(op))
 			return lev_wait(lev, op->fd, op, true);
-		lev_ready(lev, op, res);
+		lev_ready(lev, op, op->res);
 		return 0;
 	case AX_OP_CONNECT:
 		return lev_submit_connect(lev, op);
@@ -598,36 +451,22 @@ static int lev_submit(void *state, struct ax_op *op)
 
 /* The fast path: finish a READ, ACCEPT or WRITE at once if its system call
  * allows, without any completion (1, op->res set); else 0, recording the
- * try (and a WRITE's progress) for submit. A second read or write on a
- * side that is already waiting is left to submit (-EBUSY). */
+ * try (and a WRITE's progress) for submit. */
 static int lev_try_now(void *state, struct ax_op *op)
 {
 	struct lev *lev = state;
-	struct lev_fd *f = lev_fd_get(lev, op->fd);
-	bool done;
-	int64_t res;
-
-	if (op->kind == AX_OP_WRITE) {
-		if (f && f->wop)
-			return 0;
-		done = lev_try_write(op, &res);
-	} else {
-		if (f && f->rop)
-			return 0;
-		done = lev_try_rside(op, &res);
-		if (done && op->kind == AX_OP_ACCEPT && res >= 0)
-			lev_fd_fresh(lev, (int)res);
-	}
+	bool done = op->kind == AX_OP_WRITE ? ax__nb_write(op) : lev_try_rside(op);
 	if (!done) {
 		op->drv_u64[LEV_U_STATE] = LEV_OP_TRIED;
 		return 0;
 	}
-	op->res = res;
+	if (op->kind == AX_OP_ACCEPT && op->res >= 0)
+		lev_fd_fresh(lev, (int)op->res);
 	return 1;
 }
 
-/* Synchronous: a parked op completes here with -ECANCELED; an op on the
- * ready list already has its result and gets it at the next poll
+/* Synchronous: a parked op completes here with -ECANCELED; a deferred op
+ * already has its result and gets it at the next poll
  * ([AX-CANCEL-3]: a read that consumed data must not lose it). */
 static void lev_cancel(void *state, struct ax_op *op)
 {
@@ -809,13 +648,13 @@ static int lev_bucket_schedule(struct lev *lev, struct lev_bucket *b)
 	int64_t scan;
 	lev_bucket_unwide(lev, b);
 	for (int tries = 0;; tries++) {
-		int64_t t0 = lev_now() / 1000;
+		int64_t t0 = ax_now() / 1000;
 		event_base_update_cache_time(lev->base);
 		struct timeval tv = lev_tv(b->key * lev->grid_us + lev->margin_us - t0);
 		if (event_add(b->ev, &tv) < 0)
 			return -ENOMEM;
 		b->armed = true;
-		int64_t span = lev->margin_us + (lev_now() / 1000 - t0);
+		int64_t span = lev->margin_us + (ax_now() / 1000 - t0);
 		scan = lev_ceil_div(span, lev->grid_us) - 1;
 		if (scan <= LEV_SCAN_RETRY || tries == 1)
 			break;
@@ -901,7 +740,7 @@ static void lev_bucket_cb(evutil_socket_t fd, short what, void *arg)
 	(void)fd;
 	(void)what;
 	b->armed = false;
-	if (lev_now() < b->key * lev->grid_us * 1000) {
+	if (ax_now() < b->key * lev->grid_us * 1000) {
 		/* libevent's clock ran ahead of CLOCK_MONOTONIC (not expected,
 		 * see lev_bucket_schedule): wait for the rest. Re-adding cannot
 		 * fail in practice (the heap has room for the event it just
@@ -1025,7 +864,7 @@ static int lev_poll(void *state, bool block)
 	struct lev *lev = state;
 	uint64_t start = lev->events;
 
-	lev_ready_flush(lev);
+	lev->events += (uint64_t)ax__defq_flush(&lev->ready);
 	bool wait = block && lev->events == start;
 	lev->woken = false;
 	for (;;) {
@@ -1036,7 +875,8 @@ static int lev_poll(void *state, bool block)
 		if (event_base_loop(lev->base, wait ? EVLOOP_ONCE : EVLOOP_NONBLOCK) < 0)
 			return -EIO;
 		lev_timers_run(lev);
-		if (!wait || lev->events != start || lev->woken || lev->ready_head)
+		if (!wait || lev->events != start || lev->woken ||
+		    ax__defq_pending(&lev->ready))
 			break;
 	}
 	return (int)(lev->events - start);
@@ -1085,40 +925,38 @@ struct lev_conf {
 	char backend[16]; /* "" for libevent's choice */
 };
 
-/* Parse "key=value,..." (NULL or "" for the defaults): trigger=edge|level,
- * timer=precise|coarse, backend=epoll|poll|select. Returns 0 or -EINVAL. */
-static int lev_conf_parse(const char *flags, struct lev_conf *c)
+/* Apply one engine_flags item: trigger=edge|level, timer=precise|coarse,
+ * backend=epoll|poll|select. Returns 0 or -EINVAL. */
+static int lev_conf_flag(void *ctx, const char *key, const char *val)
 {
-	char buf[256], *save = NULL;
-	memset(c, 0, sizeof *c);
-	c->trigger = LEV_EDGE;
-	if (!flags)
-		return 0;
-	if (strlen(flags) >= sizeof buf)
+	static const char *const triggers[] = {"edge", "level", NULL};
+	static const char *const timers[] = {"precise", "coarse", NULL};
+	struct lev_conf *c = ctx;
+	int i;
+	if (!strcmp(key, "trigger")) {
+		if ((i = ax__flag_pick(val, triggers)) < 0)
+			return i;
+		c->trigger = i == 0 ? LEV_EDGE : LEV_LEVEL;
+		c->trigger_set = true;
+	} else if (!strcmp(key, "timer")) {
+		if ((i = ax__flag_pick(val, timers)) < 0)
+			return i;
+		c->coarse = i == 1;
+	} else if (!strcmp(key, "backend") && strlen(val) < sizeof c->backend) {
+		strcpy(c->backend, val);
+	} else {
 		return -EINVAL;
-	strcpy(buf, flags);
-	for (char *kv = strtok_r(buf, ",", &save); kv; kv = strtok_r(NULL, ",", &save)) {
-		char *val = strchr(kv, '=');
-		if (!val)
-			return -EINVAL;
-		*val++ = '\0';
-		if (!strcmp(kv, "trigger") && !strcmp(val, "edge")) {
-			c->trigger = LEV_EDGE;
-			c->trigger_set = true;
-		} else if (!strcmp(kv, "trigger") && !strcmp(val, "level")) {
-			c->trigger = LEV_LEVEL;
-			c->trigger_set = true;
-		} else if (!strcmp(kv, "timer") && !strcmp(val, "precise")) {
-			c->coarse = false;
-		} else if (!strcmp(kv, "timer") && !strcmp(val, "coarse")) {
-			c->coarse = true;
-		} else if (!strcmp(kv, "backend") && strlen(val) < sizeof c->backend) {
-			strcpy(c->backend, val);
-		} else {
-			return -EINVAL;
-		}
 	}
 	return 0;
+}
+
+/* Parse engine_flags (NULL or "" for the defaults) into c. Returns 0 or
+ * -EINVAL. */
+static int lev_conf_parse(const char *flags, struct lev_conf *c)
+{
+	memset(c, 0, sizeof *c);
+	c->trigger = LEV_EDGE;
+	return ax__flags_each(flags, lev_conf_flag, c);
 }
 
 /* A base for c: single-threaded (NOLOCK), deaf to EVENT_* environment
@@ -1187,6 +1025,7 @@ static int lev_init(void **state, const struct ax_rt_opts *opts)
 	if (!lev)
 		return -ENOMEM;
 	lev->wake_fd = -1;
+	ax__fdtab_init(&lev->fds, sizeof(struct lev_fd *));
 	atomic_init(&lev->wake_pending, false);
 	lev->tab_bits = 6;
 	lev->lo = INT64_MAX;
@@ -1264,14 +1103,14 @@ static void lev_fini(void *state)
 	 * completed here; release what is left: fd states of descriptors
 	 * never passed to close_fd (not closed: they are the caller's), the
 	 * bucket pool, the wake. */
-	for (size_t i = 0; i < lev->nfds; i++) {
-		struct lev_fd *f = lev->fds[i];
+	for (int fd = 0; (size_t)fd < lev->fds.n; fd++) {
+		struct lev_fd *f = lev_fd_get(lev, fd);
 		if (!f)
 			continue;
 		f->rop = f->wop = NULL;
 		lev_fd_release(lev, f, 0, true);
 	}
-	free(lev->fds);
+	ax__fdtab_fini(&lev->fds);
 	if (lev->tab) {
 		for (size_t i = 0; i < ((size_t)1 << lev->tab_bits); i++) {
 			while (lev->tab[i])
