@@ -21,7 +21,7 @@
  * Design
  *
  * I/O. A readiness engine: every operation first tries its system call
- * (recv, send with MSG_NOSIGNAL, accept4, connect on a new non-blocking
+ * (read, send with MSG_NOSIGNAL, accept4, connect on a new non-blocking
  * socket; the kit's non-blocking steps) and waits only on EAGAIN /
  * EINPROGRESS. The try happens in try_now (the core's fast path: a result
  * there needs no completion at all) or, without it, in submit; a result
@@ -248,7 +248,7 @@ static struct lev_fd *lev_fd_make(struct lev *lev, int fd)
 }
 
 /* Forget fd's state: free its events (event_free also deletes them) and
- * hand its pending ops res, now or through the ready list. */
+ * hand its pending ops res, now or through the deferred queue. */
 static void lev_fd_release(struct lev *lev, struct lev_fd *f, int64_t res,
                            bool now)
 {

@@ -145,6 +145,7 @@
 #include <uv.h>
 
 #include "ax_driver.h"
+#include "kit.h"
 #include "theap.h"
 
 /* How AX_OP_ACCEPT is carried out (see "Accept and EMFILE"). */
@@ -225,8 +226,7 @@ struct uvd {
 	enum uvd_accept_mode accept_mode;
 	bool woken;               /* the async handle fired during this poll */
 
-	struct uvd_fd **fds;      /* per-fd state, indexed by descriptor */
-	size_t nfds;
+	struct ax__fdtab fds;     /* struct uvd_fd * by descriptor */
 	struct uvd_fd *idle;      /* streams left reading after their read */
 
 	struct uvd_timer *timer_free;
@@ -240,8 +240,7 @@ struct uvd {
 	struct uvd_req *req_free;
 	struct ax_op *fsops;      /* in-flight uv_fs requests (drv_next/prev) */
 
-	struct ax_op *dq_head;    /* results known at submit, delivered by poll */
-	struct ax_op *dq_tail;
+	struct ax__defq dq;       /* results known at submit, delivered by poll */
 
 	int delivered;            /* completions and fires in this poll */
 	uint64_t polls;
@@ -255,10 +254,9 @@ struct uvd {
 #define uvd_container(ptr, type, m) \
 	((type *)(void *)((char *)(ptr) - offsetof(type, m)))
 
-/* Op scratch: drv_ptr[0] is the op's uvd_fd or uvd_req; drv_u64[0] a
- * deferred result; drv_u64[1] the flags below; drv_u64[2] bytes of a write
- * already sent by try_now. The core zeroes drv_u64 before every op. */
-#define UVD_OP_DEFERRED 1u  /* in the deferred queue, result in drv_u64[0] */
+/* Op scratch: drv_ptr[0] is the op's uvd_fd or uvd_req; drv_u64[1] the
+ * flags below; drv_u64[AX__OP_SENT] bytes of a write already sent. The core
+ * zeroes drv_u64 before every op. */
 #define UVD_OP_TRIED 2u     /* try_now met EAGAIN: submit need not retry */
 #define UVD_OP_FS 4u        /* a READ/WRITE running as a uvd_req (UVD_FILE) */
 #define UVD_OP_CANCEL 8u    /* cancel asked: do not resubmit a WRITE's rest */
@@ -281,29 +279,7 @@ static void uvd_complete(struct uvd *st, struct ax_op *op, int64_t res)
  * is known inside submit, which must not complete. */
 static void uvd_defer(struct uvd *st, struct ax_op *op, int64_t res)
 {
-	op->drv_u64[0] = (uint64_t)res;
-	op->drv_u64[1] = UVD_OP_DEFERRED;
-	op->drv_next = NULL;
-	if (st->dq_tail)
-		st->dq_tail->drv_next = op;
-	else
-		st->dq_head = op;
-	st->dq_tail = op;
-}
-
-/* Deliver every deferred completion, in submission order. */
-static void uvd_deliver_deferred(struct uvd *st)
-{
-	struct ax_op *op;
-
-	while ((op = st->dq_head) != NULL) {
-		st->dq_head = op->drv_next;
-		if (!st->dq_head)
-			st->dq_tail = NULL;
-		op->drv_next = NULL;
-		op->drv_u64[1] = 0;
-		uvd_complete(st, op, (int64_t)op->drv_u64[0]);
-	}
+	ax__defer(&st->dq, op, res);
 }
 
 /* ------------------------------------------------------------------ */
@@ -316,77 +292,80 @@ static void uvd_fd_closed(uv_handle_t *h)
 	free(uvd_container(h, struct uvd_fd, u.h));
 }
 
-/* Make room for index fd in the per-fd array. Returns 0 or -ENOMEM. */
-static int uvd_fd_reserve(struct uvd *st, int fd)
-{
-	struct uvd_fd **v;
-	size_t n;
-
-	if (fd < 0)
-		return -EBADF;
-	if ((size_t)fd < st->nfds)
-		return 0;
-	n = st->nfds ? st->nfds : 64;
-	while (n <= (size_t)fd)
-		n *= 2;
-	v = realloc(st->fds, n * sizeof *v);
-	if (!v)
-		return -ENOMEM;
-	memset(v + st->nfds, 0, (n - st->nfds) * sizeof *v);
-	st->fds = v;
-	st->nfds = n;
-	return 0;
-}
-
 /* The state of fd, or NULL. */
 static struct uvd_fd *uvd_fd_find(const struct uvd *st, int fd)
 {
-	if (fd < 0 || (size_t)fd >= st->nfds)
-		return NULL;
-	return st->fds[fd];
+	struct uvd_fd **fp = ax__fdtab_find(&st->fds, fd);
+	return fp ? *fp : NULL;
+}
+
+/* Enter f as the state of descriptor fd. Returns 0, or -EBADF / -ENOMEM
+ * (f is then not entered). */
+static int uvd_fd_enter(struct uvd *st, struct uvd_fd *f, int fd)
+{
+	struct uvd_fd **fp = ax__fdtab_get(&st->fds, fd);
+	if (!fp)
+		return fd < 0 ? -EBADF : -ENOMEM;
+	f->fd = fd;
+	*fp = f;
+	return 0;
+}
+
+/* The one place per-fd state is made: a zeroed state of `kind`, entered
+ * as fd's when fd >= 0 (else the handle will tell its descriptor, see
+ * uvd_fd_enter). Returns 0 and stores it in *out, or -errno. */
+static int uvd_fd_new(struct uvd *st, int fd, enum uvd_kind kind,
+		      struct uvd_fd **out)
+{
+	struct uvd_fd *f = calloc(1, sizeof *f);
+	if (!f)
+		return -ENOMEM;
+	f->fd = -1;
+	f->kind = kind;
+	if (fd >= 0 && uvd_fd_enter(st, f, fd) < 0) {
+		free(f);
+		return -ENOMEM;
+	}
+	*out = f;
+	return 0;
 }
 
 /* Forget f in the per-fd array (its descriptor is being closed). */
 static void uvd_fd_detach(struct uvd *st, struct uvd_fd *f)
 {
-	if (f->fd >= 0 && (size_t)f->fd < st->nfds && st->fds[f->fd] == f)
-		st->fds[f->fd] = NULL;
+	if (uvd_fd_find(st, f->fd) == f)
+		ax__fdtab_clear(&st->fds, f->fd);
+}
+
+/* Undo uvd_fd_new: forget f and free it, through uv_close when its handle
+ * was initialised (which closes the descriptor only if it was attached). */
+static int uvd_fd_undo(struct uvd *st, struct uvd_fd *f, bool handle, int err)
+{
+	uvd_fd_detach(st, f);
+	if (handle)
+		uv_close(&f->u.h, uvd_fd_closed);
+	else
+		free(f);
+	return err;
 }
 
 /* Wrap the open stream socket fd in a fresh uv_tcp_t and record it as fd's
- * state. On failure the descriptor is left open and untouched. Returns 0
- * and stores the state in *out, or -errno. */
+ * state. On failure the descriptor is left open and untouched (libuv
+ * attaches it last). Returns 0 and stores the state in *out, or -errno. */
 static int uvd_fd_wrap(struct uvd *st, int fd, struct uvd_fd **out)
 {
 	struct uvd_fd *f;
-	int err;
-
-	err = uvd_fd_reserve(st, fd);
+	int err = uvd_fd_new(st, fd, UVD_STREAM, &f);
 	if (err)
 		return err;
-	f = calloc(1, sizeof *f);
-	if (!f)
-		return -ENOMEM;
-	f->fd = fd;
-	f->kind = UVD_STREAM;
 	err = uv_tcp_init(&st->loop, &f->u.tcp);
 	if (err)
-		goto free_f;
+		return uvd_fd_undo(st, f, false, err);
 	err = uv_tcp_open(&f->u.tcp, fd);
 	if (err)
-		goto close_handle;
-	st->fds[fd] = f;
+		return uvd_fd_undo(st, f, true, err);
 	*out = f;
 	return 0;
-
-close_handle:
-	/* The handle is in the loop: it can only go through uv_close. The
-	 * descriptor was not attached (libuv sets it last), so it stays open. */
-	uv_close(&f->u.h, uvd_fd_closed);
-	return err;
-free_f:
-	free(f);
-	return err;
 }
 
 /* The state of fd for reads and writes (UVD_STREAM or UVD_FILE), created
@@ -404,21 +383,10 @@ static struct uvd_fd *uvd_fd_stream(struct uvd *st, int fd, int *err)
 	}
 	/* A descriptor the driver did not create: sockets, pipes and ttys
 	 * get a uv_tcp_t; what epoll cannot watch is served by uv_fs_*. */
-	if (uv_guess_handle(fd) == UV_FILE) {
-		*err = uvd_fd_reserve(st, fd);
-		if (*err)
-			return NULL;
-		f = calloc(1, sizeof *f);
-		if (!f) {
-			*err = -ENOMEM;
-			return NULL;
-		}
-		f->fd = fd;
-		f->kind = UVD_FILE;
-		st->fds[fd] = f;
-		return f;
-	}
-	*err = uvd_fd_wrap(st, fd, &f);
+	if (uv_guess_handle(fd) == UV_FILE)
+		*err = uvd_fd_new(st, fd, UVD_FILE, &f);
+	else
+		*err = uvd_fd_wrap(st, fd, &f);
 	return *err ? NULL : f;
 }
 
@@ -535,8 +503,6 @@ static int uvd_submit_read(struct uvd *st, struct ax_op *op)
 		return err;
 	if (f->kind == UVD_FILE)
 		return uvd_submit_fs(st, op, -1);
-	if (f->rop)
-		return -EBUSY;
 	if (f->rerr) {
 		uvd_defer(st, op, f->rerr); /* seen while nobody was reading */
 		f->rerr = 0;
@@ -560,16 +526,16 @@ static int uvd_submit_read(struct uvd *st, struct ax_op *op)
 }
 
 /* Send what the socket takes now from op's buffer with uv_try_write,
- * recording progress in drv_u64[2]. Returns 1 when all is sent, 0 when the
+ * recording progress in drv_u64[AX__OP_SENT]. Returns 1 when all is sent, 0 when the
  * socket is full (or libuv still has queued data), or -errno. */
 static int uvd_send_now(struct uvd_fd *f, struct ax_op *op)
 {
 	uv_buf_t b;
 	int n;
 
-	while (op->drv_u64[2] < op->len) {
-		b.base = (char *)op->buf + op->drv_u64[2];
-		b.len = op->len - op->drv_u64[2];
+	while (op->drv_u64[AX__OP_SENT] < op->len) {
+		b.base = (char *)op->buf + op->drv_u64[AX__OP_SENT];
+		b.len = op->len - op->drv_u64[AX__OP_SENT];
 		if (b.len > INT_MAX)
 			b.len = INT_MAX; /* uv_try_write returns an int */
 		n = uv_try_write(&f->u.s, &b, 1);
@@ -577,8 +543,8 @@ static int uvd_send_now(struct uvd_fd *f, struct ax_op *op)
 			return 0;
 		if (n < 0)
 			return n;
-		op->drv_u64[2] += (uint64_t)n;
-		if ((size_t)n < b.len && op->drv_u64[2] < op->len)
+		op->drv_u64[AX__OP_SENT] += (uint64_t)n;
+		if ((size_t)n < b.len && op->drv_u64[AX__OP_SENT] < op->len)
 			return 0; /* a short write: the send buffer is full */
 	}
 	return 1;
@@ -604,7 +570,7 @@ static int uvd_write_step(struct uvd_fd *f, struct ax_op *op, bool try_first,
 			return 1;
 		}
 	}
-	len = op->len - op->drv_u64[2];
+	len = op->len - op->drv_u64[AX__OP_SENT];
 	if (len > UVD_CHUNK)
 		len = UVD_CHUNK;
 	c = malloc(sizeof *c + len);
@@ -612,7 +578,7 @@ static int uvd_write_step(struct uvd_fd *f, struct ax_op *op, bool try_first,
 		*res = -ENOMEM;
 		return 1;
 	}
-	memcpy(c->data, (char *)op->buf + op->drv_u64[2], len);
+	memcpy(c->data, (char *)op->buf + op->drv_u64[AX__OP_SENT], len);
 	c->op = op;
 	b.base = c->data;
 	b.len = len;
@@ -622,7 +588,7 @@ static int uvd_write_step(struct uvd_fd *f, struct ax_op *op, bool try_first,
 		*res = err;
 		return 1;
 	}
-	op->drv_u64[2] += len;
+	op->drv_u64[AX__OP_SENT] += len;
 	f->wchunk = c;
 	return 0;
 }
@@ -642,7 +608,7 @@ static void uvd_chunk_cb(uv_write_t *w, int status)
 	f->wchunk = NULL;
 	if (status < 0)
 		res = status;
-	else if (op->drv_u64[2] >= op->len)
+	else if (op->drv_u64[AX__OP_SENT] >= op->len)
 		res = (int64_t)op->len;
 	else if (uvd_write_step(f, op, true, &res) == 0)
 		return; /* the next piece is queued */
@@ -674,9 +640,7 @@ static int uvd_submit_write(struct uvd *st, struct ax_op *op)
 		return err;
 	if (f->kind == UVD_FILE)
 		return uvd_submit_fs(st, op, -1);
-	if (f->wop)
-		return -EBUSY;
-	if (op->drv_u64[2] >= op->len) {
+	if (op->drv_u64[AX__OP_SENT] >= op->len) {
 		uvd_defer(st, op, (int64_t)op->len); /* nothing (left) to send */
 		return 0;
 	}
@@ -694,29 +658,24 @@ static int uvd_submit_write(struct uvd *st, struct ax_op *op)
 /* Accept                                                              */
 /* ------------------------------------------------------------------ */
 
-/* accept=poll: take one connection from listener lfd and wrap it.
+/* accept=poll: take one connection from op's listener and wrap it.
  * Returns the new descriptor, -EAGAIN when none is queued, or -errno
  * (-EMFILE leaves the connection queued: [AX-TCP-8]). */
-static int64_t uvd_accept_now(struct uvd *st, int lfd)
+static int64_t uvd_accept_now(struct uvd *st, struct ax_op *op)
 {
 	struct uvd_fd *nf;
-	int fd;
 	int err;
 
-	for (;;) {
-		fd = accept4(lfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
-		if (fd >= 0)
-			break;
-		if (errno == EINTR || errno == ECONNABORTED)
-			continue; /* nothing to report; try the next one */
-		return -errno;
-	}
-	err = uvd_fd_wrap(st, fd, &nf);
+	if (!ax__nb_accept(op))
+		return -EAGAIN;
+	if (op->res < 0)
+		return op->res;
+	err = uvd_fd_wrap(st, (int)op->res, &nf);
 	if (err) {
-		close(fd);
+		close((int)op->res);
 		return err;
 	}
-	return fd;
+	return op->res;
 }
 
 /* accept=poll: the listener is readable (or failed). */
@@ -732,7 +691,7 @@ static void uvd_lpoll_cb(uv_poll_t *p, int status, int events)
 		uv_poll_stop(p);
 		return;
 	}
-	res = status < 0 ? status : uvd_accept_now(st, f->fd);
+	res = status < 0 ? status : uvd_accept_now(st, op);
 	if (res == -EAGAIN)
 		return; /* another taker, or a spurious wake: keep waiting */
 	f->aop = NULL;
@@ -750,14 +709,13 @@ static int64_t uvd_listen_take(struct uvd *st, struct uvd_fd *lf)
 	uv_os_fd_t fd;
 	int err;
 
-	nf = calloc(1, sizeof *nf);
-	if (!nf)
-		return -ENOMEM; /* libuv keeps the connection for the next try */
-	nf->kind = UVD_STREAM;
-	nf->fd = -1;
+	/* on failure here libuv keeps the connection for the next try */
+	err = uvd_fd_new(st, -1, UVD_STREAM, &nf);
+	if (err)
+		return err;
 	err = uv_tcp_init(&st->loop, &nf->u.tcp);
 	if (err)
-		goto free_nf;
+		return uvd_fd_undo(st, nf, false, err);
 	lf->conn_ready = false;
 	err = uv_accept(&lf->u.s, &nf->u.s);
 	if (err) {
@@ -765,24 +723,14 @@ static int64_t uvd_listen_take(struct uvd *st, struct uvd_fd *lf)
 		 * watching the listener after a failed uv_accept: listening
 		 * again restarts it. */
 		uv_listen(&lf->u.s, SOMAXCONN, uvd_connection_cb);
-		goto close_nf;
+		return uvd_fd_undo(st, nf, true, err);
 	}
 	err = uv_fileno(&nf->u.h, &fd);
-	if (err)
-		goto close_nf;
-	nf->fd = fd;
-	err = uvd_fd_reserve(st, fd);
-	if (err)
-		goto close_nf;
-	st->fds[fd] = nf;
+	if (!err)
+		err = uvd_fd_enter(st, nf, fd);
+	if (err) /* uv_close closes the accepted fd */
+		return uvd_fd_undo(st, nf, true, err);
 	return fd;
-
-close_nf:
-	uv_close(&nf->u.h, uvd_fd_closed); /* closes the accepted fd, if any */
-	return err;
-free_nf:
-	free(nf);
-	return err;
 }
 
 /* accept=listen: libuv accepted a connection (status 0) or failed. */
@@ -805,44 +753,30 @@ static void uvd_connection_cb(uv_stream_t *server, int status)
 /* Create the state of listener fd for the configured accept mode. */
 static int uvd_listener_open(struct uvd *st, int fd, struct uvd_fd **out)
 {
+	bool poll = st->accept_mode == UVD_ACCEPT_POLL;
 	struct uvd_fd *f;
-	int err;
+	int err = uvd_fd_new(st, fd, poll ? UVD_LPOLL : UVD_LLISTEN, &f);
 
-	err = uvd_fd_reserve(st, fd);
 	if (err)
 		return err;
-	f = calloc(1, sizeof *f);
-	if (!f)
-		return -ENOMEM;
-	f->fd = fd;
-	if (st->accept_mode == UVD_ACCEPT_POLL) {
-		f->kind = UVD_LPOLL;
+	if (poll) {
 		err = uv_poll_init(&st->loop, &f->u.poll, fd);
-		if (err)
-			goto free_f; /* libuv initialises the handle last */
+		if (err) /* libuv initialises the handle last */
+			return uvd_fd_undo(st, f, false, err);
 	} else {
-		f->kind = UVD_LLISTEN;
 		err = uv_tcp_init(&st->loop, &f->u.tcp);
 		if (err)
-			goto free_f;
+			return uvd_fd_undo(st, f, false, err);
 		err = uv_tcp_open(&f->u.tcp, fd);
-		if (err)
-			goto close_handle;
+		if (err) /* fd not attached: stays open */
+			return uvd_fd_undo(st, f, true, err);
 		/* From here the handle owns fd (uv_close would close it), so a
 		 * failing uv_listen is kept as the listener's state: every
 		 * accept reports it, and close_fd closes fd as asked. */
 		f->lerr = uv_listen(&f->u.s, SOMAXCONN, uvd_connection_cb);
 	}
-	st->fds[fd] = f;
 	*out = f;
 	return 0;
-
-close_handle:
-	uv_close(&f->u.h, uvd_fd_closed); /* fd not attached: stays open */
-	return err;
-free_f:
-	free(f);
-	return err;
 }
 
 static int uvd_submit_accept(struct uvd *st, struct ax_op *op)
@@ -858,8 +792,6 @@ static int uvd_submit_accept(struct uvd *st, struct ax_op *op)
 	}
 	if (f->kind == UVD_STREAM || f->kind == UVD_FILE)
 		return -EINVAL; /* not a listener */
-	if (f->aop)
-		return -EBUSY;
 	op->drv_ptr[0] = f;
 	if (f->kind == UVD_LLISTEN) {
 		if (f->lerr)
@@ -873,7 +805,7 @@ static int uvd_submit_accept(struct uvd *st, struct ax_op *op)
 	/* accept=poll: a queued connection (or EMFILE) needs no wait; skip
 	 * the attempt when try_now just made it. */
 	if (!(op->drv_u64[1] & UVD_OP_TRIED)) {
-		res = uvd_accept_now(st, f->fd);
+		res = uvd_accept_now(st, op);
 		if (res != -EAGAIN) {
 			uvd_defer(st, op, res);
 			return 0;
@@ -920,38 +852,26 @@ static int uvd_submit_connect(struct uvd *st, struct ax_op *op)
 
 	if (family != AF_INET && family != AF_INET6)
 		return -EAFNOSUPPORT;
-	f = calloc(1, sizeof *f);
-	if (!f)
-		return -ENOMEM;
-	f->kind = UVD_STREAM;
+	err = uvd_fd_new(st, -1, UVD_STREAM, &f);
+	if (err)
+		return err;
 	/* Creates the socket (non-blocking, close-on-exec); on failure libuv
 	 * unlinks the handle again, so plain free is right. */
 	err = uv_tcp_init_ex(&st->loop, &f->u.tcp, (unsigned)family);
 	if (err)
-		goto free_f;
+		return uvd_fd_undo(st, f, false, err);
 	err = uv_fileno(&f->u.h, &fd);
-	if (err)
-		goto close_handle;
-	f->fd = fd;
-	err = uvd_fd_reserve(st, fd);
-	if (err)
-		goto close_handle;
+	if (!err)
+		err = uvd_fd_enter(st, f, fd);
+	if (!err)
+		err = uv_tcp_connect(&f->creq, &f->u.tcp,
+				     (const struct sockaddr *)&op->addr,
+				     uvd_connect_cb);
+	if (err) /* uv_close closes the new socket too */
+		return uvd_fd_undo(st, f, true, err);
 	f->cop = op;
 	op->drv_ptr[0] = f;
-	err = uv_tcp_connect(&f->creq, &f->u.tcp,
-			     (const struct sockaddr *)&op->addr, uvd_connect_cb);
-	if (err)
-		goto close_handle;
-	st->fds[fd] = f;
 	return 0;
-
-close_handle:
-	f->cop = NULL;
-	uv_close(&f->u.h, uvd_fd_closed); /* closes the new socket too */
-	return err;
-free_f:
-	free(f);
-	return err;
 }
 
 /* ------------------------------------------------------------------ */
@@ -999,11 +919,11 @@ static void uvd_fsops_unlink(struct uvd *st, struct ax_op *op)
 static void uvd_fs_cb(uv_fs_t *fs);
 
 /* Start r's file request at off (-1: the current position). A WRITE (all
- * or error) continues after the bytes already written (drv_u64[2]). */
+ * or error) continues after the bytes already written (drv_u64[AX__OP_SENT]). */
 static int uvd_fs_start(struct uvd *st, struct uvd_req *r, int64_t off)
 {
 	struct ax_op *op = r->op;
-	size_t done = op->kind == AX_OP_WRITE ? op->drv_u64[2] : 0;
+	size_t done = op->kind == AX_OP_WRITE ? op->drv_u64[AX__OP_SENT] : 0;
 	uv_buf_t b;
 
 	b.base = (char *)op->buf + done;
@@ -1026,8 +946,8 @@ static void uvd_fs_cb(uv_fs_t *fs)
 	uv_fs_req_cleanup(fs);
 	if (op->kind == AX_OP_WRITE && res >= 0) {
 		/* AX_OP_WRITE on an unpollable fd: all or error. */
-		op->drv_u64[2] += (uint64_t)res;
-		if (op->drv_u64[2] >= op->len) {
+		op->drv_u64[AX__OP_SENT] += (uint64_t)res;
+		if (op->drv_u64[AX__OP_SENT] >= op->len) {
 			res = (int64_t)op->len;
 		} else if (res == 0) {
 			res = -EIO; /* no progress: do not loop */
@@ -1051,7 +971,7 @@ static int uvd_submit_fs(struct uvd *st, struct ax_op *op, int64_t off)
 	struct uvd_req *r;
 	int err;
 
-	if (op->kind == AX_OP_WRITE && op->drv_u64[2] >= op->len) {
+	if (op->kind == AX_OP_WRITE && op->drv_u64[AX__OP_SENT] >= op->len) {
 		uvd_defer(st, op, (int64_t)op->len); /* nothing to write */
 		return 0;
 	}
@@ -1135,8 +1055,8 @@ static int uvd_try_write(struct uvd *st, struct ax_op *op)
 		op->res = err;
 		return 1;
 	}
-	if (f->wop || f->kind == UVD_FILE)
-		return 0; /* submit reports -EBUSY, or goes to the pool */
+	if (f->kind == UVD_FILE)
+		return 0; /* submit goes to the pool */
 	err = uvd_send_now(f, op);
 	if (err == 0) {
 		op->drv_u64[1] |= UVD_OP_TRIED;
@@ -1160,15 +1080,15 @@ static int uvd_try_accept(struct uvd *st, struct ax_op *op)
 			return 1;
 		}
 	}
-	if (f->aop || f->kind == UVD_STREAM || f->kind == UVD_FILE)
-		return 0; /* submit reports -EBUSY / -EINVAL */
+	if (f->kind == UVD_STREAM || f->kind == UVD_FILE)
+		return 0; /* submit reports -EINVAL */
 	if (f->kind == UVD_LLISTEN) {
 		if (f->lerr || !f->conn_ready)
 			return 0;
 		op->res = uvd_listen_take(st, f);
 		return 1;
 	}
-	res = uvd_accept_now(st, f->fd);
+	res = uvd_accept_now(st, op);
 	if (res == -EAGAIN) {
 		op->drv_u64[1] |= UVD_OP_TRIED;
 		return 0;
@@ -1229,7 +1149,7 @@ static void uvd_cancel(void *state, struct ax_op *op)
 	struct uvd_fd *f = op->drv_ptr[0];
 	struct uvd_req *r = op->drv_ptr[0];
 
-	if (op->drv_u64[1] & UVD_OP_DEFERRED)
+	if (ax__deferred(op))
 		return; /* its real result is already known: delivered next poll */
 	if (op->drv_u64[1] & UVD_OP_FS) {
 		op->drv_u64[1] |= UVD_OP_CANCEL;
@@ -1292,7 +1212,7 @@ static int uvd_close_fd(void *state, int fd)
 	if (!f)
 		return close(fd) == 0 ? 0 : -errno;
 
-	st->fds[fd] = NULL;
+	uvd_fd_detach(st, f);
 	if (f->kind == UVD_FILE) {
 		free(f); /* no handle; its requests were cancelled above */
 		return close(fd) == 0 ? 0 : -errno;
@@ -1521,7 +1441,8 @@ static int uvd_poll(void *state, bool block)
 
 	st->delivered = 0;
 	st->woken = false;
-	uvd_deliver_deferred(st);
+	st->delivered = ax__defq_flush(&st->dq);
+	st->events += (uint64_t)st->delivered;
 	if (st->delivered)
 		block = false;
 	/* UV_RUN_ONCE can return without a completion (a partial write, a
@@ -1559,25 +1480,17 @@ static int uvd_probe(char *why, size_t n)
 	           * beyond epoll */
 }
 
-/* Parse engine_flags: "accept=poll" (default) or "accept=listen". */
-static int uvd_parse_flags(struct uvd *st, const char *flags)
+/* Apply one engine_flags item: "accept=poll" (default) or
+ * "accept=listen". Returns 0 or -EINVAL. */
+static int uvd_flag(void *ctx, const char *key, const char *val)
 {
-	const char *p = flags;
-	size_t n;
+	static const char *const modes[] = {"poll", "listen", NULL};
+	struct uvd *st = ctx;
+	int i = ax__flag_pick(val, modes);
 
-	st->accept_mode = UVD_ACCEPT_POLL;
-	while (p && *p) {
-		n = strcspn(p, ",");
-		if (n == 11 && strncmp(p, "accept=poll", n) == 0)
-			st->accept_mode = UVD_ACCEPT_POLL;
-		else if (n == 13 && strncmp(p, "accept=listen", n) == 0)
-			st->accept_mode = UVD_ACCEPT_LISTEN;
-		else if (n != 0)
-			return -EINVAL;
-		p += n;
-		if (*p == ',')
-			p++;
-	}
+	if (strcmp(key, "accept") || i < 0)
+		return -EINVAL;
+	st->accept_mode = i == 0 ? UVD_ACCEPT_POLL : UVD_ACCEPT_LISTEN;
 	return 0;
 }
 
@@ -1609,7 +1522,9 @@ static int uvd_init(void **state, const struct ax_rt_opts *opts)
 	st = calloc(1, sizeof *st);
 	if (!st)
 		return -ENOMEM;
-	err = uvd_parse_flags(st, opts ? opts->engine_flags : NULL);
+	st->accept_mode = UVD_ACCEPT_POLL;
+	ax__fdtab_init(&st->fds, sizeof(struct uvd_fd *));
+	err = ax__flags_each(opts ? opts->engine_flags : NULL, uvd_flag, st);
 	if (err)
 		goto free_st;
 	err = uv_loop_init(&st->loop);
@@ -1648,12 +1563,12 @@ static void uvd_fini(void *state)
 	size_t i;
 	int err;
 
-	for (i = 0; i < st->nfds; i++) {
-		struct uvd_fd *f = st->fds[i];
+	for (i = 0; i < st->fds.n; i++) {
+		struct uvd_fd *f = uvd_fd_find(st, (int)i);
 
 		if (!f)
 			continue;
-		st->fds[i] = NULL;
+		uvd_fd_detach(st, f);
 		if (f->kind == UVD_FILE)
 			free(f);
 		else
@@ -1679,7 +1594,7 @@ static void uvd_fini(void *state)
 		st->req_free = r->next_free;
 		free(r);
 	}
-	free(st->fds);
+	ax__fdtab_fini(&st->fds);
 	free(st->due);
 	free(st);
 }
