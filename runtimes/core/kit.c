@@ -1,12 +1,16 @@
 /* kit.c - the driver kit (kit.h): fd table, deferred completions,
- * non-blocking system-call steps and the engine_flags parser. */
+ * non-blocking system-call steps, the engine_flags parser, the wake eventfd
+ * and the ordered timer batch. */
 #include "kit.h"
 
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/eventfd.h>
 #include <sys/socket.h>
 #include <unistd.h>
+
+#include "theap.h"
 
 /* ------------------------------------------------------------------ */
 /* fd table                                                            */
@@ -236,4 +240,140 @@ int ax__flag_pick(const char *val, const char *const *names)
 		if (!strcmp(val, names[i]))
 			return i;
 	return -EINVAL;
+}
+
+/* ------------------------------------------------------------------ */
+/* wake                                                                */
+/* ------------------------------------------------------------------ */
+
+/* Nothing pending at first: the first wake writes. */
+int ax__wake_open(struct ax__wake *w, bool nonblock)
+{
+	atomic_init(&w->pending, 0);
+	w->fd = eventfd(0, EFD_CLOEXEC | (nonblock ? EFD_NONBLOCK : 0));
+	return w->fd < 0 ? -errno : 0;
+}
+
+/* The engine has stopped watching it. */
+void ax__wake_close(struct ax__wake *w)
+{
+	if (w->fd >= 0)
+		close(w->fd);
+	w->fd = -1;
+}
+
+/* Only EAGAIN (the counter at its maximum) can fail, and then a wake is
+ * pending anyway. */
+void ax__wake_signal(struct ax__wake *w)
+{
+	uint64_t one = 1;
+	if (atomic_exchange(&w->pending, 1))
+		return;
+	while (write(w->fd, &one, sizeof one) < 0 && errno == EINTR)
+		;
+}
+
+/* EAGAIN: already drained. */
+void ax__wake_drain(struct ax__wake *w)
+{
+	uint64_t v;
+	while (read(w->fd, &v, sizeof v) < 0 && errno == EINTR)
+		;
+	ax__wake_consumed(w);
+}
+
+/* ------------------------------------------------------------------ */
+/* timer batch                                                         */
+/* ------------------------------------------------------------------ */
+
+/* Doubling from 4, to at least need. */
+int ax__tbatch_reserve(struct ax__tbatch *b, size_t need)
+{
+	if (need <= b->cap)
+		return 0;
+	size_t cap = b->cap ? b->cap * 2 : 4;
+	while (cap < need)
+		cap *= 2;
+	struct ax_timer **v = realloc(b->v, cap * sizeof *v);
+	if (!v)
+		return -ENOMEM;
+	b->v = v;
+	b->cap = cap;
+	return 0;
+}
+
+/* Drop b's holes and renumber; with sort, order by (deadline, seq)
+ * (arrival order is usually that order already: then no sort). */
+static void tbatch_compact(struct ax__tbatch *b, bool sort)
+{
+	size_t n = 0;
+	bool sorted = true;
+	for (size_t i = 0; i < b->n; i++) {
+		struct ax_timer *t = b->v[i];
+		if (!t)
+			continue;
+		if (n && ax__timer_before(t, b->v[n - 1]))
+			sorted = false;
+		b->v[n++] = t;
+	}
+	b->n = n;
+	if (sort && !sorted)
+		qsort(b->v, n, sizeof *b->v, ax__timer_cmp);
+	for (size_t i = 0; i < n; i++)
+		b->v[i]->drv_index = i;
+}
+
+/* Holes left by cancels are reused before the array grows. */
+int ax__tbatch_push(struct ax__tbatch *b, struct ax_timer *t)
+{
+	if (b->n == b->cap) {
+		if (b->n && b->live <= b->n / 2) {
+			tbatch_compact(b, false);
+		} else {
+			int r = ax__tbatch_reserve(b, b->n + 1);
+			if (r < 0)
+				return r;
+		}
+	}
+	t->drv_index = b->n;
+	b->v[b->n++] = t;
+	b->live++;
+	return 0;
+}
+
+/* A hole keeps the other timers' slots valid. */
+void ax__tbatch_remove(struct ax__tbatch *b, struct ax_timer *t)
+{
+	if (!ax__tbatch_holds(b, t))
+		return;
+	b->v[t->drv_index] = NULL;
+	b->live--;
+}
+
+/* Each slot is emptied before its fire, so a fire that removes a timer
+ * already fired (or itself) finds nothing. */
+int ax__tbatch_fire(struct ax__tbatch *b)
+{
+	int fired = 0;
+	tbatch_compact(b, true);
+	for (size_t i = 0; i < b->n; i++) {
+		struct ax_timer *t = b->v[i];
+		if (!t)
+			continue;
+		b->v[i] = NULL;
+		b->live--;
+		t->fire(t);
+		fired++;
+	}
+	b->n = 0;
+	b->live = 0;
+	return fired;
+}
+
+/* The timers are the core's. */
+void ax__tbatch_fini(struct ax__tbatch *b)
+{
+	free(b->v);
+	b->v = NULL;
+	b->n = b->cap = b->live = 0;
 }

@@ -9,6 +9,11 @@
  *   nb steps      the non-blocking system calls of a readiness engine:
  *                 accept, read, write-some-then-more, connect start/finish;
  *   flags         the "key=value,..." parser of ax_rt_opts.engine_flags;
+ *   wake          an eventfd that other threads write to end a blocking
+ *                 poll, one write per wake the loop consumed;
+ *   timer batch   timers collected in any order and fired in (deadline,
+ *                 seq) order ([AX-TIME-2]), for engines whose own timers
+ *                 do not keep that order;
  *   clock         drivers read time with ax_now() (CLOCK_MONOTONIC, never
  *                 cached) and keep no clock of their own.
  *
@@ -22,6 +27,7 @@
 #ifndef AX_KIT_H
 #define AX_KIT_H
 
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -146,5 +152,78 @@ int ax__flags_each(const char *flags,
 
 /* The index of val in the NULL-terminated list names, or -EINVAL. */
 int ax__flag_pick(const char *val, const char *const *names);
+
+/* ------------------------------------------------------------------ */
+/* wake                                                                */
+/* ------------------------------------------------------------------ */
+
+/* An eventfd the engine watches (an fd event, a ring read). Concurrent
+ * wakes cost one write(2) until the loop consumes the counter: `pending`
+ * stays set from the first write until ax__wake_consumed. */
+struct ax__wake {
+	int fd;
+	atomic_int pending;
+};
+
+/* Create the eventfd (close-on-exec; non-blocking unless the engine reads
+ * it itself, as a ring does). Returns 0 or -errno. */
+int ax__wake_open(struct ax__wake *w, bool nonblock);
+
+/* Close the eventfd. */
+void ax__wake_close(struct ax__wake *w);
+
+/* Make the engine's next (or current) wait return. Thread-safe. */
+void ax__wake_signal(struct ax__wake *w);
+
+/* The loop consumed the counter (the engine read it): later wakes write
+ * again. A wake that still found `pending` set needs no write: the core
+ * looks at its inbox after the poll returns. */
+static inline void ax__wake_consumed(struct ax__wake *w)
+{
+	atomic_store(&w->pending, 0);
+}
+
+/* Read the counter of a non-blocking eventfd, then ax__wake_consumed
+ * (in that order: clearing first would let a racing wake's write be
+ * drained with the flag left set, suppressing every later wake). */
+void ax__wake_drain(struct ax__wake *w);
+
+/* ------------------------------------------------------------------ */
+/* timer batch                                                         */
+/* ------------------------------------------------------------------ */
+
+/* Timers in arrival order, fired in (deadline, seq) order. A timer in a
+ * batch has t->drv_index = its slot; removing it leaves a hole. */
+struct ax__tbatch {
+	struct ax_timer **v;
+	size_t n, cap;
+	size_t live;  /* timers in the batch (n minus holes) */
+};
+
+/* Make room for `need` timers in all, so that as many pushes cannot fail.
+ * Returns 0 or -ENOMEM. */
+int ax__tbatch_reserve(struct ax__tbatch *b, size_t need);
+
+/* Add t (reusing holes when they are half the batch). Returns 0 or
+ * -ENOMEM. */
+int ax__tbatch_push(struct ax__tbatch *b, struct ax_timer *t);
+
+/* True when t is in b. O(1). */
+static inline bool ax__tbatch_holds(const struct ax__tbatch *b,
+				    const struct ax_timer *t)
+{
+	return t->drv_index < b->n && b->v[t->drv_index] == t;
+}
+
+/* Take t out of b if it is there. */
+void ax__tbatch_remove(struct ax__tbatch *b, struct ax_timer *t);
+
+/* Fire every timer of b in (deadline, seq) order and leave b empty. A
+ * fire may remove timers still waiting in b (they do not fire) but must
+ * not push into b. Returns the number fired. */
+int ax__tbatch_fire(struct ax__tbatch *b);
+
+/* Free the array. */
+void ax__tbatch_fini(struct ax__tbatch *b);
 
 #endif

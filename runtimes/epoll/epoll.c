@@ -20,7 +20,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
-#include <sys/eventfd.h>
 #include <unistd.h>
 
 #include "ax_driver.h"
@@ -47,7 +46,7 @@ struct ep_fd {
 
 struct ep_state {
 	int epfd;
-	int evfd;
+	struct ax__wake wake;
 	struct ax__fdtab fds;     /* struct ep_fd by descriptor */
 	struct ax_theap timers;
 	struct ax__defq late;     /* finished in submit, delivered by poll */
@@ -300,11 +299,8 @@ static int epoll_poll(void *state, bool block)
 	for (int i = 0; i < n; i++) {
 		int fd = evs[i].data.fd;
 		uint32_t e = evs[i].events;
-		if (fd == s->evfd) {
-			uint64_t v;
-			if (read(s->evfd, &v, sizeof v) < 0) {
-				/* EAGAIN: already drained */
-			}
+		if (fd == s->wake.fd) {
+			ax__wake_drain(&s->wake);
 			continue;
 		}
 		struct ep_fd *f = ax__fdtab_find(&s->fds, fd);
@@ -340,10 +336,7 @@ static int epoll_poll(void *state, bool block)
 static void epoll_wake(void *state)
 {
 	struct ep_state *s = state;
-	uint64_t one = 1;
-	if (write(s->evfd, &one, sizeof one) < 0) {
-		/* EAGAIN: the counter is saturated, a wake is pending anyway */
-	}
+	ax__wake_signal(&s->wake);
 }
 
 /* ------------------------------------------------------------------ */
@@ -378,13 +371,11 @@ static int epoll_init(void **state, const struct ax_rt_opts *opts)
 		r = -errno;
 		goto fail_free;
 	}
-	s->evfd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
-	if (s->evfd < 0) {
-		r = -errno;
+	r = ax__wake_open(&s->wake, true);
+	if (r < 0)
 		goto fail_epfd;
-	}
-	struct epoll_event ev = {.events = EPOLLIN | EPOLLET, .data.fd = s->evfd};
-	if (epoll_ctl(s->epfd, EPOLL_CTL_ADD, s->evfd, &ev) < 0) {
+	struct epoll_event ev = {.events = EPOLLIN | EPOLLET, .data.fd = s->wake.fd};
+	if (epoll_ctl(s->epfd, EPOLL_CTL_ADD, s->wake.fd, &ev) < 0) {
 		r = -errno;
 		goto fail_evfd;
 	}
@@ -393,7 +384,7 @@ static int epoll_init(void **state, const struct ax_rt_opts *opts)
 	return 0;
 
 fail_evfd:
-	close(s->evfd);
+	ax__wake_close(&s->wake);
 fail_epfd:
 	close(s->epfd);
 fail_free:
@@ -404,7 +395,7 @@ fail_free:
 static void epoll_fini(void *state)
 {
 	struct ep_state *s = state;
-	close(s->evfd);
+	ax__wake_close(&s->wake);
 	close(s->epfd);
 	ax__theap_fini(&s->timers);
 	ax__fdtab_fini(&s->fds);

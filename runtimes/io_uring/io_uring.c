@@ -60,11 +60,9 @@
  */
 #include <errno.h>
 #include <stdarg.h>
-#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/eventfd.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
@@ -136,10 +134,9 @@ struct uring {
 	bool kernel_timers;      /* timers=kernel */
 	unsigned entries;
 
-	int efd;                 /* wake eventfd, read only through the ring */
+	struct ax__wake wake;    /* read only through the ring */
 	uint64_t efd_buf;        /* the armed read's target */
 	bool wake_armed;
-	atomic_int wake_pending; /* a wake is written and not yet reaped */
 
 	struct ax_theap heap;    /* timers=heap: armed timers; timers=kernel:
 	                            timers whose kernel timeout completed */
@@ -514,7 +511,7 @@ static void uring_arm_wake(struct uring *u)
 	struct io_uring_sqe *sqe;
 	if (uring_get_sqe(u, &sqe) < 0)
 		return;
-	io_uring_prep_read(sqe, u->efd, &u->efd_buf, sizeof u->efd_buf, 0);
+	io_uring_prep_read(sqe, u->wake.fd, &u->efd_buf, sizeof u->efd_buf, 0);
 	io_uring_sqe_set_data64(sqe, uring_ud(NULL, URING_T_WAKE));
 	u->wake_armed = true;
 }
@@ -522,12 +519,7 @@ static void uring_arm_wake(struct uring *u)
 static void uring_wake(void *state)
 {
 	struct uring *u = state;
-	uint64_t one = 1;
-	/* one write per consumed wake: later wakes find the flag set */
-	if (atomic_exchange(&u->wake_pending, 1))
-		return;
-	while (write(u->efd, &one, sizeof one) < 0 && errno == EINTR)
-		;
+	ax__wake_signal(&u->wake);
 }
 
 /* The wake read completed: allow the next wake to write, then re-arm. The
@@ -537,7 +529,7 @@ static void uring_wake(void *state)
  * issued it exited must not leave a later run without wakes. */
 static void uring_wake_cqe(struct uring *u)
 {
-	atomic_store(&u->wake_pending, 0);
+	ax__wake_consumed(&u->wake);
 	u->wake_armed = false;
 	uring_arm_wake(u);
 }
@@ -1012,15 +1004,12 @@ static int uring_init(void **state, const struct ax_rt_opts *opts)
 	ax__theap_init(&u->heap);
 	ax__theap_init(&u->kheap);
 	ax__fdtab_init(&u->fds, sizeof(struct uring_fd));
-	atomic_init(&u->wake_pending, 0);
 	/* no EFD_NONBLOCK: nobody read(2)s it directly, and io_uring may
 	 * complete a read of an O_NONBLOCK file with -EAGAIN instead of
 	 * polling (6.x polls either way; a blocking fd is safe everywhere) */
-	u->efd = eventfd(0, EFD_CLOEXEC);
-	if (u->efd < 0) {
-		r = -errno;
+	r = ax__wake_open(&u->wake, false);
+	if (r < 0)
 		goto free_state;
-	}
 	r = uring_setup_ring(u, mode);
 	if (r < 0)
 		goto close_efd;
@@ -1035,7 +1024,7 @@ static int uring_init(void **state, const struct ax_rt_opts *opts)
 exit_ring:
 	io_uring_queue_exit(&u->ring);
 close_efd:
-	close(u->efd);
+	ax__wake_close(&u->wake);
 free_state:
 	free(u);
 	return r;
@@ -1046,7 +1035,7 @@ static void uring_fini(void *state)
 	struct uring *u = state;
 	/* exiting the ring cancels the wake read and any disarmed timeout */
 	io_uring_queue_exit(&u->ring);
-	close(u->efd);
+	ax__wake_close(&u->wake);
 	uring_free_ktimers(u->kt_live);
 	uring_free_ktimers(u->kt_free);
 	ax__theap_fini(&u->heap);

@@ -1,13 +1,11 @@
 /* libevent.c - the libevent 2.1 driver: runs ax operations and timers on one
  * event_base per runtime, with fd events, evtimers and an eventfd wake. */
 #include <errno.h>
-#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/eventfd.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -155,9 +153,8 @@ struct lev {
 	size_t nbuckets;
 	struct lev_bucket *pool;
 
-	int wake_fd;
+	struct ax__wake wake;
 	struct event *wake_ev;
-	atomic_bool wake_pending;
 	bool woken;
 
 	uint64_t polls;
@@ -885,18 +882,9 @@ static int lev_poll(void *state, bool block)
 static void lev_wake_cb(evutil_socket_t fd, short what, void *arg)
 {
 	struct lev *lev = arg;
-	uint64_t v;
+	(void)fd;
 	(void)what;
-	/* Drain, then clear: while the flag is set the eventfd holds a
-	 * count or this callback is between the two steps, so no wake is
-	 * suppressed for good. A wake that finds the flag still set here
-	 * needs no write: its post is already visible to the core, which
-	 * looks at its inbox after this poll returns. (Clearing first would
-	 * let a racing wake's write be drained here with the flag left set,
-	 * suppressing every later wake.) */
-	while (read((int)fd, &v, sizeof v) < 0 && errno == EINTR)
-		;
-	atomic_store(&lev->wake_pending, false);
+	ax__wake_drain(&lev->wake);
 	lev->woken = true;
 }
 
@@ -904,13 +892,7 @@ static void lev_wake_cb(evutil_socket_t fd, short what, void *arg)
 static void lev_wake(void *state)
 {
 	struct lev *lev = state;
-	uint64_t one = 1;
-	if (atomic_exchange(&lev->wake_pending, true))
-		return;
-	/* Only EAGAIN (counter at its maximum) can fail, and then a wake
-	 * is pending anyway. */
-	while (write(lev->wake_fd, &one, sizeof one) < 0 && errno == EINTR)
-		;
+	ax__wake_signal(&lev->wake);
 }
 
 /* ------------------------------------------------------------------ */
@@ -1024,9 +1006,8 @@ static int lev_init(void **state, const struct ax_rt_opts *opts)
 	struct lev *lev = calloc(1, sizeof *lev);
 	if (!lev)
 		return -ENOMEM;
-	lev->wake_fd = -1;
+	lev->wake.fd = -1;
 	ax__fdtab_init(&lev->fds, sizeof(struct lev_fd *));
-	atomic_init(&lev->wake_pending, false);
 	lev->tab_bits = 6;
 	lev->lo = INT64_MAX;
 	lev->tab = calloc((size_t)1 << lev->tab_bits, sizeof *lev->tab);
@@ -1067,12 +1048,10 @@ static int lev_init(void **state, const struct ax_rt_opts *opts)
 		lev->margin_us = lev->grid_us;
 	}
 
-	lev->wake_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
-	if (lev->wake_fd < 0) {
-		rc = -errno;
+	rc = ax__wake_open(&lev->wake, true);
+	if (rc < 0)
 		goto free_state;
-	}
-	lev->wake_ev = event_new(lev->base, lev->wake_fd, EV_READ | EV_PERSIST,
+	lev->wake_ev = event_new(lev->base, lev->wake.fd, EV_READ | EV_PERSIST,
 	                         lev_wake_cb, lev);
 	if (!lev->wake_ev || event_add(lev->wake_ev, NULL) < 0) {
 		rc = -ENOMEM;
@@ -1128,8 +1107,7 @@ static void lev_fini(void *state)
 	}
 	if (lev->wake_ev)
 		event_free(lev->wake_ev);
-	if (lev->wake_fd >= 0)
-		close(lev->wake_fd);
+	ax__wake_close(&lev->wake);
 	if (lev->base)
 		event_base_free(lev->base);
 	free(lev);
