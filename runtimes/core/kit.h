@@ -218,6 +218,12 @@ static inline bool ax__tbatch_holds(const struct ax__tbatch *b,
 /* Take t out of b if it is there. */
 void ax__tbatch_remove(struct ax__tbatch *b, struct ax_timer *t);
 
+/* Forget every timer of b (none fires); the array is kept. */
+static inline void ax__tbatch_clear(struct ax__tbatch *b)
+{
+	b->n = b->live = 0;
+}
+
 /* Fire every timer of b in (deadline, seq) order and leave b empty. A
  * fire may remove timers still waiting in b (they do not fire) but must
  * not push into b. Returns the number fired. */

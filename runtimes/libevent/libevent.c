@@ -120,9 +120,7 @@ struct lev_bucket {
 	int64_t key;              /* deadline in grid steps, rounded up */
 	struct event *ev;         /* its evtimer; kept while pooled */
 	struct lev_bucket *next;  /* hash chain, or the pool's free list */
-	struct ax_timer **v;      /* armed timers in arming order; NULL where
-	                             cancelled or already fired */
-	size_t n, cap, live;
+	struct ax__tbatch tb;     /* its armed timers (t->drv_ptr[0] = b) */
 	int64_t scan;             /* a bucket up to this many keys above may
 	                             pop before it (see lev_bucket_schedule) */
 	bool armed;               /* its evtimer is pending in the base */
@@ -609,7 +607,7 @@ static void lev_bucket_release(struct lev *lev, struct lev_bucket *b)
 	lev->nbuckets--;
 	lev_bucket_disarm(b);
 	lev_bucket_unwide(lev, b);
-	b->n = b->live = 0;
+	ax__tbatch_clear(&b->tb);
 	b->popped = b->firing = false;
 	b->next = lev->pool;
 	lev->pool = b;
@@ -666,66 +664,12 @@ static int lev_bucket_schedule(struct lev *lev, struct lev_bucket *b)
 }
 
 
-/* Drop b's holes and renumber; with sort, order by (deadline, seq) (arming
- * order is seq order, so equal deadlines are usually sorted already). */
-static void lev_bucket_compact(struct lev_bucket *b, bool sort)
-{
-	size_t n = 0;
-	bool sorted = true;
-	for (size_t i = 0; i < b->n; i++) {
-		struct ax_timer *t = b->v[i];
-		if (!t)
-			continue;
-		if (n && ax__timer_cmp(&b->v[n - 1], &t) > 0)
-			sorted = false;
-		b->v[n++] = t;
-	}
-	b->n = n;
-	if (sort && !sorted)
-		qsort(b->v, n, sizeof *b->v, ax__timer_cmp);
-	for (size_t i = 0; i < n; i++)
-		b->v[i]->drv_index = i;
-}
-
-/* Add t to b. Returns 0 or -ENOMEM. */
-static int lev_bucket_push(struct lev_bucket *b, struct ax_timer *t)
-{
-	if (b->n == b->cap) {
-		if (b->live <= b->n / 2 && b->n) {
-			/* Mostly holes left by cancels: reuse them. */
-			lev_bucket_compact(b, false);
-		} else {
-			size_t cap = b->cap ? b->cap * 2 : 4;
-			struct ax_timer **v = realloc(b->v, cap * sizeof *v);
-			if (!v)
-				return -ENOMEM;
-			b->v = v;
-			b->cap = cap;
-		}
-	}
-	t->drv_ptr[0] = b;
-	t->drv_index = b->n;
-	b->v[b->n++] = t;
-	b->live++;
-	return 0;
-}
-
 /* Fire b's timers in (deadline, seq) order and release b. fire() may arm
  * (into a new bucket: b no longer takes timers) or cancel (a hole in b). */
 static void lev_bucket_fire(struct lev *lev, struct lev_bucket *b)
 {
 	b->firing = true;
-	lev_bucket_compact(b, true);
-	for (size_t i = 0; i < b->n; i++) {
-		struct ax_timer *t = b->v[i];
-		if (!t)
-			continue;
-		b->v[i] = NULL;
-		b->live--;
-		t->drv_ptr[0] = NULL;
-		lev->events++;
-		t->fire(t);
-	}
+	lev->events += (uint64_t)ax__tbatch_fire(&b->tb);
 	lev_bucket_release(lev, b);
 }
 
@@ -778,7 +722,7 @@ static void lev_timers_run(struct lev *lev)
 	for (size_t i = 0; i < n; i++) {
 		struct lev_bucket *b = lev->pv[i];
 		b->popped = false;
-		if (!b->live) {
+		if (!b->tb.live) {
 			lev_bucket_release(lev, b);
 			continue;
 		}
@@ -813,9 +757,10 @@ static int lev_timer_arm(void *state, struct ax_timer *t)
 		if (!b)
 			return -ENOMEM;
 	}
-	rc = lev_bucket_push(b, t);
+	rc = ax__tbatch_push(&b->tb, t);
 	if (rc < 0)
 		goto release_bucket;
+	t->drv_ptr[0] = b;
 	if (fresh) {
 		rc = lev_bucket_schedule(lev, b);
 		if (rc < 0)
@@ -824,9 +769,7 @@ static int lev_timer_arm(void *state, struct ax_timer *t)
 	return 0;
 
 pop_timer:
-	b->v[--b->n] = NULL;
-	b->live--;
-	t->drv_ptr[0] = NULL;
+	ax__tbatch_remove(&b->tb, t);
 release_bucket:
 	if (fresh)
 		lev_bucket_release(lev, b);
@@ -843,12 +786,10 @@ static void lev_timer_cancel(void *state, struct ax_timer *t)
 	struct lev_bucket *b = lev->tab[lev_hash(lev, key)];
 	while (b && b != t->drv_ptr[0])
 		b = b->next;
-	if (!b || b->key != key || t->drv_index >= b->n || b->v[t->drv_index] != t)
+	if (!b || b->key != key || !ax__tbatch_holds(&b->tb, t))
 		return;
-	b->v[t->drv_index] = NULL;
-	b->live--;
-	t->drv_ptr[0] = NULL;
-	if (!b->live && !b->firing && !b->popped)
+	ax__tbatch_remove(&b->tb, t);
+	if (!b->tb.live && !b->firing && !b->popped)
 		lev_bucket_release(lev, b);
 }
 
@@ -1102,7 +1043,7 @@ static void lev_fini(void *state)
 		struct lev_bucket *b = lev->pool;
 		lev->pool = b->next;
 		event_free(b->ev);
-		free(b->v);
+		ax__tbatch_fini(&b->tb);
 		free(b);
 	}
 	if (lev->wake_ev)

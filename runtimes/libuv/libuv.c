@@ -231,10 +231,8 @@ struct uvd {
 
 	struct uvd_timer *timer_free;
 	struct uvd_timer *timer_all;
-	size_t narmed;            /* armed timers: in libuv or in due[] */
-	struct ax_timer **due;    /* fired during uv_run, delivered after it */
-	size_t ndue;
-	size_t capdue;
+	size_t narmed;            /* armed timers: in libuv or in due */
+	struct ax__tbatch due;    /* fired during uv_run, delivered after it */
 	int64_t clock_offset;     /* libuv clock (uv_hrtime) minus ax_now() */
 
 	struct uvd_req *req_free;
@@ -1262,30 +1260,10 @@ static uint64_t uvd_timeout_ms(struct uvd *st, int64_t deadline)
 	return target > now ? target - now : 0;
 }
 
-/* Make due[] hold at least n entries. Returns 0 or -ENOMEM. */
-static int uvd_due_reserve(struct uvd *st, size_t n)
-{
-	struct ax_timer **v;
-	size_t cap;
-
-	if (n <= st->capdue)
-		return 0;
-	cap = st->capdue ? st->capdue * 2 : 64;
-	while (cap < n)
-		cap *= 2;
-	v = realloc(st->due, cap * sizeof *v);
-	if (!v)
-		return -ENOMEM;
-	st->due = v;
-	st->capdue = cap;
-	return 0;
-}
-
-/* Fire t now (used by the due batch, and by the timer callback as a last
- * resort when the batch cannot grow). */
+/* Fire t now: the timer callback's last resort when the batch cannot
+ * grow. */
 static void uvd_timer_fire(struct uvd *st, struct ax_timer *t)
 {
-	t->drv_ptr[1] = NULL;
 	st->narmed--;
 	st->events++;
 	st->delivered++;
@@ -1316,53 +1294,20 @@ static void uvd_timer_cb(uv_timer_t *h)
 	 * UV_RUN_ONCE, libuv would go on to block in epoll_wait with nothing
 	 * left to wait for. uv_stop makes this iteration's poll not block. */
 	uv_stop(h->loop);
-	if (uvd_due_reserve(st, st->ndue + 1) != 0) {
+	if (ax__tbatch_push(&st->due, t) != 0)
 		uvd_timer_fire(st, t); /* out of memory: fire unordered */
-		return;
-	}
-	t->drv_ptr[1] = st; /* marks "in due[]" for timer_cancel */
-	t->drv_index = st->ndue;
-	st->due[st->ndue++] = t;
-}
-
-/* Order fires by (deadline, seq); cancelled (NULL) entries last. */
-static int uvd_due_cmp(const void *a, const void *b)
-{
-	const struct ax_timer *x = *(struct ax_timer *const *)a;
-	const struct ax_timer *y = *(struct ax_timer *const *)b;
-
-	if (!x || !y)
-		return (x == NULL) - (y == NULL);
-	return ax__timer_cmp(a, b);
 }
 
 /* Deliver the fires collected during uv_run in (deadline, seq) order. A
- * fire hook may cancel a timer still in the batch (its slot turns NULL) or
- * arm new ones (they go to libuv, not here). */
+ * fire hook may cancel a timer still in the batch or arm new ones (they go
+ * to libuv, not here). */
 static void uvd_deliver_due(struct uvd *st)
 {
-	struct ax_timer *t;
-	size_t i;
-	bool sorted = true;
+	int n = ax__tbatch_fire(&st->due);
 
-	if (st->ndue == 0)
-		return;
-	for (i = 1; i < st->ndue && sorted; i++)
-		sorted = uvd_due_cmp(&st->due[i - 1], &st->due[i]) <= 0;
-	if (!sorted) {
-		qsort(st->due, st->ndue, sizeof *st->due, uvd_due_cmp);
-		for (i = 0; i < st->ndue; i++)
-			if (st->due[i])
-				st->due[i]->drv_index = i;
-	}
-	for (i = 0; i < st->ndue; i++) {
-		t = st->due[i];
-		if (!t)
-			continue;
-		st->due[i] = NULL;
-		uvd_timer_fire(st, t);
-	}
-	st->ndue = 0;
+	st->narmed -= (size_t)n;
+	st->events += (uint64_t)n;
+	st->delivered += n;
 }
 
 static int uvd_timer_arm(void *state, struct ax_timer *t)
@@ -1371,9 +1316,9 @@ static int uvd_timer_arm(void *state, struct ax_timer *t)
 	struct uvd_timer *ut;
 	int err;
 
-	/* Room in due[] for every armed timer, so that the expiry callback
+	/* Room in due for every armed timer, so that the expiry callback
 	 * does not need to allocate. */
-	err = uvd_due_reserve(st, st->narmed + 1);
+	err = ax__tbatch_reserve(&st->due, st->narmed + 1);
 	if (err)
 		return err;
 	ut = st->timer_free;
@@ -1393,7 +1338,6 @@ static int uvd_timer_arm(void *state, struct ax_timer *t)
 	}
 	ut->h.data = t;
 	t->drv_ptr[0] = ut;
-	t->drv_ptr[1] = NULL;
 	err = uv_timer_start(&ut->h, uvd_timer_cb,
 			     uvd_timeout_ms(st, t->deadline), 0);
 	if (err) {
@@ -1417,9 +1361,8 @@ static void uvd_timer_cancel(void *state, struct ax_timer *t)
 		st->timer_free = ut;
 		t->drv_ptr[0] = NULL;
 		st->narmed--;
-	} else if (t->drv_ptr[1] == st) {
-		st->due[t->drv_index] = NULL;
-		t->drv_ptr[1] = NULL;
+	} else if (ax__tbatch_holds(&st->due, t)) {
+		ax__tbatch_remove(&st->due, t);
 		st->narmed--;
 	}
 }
@@ -1595,7 +1538,7 @@ static void uvd_fini(void *state)
 		free(r);
 	}
 	ax__fdtab_fini(&st->fds);
-	free(st->due);
+	ax__tbatch_fini(&st->due);
 	free(st);
 }
 
