@@ -96,6 +96,32 @@ int ax__defq_flush(struct ax__defq *q)
 }
 
 /* ------------------------------------------------------------------ */
+/* op list                                                             */
+/* ------------------------------------------------------------------ */
+
+/* Newest first: removal is O(1) wherever op is. */
+void ax__oplist_add(struct ax__oplist *l, struct ax_op *op)
+{
+	op->drv_prev = NULL;
+	op->drv_next = l->head;
+	if (l->head)
+		l->head->drv_prev = op;
+	l->head = op;
+}
+
+/* Unlinked ops have both links NULL. */
+void ax__oplist_del(struct ax__oplist *l, struct ax_op *op)
+{
+	if (op->drv_prev)
+		op->drv_prev->drv_next = op->drv_next;
+	else
+		l->head = op->drv_next;
+	if (op->drv_next)
+		op->drv_next->drv_prev = op->drv_prev;
+	op->drv_next = op->drv_prev = NULL;
+}
+
+/* ------------------------------------------------------------------ */
 /* non-blocking system-call steps                                      */
 /* ------------------------------------------------------------------ */
 

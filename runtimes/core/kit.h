@@ -6,6 +6,7 @@
  *   fd table      a growable array of per-descriptor slots of any size;
  *   deferred      a FIFO of completions whose result is known inside submit
  *                 (which must not complete) and delivered by the next poll;
+ *   op list       in-flight ops a driver must find again (O(1) removal);
  *   nb steps      the non-blocking system calls of a readiness engine:
  *                 accept, read, write-some-then-more, connect start/finish;
  *   flags         the "key=value,..." parser of ax_rt_opts.engine_flags;
@@ -97,6 +98,22 @@ static inline bool ax__defq_pending(const struct ax__defq *q)
 /* Complete the ops queued now, in order; ops a completion queues wait for
  * the next flush. Returns the number completed. */
 int ax__defq_flush(struct ax__defq *q);
+
+/* ------------------------------------------------------------------ */
+/* op list                                                             */
+/* ------------------------------------------------------------------ */
+
+/* Ops linked through drv_next and drv_prev (an op is on one list, or on
+ * the deferred queue, at a time), newest first. */
+struct ax__oplist {
+	struct ax_op *head;
+};
+
+/* Add op at the head. */
+void ax__oplist_add(struct ax__oplist *l, struct ax_op *op);
+
+/* Take op (which is on l) off l. O(1). */
+void ax__oplist_del(struct ax__oplist *l, struct ax_op *op);
 
 /* ------------------------------------------------------------------ */
 /* non-blocking system-call steps                                      */

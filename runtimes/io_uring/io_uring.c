@@ -88,8 +88,8 @@ enum {
 _Static_assert(_Alignof(struct ax_op) >= 8, "op pointers carry a 3-bit tag");
 
 /* Op scratch: drv_u64[0] bytes sent (WRITE), [1] flags, [2] the socket a
- * CONNECT created, [3] the fd generation at submit. drv_ptr[0] links the
- * cancel backlog. */
+ * CONNECT created, [3] the fd generation at submit. drv_next/drv_prev link
+ * the cancel backlog. */
 enum {
 	URING_F_CANCEL = 1u << 0,   /* cancel() was called */
 	URING_F_BACKLOG = 1u << 1,  /* its cancel SQE is still to be queued */
@@ -145,8 +145,8 @@ struct uring {
 	struct uring_ktimer *kt_live, *kt_free;
 
 	struct ax__fdtab fds;    /* struct uring_fd by descriptor */
-	void *cancel_backlog;    /* ops whose cancel SQE could not be queued,
-	                            linked through drv_ptr[0] */
+	struct ax__oplist cancel_backlog; /* ops whose cancel SQE could not
+	                                     be queued */
 
 	uint64_t polls, events;
 	char info[640];
@@ -702,7 +702,6 @@ static int uring_submit(void *state, struct ax_op *op)
 	default:
 		return -EINVAL;
 	}
-	op->drv_ptr[0] = NULL; /* drv_u64 is zeroed by the core (io_run) */
 	r = uring_get_sqe(u, &sqe);
 	if (r < 0)
 		goto close_socket;
@@ -740,37 +739,24 @@ static void uring_cancel(void *state, struct ax_op *op)
 	if (uring_queue_cancel(u, op) < 0) {
 		/* no SQE now: retried at the start of the next poll */
 		op->drv_u64[1] |= URING_F_BACKLOG;
-		op->drv_ptr[0] = u->cancel_backlog;
-		u->cancel_backlog = op;
+		ax__oplist_add(&u->cancel_backlog, op);
 	}
 }
 
-/* Take op off the cancel backlog (it completed before its cancel went
- * out). */
-static void uring_backlog_unlink(struct uring *u, struct ax_op *op)
+/* Take op off the cancel backlog (its cancel went out, or it completed
+ * before). */
+static void uring_backlog_del(struct uring *u, struct ax_op *op)
 {
-	void **pp = &u->cancel_backlog;
-	while (*pp) {
-		struct ax_op *o = *pp;
-		if (o == op) {
-			*pp = o->drv_ptr[0];
-			break;
-		}
-		pp = &o->drv_ptr[0];
-	}
+	ax__oplist_del(&u->cancel_backlog, op);
 	op->drv_u64[1] &= ~(uint64_t)URING_F_BACKLOG;
 }
 
 /* Queue the cancels that found the SQ full and its flush failing. */
 static void uring_flush_backlog(struct uring *u)
 {
-	while (u->cancel_backlog) {
-		struct ax_op *op = u->cancel_backlog;
-		if (uring_queue_cancel(u, op) < 0)
-			return;
-		u->cancel_backlog = op->drv_ptr[0];
-		op->drv_u64[1] &= ~(uint64_t)URING_F_BACKLOG;
-	}
+	struct ax_op *op;
+	while ((op = u->cancel_backlog.head) && uring_queue_cancel(u, op) == 0)
+		uring_backlog_del(u, op);
 }
 
 /* An op's CQE. Returns 1 when the op completed, 0 when a write goes on. */
@@ -832,7 +818,7 @@ complete:
 	if (val == -ECANCELED && !(fl & URING_F_CANCEL))
 		val = -EBADF;
 	if (fl & URING_F_BACKLOG)
-		uring_backlog_unlink(u, op);
+		uring_backlog_del(u, op);
 	if (slot)
 		slot->ops--;
 	ax_op_complete(op, val);

@@ -236,7 +236,7 @@ struct uvd {
 	int64_t clock_offset;     /* libuv clock (uv_hrtime) minus ax_now() */
 
 	struct uvd_req *req_free;
-	struct ax_op *fsops;      /* in-flight uv_fs requests (drv_next/prev) */
+	struct ax__oplist fsops;  /* in-flight uv_fs requests */
 
 	struct ax__defq dq;       /* results known at submit, delivered by poll */
 
@@ -893,27 +893,6 @@ static void uvd_req_put(struct uvd *st, struct uvd_req *r)
 	st->req_free = r;
 }
 
-/* Link op into the in-flight file operations (for close_fd). */
-static void uvd_fsops_link(struct uvd *st, struct ax_op *op)
-{
-	op->drv_prev = NULL;
-	op->drv_next = st->fsops;
-	if (st->fsops)
-		st->fsops->drv_prev = op;
-	st->fsops = op;
-}
-
-static void uvd_fsops_unlink(struct uvd *st, struct ax_op *op)
-{
-	if (op->drv_prev)
-		op->drv_prev->drv_next = op->drv_next;
-	else
-		st->fsops = op->drv_next;
-	if (op->drv_next)
-		op->drv_next->drv_prev = op->drv_prev;
-	op->drv_next = op->drv_prev = NULL;
-}
-
 static void uvd_fs_cb(uv_fs_t *fs);
 
 /* Start r's file request at off (-1: the current position). A WRITE (all
@@ -958,7 +937,7 @@ static void uvd_fs_cb(uv_fs_t *fs)
 			res = err;
 		}
 	}
-	uvd_fsops_unlink(st, op);
+	ax__oplist_del(&st->fsops, op);
 	uvd_req_put(st, r);
 	uvd_complete(st, op, res);
 }
@@ -984,7 +963,7 @@ static int uvd_submit_fs(struct uvd *st, struct ax_op *op, int64_t off)
 	}
 	op->drv_ptr[0] = r;
 	op->drv_u64[1] |= UVD_OP_FS;
-	uvd_fsops_link(st, op);
+	ax__oplist_add(&st->fsops, op); /* for close_fd */
 	return 0;
 }
 
@@ -1203,7 +1182,7 @@ static int uvd_close_fd(void *state, int fd)
 
 	/* File operations on fd that have not started are dropped; running
 	 * ones finish on their own (pread on a closed fd: -EBADF). */
-	for (op = st->fsops; op; op = op->drv_next)
+	for (op = st->fsops.head; op; op = op->drv_next)
 		if (op->fd == fd)
 			uv_cancel(&((struct uvd_req *)op->drv_ptr[0])->u.req);
 
