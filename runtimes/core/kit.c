@@ -4,6 +4,8 @@
 #include "kit.h"
 
 #include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
@@ -11,6 +13,42 @@
 #include <unistd.h>
 
 #include "theap.h"
+
+/* ------------------------------------------------------------------ */
+/* counters and configuration line                                     */
+/* ------------------------------------------------------------------ */
+
+/* Truncation keeps the line NUL-terminated and stops further text. */
+void ax__kit_printf(struct ax__kit *k, const char *fmt, ...)
+{
+	size_t n = sizeof k->info;
+	va_list ap;
+	if (k->info_len + 1 >= n)
+		return;
+	va_start(ap, fmt);
+	int w = vsnprintf(k->info + k->info_len, n - k->info_len, fmt, ap);
+	va_end(ap);
+	if (w > 0)
+		k->info_len = k->info_len + (size_t)w < n ? k->info_len + (size_t)w
+							  : n - 1;
+}
+
+/* The state's first member is its struct ax__kit. Drivers let their
+ * engine count system calls, so none is reported. */
+void ax__kit_stats(void *state, struct ax_driver_stats *st)
+{
+	const struct ax__kit *k = state;
+	st->polls = k->polls;
+	st->events = k->events;
+	st->syscalls = 0;
+}
+
+/* As ax__kit_stats. */
+const char *ax__kit_info(void *state)
+{
+	const struct ax__kit *k = state;
+	return k->info;
+}
 
 /* ------------------------------------------------------------------ */
 /* fd table                                                            */

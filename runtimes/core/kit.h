@@ -15,6 +15,8 @@
  *   timer batch   timers collected in any order and fired in (deadline,
  *                 seq) order ([AX-TIME-2]), for engines whose own timers
  *                 do not keep that order;
+ *   counters      the poll and event counts and the configuration line
+ *                 every driver reports (the vtable's stats, engine_info);
  *   clock         drivers read time with ax_now() (CLOCK_MONOTONIC, never
  *                 cached) and keep no clock of their own.
  *
@@ -34,6 +36,29 @@
 #include <stdint.h>
 
 #include "ax_driver.h"
+
+/* ------------------------------------------------------------------ */
+/* counters and configuration line                                     */
+/* ------------------------------------------------------------------ */
+
+/* The kit's part of a driver's state, its FIRST member, so that
+ * ax__kit_stats and ax__kit_info serve as the vtable's stats and
+ * engine_info directly. */
+struct ax__kit {
+	uint64_t polls;   /* engine waits / loop iterations */
+	uint64_t events;  /* completions and timer fires delivered */
+	char info[640];   /* one line: the engine configuration in use */
+	size_t info_len;
+};
+
+/* Append printf-style text to k->info; text past its end is dropped. */
+void ax__kit_printf(struct ax__kit *k, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+
+/* The vtable's stats and engine_info for a state that starts with a
+ * struct ax__kit. */
+void ax__kit_stats(void *state, struct ax_driver_stats *st);
+const char *ax__kit_info(void *state);
 
 /* ------------------------------------------------------------------ */
 /* fd table                                                            */

@@ -45,13 +45,13 @@ struct ep_fd {
 };
 
 struct ep_state {
+	struct ax__kit kit;       /* first: counters for ax__kit_stats */
 	int epfd;
 	struct ax__wake wake;
 	struct ax__fdtab fds;     /* struct ep_fd by descriptor */
 	struct ax_theap timers;
 	struct ax__defq late;     /* finished in submit, delivered by poll */
 	bool have_pwait2;
-	uint64_t polls, events;
 };
 
 /* ------------------------------------------------------------------ */
@@ -292,7 +292,7 @@ static int epoll_poll(void *state, bool block)
 
 	if (ax__defq_pending(&s->late))
 		block = false;
-	s->polls++;
+	s->kit.polls++;
 	int n = ep_wait(s, evs, block);
 	if (n < 0 && errno != EINTR)
 		return -errno;
@@ -329,7 +329,7 @@ static int epoll_poll(void *state, bool block)
 	}
 	done += ax__defq_flush(&s->late);
 	done += ep_fire_timers(s);
-	s->events += (uint64_t)done;
+	s->kit.events += (uint64_t)done;
 	return done;
 }
 
@@ -410,13 +410,6 @@ static const char *epoll_engine_info(void *state)
 		: "epoll edge-triggered, timers: 4-ary heap, wait: epoll_wait (ms)";
 }
 
-static void epoll_stats(void *state, struct ax_driver_stats *st)
-{
-	struct ep_state *s = state;
-	st->polls = s->polls;
-	st->events = s->events;
-}
-
 const struct ax_driver ax_driver_epoll = {
 	.version = AX_DRIVER_VERSION,
 	.name = "epoll",
@@ -433,6 +426,6 @@ const struct ax_driver ax_driver_epoll = {
 	.wake = epoll_wake,
 	.close_fd = epoll_close_fd,
 	.engine_info = epoll_engine_info,
-	.stats = epoll_stats,
+	.stats = ax__kit_stats,
 	.try_now = epoll_try_now,
 };

@@ -59,7 +59,6 @@
  * later with -EBADF ([AX-TCP] ax_close: "complete with -EBADF").
  */
 #include <errno.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -125,6 +124,7 @@ struct uring_fd {
 };
 
 struct uring {
+	struct ax__kit kit;      /* first: counters and engine_info */
 	struct io_uring ring;
 	unsigned setup;          /* IORING_SETUP_* in use */
 	int mode;                /* URING_SETUP_DEFER / COOP / NONE */
@@ -148,8 +148,6 @@ struct uring {
 	struct ax__oplist cancel_backlog; /* ops whose cancel SQE could not
 	                                     be queued */
 
-	uint64_t polls, events;
-	char info[640];
 };
 
 /* ------------------------------------------------------------------ */
@@ -197,21 +195,6 @@ static int uring_get_sqe(struct uring *u, struct io_uring_sqe **out)
 	}
 	*out = sqe;
 	return 0;
-}
-
-/* Append printf-style text to the n-byte buffer s, whose used length is
- * *len; output past the end is dropped. */
-__attribute__((format(printf, 4, 5)))
-static void uring_put(char *s, size_t n, size_t *len, const char *fmt, ...)
-{
-	va_list ap;
-	if (*len + 1 >= n)
-		return;
-	va_start(ap, fmt);
-	int k = vsnprintf(s + *len, n - *len, fmt, ap);
-	va_end(ap);
-	if (k > 0)
-		*len = *len + (size_t)k < n ? *len + (size_t)k : n - 1;
 }
 
 static inline size_t uring_clamp(size_t len)
@@ -283,10 +266,10 @@ static const struct {
 };
 
 /* Check that the ring offers every opcode the driver needs; on success
- * append the supported opcode numbers (as ranges) to info (in bytes).
- * Returns 0 or -ENOTSUP (why names what is missing). */
+ * append the supported opcode numbers (as ranges) to k's info line when k
+ * is not NULL. Returns 0 or -ENOTSUP (why names what is missing). */
 static int uring_check_ops(struct io_uring *ring, char *why, size_t n,
-			   char *info, size_t in)
+			   struct ax__kit *k)
 {
 	struct io_uring_probe *p = io_uring_get_probe_ring(ring);
 	int r = 0;
@@ -304,19 +287,18 @@ static int uring_check_ops(struct io_uring *ring, char *why, size_t n,
 			goto free_probe;
 		}
 	}
-	if (info) {
-		size_t len = strlen(info);
+	if (k) {
 		int first = -1;
 		bool any = false;
-		uring_put(info, in, &len, " ops=");
+		ax__kit_printf(k, " ops=");
 		for (int op = 0; op <= (int)p->last_op + 1; op++) {
 			bool ok = op <= (int)p->last_op && io_uring_opcode_supported(p, op);
 			if (ok && first < 0)
 				first = op;
 			if (!ok && first >= 0) {
-				uring_put(info, in, &len, "%s%d", any ? "," : "", first);
+				ax__kit_printf(k, "%s%d", any ? "," : "", first);
 				if (first < op - 1)
-					uring_put(info, in, &len, "-%d", op - 1);
+					ax__kit_printf(k, "-%d", op - 1);
 				any = true;
 				first = -1;
 			}
@@ -359,7 +341,7 @@ static int uring_probe(char *why, size_t n)
 		uring_why_setup(r, why, n);
 		return r;
 	}
-	r = uring_check_ops(&ring, why, n, NULL, 0);
+	r = uring_check_ops(&ring, why, n, NULL);
 	io_uring_queue_exit(&ring);
 	return r;
 }
@@ -471,10 +453,8 @@ static void uring_describe(struct uring *u)
 		{IORING_FEAT_CQE_SKIP, "CQE_SKIP"},
 		{IORING_FEAT_LINKED_FILE, "LINKED_FILE"},
 	};
-	char *s = u->info;
-	size_t n = sizeof u->info, len = 0;
 	unsigned known = 0;
-#define URING_PUT(...) uring_put(s, n, &len, __VA_ARGS__)
+#define URING_PUT(...) ax__kit_printf(&u->kit, __VA_ARGS__)
 	URING_PUT("io_uring setup=%s flags=", uring_modes[u->mode].name);
 	bool any = false;
 	for (size_t i = 0; i < sizeof setups / sizeof setups[0]; i++)
@@ -919,14 +899,14 @@ static int uring_poll(void *state, bool block)
 		if (ns == 0) {
 			r = uring_submit_nowait(u);
 		} else if (ns < 0) {
-			u->polls++;
+			u->kit.polls++;
 			r = io_uring_submit_and_wait(&u->ring, 1);
 		} else {
 			struct __kernel_timespec ts = {
 				.tv_sec = ns / 1000000000,
 				.tv_nsec = ns % 1000000000,
 			};
-			u->polls++;
+			u->kit.polls++;
 			r = io_uring_submit_and_wait_timeout(&u->ring, &cqe, 1, &ts, NULL);
 		}
 		if (r < 0 && r != -ETIME && r != -EINTR && r != -EAGAIN && r != -EBUSY)
@@ -936,7 +916,7 @@ static int uring_poll(void *state, bool block)
 		if (r == -EINTR)
 			break; /* a signal: let the core look around */
 	}
-	u->events += (uint64_t)n;
+	u->kit.events += (uint64_t)n;
 	return n;
 }
 
@@ -1000,7 +980,7 @@ static int uring_init(void **state, const struct ax_rt_opts *opts)
 	if (r < 0)
 		goto close_efd;
 	uring_describe(u);
-	r = uring_check_ops(&u->ring, NULL, 0, u->info, sizeof u->info);
+	r = uring_check_ops(&u->ring, NULL, 0, &u->kit);
 	if (r < 0)
 		goto exit_ring;
 	uring_arm_wake(u); /* an empty SQ cannot fail */
@@ -1030,20 +1010,6 @@ static void uring_fini(void *state)
 	free(u);
 }
 
-static const char *uring_engine_info(void *state)
-{
-	struct uring *u = state;
-	return u->info;
-}
-
-static void uring_stats(void *state, struct ax_driver_stats *st)
-{
-	struct uring *u = state;
-	st->polls = u->polls;
-	st->events = u->events;
-	st->syscalls = 0; /* liburing decides when to enter; not counted */
-}
-
 const struct ax_driver ax_driver_io_uring = {
 	.version = AX_DRIVER_VERSION,
 	.name = "io_uring",
@@ -1061,6 +1027,6 @@ const struct ax_driver ax_driver_io_uring = {
 	.poll = uring_poll,
 	.wake = uring_wake,
 	.close_fd = uring_close_fd,
-	.engine_info = uring_engine_info,
-	.stats = uring_stats,
+	.engine_info = ax__kit_info,
+	.stats = ax__kit_stats, /* liburing decides when to enter */
 };

@@ -129,6 +129,7 @@ struct lev_bucket {
 };
 
 struct lev {
+	struct ax__kit kit;    /* first: counters and engine_info */
 	struct event_base *base;
 	enum lev_trigger trigger;
 	bool coarse;
@@ -155,9 +156,6 @@ struct lev {
 	struct event *wake_ev;
 	bool woken;
 
-	uint64_t polls;
-	uint64_t events;
-	char info[192];
 };
 
 /* ------------------------------------------------------------------ */
@@ -193,7 +191,7 @@ static struct timeval lev_tv(int64_t us)
 static void lev_complete(struct lev *lev, struct ax_op *op, int64_t res)
 {
 	op->drv_u64[LEV_U_STATE] = LEV_OP_NONE;
-	lev->events++;
+	lev->kit.events++;
 	ax_op_complete(op, res);
 }
 
@@ -669,7 +667,7 @@ static int lev_bucket_schedule(struct lev *lev, struct lev_bucket *b)
 static void lev_bucket_fire(struct lev *lev, struct lev_bucket *b)
 {
 	b->firing = true;
-	lev->events += (uint64_t)ax__tbatch_fire(&b->tb);
+	lev->kit.events += (uint64_t)ax__tbatch_fire(&b->tb);
 	lev_bucket_release(lev, b);
 }
 
@@ -800,24 +798,24 @@ static void lev_timer_cancel(void *state, struct ax_timer *t)
 static int lev_poll(void *state, bool block)
 {
 	struct lev *lev = state;
-	uint64_t start = lev->events;
+	uint64_t start = lev->kit.events;
 
-	lev->events += (uint64_t)ax__defq_flush(&lev->ready);
-	bool wait = block && lev->events == start;
+	lev->kit.events += (uint64_t)ax__defq_flush(&lev->ready);
+	bool wait = block && lev->kit.events == start;
 	lev->woken = false;
 	for (;;) {
-		lev->polls++;
+		lev->kit.polls++;
 		/* EVLOOP_ONCE returns after the first iteration that ran a
 		 * callback; that callback may have found nothing to complete
 		 * (an edge with no op, a spurious readiness), hence the loop. */
 		if (event_base_loop(lev->base, wait ? EVLOOP_ONCE : EVLOOP_NONBLOCK) < 0)
 			return -EIO;
 		lev_timers_run(lev);
-		if (!wait || lev->events != start || lev->woken ||
+		if (!wait || lev->kit.events != start || lev->woken ||
 		    ax__defq_pending(&lev->ready))
 			break;
 	}
-	return (int)(lev->events - start);
+	return (int)(lev->kit.events - start);
 }
 
 static void lev_wake_cb(evutil_socket_t fd, short what, void *arg)
@@ -999,7 +997,7 @@ static int lev_init(void **state, const struct ax_rt_opts *opts)
 		goto free_state;
 	}
 
-	snprintf(lev->info, sizeof lev->info,
+	ax__kit_printf(&lev->kit,
 	         "libevent %s, backend %s, %s timers (%s), %s-triggered fd events, eventfd wake",
 	         event_get_version(), event_base_get_method(lev->base),
 	         c.coarse ? "coarse" : "precise",
@@ -1054,20 +1052,6 @@ static void lev_fini(void *state)
 	free(lev);
 }
 
-static const char *lev_engine_info(void *state)
-{
-	struct lev *lev = state;
-	return lev->info;
-}
-
-static void lev_stats(void *state, struct ax_driver_stats *st)
-{
-	struct lev *lev = state;
-	st->polls = lev->polls;
-	st->events = lev->events;
-	st->syscalls = 0; /* libevent's own system calls are not visible */
-}
-
 const struct ax_driver ax_driver_libevent = {
 	.version = AX_DRIVER_VERSION,
 	.name = "libevent",
@@ -1084,7 +1068,7 @@ const struct ax_driver ax_driver_libevent = {
 	.poll = lev_poll,
 	.wake = lev_wake,
 	.close_fd = lev_close_fd,
-	.engine_info = lev_engine_info,
-	.stats = lev_stats,
+	.engine_info = ax__kit_info,
+	.stats = ax__kit_stats, /* libevent makes the system calls */
 	.try_now = lev_try_now,
 };

@@ -221,6 +221,7 @@ struct uvd_req {
 
 /* The engine state. */
 struct uvd {
+	struct ax__kit kit;       /* first: counters and engine_info */
 	uv_loop_t loop;
 	uv_async_t async;
 	enum uvd_accept_mode accept_mode;
@@ -241,9 +242,6 @@ struct uvd {
 	struct ax__defq dq;       /* results known at submit, delivered by poll */
 
 	int delivered;            /* completions and fires in this poll */
-	uint64_t polls;
-	uint64_t events;
-	char info[192];
 };
 
 /* The structure embedding member `m` at ptr (libuv callbacks get the
@@ -268,7 +266,7 @@ struct uvd {
 /* Complete op with res and count it. */
 static void uvd_complete(struct uvd *st, struct ax_op *op, int64_t res)
 {
-	st->events++;
+	st->kit.events++;
 	st->delivered++;
 	ax_op_complete(op, res);
 }
@@ -1244,7 +1242,7 @@ static uint64_t uvd_timeout_ms(struct uvd *st, int64_t deadline)
 static void uvd_timer_fire(struct uvd *st, struct ax_timer *t)
 {
 	st->narmed--;
-	st->events++;
+	st->kit.events++;
 	st->delivered++;
 	t->fire(t);
 }
@@ -1285,7 +1283,7 @@ static void uvd_deliver_due(struct uvd *st)
 	int n = ax__tbatch_fire(&st->due);
 
 	st->narmed -= (size_t)n;
-	st->events += (uint64_t)n;
+	st->kit.events += (uint64_t)n;
 	st->delivered += n;
 }
 
@@ -1364,7 +1362,7 @@ static int uvd_poll(void *state, bool block)
 	st->delivered = 0;
 	st->woken = false;
 	st->delivered = ax__defq_flush(&st->dq);
-	st->events += (uint64_t)st->delivered;
+	st->kit.events += (uint64_t)st->delivered;
 	if (st->delivered)
 		block = false;
 	/* UV_RUN_ONCE can return without a completion (a partial write, a
@@ -1374,7 +1372,7 @@ static int uvd_poll(void *state, bool block)
 	for (;;) {
 		if (block)
 			uvd_idle_stop(st);
-		st->polls++;
+		st->kit.polls++;
 		uv_run(&st->loop, block ? UV_RUN_ONCE : UV_RUN_NOWAIT);
 		uvd_deliver_due(st);
 		if (!block || st->delivered || st->woken)
@@ -1462,7 +1460,7 @@ static int uvd_init(void **state, const struct ax_rt_opts *opts)
 	 * makes the offset larger, so translated deadlines can only be late. */
 	st->clock_offset = -ax_now();
 	st->clock_offset += (int64_t)uv_hrtime();
-	snprintf(st->info, sizeof st->info,
+	ax__kit_printf(&st->kit,
 		 "libuv %s, %s backend, accept=%s, threadpool=%s%s",
 		 uv_version_string(), uvd_backend_name(&st->loop),
 		 st->accept_mode == UVD_ACCEPT_POLL ? "poll" : "listen",
@@ -1521,22 +1519,6 @@ static void uvd_fini(void *state)
 	free(st);
 }
 
-static const char *uvd_engine_info(void *state)
-{
-	struct uvd *st = state;
-
-	return st->info;
-}
-
-static void uvd_stats(void *state, struct ax_driver_stats *out)
-{
-	struct uvd *st = state;
-
-	out->polls = st->polls;
-	out->events = st->events;
-	out->syscalls = 0; /* not counted: libuv makes them */
-}
-
 const struct ax_driver ax_driver_libuv = {
 	.version = AX_DRIVER_VERSION,
 	.name = "libuv",
@@ -1554,7 +1536,7 @@ const struct ax_driver ax_driver_libuv = {
 	.poll = uvd_poll,
 	.wake = uvd_wake,
 	.close_fd = uvd_close_fd,
-	.engine_info = uvd_engine_info,
-	.stats = uvd_stats,
+	.engine_info = ax__kit_info,
+	.stats = ax__kit_stats, /* libuv makes the system calls */
 	.try_now = uvd_try_now,
 };
