@@ -264,6 +264,31 @@ int ax__nb_connect_finish(struct ax_op *op)
 	return 1;
 }
 
+/* One switch for the readiness callbacks of every engine. */
+int ax__nb_step(struct ax_op *op)
+{
+	switch (op->kind) {
+	case AX_OP_ACCEPT: return ax__nb_accept(op);
+	case AX_OP_READ: return ax__nb_read(op);
+	case AX_OP_WRITE: return ax__nb_write(op);
+	case AX_OP_CONNECT: return ax__nb_connect_finish(op);
+	default: return 0;
+	}
+}
+
+/* Both are taken off before either completes: a completion hook may
+ * start the next op on the same descriptor. */
+int ax__sides_fail(struct ax__sides *s, int64_t res)
+{
+	struct ax_op *rd = s->rd, *wr = s->wr;
+	s->rd = s->wr = NULL;
+	if (rd)
+		ax_op_complete(rd, res);
+	if (wr)
+		ax_op_complete(wr, res);
+	return (rd != NULL) + (wr != NULL);
+}
+
 /* ------------------------------------------------------------------ */
 /* engine_flags                                                        */
 /* ------------------------------------------------------------------ */

@@ -8,7 +8,8 @@
  *                 (which must not complete) and delivered by the next poll;
  *   op list       in-flight ops a driver must find again (O(1) removal);
  *   nb steps      the non-blocking system calls of a readiness engine:
- *                 accept, read, write-some-then-more, connect start/finish;
+ *                 accept, read, write-some-then-more, connect start/finish,
+ *                 and the ops waiting on a descriptor's two sides;
  *   flags         the "key=value,..." parser of ax_rt_opts.engine_flags;
  *   wake          an eventfd that other threads write to end a blocking
  *                 poll, one write per wake the loop consumed;
@@ -179,6 +180,38 @@ int ax__nb_connect_start(struct ax_op *op);
 /* The connecting socket op->fd became writable or failed: 1 with res = the
  * socket, or -errno with the socket closed; 0 while still in progress. */
 int ax__nb_connect_finish(struct ax_op *op);
+
+/* The step that moves op on once its descriptor is ready: accept, read,
+ * write, or connect finish. */
+int ax__nb_step(struct ax_op *op);
+
+/* The ops waiting for readiness on one descriptor: READ or ACCEPT on the
+ * read side, WRITE or CONNECT on the write side. */
+struct ax__sides {
+	struct ax_op *rd, *wr;
+};
+
+/* The side op waits on. */
+static inline struct ax_op **ax__side(struct ax__sides *s,
+				      const struct ax_op *op)
+{
+	return op->kind == AX_OP_READ || op->kind == AX_OP_ACCEPT ? &s->rd
+								   : &s->wr;
+}
+
+/* Take op off its side: true when it was waiting there. */
+static inline bool ax__side_take(struct ax__sides *s, const struct ax_op *op)
+{
+	struct ax_op **p = ax__side(s, op);
+	if (*p != op)
+		return false;
+	*p = NULL;
+	return true;
+}
+
+/* Empty both sides, completing what waited with res (ax_close: -EBADF).
+ * Returns the number completed. */
+int ax__sides_fail(struct ax__sides *s, int64_t res);
 
 /* ------------------------------------------------------------------ */
 /* engine_flags                                                        */

@@ -35,8 +35,7 @@
 static int64_t ep_test_delay_ns;
 
 struct ep_fd {
-	struct ax_op *rd;  /* READ or ACCEPT waiting */
-	struct ax_op *wr;  /* WRITE or CONNECT waiting */
+	struct ax__sides op; /* the ops waiting */
 	bool added;
 	bool rd_ready;     /* an EPOLLIN edge not yet drained: a read may
 	                      find data; false after EAGAIN or a short read,
@@ -160,7 +159,7 @@ static int epoll_submit(void *state, struct ax_op *op)
 			close(op->fd);
 			return r;
 		}
-		f->wr = op;
+		f->op.wr = op;
 		return 0;
 	case AX_OP_ACCEPT:
 	case AX_OP_READ:
@@ -180,10 +179,7 @@ static int epoll_submit(void *state, struct ax_op *op)
 		ax__defer(&s->late, op, op->res);
 		return 0;
 	}
-	if (op->kind != AX_OP_WRITE)
-		f->rd = op;
-	else
-		f->wr = op;
+	*ax__side(&f->op, op) = op;
 	return 0;
 }
 
@@ -195,14 +191,8 @@ static void epoll_cancel(void *state, struct ax_op *op)
 		return;
 	int fd = op->fd;
 	struct ep_fd *f = ax__fdtab_find(&s->fds, fd);
-	if (f) {
-		if (f->rd == op)
-			f->rd = NULL;
-		else if (f->wr == op)
-			f->wr = NULL;
-		else
-			return;
-	}
+	if (f && !ax__side_take(&f->op, op))
+		return;
 	if (op->kind == AX_OP_CONNECT && fd >= 0) {
 		ep_fresh(s, fd);
 		close(fd);
@@ -215,12 +205,9 @@ static int epoll_close_fd(void *state, int fd)
 	struct ep_state *s = state;
 	struct ep_fd *f = ax__fdtab_find(&s->fds, fd);
 	if (f) {
-		struct ax_op *rd = f->rd, *wr = f->wr;
+		struct ax__sides ops = f->op;
 		memset(f, 0, sizeof *f);
-		if (rd)
-			ax_op_complete(rd, -EBADF);
-		if (wr)
-			ax_op_complete(wr, -EBADF);
+		ax__sides_fail(&ops, -EBADF);
 	}
 	return close(fd) < 0 ? -errno : 0;
 }
@@ -310,18 +297,18 @@ static int epoll_poll(void *state, bool block)
 			f->rd_ready = true;
 		if (e & (EPOLLERR | EPOLLHUP | EPOLLRDHUP))
 			f->rd_hup = true;
-		if (f->rd && (e & (EPOLLIN | EPOLLERR | EPOLLHUP | EPOLLRDHUP))) {
-			struct ax_op *op = f->rd;
+		if (f->op.rd && (e & (EPOLLIN | EPOLLERR | EPOLLHUP | EPOLLRDHUP))) {
+			struct ax_op *op = f->op.rd;
 			if (ep_try(s, op)) {
-				f->rd = NULL;
+				f->op.rd = NULL;
 				ax_op_complete(op, op->res);
 				done++;
 			}
 		}
-		if (f->wr && (e & (EPOLLOUT | EPOLLERR | EPOLLHUP))) {
-			struct ax_op *op = f->wr;
+		if (f->op.wr && (e & (EPOLLOUT | EPOLLERR | EPOLLHUP))) {
+			struct ax_op *op = f->op.wr;
 			if (ep_try(s, op)) {
-				f->wr = NULL;
+				f->op.wr = NULL;
 				ax_op_complete(op, op->res);
 				done++;
 			}

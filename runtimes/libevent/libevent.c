@@ -110,8 +110,7 @@ struct lev_fd {
 	bool radded, wadded;  /* the event is added to the base */
 	struct event *rev;    /* read side, created on its first wait */
 	struct event *wev;    /* write side, created on its first wait */
-	struct ax_op *rop;    /* pending READ or ACCEPT */
-	struct ax_op *wop;    /* pending WRITE or CONNECT */
+	struct ax__sides op;  /* the pending ops */
 };
 
 /* Timers whose deadlines round up to the same grid step, on one evtimer. */
@@ -203,13 +202,6 @@ static void lev_ready(struct lev *lev, struct ax_op *op, int64_t res)
 	ax__defer(&lev->ready, op, res);
 }
 
-/* Advance a read-side op (READ or ACCEPT): true when it finished (res
- * set; [AX-TCP-8]: -EMFILE ends the op, the connection stays queued),
- * false on EAGAIN. */
-static bool lev_try_rside(struct ax_op *op)
-{
-	return op->kind == AX_OP_ACCEPT ? ax__nb_accept(op) : ax__nb_read(op);
-}
 
 /* ------------------------------------------------------------------ */
 /* Per-fd state                                                        */
@@ -245,21 +237,21 @@ static struct lev_fd *lev_fd_make(struct lev *lev, int fd)
 static void lev_fd_release(struct lev *lev, struct lev_fd *f, int64_t res,
                            bool now)
 {
-	struct ax_op *ops[2] = { f->rop, f->wop };
+	struct ax__sides ops = f->op;
 	ax__fdtab_clear(&lev->fds, f->fd);
 	if (f->rev)
 		event_free(f->rev);
 	if (f->wev)
 		event_free(f->wev);
 	free(f);
-	for (int i = 0; i < 2; i++) {
-		if (!ops[i])
-			continue;
-		if (now)
-			lev_complete(lev, ops[i], res);
-		else
-			lev_ready(lev, ops[i], res);
+	if (now) {
+		lev->kit.events += (uint64_t)ax__sides_fail(&ops, res);
+		return;
 	}
+	if (ops.rd)
+		lev_ready(lev, ops.rd, res);
+	if (ops.wr)
+		lev_ready(lev, ops.wr, res);
 }
 
 /* Drop fd's state, if any, from submit-like context: an op still pending
@@ -301,10 +293,7 @@ static int lev_park(struct lev *lev, struct lev_fd *f, struct ax_op *op,
 			return errno ? -errno : -ENOMEM;
 		*added = true;
 	}
-	if (wside)
-		f->wop = op;
-	else
-		f->rop = op;
+	*ax__side(&f->op, op) = op;
 	op->drv_u64[LEV_U_FD] = (uint64_t)f->fd;
 	op->drv_u64[LEV_U_STATE] = LEV_OP_PARKED;
 	return 0;
@@ -315,9 +304,9 @@ static int lev_park(struct lev *lev, struct lev_fd *f, struct ax_op *op,
 static void lev_unpark(struct lev *lev, struct lev_fd *f, bool wside)
 {
 	if (wside)
-		f->wop = NULL;
+		f->op.wr = NULL;
 	else
-		f->rop = NULL;
+		f->op.rd = NULL;
 	if (lev->trigger == LEV_LEVEL) {
 		bool *added = wside ? &f->wadded : &f->radded;
 		if (*added) {
@@ -332,7 +321,7 @@ static void lev_read_cb(evutil_socket_t fd, short what, void *arg)
 {
 	struct lev_fd *f = arg;
 	struct lev *lev = f->lev;
-	struct ax_op *op = f->rop;
+	struct ax_op *op = f->op.rd;
 	(void)fd;
 	(void)what;
 	if (!op) {
@@ -340,7 +329,7 @@ static void lev_read_cb(evutil_socket_t fd, short what, void *arg)
 		lev_unpark(lev, f, false);
 		return;
 	}
-	if (!lev_try_rside(op))
+	if (!ax__nb_step(op))
 		return;
 	lev_unpark(lev, f, false);
 	if (op->kind == AX_OP_ACCEPT && op->res >= 0)
@@ -353,7 +342,7 @@ static void lev_write_cb(evutil_socket_t fd, short what, void *arg)
 {
 	struct lev_fd *f = arg;
 	struct lev *lev = f->lev;
-	struct ax_op *op = f->wop;
+	struct ax_op *op = f->op.wr;
 	(void)fd;
 	(void)what;
 	if (!op) {
@@ -361,7 +350,7 @@ static void lev_write_cb(evutil_socket_t fd, short what, void *arg)
 		return;
 	}
 	/* A WRITE goes on; a CONNECT became writable or failed. */
-	if (!(op->kind == AX_OP_WRITE ? ax__nb_write(op) : ax__nb_connect_finish(op)))
+	if (!ax__nb_step(op))
 		return;
 	lev_unpark(lev, f, true);
 	/* A failed connect closed its socket, which was the driver's: release
@@ -422,7 +411,7 @@ static int lev_submit(void *state, struct ax_op *op)
 	switch (op->kind) {
 	case AX_OP_READ:
 	case AX_OP_ACCEPT:
-		if (tried || !lev_try_rside(op))
+		if (tried || !ax__nb_step(op))
 			return lev_wait(lev, op->fd, op, false);
 		if (op->kind == AX_OP_ACCEPT && op->res >= 0)
 			lev_fd_fresh(lev, (int)op->res);
@@ -448,8 +437,7 @@ static int lev_submit(void *state, struct ax_op *op)
 static int lev_try_now(void *state, struct ax_op *op)
 {
 	struct lev *lev = state;
-	bool done = op->kind == AX_OP_WRITE ? ax__nb_write(op) : lev_try_rside(op);
-	if (!done) {
+	if (!ax__nb_step(op)) {
 		op->drv_u64[LEV_U_STATE] = LEV_OP_TRIED;
 		return 0;
 	}
@@ -468,9 +456,9 @@ static void lev_cancel(void *state, struct ax_op *op)
 		return;
 	int fd = (int)op->drv_u64[LEV_U_FD];
 	struct lev_fd *f = lev_fd_get(lev, fd);
-	if (!f || (f->rop != op && f->wop != op))
+	if (!f || *ax__side(&f->op, op) != op)
 		return;
-	lev_unpark(lev, f, f->wop == op);
+	lev_unpark(lev, f, ax__side(&f->op, op) == &f->op.wr);
 	if (op->kind == AX_OP_CONNECT) {
 		/* The socket was never handed out: it is the driver's to close. */
 		lev_fd_release(lev, f, 0, true);
@@ -1025,7 +1013,7 @@ static void lev_fini(void *state)
 		struct lev_fd *f = lev_fd_get(lev, fd);
 		if (!f)
 			continue;
-		f->rop = f->wop = NULL;
+		f->op.rd = f->op.wr = NULL;
 		lev_fd_release(lev, f, 0, true);
 	}
 	ax__fdtab_fini(&lev->fds);
