@@ -593,7 +593,7 @@ const struct conf_case conf_cases_task[] = {
 	 "join) and its spawn site",
 	 "dump a reader, a sleeper, a channel receiver and a joiner",
 	 AX_FEAT_TCP, 10, 0, case_dump},
-	{"task.hog", "ax_rt_opts.hog_threshold_ns: a task running longer than the "
+	{"task.hog", "[AX-TASK-10] ax_rt_opts.hog_threshold_ns: a task running longer than the "
 	 "threshold without suspending is counted (ax_rt_stats.hogs) and reported",
 	 "a task yielding every 1 ms is no hog (alone or not); one spinning "
 	 "300 ms is",

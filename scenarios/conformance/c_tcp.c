@@ -928,7 +928,7 @@ const struct conf_case conf_cases_tcp[] = {
 	 "side can still read",
 	 "request, SHUT_WR, the server answers after EOF, the client reads the "
 	 "reply", AX_FEAT_TCP, 10, 0, case_half_close},
-	{"tcp.refused", "ax_connect returns -ECONNREFUSED for a closed port and "
+	{"tcp.refused", "[AX-TCP-13] ax_connect returns -ECONNREFUSED for a closed port and "
 	 "-EINVAL for a malformed address, leaving no descriptor",
 	 "three connects to a closed port, one to a bad address",
 	 AX_FEAT_TCP, 10, 0, case_refused},
@@ -949,7 +949,7 @@ const struct conf_case conf_cases_tcp[] = {
 	 "each echo intact",
 	 "1000 client tasks connect, wait for all, then each echoes 8 bytes",
 	 AX_FEAT_TCP, 30, CONF_SERIAL, case_1000},
-	{"tcp.close_pending", "ax_close: pending operations of other tasks on the "
+	{"tcp.close_pending", "[AX-TCP-15] ax_close: pending operations of other tasks on the "
 	 "descriptor complete with -EBADF",
 	 "close a descriptor while another task is blocked reading it",
 	 AX_FEAT_TCP, 10, 0, case_close_pending},
@@ -963,7 +963,7 @@ const struct conf_case conf_cases_tcp[] = {
 	 "return -ETIMEDOUT when the deadline passes; a timed-out read loses "
 	 "no data", "read, accept, and a blocked 32 MiB write in 20 ms scopes",
 	 AX_FEAT_TCP, 15, 0, case_deadline},
-	{"tcp.listen_errors", "ax_tcp_listen/ax_accept/ax_connect: -EADDRINUSE, "
+	{"tcp.listen_errors", "[AX-TCP-10] [AX-TCP-12] [AX-TCP-13] ax_tcp_listen/ax_accept/ax_connect: -EADDRINUSE, "
 	 "-EINVAL for a bad host, non-blocking close-on-exec descriptors, IPv6",
 	 "listen on a used port and a bad address; check descriptor flags",
 	 AX_FEAT_TCP, 10, 0, case_listen_errors},
