@@ -57,6 +57,9 @@ struct ep_state {
 /* per-descriptor state                                                */
 /* ------------------------------------------------------------------ */
 
+/* Add fd to the epoll set once, for both directions, edge-triggered; it
+ * stays until close, so a wait costs no epoll_ctl. A fresh registration
+ * may have missed an edge: the read side starts ready. */
 static int ep_register(struct ep_state *s, int fd, struct ep_fd *f)
 {
 	if (f->added)
@@ -97,6 +100,9 @@ static void ep_fresh(struct ep_state *s, int fd)
 	ax__fdtab_clear(&s->fds, fd);
 }
 
+/* One attempt at op's system call (1 finished, 0 would block), keeping
+ * the read-readiness hint and forgetting the slots of descriptor numbers
+ * the kernel hands out anew. */
 static int ep_try(struct ep_state *s, struct ax_op *op)
 {
 	int r;
@@ -126,6 +132,7 @@ static int ep_try(struct ep_state *s, struct ax_op *op)
 	}
 }
 
+/* vtable try_now: the fast path is one attempt. */
 static int epoll_try_now(void *state, struct ax_op *op)
 {
 	return ep_try(state, op);
@@ -135,6 +142,9 @@ static int epoll_try_now(void *state, struct ax_op *op)
 /* submit / cancel / close                                             */
 /* ------------------------------------------------------------------ */
 
+/* vtable submit: register the descriptor, try once more (the edge may
+ * have come first), else wait on its side; a result found here is
+ * delivered by the next poll. */
 static int epoll_submit(void *state, struct ax_op *op)
 {
 	struct ep_state *s = state;
@@ -183,6 +193,8 @@ static int epoll_submit(void *state, struct ax_op *op)
 	return 0;
 }
 
+/* vtable cancel: synchronous; a waiting op completes -ECANCELED at once,
+ * a deferred one keeps its real result. */
 static void epoll_cancel(void *state, struct ax_op *op)
 {
 	struct ep_state *s = state;
@@ -200,6 +212,8 @@ static void epoll_cancel(void *state, struct ax_op *op)
 	ax_op_complete(op, -ECANCELED);
 }
 
+/* vtable close_fd: the waiting ops complete -EBADF now; close(2) leaves
+ * the epoll set by itself. */
 static int epoll_close_fd(void *state, int fd)
 {
 	struct ep_state *s = state;
@@ -216,18 +230,21 @@ static int epoll_close_fd(void *state, int fd)
 /* timers                                                              */
 /* ------------------------------------------------------------------ */
 
+/* vtable timer_arm: into the heap. */
 static int epoll_timer_arm(void *state, struct ax_timer *t)
 {
 	struct ep_state *s = state;
 	return ax__theap_push(&s->timers, t);
 }
 
+/* vtable timer_cancel: out of the heap. */
 static void epoll_timer_cancel(void *state, struct ax_timer *t)
 {
 	struct ep_state *s = state;
 	ax__theap_remove(&s->timers, t);
 }
 
+/* Fire the due timers in (deadline, seq) order. */
 static int ep_fire_timers(struct ep_state *s)
 {
 	int n = 0;
@@ -246,6 +263,8 @@ static int ep_fire_timers(struct ep_state *s)
 /* poll                                                                */
 /* ------------------------------------------------------------------ */
 
+/* Wait for events until the earliest timer (never early: the millisecond
+ * fallback rounds up). */
 static int ep_wait(struct ep_state *s, struct epoll_event *evs, bool block)
 {
 	int64_t timeout = 0; /* ns; -1 infinite */
@@ -271,6 +290,8 @@ static int ep_wait(struct ep_state *s, struct epoll_event *evs, bool block)
 	return epoll_wait(s->epfd, evs, EP_MAX_EVENTS, ms);
 }
 
+/* vtable poll: wait, retry the ops the edges woke, deliver the deferred
+ * completions, fire the due timers. */
 static int epoll_poll(void *state, bool block)
 {
 	struct ep_state *s = state;
@@ -320,6 +341,7 @@ static int epoll_poll(void *state, bool block)
 	return done;
 }
 
+/* vtable wake: through the kit's eventfd. */
 static void epoll_wake(void *state)
 {
 	struct ep_state *s = state;
@@ -330,6 +352,7 @@ static void epoll_wake(void *state)
 /* lifecycle                                                           */
 /* ------------------------------------------------------------------ */
 
+/* vtable probe: an epoll instance can be created. */
 static int epoll_probe(char *why, size_t n)
 {
 	int fd = epoll_create1(EPOLL_CLOEXEC);
@@ -342,6 +365,7 @@ static int epoll_probe(char *why, size_t n)
 	return 0;
 }
 
+/* vtable init: the epoll set with the wake eventfd in it. */
 static int epoll_init(void **state, const struct ax_rt_opts *opts)
 {
 	(void)opts;
@@ -379,6 +403,7 @@ fail_free:
 	return r;
 }
 
+/* vtable fini. */
 static void epoll_fini(void *state)
 {
 	struct ep_state *s = state;
@@ -389,6 +414,8 @@ static void epoll_fini(void *state)
 	free(s);
 }
 
+/* vtable engine_info: the wait in use changes when epoll_pwait2 turns out
+ * to be missing. */
 static const char *epoll_engine_info(void *state)
 {
 	struct ep_state *s = state;

@@ -154,11 +154,13 @@ struct uring {
 /* small helpers                                                       */
 /* ------------------------------------------------------------------ */
 
+/* user_data for p with tag. */
 static inline uint64_t uring_ud(const void *p, unsigned tag)
 {
 	return (uint64_t)(uintptr_t)p | tag;
 }
 
+/* The pointer in a user_data. */
 static inline void *uring_ud_ptr(uint64_t ud)
 {
 	return (void *)(uintptr_t)(ud & ~(uint64_t)URING_T_MASK);
@@ -197,6 +199,7 @@ static int uring_get_sqe(struct uring *u, struct io_uring_sqe **out)
 	return 0;
 }
 
+/* A length the kernel takes in one call. */
 static inline size_t uring_clamp(size_t len)
 {
 	return len > URING_MAX_IO ? URING_MAX_IO : len;
@@ -309,6 +312,7 @@ free_probe:
 	return r;
 }
 
+/* Explain a failed io_uring_setup in one line (sysctl, seccomp, kernel). */
 static void uring_why_setup(int err, char *why, size_t n)
 {
 	if (!why || !n)
@@ -333,6 +337,7 @@ static void uring_why_setup(int err, char *why, size_t n)
 		snprintf(why, n, "io_uring_setup failed: %s", strerror(-err));
 }
 
+/* vtable probe: a small ring can be created and offers every opcode used. */
 static int uring_probe(char *why, size_t n)
 {
 	struct io_uring ring;
@@ -496,6 +501,8 @@ static void uring_arm_wake(struct uring *u)
 	u->wake_armed = true;
 }
 
+/* vtable wake: through the kit's eventfd; the ring's read of it ends the
+ * wait. */
 static void uring_wake(void *state)
 {
 	struct uring *u = state;
@@ -565,6 +572,7 @@ free_record:
 	return r;
 }
 
+/* vtable timer_arm: into the heap, or one kernel timeout (timers=kernel). */
 static int uring_timer_arm(void *state, struct ax_timer *t)
 {
 	struct uring *u = state;
@@ -577,6 +585,8 @@ static int uring_timer_arm(void *state, struct ax_timer *t)
 	return r;
 }
 
+/* vtable timer_cancel: synchronous; a kernel timeout is detached at once
+ * and removed in the background. */
 static void uring_timer_cancel(void *state, struct ax_timer *t)
 {
 	struct uring *u = state;
@@ -651,6 +661,8 @@ static int uring_fire(struct uring *u)
 /* ops                                                                 */
 /* ------------------------------------------------------------------ */
 
+/* vtable submit: one SQE, handed to the kernel by the next poll; CONNECT
+ * first creates its socket. */
 static int uring_submit(void *state, struct ax_op *op)
 {
 	struct uring *u = state;
@@ -710,6 +722,8 @@ static int uring_queue_cancel(struct uring *u, struct ax_op *op)
 	return 0;
 }
 
+/* vtable cancel: an ASYNC_CANCEL; the op then completes once from its own
+ * CQE. */
 static void uring_cancel(void *state, struct ax_op *op)
 {
 	struct uring *u = state;
@@ -870,6 +884,8 @@ static int uring_submit_nowait(struct uring *u)
 	return r == -EINTR || r == -EAGAIN || r == -EBUSY || r == -ETIME ? 0 : r;
 }
 
+/* vtable poll: one io_uring_enter per iteration where possible (submit,
+ * wait with the timer timeout), then reap and fire. */
 static int uring_poll(void *state, bool block)
 {
 	struct uring *u = state;
@@ -920,6 +936,8 @@ static int uring_poll(void *state, bool block)
 	return n;
 }
 
+/* vtable close_fd: cancel the fd's ops in the kernel before close(2);
+ * they complete later with -EBADF. */
 static int uring_close_fd(void *state, int fd)
 {
 	struct uring *u = state;
@@ -946,6 +964,7 @@ static int uring_close_fd(void *state, int fd)
 /* lifecycle                                                           */
 /* ------------------------------------------------------------------ */
 
+/* Free a list of kernel-timer records. */
 static void uring_free_ktimers(struct uring_ktimer *k)
 {
 	while (k) {
@@ -955,6 +974,8 @@ static void uring_free_ktimers(struct uring_ktimer *k)
 	}
 }
 
+/* vtable init: parse engine_flags, create the wake eventfd and the ring,
+ * check the opcodes, arm the wake read. */
 static int uring_init(void **state, const struct ax_rt_opts *opts)
 {
 	struct uring *u = calloc(1, sizeof *u);
@@ -996,6 +1017,7 @@ free_state:
 	return r;
 }
 
+/* vtable fini. */
 static void uring_fini(void *state)
 {
 	struct uring *u = state;

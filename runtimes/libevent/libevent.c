@@ -210,6 +210,7 @@ static void lev_ready(struct lev *lev, struct ax_op *op, int64_t res)
 static void lev_read_cb(evutil_socket_t fd, short what, void *arg);
 static void lev_write_cb(evutil_socket_t fd, short what, void *arg);
 
+/* The state of fd, or NULL. */
 static struct lev_fd *lev_fd_get(struct lev *lev, int fd)
 {
 	struct lev_fd **fp = ax__fdtab_find(&lev->fds, fd);
@@ -376,6 +377,8 @@ static int lev_wait(struct lev *lev, int fd, struct ax_op *op, bool wside)
 	return lev_park(lev, f, op, wside);
 }
 
+/* CONNECT: a new non-blocking socket; wait for writability unless the
+ * connect finished at once. */
 static int lev_submit_connect(struct lev *lev, struct ax_op *op)
 {
 	int rc = ax__nb_connect_start(op);
@@ -398,6 +401,8 @@ close_socket:
 	return rc;
 }
 
+/* vtable submit: try the system call (unless try_now just did), else park
+ * the op on its side. */
 static int lev_submit(void *state, struct ax_op *op)
 {
 	struct lev *lev = state;
@@ -467,6 +472,8 @@ static void lev_cancel(void *state, struct ax_op *op)
 	lev_complete(lev, op, -ECANCELED);
 }
 
+/* vtable close_fd: free the fd's events and complete its ops -EBADF, then
+ * close. */
 static int lev_close_fd(void *state, int fd)
 {
 	struct lev *lev = state;
@@ -485,6 +492,7 @@ static int lev_close_fd(void *state, int fd)
 
 static void lev_bucket_cb(evutil_socket_t fd, short what, void *arg);
 
+/* The table slot of a bucket key (Fibonacci hashing). */
 static size_t lev_hash(const struct lev *lev, int64_t key)
 {
 	return (size_t)(((uint64_t)key * 0x9E3779B97F4A7C15ull) >> (64 - lev->tab_bits));
@@ -624,6 +632,7 @@ static void lev_bucket_release(struct lev *lev, struct lev_bucket *b)
  */
 #define LEV_SCAN_RETRY 8
 
+/* Schedule b's evtimer as explained above. Returns 0 or -ENOMEM. */
 static int lev_bucket_schedule(struct lev *lev, struct lev_bucket *b)
 {
 	int64_t scan;
@@ -730,6 +739,8 @@ static void lev_timers_run(struct lev *lev)
 	lev->npv = 0;
 }
 
+/* vtable timer_arm: into the bucket of t's grid step, scheduling a new
+ * bucket's evtimer. */
 static int lev_timer_arm(void *state, struct ax_timer *t)
 {
 	struct lev *lev = state;
@@ -783,6 +794,9 @@ static void lev_timer_cancel(void *state, struct ax_timer *t)
 /* Poll and wake                                                       */
 /* ------------------------------------------------------------------ */
 
+/* vtable poll: deliver the deferred completions, run the base once (or
+ * until something happened, when blocking), then fire the popped buckets
+ * in order. */
 static int lev_poll(void *state, bool block)
 {
 	struct lev *lev = state;
@@ -806,6 +820,7 @@ static int lev_poll(void *state, bool block)
 	return (int)(lev->kit.events - start);
 }
 
+/* The wake eventfd is readable: drain it and end this poll. */
 static void lev_wake_cb(evutil_socket_t fd, short what, void *arg)
 {
 	struct lev *lev = arg;
@@ -902,6 +917,7 @@ free_config:
 	return rc;
 }
 
+/* vtable probe: libevent 2.1 or later, and a base can be created. */
 static int lev_probe(char *why, size_t n)
 {
 	struct lev_conf c;
@@ -923,6 +939,8 @@ static int lev_probe(char *why, size_t n)
 
 static void lev_fini(void *state);
 
+/* vtable init: parse engine_flags, create the base, pick the trigger and
+ * timer grid, add the wake event. */
 static int lev_init(void **state, const struct ax_rt_opts *opts)
 {
 	struct lev_conf c;
@@ -1000,6 +1018,7 @@ free_state:
 	return rc;
 }
 
+/* vtable fini (also undoes a partial init). */
 static void lev_fini(void *state)
 {
 	struct lev *lev = state;

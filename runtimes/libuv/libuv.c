@@ -356,12 +356,17 @@ static int uvd_fd_wrap(struct uvd *st, int fd, struct uvd_fd **out)
 		return err;
 	err = uv_tcp_init(&st->loop, &f->u.tcp);
 	if (err)
-		return uvd_fd_undo(st, f, false, err);
+		goto drop_state;
 	err = uv_tcp_open(&f->u.tcp, fd);
 	if (err)
-		return uvd_fd_undo(st, f, true, err);
+		goto close_handle;
 	*out = f;
 	return 0;
+
+close_handle:
+	return uvd_fd_undo(st, f, true, err);
+drop_state:
+	return uvd_fd_undo(st, f, false, err);
 }
 
 /* The state of fd for reads and writes (UVD_STREAM or UVD_FILE), created
@@ -405,6 +410,7 @@ static void uvd_idle_add(struct uvd *st, struct uvd_fd *f)
 	st->idle = f;
 }
 
+/* Take f off the idle-readers list. */
 static void uvd_idle_del(struct uvd *st, struct uvd_fd *f)
 {
 	if (!f->idle_listed)
@@ -489,6 +495,8 @@ static void uvd_read_cb(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
 	uvd_complete(st, op, nread == UV_EOF ? 0 : (int64_t)nread);
 }
 
+/* READ: uv_read_start into the op's own buffer (see "reading"); an
+ * unpollable fd goes to the pool. */
 static int uvd_submit_read(struct uvd *st, struct ax_op *op)
 {
 	struct uvd_fd *f;
@@ -625,6 +633,8 @@ static void uvd_write_drop(struct uvd *st, struct uvd_fd *f, int64_t res)
 	uvd_complete(st, op, res);
 }
 
+/* WRITE: continue after what try_now sent, queueing a copied piece when
+ * the socket is full (see "Writes"). */
 static int uvd_submit_write(struct uvd *st, struct ax_op *op)
 {
 	struct uvd_fd *f;
@@ -711,7 +721,7 @@ static int64_t uvd_listen_take(struct uvd *st, struct uvd_fd *lf)
 		return err;
 	err = uv_tcp_init(&st->loop, &nf->u.tcp);
 	if (err)
-		return uvd_fd_undo(st, nf, false, err);
+		goto drop_state;
 	lf->conn_ready = false;
 	err = uv_accept(&lf->u.s, &nf->u.s);
 	if (err) {
@@ -719,14 +729,19 @@ static int64_t uvd_listen_take(struct uvd *st, struct uvd_fd *lf)
 		 * watching the listener after a failed uv_accept: listening
 		 * again restarts it. */
 		uv_listen(&lf->u.s, SOMAXCONN, uvd_connection_cb);
-		return uvd_fd_undo(st, nf, true, err);
+		goto close_handle;
 	}
 	err = uv_fileno(&nf->u.h, &fd);
 	if (!err)
 		err = uvd_fd_enter(st, nf, fd);
-	if (err) /* uv_close closes the accepted fd */
-		return uvd_fd_undo(st, nf, true, err);
+	if (err)
+		goto close_handle;
 	return fd;
+
+close_handle: /* closes the accepted fd, if any */
+	return uvd_fd_undo(st, nf, true, err);
+drop_state:
+	return uvd_fd_undo(st, nf, false, err);
 }
 
 /* accept=listen: libuv accepted a connection (status 0) or failed. */
@@ -758,14 +773,14 @@ static int uvd_listener_open(struct uvd *st, int fd, struct uvd_fd **out)
 	if (poll) {
 		err = uv_poll_init(&st->loop, &f->u.poll, fd);
 		if (err) /* libuv initialises the handle last */
-			return uvd_fd_undo(st, f, false, err);
+			goto drop_state;
 	} else {
 		err = uv_tcp_init(&st->loop, &f->u.tcp);
 		if (err)
-			return uvd_fd_undo(st, f, false, err);
+			goto drop_state;
 		err = uv_tcp_open(&f->u.tcp, fd);
-		if (err) /* fd not attached: stays open */
-			return uvd_fd_undo(st, f, true, err);
+		if (err)
+			goto close_handle;
 		/* From here the handle owns fd (uv_close would close it), so a
 		 * failing uv_listen is kept as the listener's state: every
 		 * accept reports it, and close_fd closes fd as asked. */
@@ -773,8 +788,15 @@ static int uvd_listener_open(struct uvd *st, int fd, struct uvd_fd **out)
 	}
 	*out = f;
 	return 0;
+
+close_handle: /* fd not attached: stays open */
+	return uvd_fd_undo(st, f, true, err);
+drop_state:
+	return uvd_fd_undo(st, f, false, err);
 }
 
+/* ACCEPT: take a connection libuv or the kernel holds, else watch the
+ * listener. */
 static int uvd_submit_accept(struct uvd *st, struct ax_op *op)
 {
 	struct uvd_fd *f = uvd_fd_find(st, op->fd);
@@ -839,6 +861,7 @@ static void uvd_connect_cb(uv_connect_t *req, int status)
 	uvd_complete(st, op, f->ccancel ? -ECANCELED : status);
 }
 
+/* CONNECT: uv_tcp_init_ex makes the socket, uv_tcp_connect connects it. */
 static int uvd_submit_connect(struct uvd *st, struct ax_op *op)
 {
 	int family = op->addr.ss_family;
@@ -855,7 +878,7 @@ static int uvd_submit_connect(struct uvd *st, struct ax_op *op)
 	 * unlinks the handle again, so plain free is right. */
 	err = uv_tcp_init_ex(&st->loop, &f->u.tcp, (unsigned)family);
 	if (err)
-		return uvd_fd_undo(st, f, false, err);
+		goto drop_state;
 	err = uv_fileno(&f->u.h, &fd);
 	if (!err)
 		err = uvd_fd_enter(st, f, fd);
@@ -863,17 +886,23 @@ static int uvd_submit_connect(struct uvd *st, struct ax_op *op)
 		err = uv_tcp_connect(&f->creq, &f->u.tcp,
 				     (const struct sockaddr *)&op->addr,
 				     uvd_connect_cb);
-	if (err) /* uv_close closes the new socket too */
-		return uvd_fd_undo(st, f, true, err);
+	if (err)
+		goto close_handle;
 	f->cop = op;
 	op->drv_ptr[0] = f;
 	return 0;
+
+close_handle: /* closes the new socket too */
+	return uvd_fd_undo(st, f, true, err);
+drop_state:
+	return uvd_fd_undo(st, f, false, err);
 }
 
 /* ------------------------------------------------------------------ */
 /* Thread pool: files and AX_OP_CALL                                   */
 /* ------------------------------------------------------------------ */
 
+/* A pool request from the free list, or a new one. */
 static struct uvd_req *uvd_req_get(struct uvd *st)
 {
 	struct uvd_req *r = st->req_free;
@@ -885,6 +914,7 @@ static struct uvd_req *uvd_req_get(struct uvd *st)
 	return malloc(sizeof *r);
 }
 
+/* Back to the free list (freed at fini). */
 static void uvd_req_put(struct uvd *st, struct uvd_req *r)
 {
 	r->next_free = st->req_free;
@@ -965,6 +995,7 @@ static int uvd_submit_fs(struct uvd *st, struct ax_op *op, int64_t off)
 	return 0;
 }
 
+/* PREAD / PWRITE at their offset on libuv's pool. */
 static int uvd_submit_file(struct uvd *st, struct ax_op *op)
 {
 	if (op->off < 0)
@@ -993,6 +1024,7 @@ static void uvd_after_work_cb(uv_work_t *w, int status)
 	uvd_complete(st, op, status);
 }
 
+/* AX_OP_CALL: uv_queue_work on libuv's pool. */
 static int uvd_submit_call(struct uvd *st, struct ax_op *op)
 {
 	struct uvd_req *r;
@@ -1093,6 +1125,7 @@ static int uvd_try_now(void *state, struct ax_op *op)
 /* Submit, cancel, close                                               */
 /* ------------------------------------------------------------------ */
 
+/* vtable submit: by kind. */
 static int uvd_submit(void *state, struct ax_op *op)
 {
 	struct uvd *st = state;
@@ -1171,6 +1204,7 @@ static void uvd_cancel(void *state, struct ax_op *op)
 	}
 }
 
+/* vtable close_fd: see "Close" in the header comment. */
 static int uvd_close_fd(void *state, int fd)
 {
 	struct uvd *st = state;
@@ -1215,6 +1249,7 @@ static int uvd_close_fd(void *state, int fd)
 /* Timers                                                              */
 /* ------------------------------------------------------------------ */
 
+/* Close callback of a pooled timer handle (at fini). */
 static void uvd_timer_closed(uv_handle_t *h)
 {
 	free(uvd_container(h, struct uvd_timer, h));
@@ -1287,6 +1322,8 @@ static void uvd_deliver_due(struct uvd *st)
 	st->delivered += n;
 }
 
+/* vtable timer_arm: a pooled uv_timer_t, due no sooner than the deadline
+ * (see "Timers"). */
 static int uvd_timer_arm(void *state, struct ax_timer *t)
 {
 	struct uvd *st = state;
@@ -1327,6 +1364,8 @@ static int uvd_timer_arm(void *state, struct ax_timer *t)
 	return 0;
 }
 
+/* vtable timer_cancel: stop its uv_timer_t, or take it out of the batch
+ * collected in this poll. */
 static void uvd_timer_cancel(void *state, struct ax_timer *t)
 {
 	struct uvd *st = state;
@@ -1348,6 +1387,7 @@ static void uvd_timer_cancel(void *state, struct ax_timer *t)
 /* Poll and wake                                                       */
 /* ------------------------------------------------------------------ */
 
+/* The async handle fired: a wake, this poll ends. */
 static void uvd_async_cb(uv_async_t *a)
 {
 	struct uvd *st = a->loop->data;
@@ -1355,6 +1395,8 @@ static void uvd_async_cb(uv_async_t *a)
 	st->woken = true;
 }
 
+/* vtable poll: deliver the deferred completions, run the loop once, fire
+ * the collected timers in order. */
 static int uvd_poll(void *state, bool block)
 {
 	struct uvd *st = state;
@@ -1381,6 +1423,7 @@ static int uvd_poll(void *state, bool block)
 	return st->delivered;
 }
 
+/* vtable wake: uv_async_send. */
 static void uvd_wake(void *state)
 {
 	struct uvd *st = state;
@@ -1392,6 +1435,7 @@ static void uvd_wake(void *state)
 /* Lifecycle                                                           */
 /* ------------------------------------------------------------------ */
 
+/* vtable probe. */
 static int uvd_probe(char *why, size_t n)
 {
 	(void)why;
@@ -1433,6 +1477,8 @@ static const char *uvd_backend_name(uv_loop_t *loop)
 	return "unknown";
 }
 
+/* vtable init: parse engine_flags, the loop, the async handle, the clock
+ * offset. */
 static int uvd_init(void **state, const struct ax_rt_opts *opts)
 {
 	const char *tp = getenv("UV_THREADPOOL_SIZE");
@@ -1475,6 +1521,8 @@ free_st:
 	return err;
 }
 
+/* vtable fini: close every handle, run the loop until their callbacks
+ * ran, close the loop. */
 static void uvd_fini(void *state)
 {
 	struct uvd *st = state;
