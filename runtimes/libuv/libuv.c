@@ -271,13 +271,6 @@ static void uvd_complete(struct uvd *st, struct ax_op *op, int64_t res)
 	ax_op_complete(op, res);
 }
 
-/* Queue op for completion with res at the next poll: used when the result
- * is known inside submit, which must not complete. */
-static void uvd_defer(struct uvd *st, struct ax_op *op, int64_t res)
-{
-	ax__defer(&st->dq, op, res);
-}
-
 /* ------------------------------------------------------------------ */
 /* Per-fd state                                                        */
 /* ------------------------------------------------------------------ */
@@ -508,12 +501,12 @@ static int uvd_submit_read(struct uvd *st, struct ax_op *op)
 	if (f->kind == UVD_FILE)
 		return uvd_submit_fs(st, op, -1);
 	if (f->rerr) {
-		uvd_defer(st, op, f->rerr); /* seen while nobody was reading */
+		ax__defer(&st->dq, op, f->rerr); /* seen while nobody was reading */
 		f->rerr = 0;
 		return 0;
 	}
 	if (op->len == 0) {
-		uvd_defer(st, op, 0); /* as read(2): nothing to wait for */
+		ax__defer(&st->dq, op, 0); /* as read(2): nothing to wait for */
 		return 0;
 	}
 	op->drv_ptr[0] = f;
@@ -647,12 +640,12 @@ static int uvd_submit_write(struct uvd *st, struct ax_op *op)
 	if (f->kind == UVD_FILE)
 		return uvd_submit_fs(st, op, -1);
 	if (op->drv_u64[AX__OP_SENT] >= op->len) {
-		uvd_defer(st, op, (int64_t)op->len); /* nothing (left) to send */
+		ax__defer(&st->dq, op, (int64_t)op->len); /* nothing (left) to send */
 		return 0;
 	}
 	/* Continue after what try_now sent; it already met a full socket. */
 	if (uvd_write_step(f, op, !(op->drv_u64[1] & UVD_OP_TRIED), &res)) {
-		uvd_defer(st, op, res);
+		ax__defer(&st->dq, op, res);
 		return 0;
 	}
 	op->drv_ptr[0] = f;
@@ -815,7 +808,7 @@ static int uvd_submit_accept(struct uvd *st, struct ax_op *op)
 		if (f->lerr)
 			return f->lerr;
 		if (f->conn_ready)
-			uvd_defer(st, op, uvd_listen_take(st, f));
+			ax__defer(&st->dq, op, uvd_listen_take(st, f));
 		else
 			f->aop = op;
 		return 0;
@@ -825,7 +818,7 @@ static int uvd_submit_accept(struct uvd *st, struct ax_op *op)
 	if (!(op->drv_u64[1] & UVD_OP_TRIED)) {
 		res = uvd_accept_now(st, op);
 		if (res != -EAGAIN) {
-			uvd_defer(st, op, res);
+			ax__defer(&st->dq, op, res);
 			return 0;
 		}
 	}
@@ -977,7 +970,7 @@ static int uvd_submit_fs(struct uvd *st, struct ax_op *op, int64_t off)
 	int err;
 
 	if (op->kind == AX_OP_WRITE && op->drv_u64[AX__OP_SENT] >= op->len) {
-		uvd_defer(st, op, (int64_t)op->len); /* nothing to write */
+		ax__defer(&st->dq, op, (int64_t)op->len); /* nothing to write */
 		return 0;
 	}
 	r = uvd_req_get(st);
@@ -1401,7 +1394,6 @@ static int uvd_poll(void *state, bool block)
 {
 	struct uvd *st = state;
 
-	st->delivered = 0;
 	st->woken = false;
 	st->delivered = ax__defq_flush(&st->dq);
 	st->kit.events += (uint64_t)st->delivered;
