@@ -147,7 +147,6 @@ struct uring {
 	struct ax__fdtab fds;    /* struct uring_fd by descriptor */
 	struct ax__oplist cancel_backlog; /* ops whose cancel SQE could not
 	                                     be queued */
-
 };
 
 /* ------------------------------------------------------------------ */

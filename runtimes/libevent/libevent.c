@@ -202,7 +202,6 @@ static void lev_ready(struct lev *lev, struct ax_op *op, int64_t res)
 	ax__defer(&lev->ready, op, res);
 }
 
-
 /* ------------------------------------------------------------------ */
 /* Per-fd state                                                        */
 /* ------------------------------------------------------------------ */
@@ -317,49 +316,42 @@ static void lev_unpark(struct lev *lev, struct lev_fd *f, bool wside)
 	}
 }
 
-/* Readiness on a read side: retry the pending READ or ACCEPT. */
-static void lev_read_cb(evutil_socket_t fd, short what, void *arg)
+/* Readiness on one side of f: move its pending op on (READ, ACCEPT,
+ * WRITE, or the end of a CONNECT). An edge with nothing waiting is
+ * ignored: the next op tries its system call first. */
+static void lev_side_ready(struct lev_fd *f, bool wside)
 {
-	struct lev_fd *f = arg;
 	struct lev *lev = f->lev;
-	struct ax_op *op = f->op.rd;
-	(void)fd;
-	(void)what;
-	if (!op) {
-		/* An edge with nothing waiting: the next op tries first. */
-		lev_unpark(lev, f, false);
+	struct ax_op *op = wside ? f->op.wr : f->op.rd;
+	if (op && !ax__nb_step(op))
 		return;
-	}
-	if (!ax__nb_step(op))
+	lev_unpark(lev, f, wside);
+	if (!op)
 		return;
-	lev_unpark(lev, f, false);
 	if (op->kind == AX_OP_ACCEPT && op->res >= 0)
 		lev_fd_fresh(lev, (int)op->res);
-	lev_complete(lev, op, op->res);
-}
-
-/* Readiness on a write side: continue the WRITE or finish the CONNECT. */
-static void lev_write_cb(evutil_socket_t fd, short what, void *arg)
-{
-	struct lev_fd *f = arg;
-	struct lev *lev = f->lev;
-	struct ax_op *op = f->op.wr;
-	(void)fd;
-	(void)what;
-	if (!op) {
-		lev_unpark(lev, f, true);
-		return;
-	}
-	/* A WRITE goes on; a CONNECT became writable or failed. */
-	if (!ax__nb_step(op))
-		return;
-	lev_unpark(lev, f, true);
 	/* A failed connect closed its socket, which was the driver's: release
 	 * its state too (libevent allows freeing an event from its own
 	 * callback). */
 	if (op->kind == AX_OP_CONNECT && op->res < 0)
 		lev_fd_release(lev, f, 0, true);
 	lev_complete(lev, op, op->res);
+}
+
+/* libevent callback of a read side. */
+static void lev_read_cb(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	lev_side_ready(arg, false);
+}
+
+/* libevent callback of a write side. */
+static void lev_write_cb(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	lev_side_ready(arg, true);
 }
 
 /* ------------------------------------------------------------------ */
