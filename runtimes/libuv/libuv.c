@@ -385,6 +385,8 @@ static struct uvd_fd *uvd_fd_stream(struct uvd *st, int fd, int *err)
 }
 
 static int uvd_submit_fs(struct uvd *st, struct ax_op *op, int64_t off);
+static int uvd_try_write(struct uvd *st, struct ax_op *op);
+static int uvd_try_accept(struct uvd *st, struct ax_op *op);
 
 /* ------------------------------------------------------------------ */
 /* Read and write                                                      */
@@ -626,25 +628,22 @@ static void uvd_write_drop(struct uvd *st, struct uvd_fd *f, int64_t res)
 	uvd_complete(st, op, res);
 }
 
-/* WRITE: continue after what try_now sent, queueing a copied piece when
- * the socket is full (see "Writes"). */
+/* WRITE: send what the socket takes (unless try_now just did), then queue
+ * a copied piece while it is full (see "Writes"). */
 static int uvd_submit_write(struct uvd *st, struct ax_op *op)
 {
 	struct uvd_fd *f;
 	int64_t res;
-	int err;
 
-	f = uvd_fd_stream(st, op->fd, &err);
-	if (!f)
-		return err;
-	if (f->kind == UVD_FILE)
-		return uvd_submit_fs(st, op, -1);
-	if (op->drv_u64[AX__OP_SENT] >= op->len) {
-		ax__defer(&st->dq, op, (int64_t)op->len); /* nothing (left) to send */
+	if (!(op->drv_u64[1] & UVD_OP_TRIED) && uvd_try_write(st, op)) {
+		ax__defer(&st->dq, op, op->res);
 		return 0;
 	}
-	/* Continue after what try_now sent; it already met a full socket. */
-	if (uvd_write_step(f, op, !(op->drv_u64[1] & UVD_OP_TRIED), &res)) {
+	f = uvd_fd_find(st, op->fd);
+	if (f->kind == UVD_FILE)
+		return uvd_submit_fs(st, op, -1);
+	/* The socket is full: continue after what was sent. */
+	if (uvd_write_step(f, op, false, &res)) {
 		ax__defer(&st->dq, op, res);
 		return 0;
 	}
@@ -788,47 +787,30 @@ drop_state:
 	return uvd_fd_undo(st, f, false, err);
 }
 
-/* ACCEPT: take a connection libuv or the kernel holds, else watch the
- * listener. */
+/* ACCEPT: take a connection libuv or the kernel holds (unless try_now just
+ * found none), else wait for one. */
 static int uvd_submit_accept(struct uvd *st, struct ax_op *op)
 {
-	struct uvd_fd *f = uvd_fd_find(st, op->fd);
-	int64_t res;
+	struct uvd_fd *f;
 	int err;
 
-	if (!f) {
-		err = uvd_listener_open(st, op->fd, &f);
-		if (err)
-			return err;
-	}
-	if (f->kind == UVD_STREAM || f->kind == UVD_FILE)
-		return -EINVAL; /* not a listener */
-	op->drv_ptr[0] = f;
-	if (f->kind == UVD_LLISTEN) {
-		if (f->lerr)
-			return f->lerr;
-		if (f->conn_ready)
-			ax__defer(&st->dq, op, uvd_listen_take(st, f));
-		else
-			f->aop = op;
+	if (!(op->drv_u64[1] & UVD_OP_TRIED) && uvd_try_accept(st, op)) {
+		ax__defer(&st->dq, op, op->res);
 		return 0;
 	}
-	/* accept=poll: a queued connection (or EMFILE) needs no wait; skip
-	 * the attempt when try_now just made it. */
-	if (!(op->drv_u64[1] & UVD_OP_TRIED)) {
-		res = uvd_accept_now(st, op);
-		if (res != -EAGAIN) {
-			ax__defer(&st->dq, op, res);
-			return 0;
-		}
-	}
+	f = uvd_fd_find(st, op->fd);
+	if (f->kind == UVD_STREAM || f->kind == UVD_FILE)
+		return -EINVAL; /* not a listener */
+	if (f->kind == UVD_LLISTEN && f->lerr)
+		return f->lerr;
+	op->drv_ptr[0] = f;
 	f->aop = op;
+	if (f->kind == UVD_LLISTEN)
+		return 0; /* uvd_connection_cb completes it */
 	err = uv_poll_start(&f->u.poll, UV_READABLE, uvd_lpoll_cb);
-	if (err) {
+	if (err)
 		f->aop = NULL;
-		return err;
-	}
-	return 0;
+	return err;
 }
 
 /* ------------------------------------------------------------------ */
