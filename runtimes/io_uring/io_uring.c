@@ -56,7 +56,7 @@
  * cancel's CQE is swallowed. close_fd submits IORING_ASYNC_CANCEL_FD|ALL
  * before close(2) (the kernel resolves the fd when the cancel is issued),
  * and only when an op on that fd is in flight; the cancelled ops complete
- * later with -EBADF ([AX-TCP] ax_close: "complete with -EBADF").
+ * later with -EBADF ([AX-TCP-15]).
  */
 #include <errno.h>
 #include <stdio.h>

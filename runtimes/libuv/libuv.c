@@ -3,8 +3,8 @@
 /*
  * How ax maps onto libuv (1.44)
  *
- *   sockets     one uv_tcp_t per descriptor, found through a growable array
- *               of pointers indexed by fd. The array holds pointers, not
+ *   sockets     one uv_tcp_t per descriptor, found through the kit's fd table
+ *               of pointers. The table holds pointers, not
  *               handles, because a libuv handle must not move once
  *               initialised and uv_close is asynchronous: the descriptor is
  *               closed at once (so its number can be reused by the next
