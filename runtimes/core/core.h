@@ -12,6 +12,7 @@
 
 #include "ax.h"
 #include "ax_driver.h"
+#include "kit.h"
 
 /* ---- context switch (ctx_<arch>.S) ---- */
 void ax__ctx_switch(void **save_sp, void *to_sp);
@@ -100,6 +101,11 @@ struct ax_task {
 	struct ax__msg remote_wake;
 };
 
+/* The ops pending on one descriptor's read and write sides (io.c). */
+struct ax__busy {
+	struct ax_op *rd, *wr;
+};
+
 struct ax_rt {
 	const struct ax_driver *drv;
 	void *drv_state;
@@ -127,6 +133,8 @@ struct ax_rt {
 	atomic_int inbox_n;
 	atomic_int polling;
 	atomic_int wake_sent;
+	/* ax__busy per descriptor: one read and one write at a time */
+	struct ax__fdtab busy;
 	/* blocking pool */
 	struct ax__pool *pool;
 	/* sanitizer bookkeeping of the scheduler's own stack */

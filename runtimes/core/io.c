@@ -24,6 +24,29 @@ static void io_done(struct ax_op *op)
 	ax__ready(op->owner);
 }
 
+/* READ and ACCEPT take a descriptor's read side, WRITE its write side
+ * ([AX-TCP-9]); CONNECT, files and calls take none. */
+static inline bool io_sided(const struct ax_op *op)
+{
+	return op->kind == AX_OP_READ || op->kind == AX_OP_WRITE ||
+	       op->kind == AX_OP_ACCEPT;
+}
+
+/* The busy-table entry op occupies while it waits, or NULL for an op with
+ * no side or a descriptor with no entry (grow: create the entry; NULL then
+ * means a bad descriptor or ENOMEM). */
+static struct ax_op **io_side(struct ax_rt *rt, const struct ax_op *op,
+			      bool grow)
+{
+	if (!io_sided(op))
+		return NULL;
+	struct ax__busy *b = grow ? ax__fdtab_get(&rt->busy, op->fd)
+				  : ax__fdtab_find(&rt->busy, op->fd);
+	if (!b)
+		return NULL;
+	return op->kind == AX_OP_WRITE ? &b->wr : &b->rd;
+}
+
 /* Run the task's prepared op to completion, honouring cancel and deadline
  * (see the wait protocol in task.c). */
 static int64_t io_run(struct ax_task *t)
@@ -35,30 +58,42 @@ static int64_t io_run(struct ax_task *t)
 	op->res = 0;
 	memset(op->drv_u64, 0, sizeof op->drv_u64);
 	int r;
-	if (rt->drv->try_now && op->kind <= AX_OP_WRITE &&
-	    op->kind != AX_OP_CONNECT) {
-		/* the readiness fast path, with a budget so that one busy task
-		 * cannot starve the others (cf. cooperative budgets) */
-		if (++t->fast_streak > AX_FAST_BUDGET) {
-			t->fast_streak = 0;
-			ax__yield_now(t);
-			if (t->cancel_pending) {
-				t->cancel_pending = false;
-				return -ECANCELED;
-			}
+	bool fast = rt->drv->try_now && io_sided(op);
+	/* the readiness fast path has a budget, so that one busy task cannot
+	 * starve the others (cf. cooperative budgets) */
+	if (fast && ++t->fast_streak > AX_FAST_BUDGET) {
+		t->fast_streak = 0;
+		ax__yield_now(t);
+		if (t->cancel_pending) {
+			t->cancel_pending = false;
+			return -ECANCELED;
 		}
-		if (rt->drv->try_now(rt->drv_state, op) == 1)
-			return op->res;
 	}
+	/* one read and one write per descriptor, for every driver */
+	struct ax_op **side = io_side(rt, op, false);
+	if (side && *side)
+		return -EBUSY;
+	if (fast && rt->drv->try_now(rt->drv_state, op) == 1)
+		return op->res;
 	t->fast_streak = 0;
+	side = io_side(rt, op, true);
+	if (!side && io_sided(op) && op->fd >= 0)
+		return -ENOMEM;
 	r = rt->drv->submit(rt->drv_state, op);
 	if (r < 0)
 		return r;
+	if (side)
+		*side = op;
 	int64_t dl = ax__deadline_of(t);
 	if (dl != INT64_MAX)
 		ax__timer_arm(t, dl); /* on failure the op just has no deadline */
 	int bits = ax__park(AX_W_OP, NULL);
 	ax__timer_disarm(t);
+	/* the table may have moved meanwhile, and ax_close emptied the entry
+	 * of a closed descriptor, whose number may now be another's */
+	side = io_side(rt, op, false);
+	if (side && *side == op)
+		*side = NULL;
 	if (bits && op->res == -ECANCELED)
 		return ax__interrupt_errno(t, bits);
 	return op->res;
@@ -191,8 +226,11 @@ int ax_close(int fd)
 	struct ax_rt *rt = ax__tls_rt;
 	if (fd < 0)
 		return -EBADF;
-	if (rt)
+	if (rt) {
+		/* the ops pending on fd end with it; its number is free */
+		ax__fdtab_clear(&rt->busy, fd);
 		return rt->drv->close_fd(rt->drv_state, fd);
+	}
 	return close(fd) < 0 ? -errno : 0;
 }
 

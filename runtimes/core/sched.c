@@ -174,6 +174,7 @@ int ax_rt_create(ax_rt **out, const char *driver, const struct ax_rt_opts *opts)
 	}
 	rt->owner = pthread_self();
 	rt->next_id = 1;
+	ax__fdtab_init(&rt->busy, sizeof(struct ax__busy));
 	ax__stack_pool_init(&rt->stacks, opts->stack_size);
 	r = pthread_mutex_init(&rt->inbox_lock, NULL);
 	if (r) {
@@ -213,6 +214,7 @@ int ax_rt_destroy(ax_rt *rt)
 	rt->drv->fini(rt->drv_state);
 	ax__stack_pool_fini(&rt->stacks);
 	ax__task_cache_fini(rt);
+	ax__fdtab_fini(&rt->busy);
 	pthread_mutex_destroy(&rt->inbox_lock);
 	free(rt);
 	return 0;

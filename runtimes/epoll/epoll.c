@@ -20,12 +20,10 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
-#include <sys/eventfd.h>
-#include <sys/socket.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "ax_driver.h"
+#include "kit.h"
 #include "theap.h"
 
 #define EP_MAX_EVENTS 256
@@ -37,8 +35,7 @@
 static int64_t ep_test_delay_ns;
 
 struct ep_fd {
-	struct ax_op *rd;  /* READ or ACCEPT waiting */
-	struct ax_op *wr;  /* WRITE or CONNECT waiting */
+	struct ax__sides op; /* the ops waiting */
 	bool added;
 	bool rd_ready;     /* an EPOLLIN edge not yet drained: a read may
 	                      find data; false after EAGAIN or a short read,
@@ -47,39 +44,22 @@ struct ep_fd {
 };
 
 struct ep_state {
+	struct ax__kit kit;       /* first: counters for ax__kit_stats */
 	int epfd;
-	int evfd;
-	struct ep_fd *fds;
-	size_t nfds;
+	struct ax__wake wake;
+	struct ax__fdtab fds;     /* struct ep_fd by descriptor */
 	struct ax_theap timers;
-	struct ax_op *late_head, *late_tail; /* finished in submit, delivered
-					       by the next poll */
+	struct ax__defq late;     /* finished in submit, delivered by poll */
 	bool have_pwait2;
-	uint64_t polls, events;
 };
 
 /* ------------------------------------------------------------------ */
 /* per-descriptor state                                                */
 /* ------------------------------------------------------------------ */
 
-static struct ep_fd *ep_slot(struct ep_state *s, int fd)
-{
-	if (fd < 0)
-		return NULL;
-	if ((size_t)fd >= s->nfds) {
-		size_t n = s->nfds ? s->nfds : 256;
-		while (n <= (size_t)fd)
-			n *= 2;
-		struct ep_fd *v = realloc(s->fds, n * sizeof *v);
-		if (!v)
-			return NULL;
-		memset(v + s->nfds, 0, (n - s->nfds) * sizeof *v);
-		s->fds = v;
-		s->nfds = n;
-	}
-	return &s->fds[fd];
-}
-
+/* Add fd to the epoll set once, for both directions, edge-triggered; it
+ * stays until close, so a wait costs no epoll_ctl. A fresh registration
+ * may have missed an edge: the read side starts ready. */
 static int ep_register(struct ep_state *s, int fd, struct ep_fd *f)
 {
 	if (f->added)
@@ -101,111 +81,39 @@ static int ep_register(struct ep_state *s, int fd, struct ep_fd *f)
 /* system call attempts: 1 finished (op->res set), 0 would block        */
 /* ------------------------------------------------------------------ */
 
-static int ep_try_accept(struct ax_op *op)
-{
-	for (;;) {
-		int fd = accept4(op->fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
-		if (fd >= 0) {
-			op->res = fd;
-			return 1;
-		}
-		if (errno == EINTR || errno == ECONNABORTED)
-			continue;
-		if (errno == EAGAIN)
-			return 0;
-		/* EMFILE/ENFILE end the op: the connection stays queued and
-		 * the caller decides when to try again [AX-TCP-8] */
-		op->res = -errno;
-		return 1;
-	}
-}
-
-static int64_t ep_now(void);
-
+/* A read through the kit, plus the test hook's slowdown after data. */
 static int ep_try_read(struct ax_op *op)
 {
-	for (;;) {
-		ssize_t n = read(op->fd, op->buf, op->len);
-		if (n >= 0) {
-			op->res = n;
-			if (ep_test_delay_ns && n > 0) {
-				int64_t t0 = ep_now();
-				while (ep_now() - t0 < ep_test_delay_ns)
-					;
-			}
-			return 1;
-		}
-		if (errno == EINTR)
-			continue;
-		if (errno == EAGAIN)
-			return 0;
-		op->res = -errno;
-		return 1;
+	int r = ax__nb_read(op);
+	if (r == 1 && ep_test_delay_ns && op->res > 0) {
+		int64_t t0 = ax_now();
+		while (ax_now() - t0 < ep_test_delay_ns)
+			;
 	}
-}
-
-/* drv_u64[0]: bytes of the write already sent. */
-static int ep_try_write(struct ax_op *op)
-{
-	const char *p = op->buf;
-	while (op->drv_u64[0] < op->len) {
-		ssize_t n = send(op->fd, p + op->drv_u64[0],
-				 op->len - op->drv_u64[0], MSG_NOSIGNAL);
-		if (n < 0 && errno == ENOTSOCK)
-			n = write(op->fd, p + op->drv_u64[0],
-				  op->len - op->drv_u64[0]);
-		if (n >= 0) {
-			op->drv_u64[0] += (uint64_t)n;
-			continue;
-		}
-		if (errno == EINTR)
-			continue;
-		if (errno == EAGAIN)
-			return 0;
-		op->res = -errno;
-		return 1;
-	}
-	op->res = (int64_t)op->len;
-	return 1;
-}
-
-/* drv_u64[1]: 1 once the connecting socket exists. */
-static int ep_finish_connect(struct ax_op *op)
-{
-	int err = 0;
-	socklen_t len = sizeof err;
-	if (getsockopt(op->fd, SOL_SOCKET, SO_ERROR, &err, &len) < 0)
-		err = errno;
-	if (err == EINPROGRESS || err == EALREADY)
-		return 0;
-	if (err) {
-		close(op->fd);
-		op->res = -err;
-	} else {
-		op->res = op->fd;
-	}
-	return 1;
+	return r;
 }
 
 /* A descriptor number just returned by the kernel cannot be in our epoll
  * set (close removed its predecessor), whatever the slot remembers. */
 static void ep_fresh(struct ep_state *s, int fd)
 {
-	if (fd >= 0 && (size_t)fd < s->nfds)
-		memset(&s->fds[fd], 0, sizeof s->fds[fd]);
+	ax__fdtab_clear(&s->fds, fd);
 }
 
+/* One attempt at op's system call (1 finished, 0 would block), keeping
+ * the read-readiness hint and forgetting the slots of descriptor numbers
+ * the kernel hands out anew. */
 static int ep_try(struct ep_state *s, struct ax_op *op)
 {
 	int r;
 	switch (op->kind) {
 	case AX_OP_ACCEPT:
-		r = ep_try_accept(op);
+		r = ax__nb_accept(op);
 		if (r == 1)
 			ep_fresh(s, (int)op->res);
 		return r;
 	case AX_OP_READ: {
-		struct ep_fd *f = op->fd >= 0 && (size_t)op->fd < s->nfds ? &s->fds[op->fd] : NULL;
+		struct ep_fd *f = ax__fdtab_find(&s->fds, op->fd);
 		if (f && f->added && !f->rd_ready)
 			return 0;
 		r = ep_try_read(op);
@@ -214,9 +122,9 @@ static int ep_try(struct ep_state *s, struct ax_op *op)
 			f->rd_ready = false;
 		return r;
 	}
-	case AX_OP_WRITE: return ep_try_write(op);
+	case AX_OP_WRITE: return ax__nb_write(op);
 	case AX_OP_CONNECT:
-		r = ep_finish_connect(op);
+		r = ax__nb_connect_finish(op);
 		if (r == 1 && op->res < 0)
 			ep_fresh(s, op->fd);
 		return r;
@@ -224,6 +132,7 @@ static int ep_try(struct ep_state *s, struct ax_op *op)
 	}
 }
 
+/* vtable try_now: the fast path is one attempt. */
 static int epoll_try_now(void *state, struct ax_op *op)
 {
 	return ep_try(state, op);
@@ -233,16 +142,9 @@ static int epoll_try_now(void *state, struct ax_op *op)
 /* submit / cancel / close                                             */
 /* ------------------------------------------------------------------ */
 
-static void ep_late(struct ep_state *s, struct ax_op *op)
-{
-	op->drv_next = NULL;
-	if (s->late_tail)
-		s->late_tail->drv_next = op;
-	else
-		s->late_head = op;
-	s->late_tail = op;
-}
-
+/* vtable submit: register the descriptor, try once more (the edge may
+ * have come first), else wait on its side; a result found here is
+ * delivered by the next poll. */
 static int epoll_submit(void *state, struct ax_op *op)
 {
 	struct ep_state *s = state;
@@ -250,40 +152,25 @@ static int epoll_submit(void *state, struct ax_op *op)
 	int r;
 
 	switch (op->kind) {
-	case AX_OP_CONNECT: {
-		int fd = socket(op->addr.ss_family,
-				SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-		if (fd < 0)
-			return -errno;
-		op->fd = fd;
-		ep_fresh(s, fd);
-		if (connect(fd, (struct sockaddr *)&op->addr, op->addrlen) == 0) {
-			op->res = fd;
-			ep_late(s, op);
+	case AX_OP_CONNECT:
+		r = ax__nb_connect_start(op);
+		if (r < 0)
+			return r;
+		ep_fresh(s, op->fd);
+		if (r == 1) {
+			/* connected, or refused at once: still a completion,
+			 * since the op was accepted */
+			ax__defer(&s->late, op, op->res);
 			return 0;
 		}
-		if (errno != EINPROGRESS) {
-			r = -errno;
-			close(fd);
-			/* a refused loopback connect fails at once: still a
-			 * completion, since the op was accepted */
-			op->fd = -1;
-			op->res = r;
-			ep_late(s, op);
-			return 0;
-		}
-		f = ep_slot(s, fd);
-		if (!f) {
-			close(fd);
-			return -ENOMEM;
-		}
-		if ((r = ep_register(s, fd, f)) < 0) {
-			close(fd);
+		f = ax__fdtab_get(&s->fds, op->fd);
+		r = f ? ep_register(s, op->fd, f) : -ENOMEM;
+		if (r < 0) {
+			close(op->fd);
 			return r;
 		}
-		f->wr = op;
+		f->op.wr = op;
 		return 0;
-	}
 	case AX_OP_ACCEPT:
 	case AX_OP_READ:
 	case AX_OP_WRITE:
@@ -292,62 +179,49 @@ static int epoll_submit(void *state, struct ax_op *op)
 		return -ENOTSUP;
 	}
 
-	f = ep_slot(s, op->fd);
+	f = ax__fdtab_get(&s->fds, op->fd);
 	if (!f)
 		return op->fd < 0 ? -EBADF : -ENOMEM;
-	bool rd = op->kind != AX_OP_WRITE;
-	if (rd ? f->rd != NULL : f->wr != NULL)
-		return -EBUSY;
 	if ((r = ep_register(s, op->fd, f)) < 0)
 		return r;
 	/* the edge may have come before the registration: try once more */
 	if (ep_try(s, op)) {
-		ep_late(s, op);
+		ax__defer(&s->late, op, op->res);
 		return 0;
 	}
-	if (rd)
-		f->rd = op;
-	else
-		f->wr = op;
+	*ax__side(&f->op, op) = op;
 	return 0;
 }
 
+/* vtable cancel: synchronous; a waiting op completes -ECANCELED at once,
+ * a deferred one keeps its real result. */
 static void epoll_cancel(void *state, struct ax_op *op)
 {
 	struct ep_state *s = state;
 	/* a completion already queued for the next poll wins */
-	for (struct ax_op *o = s->late_head; o; o = o->drv_next)
-		if (o == op)
-			return;
+	if (ax__deferred(op))
+		return;
 	int fd = op->fd;
-	if (fd >= 0 && (size_t)fd < s->nfds) {
-		struct ep_fd *f = &s->fds[fd];
-		if (f->rd == op)
-			f->rd = NULL;
-		else if (f->wr == op)
-			f->wr = NULL;
-		else
-			return;
-	}
+	struct ep_fd *f = ax__fdtab_find(&s->fds, fd);
+	if (f && !ax__side_take(&f->op, op))
+		return;
 	if (op->kind == AX_OP_CONNECT && fd >= 0) {
-		if ((size_t)fd < s->nfds)
-			s->fds[fd].added = false;
+		ep_fresh(s, fd);
 		close(fd);
 	}
 	ax_op_complete(op, -ECANCELED);
 }
 
+/* vtable close_fd: the waiting ops complete -EBADF now; close(2) leaves
+ * the epoll set by itself. */
 static int epoll_close_fd(void *state, int fd)
 {
 	struct ep_state *s = state;
-	if (fd >= 0 && (size_t)fd < s->nfds) {
-		struct ep_fd *f = &s->fds[fd];
-		struct ax_op *rd = f->rd, *wr = f->wr;
+	struct ep_fd *f = ax__fdtab_find(&s->fds, fd);
+	if (f) {
+		struct ax__sides ops = f->op;
 		memset(f, 0, sizeof *f);
-		if (rd)
-			ax_op_complete(rd, -EBADF);
-		if (wr)
-			ax_op_complete(wr, -EBADF);
+		ax__sides_fail(&ops, -EBADF);
 	}
 	return close(fd) < 0 ? -errno : 0;
 }
@@ -356,32 +230,28 @@ static int epoll_close_fd(void *state, int fd)
 /* timers                                                              */
 /* ------------------------------------------------------------------ */
 
+/* vtable timer_arm: into the heap. */
 static int epoll_timer_arm(void *state, struct ax_timer *t)
 {
 	struct ep_state *s = state;
 	return ax__theap_push(&s->timers, t);
 }
 
+/* vtable timer_cancel: out of the heap. */
 static void epoll_timer_cancel(void *state, struct ax_timer *t)
 {
 	struct ep_state *s = state;
 	ax__theap_remove(&s->timers, t);
 }
 
-static int64_t ep_now(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
-}
-
+/* Fire the due timers in (deadline, seq) order. */
 static int ep_fire_timers(struct ep_state *s)
 {
 	int n = 0;
 	struct ax_timer *t;
 	if (!s->timers.n)
 		return 0;
-	int64_t now = ep_now();
+	int64_t now = ax_now();
 	while ((t = ax__theap_pop_due(&s->timers, now))) {
 		t->fire(t);
 		n++;
@@ -393,6 +263,8 @@ static int ep_fire_timers(struct ep_state *s)
 /* poll                                                                */
 /* ------------------------------------------------------------------ */
 
+/* Wait for events until the earliest timer (never early: the millisecond
+ * fallback rounds up). */
 static int ep_wait(struct ep_state *s, struct epoll_event *evs, bool block)
 {
 	int64_t timeout = 0; /* ns; -1 infinite */
@@ -401,7 +273,7 @@ static int ep_wait(struct ep_state *s, struct epoll_event *evs, bool block)
 		if (!t) {
 			timeout = -1;
 		} else {
-			timeout = t->deadline - ep_now();
+			timeout = t->deadline - ax_now();
 			if (timeout < 0)
 				timeout = 0;
 		}
@@ -418,78 +290,69 @@ static int ep_wait(struct ep_state *s, struct epoll_event *evs, bool block)
 	return epoll_wait(s->epfd, evs, EP_MAX_EVENTS, ms);
 }
 
+/* vtable poll: wait, retry the ops the edges woke, deliver the deferred
+ * completions, fire the due timers. */
 static int epoll_poll(void *state, bool block)
 {
 	struct ep_state *s = state;
 	struct epoll_event evs[EP_MAX_EVENTS];
 	int done = 0;
 
-	if (s->late_head)
+	if (ax__defq_pending(&s->late))
 		block = false;
-	s->polls++;
+	s->kit.polls++;
 	int n = ep_wait(s, evs, block);
 	if (n < 0 && errno != EINTR)
 		return -errno;
 	for (int i = 0; i < n; i++) {
 		int fd = evs[i].data.fd;
 		uint32_t e = evs[i].events;
-		if (fd == s->evfd) {
-			uint64_t v;
-			if (read(s->evfd, &v, sizeof v) < 0) {
-				/* EAGAIN: already drained */
-			}
+		if (fd == s->wake.fd) {
+			ax__wake_drain(&s->wake);
 			continue;
 		}
-		if ((size_t)fd >= s->nfds)
+		struct ep_fd *f = ax__fdtab_find(&s->fds, fd);
+		if (!f)
 			continue;
-		struct ep_fd *f = &s->fds[fd];
 		if (e & (EPOLLIN | EPOLLERR | EPOLLHUP | EPOLLRDHUP))
 			f->rd_ready = true;
 		if (e & (EPOLLERR | EPOLLHUP | EPOLLRDHUP))
 			f->rd_hup = true;
-		if (f->rd && (e & (EPOLLIN | EPOLLERR | EPOLLHUP | EPOLLRDHUP))) {
-			struct ax_op *op = f->rd;
+		if (f->op.rd && (e & (EPOLLIN | EPOLLERR | EPOLLHUP | EPOLLRDHUP))) {
+			struct ax_op *op = f->op.rd;
 			if (ep_try(s, op)) {
-				f->rd = NULL;
+				f->op.rd = NULL;
 				ax_op_complete(op, op->res);
 				done++;
 			}
 		}
-		if (f->wr && (e & (EPOLLOUT | EPOLLERR | EPOLLHUP))) {
-			struct ax_op *op = f->wr;
+		if (f->op.wr && (e & (EPOLLOUT | EPOLLERR | EPOLLHUP))) {
+			struct ax_op *op = f->op.wr;
 			if (ep_try(s, op)) {
-				f->wr = NULL;
+				f->op.wr = NULL;
 				ax_op_complete(op, op->res);
 				done++;
 			}
 		}
 	}
-	while (s->late_head) {
-		struct ax_op *op = s->late_head;
-		s->late_head = op->drv_next;
-		if (!s->late_head)
-			s->late_tail = NULL;
-		ax_op_complete(op, op->res);
-		done++;
-	}
+	done += ax__defq_flush(&s->late);
 	done += ep_fire_timers(s);
-	s->events += (uint64_t)done;
+	s->kit.events += (uint64_t)done;
 	return done;
 }
 
+/* vtable wake: through the kit's eventfd. */
 static void epoll_wake(void *state)
 {
 	struct ep_state *s = state;
-	uint64_t one = 1;
-	if (write(s->evfd, &one, sizeof one) < 0) {
-		/* EAGAIN: the counter is saturated, a wake is pending anyway */
-	}
+	ax__wake_signal(&s->wake);
 }
 
 /* ------------------------------------------------------------------ */
 /* lifecycle                                                           */
 /* ------------------------------------------------------------------ */
 
+/* vtable probe: an epoll instance can be created. */
 static int epoll_probe(char *why, size_t n)
 {
 	int fd = epoll_create1(EPOLL_CLOEXEC);
@@ -502,6 +365,7 @@ static int epoll_probe(char *why, size_t n)
 	return 0;
 }
 
+/* vtable init: the epoll set with the wake eventfd in it. */
 static int epoll_init(void **state, const struct ax_rt_opts *opts)
 {
 	(void)opts;
@@ -512,18 +376,17 @@ static int epoll_init(void **state, const struct ax_rt_opts *opts)
 	if (!s)
 		return -ENOMEM;
 	ax__theap_init(&s->timers);
+	ax__fdtab_init(&s->fds, sizeof(struct ep_fd));
 	s->epfd = epoll_create1(EPOLL_CLOEXEC);
 	if (s->epfd < 0) {
 		r = -errno;
 		goto fail_free;
 	}
-	s->evfd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
-	if (s->evfd < 0) {
-		r = -errno;
+	r = ax__wake_open(&s->wake, true);
+	if (r < 0)
 		goto fail_epfd;
-	}
-	struct epoll_event ev = {.events = EPOLLIN | EPOLLET, .data.fd = s->evfd};
-	if (epoll_ctl(s->epfd, EPOLL_CTL_ADD, s->evfd, &ev) < 0) {
+	struct epoll_event ev = {.events = EPOLLIN | EPOLLET, .data.fd = s->wake.fd};
+	if (epoll_ctl(s->epfd, EPOLL_CTL_ADD, s->wake.fd, &ev) < 0) {
 		r = -errno;
 		goto fail_evfd;
 	}
@@ -532,7 +395,7 @@ static int epoll_init(void **state, const struct ax_rt_opts *opts)
 	return 0;
 
 fail_evfd:
-	close(s->evfd);
+	ax__wake_close(&s->wake);
 fail_epfd:
 	close(s->epfd);
 fail_free:
@@ -540,29 +403,25 @@ fail_free:
 	return r;
 }
 
+/* vtable fini. */
 static void epoll_fini(void *state)
 {
 	struct ep_state *s = state;
-	close(s->evfd);
+	ax__wake_close(&s->wake);
 	close(s->epfd);
 	ax__theap_fini(&s->timers);
-	free(s->fds);
+	ax__fdtab_fini(&s->fds);
 	free(s);
 }
 
+/* vtable engine_info: the wait in use changes when epoll_pwait2 turns out
+ * to be missing. */
 static const char *epoll_engine_info(void *state)
 {
 	struct ep_state *s = state;
 	return s->have_pwait2
 		? "epoll edge-triggered, timers: 4-ary heap, wait: epoll_pwait2 (ns)"
 		: "epoll edge-triggered, timers: 4-ary heap, wait: epoll_wait (ms)";
-}
-
-static void epoll_stats(void *state, struct ax_driver_stats *st)
-{
-	struct ep_state *s = state;
-	st->polls = s->polls;
-	st->events = s->events;
 }
 
 const struct ax_driver ax_driver_epoll = {
@@ -581,6 +440,6 @@ const struct ax_driver ax_driver_epoll = {
 	.wake = epoll_wake,
 	.close_fd = epoll_close_fd,
 	.engine_info = epoll_engine_info,
-	.stats = epoll_stats,
+	.stats = ax__kit_stats,
 	.try_now = epoll_try_now,
 };

@@ -20,8 +20,9 @@
  *     thread running ax_rt_run, except where a comment says "thread-safe".
  *
  * Cost of a task: one stack of opts.stack_size bytes (64 KiB by default) of
- * which only touched pages use memory (typically 8 KiB), plus about 400
- * bytes of bookkeeping. Stacks come from the stack pool: the first ones are
+ * which only touched pages use memory (typically 8 KiB), plus about 700
+ * bytes of bookkeeping (the task record with its embedded operation, and
+ * the stack's descriptor). Stacks come from the stack pool: the first ones are
  * each their own mapping with a guard page below them; past a budget derived
  * from vm.max_map_count (a guard page splits a mapping, and the kernel limits
  * mappings per process) they are carved from shared slabs of 64 stacks,
@@ -68,9 +69,10 @@ struct ax_rt_opts {
 	size_t stack_size;        /* usable stack bytes per task, rounded up to
 	                             pages; default 64 KiB, minimum 16 KiB */
 	uint64_t hog_threshold_ns; /* a task running this long without
-	                              suspending is counted as a hog and
-	                              reported on stderr; 0 disables; default
-	                              50 ms */
+	                              suspending is counted as a hog
+	                              (ax_rt_stats.hogs) and reported on
+	                              stderr; 0 disables; default 50 ms
+	                                                      [AX-TASK-10] */
 	unsigned pool_threads;    /* blocking-pool threads; default 4. An
 	                             engine with its own pool
 	                             (AX_FEAT_NATIVE_POOL) sizes it its own
@@ -84,7 +86,8 @@ struct ax_rt_opts {
 	                             ran this long; default 200 us; -1: ticks
 	                             end by count only, so that no scheduling
 	                             decision reads the clock (instruction
-	                             counts then repeat exactly) */
+	                             counts then repeat exactly)
+	                                                      [AX-TASK-11] */
 };
 
 /* Fill opts with the defaults. Never fails. */
@@ -96,7 +99,10 @@ void ax_rt_opts_init(struct ax_rt_opts *opts);
  *   -ENOENT   no driver of that name is compiled in;
  *   -ENOTSUP  the driver is compiled in but unavailable here (see
  *             ax_driver_available for the reason);
- *   -EINVAL   an option is out of range; -ENOMEM.
+ *   -EINVAL   an option is out of range (stack_size outside 16 KiB..1 GiB,
+ *             tick_ns below -1, pool_threads outside 1..256), or a driver
+ *             that takes engine_flags does not know a setting;
+ *   -ENOMEM.                                                  [AX-RT-4]
  * The runtime belongs to the calling thread until ax_rt_destroy. */
 int ax_rt_create(ax_rt **out, const char *driver, const struct ax_rt_opts *opts);
 
@@ -107,7 +113,7 @@ typedef intptr_t (*ax_task_fn)(void *arg);
  * main and spawned (detached ones included), has ended.        [AX-RT-1]
  * Stores the main task's result in *result when result is not NULL.
  * Returns 0, -EBUSY when called re-entrantly (from inside a task), or
- * -ENOMEM. SIGPIPE is blocked on the calling thread while it runs, so a
+ * -ENOMEM.                                                     [AX-RT-5] SIGPIPE is blocked on the calling thread while it runs, so a
  * write to a closed peer is -EPIPE and never raises a signal. [AX-TCP-7] */
 int ax_rt_run(ax_rt *rt, ax_task_fn fn, void *arg, intptr_t *result);
 
@@ -121,7 +127,7 @@ int ax_rt_run(ax_rt *rt, ax_task_fn fn, void *arg, intptr_t *result);
  * as a failure of this sentence, see docs/conformance.md.) */
 int ax_rt_destroy(ax_rt *rt);
 
-/* The runtime the calling thread is running, or NULL. */
+/* The runtime the calling thread is running, or NULL.         [AX-RT-6] */
 ax_rt *ax_rt_current(void);
 
 /* The name and feature bits of the runtime's driver. */
@@ -152,7 +158,7 @@ void ax_rt_stats(const ax_rt *rt, struct ax_rt_stats *st);
  * preference order; ax_driver_name(i) names the i-th (NULL past the end).
  * ax_driver_available returns true when the driver can run on this
  * machine; when it returns false and why is not NULL, a one-line reason
- * is written there (at most n bytes, NUL-terminated). */
+ * is written there (at most n bytes, NUL-terminated).         [AX-RT-7] */
 size_t ax_driver_count(void);
 const char *ax_driver_name(size_t i);
 const char *ax_driver_summary(const char *name);
@@ -171,7 +177,7 @@ const char *ax_feature_name(uint32_t bit);
  * first suspends or ends, and the parent resumes right after, before any
  * other ready task.                                           [AX-TASK-1]
  * Called from an ax_post function, the child is queued and runs after the
- * tasks already ready.
+ * tasks already ready.                                       [AX-TASK-12]
  * `name` (copied; may be NULL) appears in task dumps. The spawn site
  * (file and line) is recorded by the ax_spawn macro.
  * Stores a handle in *out (out may be NULL for a detached task: then the
@@ -179,7 +185,7 @@ const char *ax_feature_name(uint32_t bit);
  * or ax_detach is called.
  * Returns 0, -EPERM when the thread runs no runtime, or -ENOMEM.
  * Does not suspend in the sense of [AX-GEN-2]: it never returns -ECANCELED
- * or -ETIMEDOUT. */
+ * or -ETIMEDOUT.                                             [AX-TASK-13] */
 int ax_spawn_at(ax_task **out, ax_task_fn fn, void *arg, const char *name,
 		const char *file, int line);
 #define ax_spawn(out, fn, arg, name) \
@@ -193,12 +199,13 @@ int ax_spawn_at(ax_task **out, ax_task_fn fn, void *arg, const char *name,
 int ax_join(ax_task *t, intptr_t *result);
 
 /* Detach t: it is freed when it ends and can no longer be joined.
- * Returns 0 or -EINVAL (already detached or joined). */
+ * Returns 0 or -EINVAL (already detached or joined).         [AX-TASK-14] */
 int ax_detach(ax_task *t);
 
 /* Request cancellation of t: its current suspending call, or its next one
  * if it is running or ready, returns -ECANCELED.              [AX-CANCEL-1]
  * The request is consumed by that one call; later calls behave normally.
+ *                                                             [AX-CANCEL-5]
  * When that call returns, the operation it started is finished: the engine
  * will never touch its buffer again.                          [AX-CANCEL-2]
  * An operation that completed before the cancellation could take effect
@@ -216,13 +223,15 @@ int ax_cancel(ax_task *t);
  * Suspends. Returns 0, -ECANCELED or -ETIMEDOUT. */
 int ax_yield(void);
 
-/* The calling task, or NULL outside a task. */
+/* The calling task, or NULL outside a task.                  [AX-TASK-15] */
 ax_task *ax_current(void);
 
-/* Replace t's name (copied, at most 31 bytes kept). Returns 0 or -EINVAL. */
+/* Replace t's name (copied, at most 31 bytes kept). Returns 0 or -EINVAL.
+ * ax_task_name returns it, never NULL ("" when unnamed); valid until t is
+ * freed.                                                      [AX-TASK-16] */
 int ax_task_set_name(ax_task *t, const char *name);
 
-/* t's name, never NULL ("" when unnamed). Valid until t is freed. */
+/* t's name (see ax_task_set_name). */
 const char *ax_task_name(const ax_task *t);
 
 /* Write a dump of every live task of rt to f: id, name, state (running,
@@ -237,7 +246,8 @@ int ax_dump(ax_rt *rt, FILE *f);
 /* Time                                                                */
 /* ------------------------------------------------------------------ */
 
-/* Monotonic time in nanoseconds (CLOCK_MONOTONIC). Thread-safe. */
+/* Monotonic time in nanoseconds: CLOCK_MONOTONIC, read at each call (never
+ * a cached value), never decreasing. Thread-safe.             [AX-TIME-4] */
 int64_t ax_now(void);
 
 /* Suspend for at least ns nanoseconds. Timers never fire early: the call
@@ -248,7 +258,8 @@ int64_t ax_now(void);
  * Suspends. Returns 0, -ECANCELED or -ETIMEDOUT. */
 int ax_sleep(int64_t ns);
 
-/* Suspend until ax_now() >= at. As ax_sleep. */
+/* Suspend until ax_now() >= at: never returns 0 before.       [AX-TIME-5]
+ * As ax_sleep otherwise. */
 int ax_sleep_until(int64_t at);
 
 /* A deadline scope. Lives on the caller's stack; do not touch its fields. */
@@ -263,13 +274,15 @@ struct ax_deadline {
  * -ETIMEDOUT once the earliest deadline of all active scopes has passed;
  * scopes nest and the earliest wins.                          [AX-DL-1]
  * Scopes must be left in reverse order of entry. Returns 0 or -EPERM
- * outside a task. Never suspends. */
+ * outside a task. Never suspends.                             [AX-DL-2] */
 int ax_deadline_enter(struct ax_deadline *d, int64_t at);
 
-/* Leave the innermost scope, which must be d. Returns 0 or -EINVAL. */
+/* Leave the innermost scope, which must be d. Returns 0, or -EINVAL when d
+ * is not the innermost scope (nothing is left).               [AX-DL-3] */
 int ax_deadline_leave(struct ax_deadline *d);
 
-/* True when the innermost effective deadline of the caller has passed. */
+/* True when the innermost effective deadline of the caller has passed.
+ *                                                             [AX-DL-4] */
 bool ax_deadline_expired(void);
 
 /* ------------------------------------------------------------------ */
@@ -286,30 +299,34 @@ enum {
  * picks a free port (see ax_tcp_port). SO_REUSEADDR is always set.
  * Returns the descriptor (>= 0, non-blocking, close-on-exec) or -errno:
  * -EADDRINUSE when the port is taken, -EINVAL for a malformed host.
- * Never suspends; may be called outside a task. */
+ * Never suspends; may be called outside a task.               [AX-TCP-10] */
 int ax_tcp_listen(const char *host, uint16_t port, int backlog, unsigned flags);
 
-/* The local port a socket is bound to, or -errno. */
+/* The local port a socket is bound to, or -errno.            [AX-TCP-11] */
 int ax_tcp_port(int fd);
 
 /* Accept one connection on listening socket lfd.
  * Suspends until a connection arrives. Returns the new descriptor
- * (non-blocking, close-on-exec) or -errno; -EMFILE when the process has no
+ * (non-blocking, close-on-exec: [AX-TCP-12]) or -errno; -EMFILE when the process has no
  * free descriptor, in which case the pending connection stays queued and a
  * later call succeeds once a descriptor is freed.             [AX-TCP-8] */
 int ax_accept(int lfd);
 
 /* Connect to host:port (numeric address). Suspends until connected.
- * Returns the descriptor or -errno (-ECONNREFUSED, -ETIMEDOUT, ...). */
+ * Returns the descriptor (non-blocking, close-on-exec) or -errno
+ * (-ECONNREFUSED, -ETIMEDOUT, ...; -EINVAL for a malformed address), and
+ * leaves no descriptor behind on an error.                    [AX-TCP-13] */
 int ax_connect(const char *host, uint16_t port);
 
 /* Read at most n bytes. Suspends until at least one byte, EOF or an error.
  * Returns the count (may be short: [AX-TCP-1]), 0 at EOF [AX-TCP-2], or
  * -errno; a peer reset is -ECONNRESET.                        [AX-TCP-3]
  * buf must stay valid until the call returns; after it returns the engine
- * never touches buf again, whatever the result.
- * At most one read and one write may be pending on one descriptor at a
- * time; a second concurrent read returns -EBUSY. */
+ * never touches buf again, whatever the result.              [AX-TCP-14]
+ * At most one read (ax_read or ax_accept) and one write may be pending on
+ * one descriptor at a time: a second concurrent read, accept or write on a
+ * side that is already pending returns -EBUSY at once and starts nothing,
+ * while one read and one write pending together both complete. [AX-TCP-9] */
 ssize_t ax_read(int fd, void *buf, size_t n);
 
 /* Write all n bytes. Suspends until every byte is handed to the kernel.
@@ -326,11 +343,13 @@ ssize_t ax_write(int fd, const void *buf, size_t n);
 int ax_shutdown(int fd, int how);
 
 /* Close a descriptor obtained from ax (or any descriptor ax has used).
- * Pending operations of other tasks on it complete with -EBADF.
+ * Pending operations of other tasks on it complete with -EBADF, and the
+ * descriptor is closed when this returns (its number may be reused).
+ *                                                             [AX-TCP-15]
  * Returns 0 or -errno. Never suspends. */
 int ax_close(int fd);
 
-/* Set or clear TCP_NODELAY. Returns 0 or -errno. */
+/* Set or clear TCP_NODELAY. Returns 0 or -errno.             [AX-TCP-16] */
 int ax_tcp_nodelay(int fd, bool on);
 
 /* ------------------------------------------------------------------ */
@@ -345,7 +364,7 @@ int ax_tcp_nodelay(int fd, bool on);
 ssize_t ax_pread(int fd, void *buf, size_t n, int64_t off);
 
 /* Write n bytes at offset off. Suspends. Returns the count written (short
- * only at a device limit) or -errno. As ax_pread otherwise. */
+ * only at a device limit) or -errno. As ax_pread otherwise.  [AX-FILE-2] */
 ssize_t ax_pwrite(int fd, const void *buf, size_t n, int64_t off);
 
 /* ------------------------------------------------------------------ */
@@ -354,12 +373,13 @@ ssize_t ax_pwrite(int fd, const void *buf, size_t n, int64_t off);
 
 /* Create a bounded channel of `capacity` (>= 1) elements of elem_size
  * (>= 1) bytes each. Elements are copied in and out.
- * Returns 0 and stores the channel in *out, or -EINVAL / -ENOMEM.
- * Thread-safe; needs no runtime. */
+ * Returns 0 and stores the channel in *out, or -EINVAL (a size of 0) /
+ * -ENOMEM. Thread-safe; needs no runtime.                     [AX-CHAN-5] */
 int ax_chan_create(ax_chan **out, size_t elem_size, size_t capacity);
 
 /* Free a channel. No task may be waiting on it (close it and let waiters
- * return first). Returns 0 or -EBUSY (waiters remain; nothing freed). */
+ * return first). Returns 0 or -EBUSY (waiters remain; nothing freed).
+ *                                                             [AX-CHAN-6] */
 int ax_chan_destroy(ax_chan *c);
 
 /* Send one element (elem_size bytes copied from elem). Suspends while the
@@ -377,18 +397,20 @@ int ax_chan_send(ax_chan *c, const void *elem);
  * ax_chan_send. */
 int ax_chan_recv(ax_chan *c, void *elem);
 
-/* Non-suspending variants: return 0, -EAGAIN (full / empty) or -EPIPE.
- * Thread-safe; callable from any context. */
+/* Non-suspending variants: return 0, -EAGAIN (full / empty) or -EPIPE
+ * (closed; try_recv: closed and empty). Thread-safe; callable from any
+ * context.                                                    [AX-CHAN-7] */
 int ax_chan_try_send(ax_chan *c, const void *elem);
 int ax_chan_try_recv(ax_chan *c, void *elem);
 
 /* Close the channel: every waiting sender and receiver wakes; sends
  * return -EPIPE, receives drain what is buffered, then return -EPIPE.
  *                                                             [AX-CHAN-3]
- * Returns 0, or -EPIPE when already closed. Thread-safe. */
+ * Returns 0, or -EPIPE when already closed.                  [AX-CHAN-8]
+ * Thread-safe. */
 int ax_chan_close(ax_chan *c);
 
-/* Number of elements buffered now. Thread-safe (a snapshot). */
+/* Number of elements buffered now. Thread-safe (a snapshot). [AX-CHAN-9] */
 size_t ax_chan_len(ax_chan *c);
 
 /* ------------------------------------------------------------------ */
@@ -401,9 +423,9 @@ size_t ax_chan_len(ax_chan *c);
  * is lost.                                                    [AX-POST-2]
  * fn may spawn tasks (queued, see ax_spawn), cancel tasks and use the try_
  * channel calls; it must not suspend.
- * Thread-safe. Returns 0, -EINVAL or -ENOMEM. Posts made while rt is not
- * running run at its next ax_rt_run; posts still queued when it is
- * destroyed are dropped without running. */
+ * Thread-safe. Returns 0, -EINVAL or -ENOMEM.
+ * Posts made while rt is not running run at its next ax_rt_run; posts still
+ * queued when it is destroyed are dropped without running.   [AX-POST-3] */
 int ax_post(ax_rt *rt, void (*fn)(void *arg), void *arg);
 
 /* ------------------------------------------------------------------ */

@@ -14,6 +14,9 @@
  * before touching a member newer than what the driver was built against.
  *
  * Engine headers (uv.h, event2/, liburing.h) are included by drivers only.
+ * What every driver needs besides (fd table, deferred completions,
+ * non-blocking system-call steps, engine_flags parser, wake eventfd,
+ * counters) is the core's driver kit, runtimes/core/kit.h.
  */
 #ifndef AX_DRIVER_H
 #define AX_DRIVER_H
@@ -98,9 +101,10 @@ struct ax_timer {
 	void *drv_ptr[2];
 };
 
-/* Interface the core offers a driver. */
+/* Reserved: an interface the core may offer drivers in a later version.
+ * No member of the vtable receives it yet; drivers read time with ax_now()
+ * (CLOCK_MONOTONIC, never cached: [AX-TIME-4]). */
 struct ax_core_ops {
-	/* The current time (may be cached within one loop iteration). */
 	int64_t (*now)(void);
 };
 
@@ -131,7 +135,9 @@ struct ax_driver {
 	void (*fini)(void *state);
 
 	/* Start op. Returns 0 (accepted: it will complete exactly once) or
-	 * -errno (not started, will never complete). */
+	 * -errno (not started, will never complete). The core never hands a
+	 * driver a second READ or ACCEPT, or a second WRITE, on a descriptor
+	 * whose side is pending: it refuses those itself ([AX-TCP-9]). */
 	int (*submit)(void *state, struct ax_op *op);
 
 	/* Ask an accepted, not yet completed op to stop. The op still completes

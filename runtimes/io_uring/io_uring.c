@@ -56,15 +56,12 @@
  * cancel's CQE is swallowed. close_fd submits IORING_ASYNC_CANCEL_FD|ALL
  * before close(2) (the kernel resolves the fd when the cancel is issued),
  * and only when an op on that fd is in flight; the cancelled ops complete
- * later with -EBADF ([AX-TCP] ax_close: "complete with -EBADF").
+ * later with -EBADF ([AX-TCP-15]).
  */
 #include <errno.h>
-#include <stdarg.h>
-#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/eventfd.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
@@ -72,6 +69,7 @@
 #include <liburing.h>
 
 #include "ax_driver.h"
+#include "kit.h"
 #include "theap.h"
 
 #define URING_ENTRIES 4096       /* SQ entries; the CQ gets twice that */
@@ -89,8 +87,8 @@ enum {
 _Static_assert(_Alignof(struct ax_op) >= 8, "op pointers carry a 3-bit tag");
 
 /* Op scratch: drv_u64[0] bytes sent (WRITE), [1] flags, [2] the socket a
- * CONNECT created, [3] the fd generation at submit. drv_ptr[0] links the
- * cancel backlog. */
+ * CONNECT created, [3] the fd generation at submit. drv_next/drv_prev link
+ * the cancel backlog. */
 enum {
 	URING_F_CANCEL = 1u << 0,   /* cancel() was called */
 	URING_F_BACKLOG = 1u << 1,  /* its cancel SQE is still to be queued */
@@ -126,6 +124,7 @@ struct uring_fd {
 };
 
 struct uring {
+	struct ax__kit kit;      /* first: counters and engine_info */
 	struct io_uring ring;
 	unsigned setup;          /* IORING_SETUP_* in use */
 	int mode;                /* URING_SETUP_DEFER / COOP / NONE */
@@ -135,10 +134,9 @@ struct uring {
 	bool kernel_timers;      /* timers=kernel */
 	unsigned entries;
 
-	int efd;                 /* wake eventfd, read only through the ring */
+	struct ax__wake wake;    /* read only through the ring */
 	uint64_t efd_buf;        /* the armed read's target */
 	bool wake_armed;
-	atomic_int wake_pending; /* a wake is written and not yet reaped */
 
 	struct ax_theap heap;    /* timers=heap: armed timers; timers=kernel:
 	                            timers whose kernel timeout completed */
@@ -146,24 +144,22 @@ struct uring {
 	uint64_t seq_hi;         /* highest seq armed */
 	struct uring_ktimer *kt_live, *kt_free;
 
-	struct uring_fd *fds;
-	size_t nfds;
-	void *cancel_backlog;    /* ops whose cancel SQE could not be queued,
-	                            linked through drv_ptr[0] */
-
-	uint64_t polls, events;
-	char info[640];
+	struct ax__fdtab fds;    /* struct uring_fd by descriptor */
+	struct ax__oplist cancel_backlog; /* ops whose cancel SQE could not
+	                                     be queued */
 };
 
 /* ------------------------------------------------------------------ */
 /* small helpers                                                       */
 /* ------------------------------------------------------------------ */
 
+/* user_data for p with tag. */
 static inline uint64_t uring_ud(const void *p, unsigned tag)
 {
 	return (uint64_t)(uintptr_t)p | tag;
 }
 
+/* The pointer in a user_data. */
 static inline void *uring_ud_ptr(uint64_t ud)
 {
 	return (void *)(uintptr_t)(ud & ~(uint64_t)URING_T_MASK);
@@ -202,40 +198,7 @@ static int uring_get_sqe(struct uring *u, struct io_uring_sqe **out)
 	return 0;
 }
 
-/* The fd slot for fd, growing the table. NULL on ENOMEM or a bad fd. */
-static struct uring_fd *uring_fd_slot(struct uring *u, int fd)
-{
-	if (fd < 0)
-		return NULL;
-	if ((size_t)fd >= u->nfds) {
-		size_t n = u->nfds ? u->nfds : 256;
-		while (n <= (size_t)fd)
-			n *= 2;
-		struct uring_fd *v = realloc(u->fds, n * sizeof *v);
-		if (!v)
-			return NULL;
-		memset(v + u->nfds, 0, (n - u->nfds) * sizeof *v);
-		u->fds = v;
-		u->nfds = n;
-	}
-	return &u->fds[fd];
-}
-
-/* Append printf-style text to the n-byte buffer s, whose used length is
- * *len; output past the end is dropped. */
-__attribute__((format(printf, 4, 5)))
-static void uring_put(char *s, size_t n, size_t *len, const char *fmt, ...)
-{
-	va_list ap;
-	if (*len + 1 >= n)
-		return;
-	va_start(ap, fmt);
-	int k = vsnprintf(s + *len, n - *len, fmt, ap);
-	va_end(ap);
-	if (k > 0)
-		*len = *len + (size_t)k < n ? *len + (size_t)k : n - 1;
-}
-
+/* A length the kernel takes in one call. */
 static inline size_t uring_clamp(size_t len)
 {
 	return len > URING_MAX_IO ? URING_MAX_IO : len;
@@ -305,10 +268,10 @@ static const struct {
 };
 
 /* Check that the ring offers every opcode the driver needs; on success
- * append the supported opcode numbers (as ranges) to info (in bytes).
- * Returns 0 or -ENOTSUP (why names what is missing). */
+ * append the supported opcode numbers (as ranges) to k's info line when k
+ * is not NULL. Returns 0 or -ENOTSUP (why names what is missing). */
 static int uring_check_ops(struct io_uring *ring, char *why, size_t n,
-			   char *info, size_t in)
+			   struct ax__kit *k)
 {
 	struct io_uring_probe *p = io_uring_get_probe_ring(ring);
 	int r = 0;
@@ -326,19 +289,18 @@ static int uring_check_ops(struct io_uring *ring, char *why, size_t n,
 			goto free_probe;
 		}
 	}
-	if (info) {
-		size_t len = strlen(info);
+	if (k) {
 		int first = -1;
 		bool any = false;
-		uring_put(info, in, &len, " ops=");
+		ax__kit_printf(k, " ops=");
 		for (int op = 0; op <= (int)p->last_op + 1; op++) {
 			bool ok = op <= (int)p->last_op && io_uring_opcode_supported(p, op);
 			if (ok && first < 0)
 				first = op;
 			if (!ok && first >= 0) {
-				uring_put(info, in, &len, "%s%d", any ? "," : "", first);
+				ax__kit_printf(k, "%s%d", any ? "," : "", first);
 				if (first < op - 1)
-					uring_put(info, in, &len, "-%d", op - 1);
+					ax__kit_printf(k, "-%d", op - 1);
 				any = true;
 				first = -1;
 			}
@@ -349,6 +311,7 @@ free_probe:
 	return r;
 }
 
+/* Explain a failed io_uring_setup in one line (sysctl, seccomp, kernel). */
 static void uring_why_setup(int err, char *why, size_t n)
 {
 	if (!why || !n)
@@ -373,6 +336,7 @@ static void uring_why_setup(int err, char *why, size_t n)
 		snprintf(why, n, "io_uring_setup failed: %s", strerror(-err));
 }
 
+/* vtable probe: a small ring can be created and offers every opcode used. */
 static int uring_probe(char *why, size_t n)
 {
 	struct io_uring ring;
@@ -381,76 +345,42 @@ static int uring_probe(char *why, size_t n)
 		uring_why_setup(r, why, n);
 		return r;
 	}
-	r = uring_check_ops(&ring, why, n, NULL, 0);
+	r = uring_check_ops(&ring, why, n, NULL);
 	io_uring_queue_exit(&ring);
 	return r;
 }
 
-/* True when the l bytes at s spell the literal lit. */
-#define URING_IS(s, l, lit) ((l) == sizeof(lit) - 1 && !memcmp((s), (lit), (l)))
+/* The engine_flags being parsed. */
+struct uring_conf {
+	struct uring *u;
+	int mode;
+};
 
-/* Apply one "key=value" of engine_flags. Returns 0 or -EINVAL. */
-static int uring_parse_one(struct uring *u, const char *kv, size_t len, int *mode)
-{
-	const char *eq = memchr(kv, '=', len);
-	if (!eq)
-		return -EINVAL;
-	size_t kl = (size_t)(eq - kv), vl = len - kl - 1;
-	const char *v = eq + 1;
-	if (URING_IS(kv, kl, "setup")) {
-		if (URING_IS(v, vl, "auto")) {
-			*mode = URING_SETUP_AUTO;
-			return 0;
-		}
-		for (int m = URING_SETUP_DEFER; m <= URING_SETUP_NONE; m++) {
-			if (strlen(uring_modes[m].name) == vl &&
-			    !memcmp(v, uring_modes[m].name, vl)) {
-				*mode = m;
-				return 0;
-			}
-		}
-		return -EINVAL;
-	}
-	if (URING_IS(kv, kl, "timers")) {
-		if (URING_IS(v, vl, "heap"))
-			u->kernel_timers = false;
-		else if (URING_IS(v, vl, "kernel"))
-			u->kernel_timers = true;
-		else
-			return -EINVAL;
-		return 0;
-	}
-	if (URING_IS(kv, kl, "entries")) {
-		char num[16], *e;
-		if (vl == 0 || vl >= sizeof num)
-			return -EINVAL;
-		memcpy(num, v, vl);
-		num[vl] = '\0';
-		unsigned long x = strtoul(num, &e, 10);
-		if (*e || x < 8 || x > 32768)
-			return -EINVAL;
-		u->entries = (unsigned)x;
-		return 0;
-	}
-	return -EINVAL;
-}
-
-/* Parse engine_flags "key=value,...": setup=auto|defer|coop|none,
+/* Apply one engine_flags item: setup=auto|defer|coop|none,
  * timers=heap|kernel, entries=N (SQ size, 8..32768). Returns 0 or
  * -EINVAL. */
-static int uring_parse_flags(struct uring *u, const char *flags, int *mode)
+static int uring_flag(void *ctx, const char *key, const char *val)
 {
-	*mode = URING_SETUP_AUTO;
-	u->entries = URING_ENTRIES;
-	while (flags && *flags) {
-		const char *end = strchr(flags, ',');
-		size_t len = end ? (size_t)(end - flags) : strlen(flags);
-		if (len > 0) {
-			int r = uring_parse_one(u, flags, len, mode);
-			if (r < 0)
-				return r;
-		}
-		flags = end ? end + 1 : NULL;
+	static const char *const setups[] = {"defer", "coop", "none", "auto", NULL};
+	static const char *const timers[] = {"heap", "kernel", NULL};
+	struct uring_conf *c = ctx;
+	int i;
+	if (!strcmp(key, "setup")) {
+		if ((i = ax__flag_pick(val, setups)) < 0)
+			return i;
+		c->mode = i; /* the list follows URING_SETUP_* */
+	} else if (!strcmp(key, "timers")) {
+		if ((i = ax__flag_pick(val, timers)) < 0)
+			return i;
+		c->u->kernel_timers = i == 1;
+	} else if (!strcmp(key, "entries")) {
+		char *e;
+		unsigned long x = strtoul(val, &e, 10);
+		if (!*val || *e || x < 8 || x > 32768)
+			return -EINVAL;
+		c->u->entries = (unsigned)x;
+	} else {
+		return -EINVAL;
 	}
 	return 0;
 }
@@ -527,10 +457,8 @@ static void uring_describe(struct uring *u)
 		{IORING_FEAT_CQE_SKIP, "CQE_SKIP"},
 		{IORING_FEAT_LINKED_FILE, "LINKED_FILE"},
 	};
-	char *s = u->info;
-	size_t n = sizeof u->info, len = 0;
 	unsigned known = 0;
-#define URING_PUT(...) uring_put(s, n, &len, __VA_ARGS__)
+#define URING_PUT(...) ax__kit_printf(&u->kit, __VA_ARGS__)
 	URING_PUT("io_uring setup=%s flags=", uring_modes[u->mode].name);
 	bool any = false;
 	for (size_t i = 0; i < sizeof setups / sizeof setups[0]; i++)
@@ -567,20 +495,17 @@ static void uring_arm_wake(struct uring *u)
 	struct io_uring_sqe *sqe;
 	if (uring_get_sqe(u, &sqe) < 0)
 		return;
-	io_uring_prep_read(sqe, u->efd, &u->efd_buf, sizeof u->efd_buf, 0);
+	io_uring_prep_read(sqe, u->wake.fd, &u->efd_buf, sizeof u->efd_buf, 0);
 	io_uring_sqe_set_data64(sqe, uring_ud(NULL, URING_T_WAKE));
 	u->wake_armed = true;
 }
 
+/* vtable wake: through the kit's eventfd; the ring's read of it ends the
+ * wait. */
 static void uring_wake(void *state)
 {
 	struct uring *u = state;
-	uint64_t one = 1;
-	/* one write per consumed wake: later wakes find the flag set */
-	if (atomic_exchange(&u->wake_pending, 1))
-		return;
-	while (write(u->efd, &one, sizeof one) < 0 && errno == EINTR)
-		;
+	ax__wake_signal(&u->wake);
 }
 
 /* The wake read completed: allow the next wake to write, then re-arm. The
@@ -590,7 +515,7 @@ static void uring_wake(void *state)
  * issued it exited must not leave a later run without wakes. */
 static void uring_wake_cqe(struct uring *u)
 {
-	atomic_store(&u->wake_pending, 0);
+	ax__wake_consumed(&u->wake);
 	u->wake_armed = false;
 	uring_arm_wake(u);
 }
@@ -646,6 +571,7 @@ free_record:
 	return r;
 }
 
+/* vtable timer_arm: into the heap, or one kernel timeout (timers=kernel). */
 static int uring_timer_arm(void *state, struct ax_timer *t)
 {
 	struct uring *u = state;
@@ -658,6 +584,8 @@ static int uring_timer_arm(void *state, struct ax_timer *t)
 	return r;
 }
 
+/* vtable timer_cancel: synchronous; a kernel timeout is detached at once
+ * and removed in the background. */
 static void uring_timer_cancel(void *state, struct ax_timer *t)
 {
 	struct uring *u = state;
@@ -732,6 +660,8 @@ static int uring_fire(struct uring *u)
 /* ops                                                                 */
 /* ------------------------------------------------------------------ */
 
+/* vtable submit: one SQE, handed to the kernel by the next poll; CONNECT
+ * first creates its socket. */
 static int uring_submit(void *state, struct ax_op *op)
 {
 	struct uring *u = state;
@@ -754,7 +684,7 @@ static int uring_submit(void *state, struct ax_op *op)
 	case AX_OP_PWRITE:
 		if (op->fd < 0)
 			return -EBADF;
-		slot = uring_fd_slot(u, op->fd);
+		slot = ax__fdtab_get(&u->fds, op->fd);
 		if (!slot)
 			return -ENOMEM;
 		break;
@@ -763,7 +693,6 @@ static int uring_submit(void *state, struct ax_op *op)
 	default:
 		return -EINVAL;
 	}
-	op->drv_ptr[0] = NULL; /* drv_u64 is zeroed by the core (io_run) */
 	r = uring_get_sqe(u, &sqe);
 	if (r < 0)
 		goto close_socket;
@@ -792,6 +721,8 @@ static int uring_queue_cancel(struct uring *u, struct ax_op *op)
 	return 0;
 }
 
+/* vtable cancel: an ASYNC_CANCEL; the op then completes once from its own
+ * CQE. */
 static void uring_cancel(void *state, struct ax_op *op)
 {
 	struct uring *u = state;
@@ -801,37 +732,24 @@ static void uring_cancel(void *state, struct ax_op *op)
 	if (uring_queue_cancel(u, op) < 0) {
 		/* no SQE now: retried at the start of the next poll */
 		op->drv_u64[1] |= URING_F_BACKLOG;
-		op->drv_ptr[0] = u->cancel_backlog;
-		u->cancel_backlog = op;
+		ax__oplist_add(&u->cancel_backlog, op);
 	}
 }
 
-/* Take op off the cancel backlog (it completed before its cancel went
- * out). */
-static void uring_backlog_unlink(struct uring *u, struct ax_op *op)
+/* Take op off the cancel backlog (its cancel went out, or it completed
+ * before). */
+static void uring_backlog_del(struct uring *u, struct ax_op *op)
 {
-	void **pp = &u->cancel_backlog;
-	while (*pp) {
-		struct ax_op *o = *pp;
-		if (o == op) {
-			*pp = o->drv_ptr[0];
-			break;
-		}
-		pp = &o->drv_ptr[0];
-	}
+	ax__oplist_del(&u->cancel_backlog, op);
 	op->drv_u64[1] &= ~(uint64_t)URING_F_BACKLOG;
 }
 
 /* Queue the cancels that found the SQ full and its flush failing. */
 static void uring_flush_backlog(struct uring *u)
 {
-	while (u->cancel_backlog) {
-		struct ax_op *op = u->cancel_backlog;
-		if (uring_queue_cancel(u, op) < 0)
-			return;
-		u->cancel_backlog = op->drv_ptr[0];
-		op->drv_u64[1] &= ~(uint64_t)URING_F_BACKLOG;
-	}
+	struct ax_op *op;
+	while ((op = u->cancel_backlog.head) && uring_queue_cancel(u, op) == 0)
+		uring_backlog_del(u, op);
 }
 
 /* An op's CQE. Returns 1 when the op completed, 0 when a write goes on. */
@@ -839,7 +757,8 @@ static int uring_op_cqe(struct uring *u, struct ax_op *op, int res)
 {
 	struct io_uring_sqe *sqe;
 	uint64_t fl = op->drv_u64[1];
-	struct uring_fd *slot = op->kind == AX_OP_CONNECT ? NULL : &u->fds[op->fd];
+	struct uring_fd *slot = op->kind == AX_OP_CONNECT ? NULL
+				: ax__fdtab_find(&u->fds, op->fd);
 	int64_t val = res;
 
 	if (res == -ENOTSOCK && slot && !slot->nosock &&
@@ -892,7 +811,7 @@ complete:
 	if (val == -ECANCELED && !(fl & URING_F_CANCEL))
 		val = -EBADF;
 	if (fl & URING_F_BACKLOG)
-		uring_backlog_unlink(u, op);
+		uring_backlog_del(u, op);
 	if (slot)
 		slot->ops--;
 	ax_op_complete(op, val);
@@ -964,6 +883,8 @@ static int uring_submit_nowait(struct uring *u)
 	return r == -EINTR || r == -EAGAIN || r == -EBUSY || r == -ETIME ? 0 : r;
 }
 
+/* vtable poll: one io_uring_enter per iteration where possible (submit,
+ * wait with the timer timeout), then reap and fire. */
 static int uring_poll(void *state, bool block)
 {
 	struct uring *u = state;
@@ -993,14 +914,14 @@ static int uring_poll(void *state, bool block)
 		if (ns == 0) {
 			r = uring_submit_nowait(u);
 		} else if (ns < 0) {
-			u->polls++;
+			u->kit.polls++;
 			r = io_uring_submit_and_wait(&u->ring, 1);
 		} else {
 			struct __kernel_timespec ts = {
 				.tv_sec = ns / 1000000000,
 				.tv_nsec = ns % 1000000000,
 			};
-			u->polls++;
+			u->kit.polls++;
 			r = io_uring_submit_and_wait_timeout(&u->ring, &cqe, 1, &ts, NULL);
 		}
 		if (r < 0 && r != -ETIME && r != -EINTR && r != -EAGAIN && r != -EBUSY)
@@ -1010,16 +931,18 @@ static int uring_poll(void *state, bool block)
 		if (r == -EINTR)
 			break; /* a signal: let the core look around */
 	}
-	u->events += (uint64_t)n;
+	u->kit.events += (uint64_t)n;
 	return n;
 }
 
+/* vtable close_fd: cancel the fd's ops in the kernel before close(2);
+ * they complete later with -EBADF. */
 static int uring_close_fd(void *state, int fd)
 {
 	struct uring *u = state;
 	struct io_uring_sqe *sqe;
-	if (fd >= 0 && (size_t)fd < u->nfds) {
-		struct uring_fd *slot = &u->fds[fd];
+	struct uring_fd *slot = ax__fdtab_find(&u->fds, fd);
+	if (slot) {
 		slot->gen++;
 		slot->nosock = false; /* the number may come back as a socket */
 		/* The kernel resolves a cancel's fd when it issues it, so the
@@ -1040,6 +963,7 @@ static int uring_close_fd(void *state, int fd)
 /* lifecycle                                                           */
 /* ------------------------------------------------------------------ */
 
+/* Free a list of kernel-timer records. */
 static void uring_free_ktimers(struct uring_ktimer *k)
 {
 	while (k) {
@@ -1049,31 +973,34 @@ static void uring_free_ktimers(struct uring_ktimer *k)
 	}
 }
 
+/* vtable init: parse engine_flags, create the wake eventfd and the ring,
+ * check the opcodes, arm the wake read. */
 static int uring_init(void **state, const struct ax_rt_opts *opts)
 {
 	struct uring *u = calloc(1, sizeof *u);
 	int mode, r;
 	if (!u)
 		return -ENOMEM;
-	r = uring_parse_flags(u, opts ? opts->engine_flags : NULL, &mode);
+	struct uring_conf conf = {u, URING_SETUP_AUTO};
+	u->entries = URING_ENTRIES;
+	r = ax__flags_each(opts ? opts->engine_flags : NULL, uring_flag, &conf);
 	if (r < 0)
 		goto free_state;
+	mode = conf.mode;
 	ax__theap_init(&u->heap);
 	ax__theap_init(&u->kheap);
-	atomic_init(&u->wake_pending, 0);
+	ax__fdtab_init(&u->fds, sizeof(struct uring_fd));
 	/* no EFD_NONBLOCK: nobody read(2)s it directly, and io_uring may
 	 * complete a read of an O_NONBLOCK file with -EAGAIN instead of
 	 * polling (6.x polls either way; a blocking fd is safe everywhere) */
-	u->efd = eventfd(0, EFD_CLOEXEC);
-	if (u->efd < 0) {
-		r = -errno;
+	r = ax__wake_open(&u->wake, false);
+	if (r < 0)
 		goto free_state;
-	}
 	r = uring_setup_ring(u, mode);
 	if (r < 0)
 		goto close_efd;
 	uring_describe(u);
-	r = uring_check_ops(&u->ring, NULL, 0, u->info, sizeof u->info);
+	r = uring_check_ops(&u->ring, NULL, 0, &u->kit);
 	if (r < 0)
 		goto exit_ring;
 	uring_arm_wake(u); /* an empty SQ cannot fail */
@@ -1083,38 +1010,25 @@ static int uring_init(void **state, const struct ax_rt_opts *opts)
 exit_ring:
 	io_uring_queue_exit(&u->ring);
 close_efd:
-	close(u->efd);
+	ax__wake_close(&u->wake);
 free_state:
 	free(u);
 	return r;
 }
 
+/* vtable fini. */
 static void uring_fini(void *state)
 {
 	struct uring *u = state;
 	/* exiting the ring cancels the wake read and any disarmed timeout */
 	io_uring_queue_exit(&u->ring);
-	close(u->efd);
+	ax__wake_close(&u->wake);
 	uring_free_ktimers(u->kt_live);
 	uring_free_ktimers(u->kt_free);
 	ax__theap_fini(&u->heap);
 	ax__theap_fini(&u->kheap);
-	free(u->fds);
+	ax__fdtab_fini(&u->fds);
 	free(u);
-}
-
-static const char *uring_engine_info(void *state)
-{
-	struct uring *u = state;
-	return u->info;
-}
-
-static void uring_stats(void *state, struct ax_driver_stats *st)
-{
-	struct uring *u = state;
-	st->polls = u->polls;
-	st->events = u->events;
-	st->syscalls = 0; /* liburing decides when to enter; not counted */
 }
 
 const struct ax_driver ax_driver_io_uring = {
@@ -1134,6 +1048,6 @@ const struct ax_driver ax_driver_io_uring = {
 	.poll = uring_poll,
 	.wake = uring_wake,
 	.close_fd = uring_close_fd,
-	.engine_info = uring_engine_info,
-	.stats = uring_stats,
+	.engine_info = ax__kit_info,
+	.stats = ax__kit_stats, /* liburing decides when to enter */
 };

@@ -1,33 +1,32 @@
 /* libevent.c - the libevent 2.1 driver: runs ax operations and timers on one
  * event_base per runtime, with fd events, evtimers and an eventfd wake. */
 #include <errno.h>
-#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/eventfd.h>
-#include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
 
 #include <event2/event.h>
 
 #include "ax_driver.h"
+#include "kit.h"
 #include "theap.h"
 
 /*
  * Design
  *
  * I/O. A readiness engine: every operation first tries its system call
- * (recv, send with MSG_NOSIGNAL, accept4, connect on a new non-blocking
- * socket) and waits only on EAGAIN / EINPROGRESS. The try happens in
- * try_now (the core's fast path: a result there needs no completion at
- * all) or, without it, in submit; a result obtained inside submit is
- * queued on the ready list and delivered at the start of the next poll (the
- * contract forbids completing inside submit), and a non-empty ready list
- * makes that poll non-blocking. Per fd (array indexed by fd) the driver
+ * (read, send with MSG_NOSIGNAL, accept4, connect on a new non-blocking
+ * socket; the kit's non-blocking steps) and waits only on EAGAIN /
+ * EINPROGRESS. The try happens in try_now (the core's fast path: a result
+ * there needs no completion at all) or, without it, in submit; a result
+ * obtained inside submit is queued on the kit's deferred queue and delivered
+ * at the start of the next poll (the contract forbids completing inside
+ * submit), and a non-empty queue makes that poll non-blocking. Per fd (the
+ * kit's fd table, holding pointers: events keep their lev_fd) the driver
  * keeps one persistent read event and one persistent write event, created on
  * the first wait of that side, and the op pending on each side.
  *
@@ -88,18 +87,16 @@
 
 /* Where an accepted op is (op->drv_u64[LEV_U_STATE]). */
 enum {
-	LEV_OP_NONE = 0, /* new (the core zeroes the scratch) or completed */
+	LEV_OP_NONE = 0, /* new (the core zeroes the scratch), deferred or
+	                    completed */
 	LEV_OP_TRIED,    /* try_now just met EAGAIN: submit may park at once */
 	LEV_OP_PARKED,   /* pending on its fd's read or write side */
-	LEV_OP_READY,    /* result known, on the ready list */
 };
 
-/* Use of struct ax_op's scratch words. */
+/* Use of struct ax_op's scratch words (AX__OP_SENT: a WRITE's progress). */
 enum {
-	LEV_U_FD = 0,    /* fd the op waits on (for CONNECT, the new socket) */
-	LEV_U_STATE = 1, /* LEV_OP_* */
-	LEV_U_DONE = 2,  /* WRITE: bytes sent so far */
-	LEV_U_RES = 3,   /* READY: the result to deliver */
+	LEV_U_FD = 1,    /* fd the op waits on (for CONNECT, the new socket) */
+	LEV_U_STATE = 2, /* LEV_OP_* */
 };
 
 enum lev_trigger { LEV_EDGE, LEV_LEVEL };
@@ -113,8 +110,7 @@ struct lev_fd {
 	bool radded, wadded;  /* the event is added to the base */
 	struct event *rev;    /* read side, created on its first wait */
 	struct event *wev;    /* write side, created on its first wait */
-	struct ax_op *rop;    /* pending READ or ACCEPT */
-	struct ax_op *wop;    /* pending WRITE or CONNECT */
+	struct ax__sides op;  /* the pending ops */
 };
 
 /* Timers whose deadlines round up to the same grid step, on one evtimer. */
@@ -123,9 +119,7 @@ struct lev_bucket {
 	int64_t key;              /* deadline in grid steps, rounded up */
 	struct event *ev;         /* its evtimer; kept while pooled */
 	struct lev_bucket *next;  /* hash chain, or the pool's free list */
-	struct ax_timer **v;      /* armed timers in arming order; NULL where
-	                             cancelled or already fired */
-	size_t n, cap, live;
+	struct ax__tbatch tb;     /* its armed timers (t->drv_ptr[0] = b) */
 	int64_t scan;             /* a bucket up to this many keys above may
 	                             pop before it (see lev_bucket_schedule) */
 	bool armed;               /* its evtimer is pending in the base */
@@ -134,6 +128,7 @@ struct lev_bucket {
 };
 
 struct lev {
+	struct ax__kit kit;    /* first: counters and engine_info */
 	struct event_base *base;
 	enum lev_trigger trigger;
 	bool coarse;
@@ -148,39 +143,23 @@ struct lev {
 	size_t npv, cap_pv;     /* cap_pv >= nbuckets, so a pop never
 	                           needs memory */
 
-	struct lev_fd **fds;
-	size_t nfds;
-
-	struct ax_op *ready_head, *ready_tail;
+	struct ax__fdtab fds;     /* struct lev_fd * by descriptor */
+	struct ax__defq ready;    /* results known in submit */
 
 	struct lev_bucket **tab; /* buckets by key, chained */
 	unsigned tab_bits;
 	size_t nbuckets;
 	struct lev_bucket *pool;
 
-	int wake_fd;
+	struct ax__wake wake;
 	struct event *wake_ev;
-	atomic_bool wake_pending;
 	bool woken;
 
-	uint64_t polls;
-	uint64_t events;
-	char info[192];
 };
 
 /* ------------------------------------------------------------------ */
 /* Time                                                                */
 /* ------------------------------------------------------------------ */
-
-/* CLOCK_MONOTONIC in ns: the clock of ax_now() (ax.h) and of a precise
- * event_base. Read here rather than through ax_now() so that the bounds in
- * lev_bucket_schedule hold even if the core ever caches ax_now(). */
-static int64_t lev_now(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
-}
 
 /* Ceiling of a / b for b > 0, any sign of a. */
 static int64_t lev_ceil_div(int64_t a, int64_t b)
@@ -204,14 +183,14 @@ static struct timeval lev_tv(int64_t us)
 }
 
 /* ------------------------------------------------------------------ */
-/* Completions                                                         */
+/* Completions and system calls                                        */
 /* ------------------------------------------------------------------ */
 
 /* Complete op now (from poll, cancel or close_fd). */
 static void lev_complete(struct lev *lev, struct ax_op *op, int64_t res)
 {
 	op->drv_u64[LEV_U_STATE] = LEV_OP_NONE;
-	lev->events++;
+	lev->kit.events++;
 	ax_op_complete(op, res);
 }
 
@@ -219,112 +198,8 @@ static void lev_complete(struct lev *lev, struct ax_op *op, int64_t res)
  * allowed, e.g. inside submit). */
 static void lev_ready(struct lev *lev, struct ax_op *op, int64_t res)
 {
-	op->drv_u64[LEV_U_STATE] = LEV_OP_READY;
-	op->drv_u64[LEV_U_RES] = (uint64_t)res;
-	op->drv_next = NULL;
-	if (lev->ready_tail)
-		lev->ready_tail->drv_next = op;
-	else
-		lev->ready_head = op;
-	lev->ready_tail = op;
-}
-
-/* Deliver the ready list as it is now; ops queued meanwhile wait for the
- * next poll. */
-static void lev_ready_flush(struct lev *lev)
-{
-	struct ax_op *op = lev->ready_head;
-	lev->ready_head = lev->ready_tail = NULL;
-	while (op) {
-		struct ax_op *next = op->drv_next;
-		lev_complete(lev, op, (int64_t)op->drv_u64[LEV_U_RES]);
-		op = next;
-	}
-}
-
-/* ------------------------------------------------------------------ */
-/* System calls                                                        */
-/* ------------------------------------------------------------------ */
-
-/* One read: bytes, 0 at EOF, or -errno (-EAGAIN: not ready). recv, or read
- * for a descriptor that is not a socket (a pipe). */
-static int64_t lev_sys_read(int fd, void *buf, size_t len)
-{
-	ssize_t n;
-	do
-		n = recv(fd, buf, len, 0);
-	while (n < 0 && errno == EINTR);
-	if (n < 0 && errno == ENOTSOCK) {
-		do
-			n = read(fd, buf, len);
-		while (n < 0 && errno == EINTR);
-	}
-	return n < 0 ? -errno : n;
-}
-
-/* One write with MSG_NOSIGNAL (write for a non-socket; SIGPIPE is blocked
- * on the runtime thread [AX-TCP-7]): bytes or -errno. */
-static int64_t lev_sys_write(int fd, const void *buf, size_t len)
-{
-	ssize_t n;
-	do
-		n = send(fd, buf, len, MSG_NOSIGNAL);
-	while (n < 0 && errno == EINTR);
-	if (n < 0 && errno == ENOTSOCK) {
-		do
-			n = write(fd, buf, len);
-		while (n < 0 && errno == EINTR);
-	}
-	return n < 0 ? -errno : n;
-}
-
-/* One accept: the new fd (non-blocking, cloexec) or -errno. A connection
- * that was reset while queued (ECONNABORTED) is skipped. */
-static int64_t lev_sys_accept(int fd)
-{
-	for (;;) {
-		int s = accept4(fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
-		if (s >= 0)
-			return s;
-		if (errno != EINTR && errno != ECONNABORTED)
-			return -errno;
-	}
-}
-
-/* Advance a read-side op (READ or ACCEPT). Returns false when it must wait
- * (EAGAIN; EAGAIN == EWOULDBLOCK on Linux), else true with *res set. */
-static bool lev_try_rside(struct ax_op *op, int64_t *res)
-{
-	int64_t r = op->kind == AX_OP_ACCEPT ? lev_sys_accept(op->fd)
-	                                     : lev_sys_read(op->fd, op->buf, op->len);
-	if (r == -EAGAIN)
-		return false;
-	/* [AX-TCP-8]: -EMFILE goes to the caller and the op stops waiting;
-	 * the connection stays queued for a later accept. */
-	*res = r;
-	return true;
-}
-
-/* Advance a WRITE: send until all bytes are out. Returns false on EAGAIN
- * (progress kept in the op), else true with *res = len or -errno. */
-static bool lev_try_write(struct ax_op *op, int64_t *res)
-{
-	size_t done = (size_t)op->drv_u64[LEV_U_DONE];
-	while (done < op->len) {
-		int64_t n = lev_sys_write(op->fd, (const char *)op->buf + done,
-		                          op->len - done);
-		if (n == -EAGAIN) {
-			op->drv_u64[LEV_U_DONE] = done;
-			return false;
-		}
-		if (n < 0) {
-			*res = n;
-			return true;
-		}
-		done += (size_t)n;
-	}
-	*res = (int64_t)op->len;
-	return true;
+	op->drv_u64[LEV_U_STATE] = LEV_OP_NONE;
+	ax__defer(&lev->ready, op, res);
 }
 
 /* ------------------------------------------------------------------ */
@@ -334,58 +209,49 @@ static bool lev_try_write(struct ax_op *op, int64_t *res)
 static void lev_read_cb(evutil_socket_t fd, short what, void *arg);
 static void lev_write_cb(evutil_socket_t fd, short what, void *arg);
 
+/* The state of fd, or NULL. */
 static struct lev_fd *lev_fd_get(struct lev *lev, int fd)
 {
-	return fd >= 0 && (size_t)fd < lev->nfds ? lev->fds[fd] : NULL;
+	struct lev_fd **fp = ax__fdtab_find(&lev->fds, fd);
+	return fp ? *fp : NULL;
 }
 
 /* The state of fd (>= 0), created if missing. Returns it or NULL
  * (-ENOMEM). */
 static struct lev_fd *lev_fd_make(struct lev *lev, int fd)
 {
-	struct lev_fd *f = lev_fd_get(lev, fd);
-	if (f)
-		return f;
-	if ((size_t)fd >= lev->nfds) {
-		size_t n = lev->nfds ? lev->nfds : 64;
-		while (n <= (size_t)fd)
-			n *= 2;
-		struct lev_fd **v = realloc(lev->fds, n * sizeof *v);
-		if (!v)
-			return NULL;
-		memset(v + lev->nfds, 0, (n - lev->nfds) * sizeof *v);
-		lev->fds = v;
-		lev->nfds = n;
-	}
-	f = calloc(1, sizeof *f);
+	struct lev_fd **fp = ax__fdtab_get(&lev->fds, fd);
+	if (!fp || *fp)
+		return fp ? *fp : NULL;
+	struct lev_fd *f = calloc(1, sizeof *f);
 	if (!f)
 		return NULL;
 	f->lev = lev;
 	f->fd = fd;
-	lev->fds[fd] = f;
+	*fp = f;
 	return f;
 }
 
 /* Forget fd's state: free its events (event_free also deletes them) and
- * hand its pending ops res, now or through the ready list. */
+ * hand its pending ops res, now or through the deferred queue. */
 static void lev_fd_release(struct lev *lev, struct lev_fd *f, int64_t res,
                            bool now)
 {
-	struct ax_op *ops[2] = { f->rop, f->wop };
-	lev->fds[f->fd] = NULL;
+	struct ax__sides ops = f->op;
+	ax__fdtab_clear(&lev->fds, f->fd);
 	if (f->rev)
 		event_free(f->rev);
 	if (f->wev)
 		event_free(f->wev);
 	free(f);
-	for (int i = 0; i < 2; i++) {
-		if (!ops[i])
-			continue;
-		if (now)
-			lev_complete(lev, ops[i], res);
-		else
-			lev_ready(lev, ops[i], res);
+	if (now) {
+		lev->kit.events += (uint64_t)ax__sides_fail(&ops, res);
+		return;
 	}
+	if (ops.rd)
+		lev_ready(lev, ops.rd, res);
+	if (ops.wr)
+		lev_ready(lev, ops.wr, res);
 }
 
 /* Drop fd's state, if any, from submit-like context: an op still pending
@@ -427,10 +293,7 @@ static int lev_park(struct lev *lev, struct lev_fd *f, struct ax_op *op,
 			return errno ? -errno : -ENOMEM;
 		*added = true;
 	}
-	if (wside)
-		f->wop = op;
-	else
-		f->rop = op;
+	*ax__side(&f->op, op) = op;
 	op->drv_u64[LEV_U_FD] = (uint64_t)f->fd;
 	op->drv_u64[LEV_U_STATE] = LEV_OP_PARKED;
 	return 0;
@@ -441,9 +304,9 @@ static int lev_park(struct lev *lev, struct lev_fd *f, struct ax_op *op,
 static void lev_unpark(struct lev *lev, struct lev_fd *f, bool wside)
 {
 	if (wside)
-		f->wop = NULL;
+		f->op.wr = NULL;
 	else
-		f->rop = NULL;
+		f->op.rd = NULL;
 	if (lev->trigger == LEV_LEVEL) {
 		bool *added = wside ? &f->wadded : &f->radded;
 		if (*added) {
@@ -453,63 +316,42 @@ static void lev_unpark(struct lev *lev, struct lev_fd *f, bool wside)
 	}
 }
 
-/* Readiness on a read side: retry the pending READ or ACCEPT. */
-static void lev_read_cb(evutil_socket_t fd, short what, void *arg)
+/* Readiness on one side of f: move its pending op on (READ, ACCEPT,
+ * WRITE, or the end of a CONNECT). An edge with nothing waiting is
+ * ignored: the next op tries its system call first. */
+static void lev_side_ready(struct lev_fd *f, bool wside)
 {
-	struct lev_fd *f = arg;
 	struct lev *lev = f->lev;
-	struct ax_op *op = f->rop;
-	int64_t res;
-	(void)fd;
-	(void)what;
-	if (!op) {
-		/* An edge with nothing waiting: the next op tries first. */
-		lev_unpark(lev, f, false);
+	struct ax_op *op = wside ? f->op.wr : f->op.rd;
+	if (op && !ax__nb_step(op))
 		return;
-	}
-	if (!lev_try_rside(op, &res))
+	lev_unpark(lev, f, wside);
+	if (!op)
 		return;
-	lev_unpark(lev, f, false);
-	if (op->kind == AX_OP_ACCEPT && res >= 0)
-		lev_fd_fresh(lev, (int)res);
-	lev_complete(lev, op, res);
+	if (op->kind == AX_OP_ACCEPT && op->res >= 0)
+		lev_fd_fresh(lev, (int)op->res);
+	/* A failed connect closed its socket, which was the driver's: release
+	 * its state too (libevent allows freeing an event from its own
+	 * callback). */
+	if (op->kind == AX_OP_CONNECT && op->res < 0)
+		lev_fd_release(lev, f, 0, true);
+	lev_complete(lev, op, op->res);
 }
 
-/* Readiness on a write side: continue the WRITE or finish the CONNECT. */
+/* libevent callback of a read side. */
+static void lev_read_cb(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	lev_side_ready(arg, false);
+}
+
+/* libevent callback of a write side. */
 static void lev_write_cb(evutil_socket_t fd, short what, void *arg)
 {
-	struct lev_fd *f = arg;
-	struct lev *lev = f->lev;
-	struct ax_op *op = f->wop;
-	int64_t res;
+	(void)fd;
 	(void)what;
-	if (!op) {
-		lev_unpark(lev, f, true);
-		return;
-	}
-	if (op->kind == AX_OP_WRITE) {
-		if (!lev_try_write(op, &res))
-			return;
-		lev_unpark(lev, f, true);
-		lev_complete(lev, op, res);
-		return;
-	}
-	/* CONNECT: the socket became writable or failed. */
-	int err = 0;
-	socklen_t len = sizeof err;
-	if (getsockopt((int)fd, SOL_SOCKET, SO_ERROR, &err, &len) < 0)
-		err = errno;
-	lev_unpark(lev, f, true);
-	if (err) {
-		/* The socket is the driver's: release its state, close it. f is
-		 * freed here (libevent allows freeing an event from its own
-		 * callback). */
-		lev_fd_release(lev, f, 0, true);
-		close((int)fd);
-		lev_complete(lev, op, -err);
-		return;
-	}
-	lev_complete(lev, op, (int64_t)fd);
+	lev_side_ready(arg, true);
 }
 
 /* ------------------------------------------------------------------ */
@@ -527,39 +369,35 @@ static int lev_wait(struct lev *lev, int fd, struct ax_op *op, bool wside)
 	return lev_park(lev, f, op, wside);
 }
 
+/* CONNECT: a new non-blocking socket; wait for writability unless the
+ * connect finished at once. */
 static int lev_submit_connect(struct lev *lev, struct ax_op *op)
 {
-	int s = socket(op->addr.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-	if (s < 0)
-		return -errno;
-	lev_fd_fresh(lev, s);
-	if (connect(s, (const struct sockaddr *)&op->addr, op->addrlen) == 0) {
-		lev_ready(lev, op, s);
+	int rc = ax__nb_connect_start(op);
+	if (rc < 0)
+		return rc;
+	if (rc == 1) {
+		lev_fd_fresh(lev, (int)op->res);
+		lev_ready(lev, op, op->res);
 		return 0;
 	}
-	/* EINTR: the connection goes on asynchronously, as EINPROGRESS. */
-	if (errno != EINPROGRESS && errno != EINTR) {
-		int err = errno;
-		close(s);
-		lev_ready(lev, op, -err);
-		return 0;
-	}
-	int rc = lev_wait(lev, s, op, true);
+	lev_fd_fresh(lev, op->fd);
+	rc = lev_wait(lev, op->fd, op, true);
 	if (rc < 0)
 		goto close_socket;
 	return 0;
 
 close_socket:
-	lev_fd_drop(lev, s); /* the empty state lev_wait may have made */
-	close(s);
+	lev_fd_drop(lev, op->fd); /* the empty state lev_wait may have made */
+	close(op->fd);
 	return rc;
 }
 
+/* vtable submit: try the system call (unless try_now just did), else park
+ * the op on its side. */
 static int lev_submit(void *state, struct ax_op *op)
 {
 	struct lev *lev = state;
-	struct lev_fd *f;
-	int64_t res;
 
 	/* Right after try_now met EAGAIN the fd cannot have become ready
 	 * unseen (no poll ran since: a new edge is still queued in the
@@ -570,22 +408,16 @@ static int lev_submit(void *state, struct ax_op *op)
 	switch (op->kind) {
 	case AX_OP_READ:
 	case AX_OP_ACCEPT:
-		f = lev_fd_get(lev, op->fd);
-		if (f && f->rop)
-			return -EBUSY;
-		if (tried || !lev_try_rside(op, &res))
+		if (tried || !ax__nb_step(op))
 			return lev_wait(lev, op->fd, op, false);
-		if (op->kind == AX_OP_ACCEPT && res >= 0)
-			lev_fd_fresh(lev, (int)res);
-		lev_ready(lev, op, res);
+		if (op->kind == AX_OP_ACCEPT && op->res >= 0)
+			lev_fd_fresh(lev, (int)op->res);
+		lev_ready(lev, op, op->res);
 		return 0;
 	case AX_OP_WRITE:
-		f = lev_fd_get(lev, op->fd);
-		if (f && f->wop)
-			return -EBUSY;
-		if (tried || !lev_try_write(op, &res))
+		if (tried || !ax__nb_write(op))
 			return lev_wait(lev, op->fd, op, true);
-		lev_ready(lev, op, res);
+		lev_ready(lev, op, op->res);
 		return 0;
 	case AX_OP_CONNECT:
 		return lev_submit_connect(lev, op);
@@ -598,36 +430,21 @@ static int lev_submit(void *state, struct ax_op *op)
 
 /* The fast path: finish a READ, ACCEPT or WRITE at once if its system call
  * allows, without any completion (1, op->res set); else 0, recording the
- * try (and a WRITE's progress) for submit. A second read or write on a
- * side that is already waiting is left to submit (-EBUSY). */
+ * try (and a WRITE's progress) for submit. */
 static int lev_try_now(void *state, struct ax_op *op)
 {
 	struct lev *lev = state;
-	struct lev_fd *f = lev_fd_get(lev, op->fd);
-	bool done;
-	int64_t res;
-
-	if (op->kind == AX_OP_WRITE) {
-		if (f && f->wop)
-			return 0;
-		done = lev_try_write(op, &res);
-	} else {
-		if (f && f->rop)
-			return 0;
-		done = lev_try_rside(op, &res);
-		if (done && op->kind == AX_OP_ACCEPT && res >= 0)
-			lev_fd_fresh(lev, (int)res);
-	}
-	if (!done) {
+	if (!ax__nb_step(op)) {
 		op->drv_u64[LEV_U_STATE] = LEV_OP_TRIED;
 		return 0;
 	}
-	op->res = res;
+	if (op->kind == AX_OP_ACCEPT && op->res >= 0)
+		lev_fd_fresh(lev, (int)op->res);
 	return 1;
 }
 
-/* Synchronous: a parked op completes here with -ECANCELED; an op on the
- * ready list already has its result and gets it at the next poll
+/* Synchronous: a parked op completes here with -ECANCELED; a deferred op
+ * already has its result and gets it at the next poll
  * ([AX-CANCEL-3]: a read that consumed data must not lose it). */
 static void lev_cancel(void *state, struct ax_op *op)
 {
@@ -636,9 +453,9 @@ static void lev_cancel(void *state, struct ax_op *op)
 		return;
 	int fd = (int)op->drv_u64[LEV_U_FD];
 	struct lev_fd *f = lev_fd_get(lev, fd);
-	if (!f || (f->rop != op && f->wop != op))
+	if (!f || *ax__side(&f->op, op) != op)
 		return;
-	lev_unpark(lev, f, f->wop == op);
+	lev_unpark(lev, f, ax__side(&f->op, op) == &f->op.wr);
 	if (op->kind == AX_OP_CONNECT) {
 		/* The socket was never handed out: it is the driver's to close. */
 		lev_fd_release(lev, f, 0, true);
@@ -647,6 +464,8 @@ static void lev_cancel(void *state, struct ax_op *op)
 	lev_complete(lev, op, -ECANCELED);
 }
 
+/* vtable close_fd: free the fd's events and complete its ops -EBADF, then
+ * close. */
 static int lev_close_fd(void *state, int fd)
 {
 	struct lev *lev = state;
@@ -665,6 +484,7 @@ static int lev_close_fd(void *state, int fd)
 
 static void lev_bucket_cb(evutil_socket_t fd, short what, void *arg);
 
+/* The table slot of a bucket key (Fibonacci hashing). */
 static size_t lev_hash(const struct lev *lev, int64_t key)
 {
 	return (size_t)(((uint64_t)key * 0x9E3779B97F4A7C15ull) >> (64 - lev->tab_bits));
@@ -773,7 +593,7 @@ static void lev_bucket_release(struct lev *lev, struct lev_bucket *b)
 	lev->nbuckets--;
 	lev_bucket_disarm(b);
 	lev_bucket_unwide(lev, b);
-	b->n = b->live = 0;
+	ax__tbatch_clear(&b->tb);
 	b->popped = b->firing = false;
 	b->next = lev->pool;
 	lev->pool = b;
@@ -804,18 +624,19 @@ static void lev_bucket_release(struct lev *lev, struct lev_bucket *b)
  */
 #define LEV_SCAN_RETRY 8
 
+/* Schedule b's evtimer as explained above. Returns 0 or -ENOMEM. */
 static int lev_bucket_schedule(struct lev *lev, struct lev_bucket *b)
 {
 	int64_t scan;
 	lev_bucket_unwide(lev, b);
 	for (int tries = 0;; tries++) {
-		int64_t t0 = lev_now() / 1000;
+		int64_t t0 = ax_now() / 1000;
 		event_base_update_cache_time(lev->base);
 		struct timeval tv = lev_tv(b->key * lev->grid_us + lev->margin_us - t0);
 		if (event_add(b->ev, &tv) < 0)
 			return -ENOMEM;
 		b->armed = true;
-		int64_t span = lev->margin_us + (lev_now() / 1000 - t0);
+		int64_t span = lev->margin_us + (ax_now() / 1000 - t0);
 		scan = lev_ceil_div(span, lev->grid_us) - 1;
 		if (scan <= LEV_SCAN_RETRY || tries == 1)
 			break;
@@ -830,66 +651,12 @@ static int lev_bucket_schedule(struct lev *lev, struct lev_bucket *b)
 }
 
 
-/* Drop b's holes and renumber; with sort, order by (deadline, seq) (arming
- * order is seq order, so equal deadlines are usually sorted already). */
-static void lev_bucket_compact(struct lev_bucket *b, bool sort)
-{
-	size_t n = 0;
-	bool sorted = true;
-	for (size_t i = 0; i < b->n; i++) {
-		struct ax_timer *t = b->v[i];
-		if (!t)
-			continue;
-		if (n && ax__timer_cmp(&b->v[n - 1], &t) > 0)
-			sorted = false;
-		b->v[n++] = t;
-	}
-	b->n = n;
-	if (sort && !sorted)
-		qsort(b->v, n, sizeof *b->v, ax__timer_cmp);
-	for (size_t i = 0; i < n; i++)
-		b->v[i]->drv_index = i;
-}
-
-/* Add t to b. Returns 0 or -ENOMEM. */
-static int lev_bucket_push(struct lev_bucket *b, struct ax_timer *t)
-{
-	if (b->n == b->cap) {
-		if (b->live <= b->n / 2 && b->n) {
-			/* Mostly holes left by cancels: reuse them. */
-			lev_bucket_compact(b, false);
-		} else {
-			size_t cap = b->cap ? b->cap * 2 : 4;
-			struct ax_timer **v = realloc(b->v, cap * sizeof *v);
-			if (!v)
-				return -ENOMEM;
-			b->v = v;
-			b->cap = cap;
-		}
-	}
-	t->drv_ptr[0] = b;
-	t->drv_index = b->n;
-	b->v[b->n++] = t;
-	b->live++;
-	return 0;
-}
-
 /* Fire b's timers in (deadline, seq) order and release b. fire() may arm
  * (into a new bucket: b no longer takes timers) or cancel (a hole in b). */
 static void lev_bucket_fire(struct lev *lev, struct lev_bucket *b)
 {
 	b->firing = true;
-	lev_bucket_compact(b, true);
-	for (size_t i = 0; i < b->n; i++) {
-		struct ax_timer *t = b->v[i];
-		if (!t)
-			continue;
-		b->v[i] = NULL;
-		b->live--;
-		t->drv_ptr[0] = NULL;
-		lev->events++;
-		t->fire(t);
-	}
+	lev->kit.events += (uint64_t)ax__tbatch_fire(&b->tb);
 	lev_bucket_release(lev, b);
 }
 
@@ -901,7 +668,7 @@ static void lev_bucket_cb(evutil_socket_t fd, short what, void *arg)
 	(void)fd;
 	(void)what;
 	b->armed = false;
-	if (lev_now() < b->key * lev->grid_us * 1000) {
+	if (ax_now() < b->key * lev->grid_us * 1000) {
 		/* libevent's clock ran ahead of CLOCK_MONOTONIC (not expected,
 		 * see lev_bucket_schedule): wait for the rest. Re-adding cannot
 		 * fail in practice (the heap has room for the event it just
@@ -942,7 +709,7 @@ static void lev_timers_run(struct lev *lev)
 	for (size_t i = 0; i < n; i++) {
 		struct lev_bucket *b = lev->pv[i];
 		b->popped = false;
-		if (!b->live) {
+		if (!b->tb.live) {
 			lev_bucket_release(lev, b);
 			continue;
 		}
@@ -964,6 +731,8 @@ static void lev_timers_run(struct lev *lev)
 	lev->npv = 0;
 }
 
+/* vtable timer_arm: into the bucket of t's grid step, scheduling a new
+ * bucket's evtimer. */
 static int lev_timer_arm(void *state, struct ax_timer *t)
 {
 	struct lev *lev = state;
@@ -977,9 +746,10 @@ static int lev_timer_arm(void *state, struct ax_timer *t)
 		if (!b)
 			return -ENOMEM;
 	}
-	rc = lev_bucket_push(b, t);
+	rc = ax__tbatch_push(&b->tb, t);
 	if (rc < 0)
 		goto release_bucket;
+	t->drv_ptr[0] = b;
 	if (fresh) {
 		rc = lev_bucket_schedule(lev, b);
 		if (rc < 0)
@@ -988,9 +758,7 @@ static int lev_timer_arm(void *state, struct ax_timer *t)
 	return 0;
 
 pop_timer:
-	b->v[--b->n] = NULL;
-	b->live--;
-	t->drv_ptr[0] = NULL;
+	ax__tbatch_remove(&b->tb, t);
 release_bucket:
 	if (fresh)
 		lev_bucket_release(lev, b);
@@ -1007,12 +775,10 @@ static void lev_timer_cancel(void *state, struct ax_timer *t)
 	struct lev_bucket *b = lev->tab[lev_hash(lev, key)];
 	while (b && b != t->drv_ptr[0])
 		b = b->next;
-	if (!b || b->key != key || t->drv_index >= b->n || b->v[t->drv_index] != t)
+	if (!b || b->key != key || !ax__tbatch_holds(&b->tb, t))
 		return;
-	b->v[t->drv_index] = NULL;
-	b->live--;
-	t->drv_ptr[0] = NULL;
-	if (!b->live && !b->firing && !b->popped)
+	ax__tbatch_remove(&b->tb, t);
+	if (!b->tb.live && !b->firing && !b->popped)
 		lev_bucket_release(lev, b);
 }
 
@@ -1020,43 +786,39 @@ static void lev_timer_cancel(void *state, struct ax_timer *t)
 /* Poll and wake                                                       */
 /* ------------------------------------------------------------------ */
 
+/* vtable poll: deliver the deferred completions, run the base once (or
+ * until something happened, when blocking), then fire the popped buckets
+ * in order. */
 static int lev_poll(void *state, bool block)
 {
 	struct lev *lev = state;
-	uint64_t start = lev->events;
+	uint64_t start = lev->kit.events;
 
-	lev_ready_flush(lev);
-	bool wait = block && lev->events == start;
+	lev->kit.events += (uint64_t)ax__defq_flush(&lev->ready);
+	bool wait = block && lev->kit.events == start;
 	lev->woken = false;
 	for (;;) {
-		lev->polls++;
+		lev->kit.polls++;
 		/* EVLOOP_ONCE returns after the first iteration that ran a
 		 * callback; that callback may have found nothing to complete
 		 * (an edge with no op, a spurious readiness), hence the loop. */
 		if (event_base_loop(lev->base, wait ? EVLOOP_ONCE : EVLOOP_NONBLOCK) < 0)
 			return -EIO;
 		lev_timers_run(lev);
-		if (!wait || lev->events != start || lev->woken || lev->ready_head)
+		if (!wait || lev->kit.events != start || lev->woken ||
+		    ax__defq_pending(&lev->ready))
 			break;
 	}
-	return (int)(lev->events - start);
+	return (int)(lev->kit.events - start);
 }
 
+/* The wake eventfd is readable: drain it and end this poll. */
 static void lev_wake_cb(evutil_socket_t fd, short what, void *arg)
 {
 	struct lev *lev = arg;
-	uint64_t v;
+	(void)fd;
 	(void)what;
-	/* Drain, then clear: while the flag is set the eventfd holds a
-	 * count or this callback is between the two steps, so no wake is
-	 * suppressed for good. A wake that finds the flag still set here
-	 * needs no write: its post is already visible to the core, which
-	 * looks at its inbox after this poll returns. (Clearing first would
-	 * let a racing wake's write be drained here with the flag left set,
-	 * suppressing every later wake.) */
-	while (read((int)fd, &v, sizeof v) < 0 && errno == EINTR)
-		;
-	atomic_store(&lev->wake_pending, false);
+	ax__wake_drain(&lev->wake);
 	lev->woken = true;
 }
 
@@ -1064,13 +826,7 @@ static void lev_wake_cb(evutil_socket_t fd, short what, void *arg)
 static void lev_wake(void *state)
 {
 	struct lev *lev = state;
-	uint64_t one = 1;
-	if (atomic_exchange(&lev->wake_pending, true))
-		return;
-	/* Only EAGAIN (counter at its maximum) can fail, and then a wake
-	 * is pending anyway. */
-	while (write(lev->wake_fd, &one, sizeof one) < 0 && errno == EINTR)
-		;
+	ax__wake_signal(&lev->wake);
 }
 
 /* ------------------------------------------------------------------ */
@@ -1085,40 +841,38 @@ struct lev_conf {
 	char backend[16]; /* "" for libevent's choice */
 };
 
-/* Parse "key=value,..." (NULL or "" for the defaults): trigger=edge|level,
- * timer=precise|coarse, backend=epoll|poll|select. Returns 0 or -EINVAL. */
-static int lev_conf_parse(const char *flags, struct lev_conf *c)
+/* Apply one engine_flags item: trigger=edge|level, timer=precise|coarse,
+ * backend=epoll|poll|select. Returns 0 or -EINVAL. */
+static int lev_conf_flag(void *ctx, const char *key, const char *val)
 {
-	char buf[256], *save = NULL;
-	memset(c, 0, sizeof *c);
-	c->trigger = LEV_EDGE;
-	if (!flags)
-		return 0;
-	if (strlen(flags) >= sizeof buf)
+	static const char *const triggers[] = {"edge", "level", NULL};
+	static const char *const timers[] = {"precise", "coarse", NULL};
+	struct lev_conf *c = ctx;
+	int i;
+	if (!strcmp(key, "trigger")) {
+		if ((i = ax__flag_pick(val, triggers)) < 0)
+			return i;
+		c->trigger = i == 0 ? LEV_EDGE : LEV_LEVEL;
+		c->trigger_set = true;
+	} else if (!strcmp(key, "timer")) {
+		if ((i = ax__flag_pick(val, timers)) < 0)
+			return i;
+		c->coarse = i == 1;
+	} else if (!strcmp(key, "backend") && strlen(val) < sizeof c->backend) {
+		strcpy(c->backend, val);
+	} else {
 		return -EINVAL;
-	strcpy(buf, flags);
-	for (char *kv = strtok_r(buf, ",", &save); kv; kv = strtok_r(NULL, ",", &save)) {
-		char *val = strchr(kv, '=');
-		if (!val)
-			return -EINVAL;
-		*val++ = '\0';
-		if (!strcmp(kv, "trigger") && !strcmp(val, "edge")) {
-			c->trigger = LEV_EDGE;
-			c->trigger_set = true;
-		} else if (!strcmp(kv, "trigger") && !strcmp(val, "level")) {
-			c->trigger = LEV_LEVEL;
-			c->trigger_set = true;
-		} else if (!strcmp(kv, "timer") && !strcmp(val, "precise")) {
-			c->coarse = false;
-		} else if (!strcmp(kv, "timer") && !strcmp(val, "coarse")) {
-			c->coarse = true;
-		} else if (!strcmp(kv, "backend") && strlen(val) < sizeof c->backend) {
-			strcpy(c->backend, val);
-		} else {
-			return -EINVAL;
-		}
 	}
 	return 0;
+}
+
+/* Parse engine_flags (NULL or "" for the defaults) into c. Returns 0 or
+ * -EINVAL. */
+static int lev_conf_parse(const char *flags, struct lev_conf *c)
+{
+	memset(c, 0, sizeof *c);
+	c->trigger = LEV_EDGE;
+	return ax__flags_each(flags, lev_conf_flag, c);
 }
 
 /* A base for c: single-threaded (NOLOCK), deaf to EVENT_* environment
@@ -1155,6 +909,7 @@ free_config:
 	return rc;
 }
 
+/* vtable probe: libevent 2.1 or later, and a base can be created. */
 static int lev_probe(char *why, size_t n)
 {
 	struct lev_conf c;
@@ -1176,6 +931,8 @@ static int lev_probe(char *why, size_t n)
 
 static void lev_fini(void *state);
 
+/* vtable init: parse engine_flags, create the base, pick the trigger and
+ * timer grid, add the wake event. */
 static int lev_init(void **state, const struct ax_rt_opts *opts)
 {
 	struct lev_conf c;
@@ -1186,8 +943,8 @@ static int lev_init(void **state, const struct ax_rt_opts *opts)
 	struct lev *lev = calloc(1, sizeof *lev);
 	if (!lev)
 		return -ENOMEM;
-	lev->wake_fd = -1;
-	atomic_init(&lev->wake_pending, false);
+	lev->wake.fd = -1;
+	ax__fdtab_init(&lev->fds, sizeof(struct lev_fd *));
 	lev->tab_bits = 6;
 	lev->lo = INT64_MAX;
 	lev->tab = calloc((size_t)1 << lev->tab_bits, sizeof *lev->tab);
@@ -1228,19 +985,17 @@ static int lev_init(void **state, const struct ax_rt_opts *opts)
 		lev->margin_us = lev->grid_us;
 	}
 
-	lev->wake_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
-	if (lev->wake_fd < 0) {
-		rc = -errno;
+	rc = ax__wake_open(&lev->wake, true);
+	if (rc < 0)
 		goto free_state;
-	}
-	lev->wake_ev = event_new(lev->base, lev->wake_fd, EV_READ | EV_PERSIST,
+	lev->wake_ev = event_new(lev->base, lev->wake.fd, EV_READ | EV_PERSIST,
 	                         lev_wake_cb, lev);
 	if (!lev->wake_ev || event_add(lev->wake_ev, NULL) < 0) {
 		rc = -ENOMEM;
 		goto free_state;
 	}
 
-	snprintf(lev->info, sizeof lev->info,
+	ax__kit_printf(&lev->kit,
 	         "libevent %s, backend %s, %s timers (%s), %s-triggered fd events, eventfd wake",
 	         event_get_version(), event_base_get_method(lev->base),
 	         c.coarse ? "coarse" : "precise",
@@ -1255,6 +1010,7 @@ free_state:
 	return rc;
 }
 
+/* vtable fini (also undoes a partial init). */
 static void lev_fini(void *state)
 {
 	struct lev *lev = state;
@@ -1264,14 +1020,14 @@ static void lev_fini(void *state)
 	 * completed here; release what is left: fd states of descriptors
 	 * never passed to close_fd (not closed: they are the caller's), the
 	 * bucket pool, the wake. */
-	for (size_t i = 0; i < lev->nfds; i++) {
-		struct lev_fd *f = lev->fds[i];
+	for (int fd = 0; (size_t)fd < lev->fds.n; fd++) {
+		struct lev_fd *f = lev_fd_get(lev, fd);
 		if (!f)
 			continue;
-		f->rop = f->wop = NULL;
+		f->op.rd = f->op.wr = NULL;
 		lev_fd_release(lev, f, 0, true);
 	}
-	free(lev->fds);
+	ax__fdtab_fini(&lev->fds);
 	if (lev->tab) {
 		for (size_t i = 0; i < ((size_t)1 << lev->tab_bits); i++) {
 			while (lev->tab[i])
@@ -1284,30 +1040,15 @@ static void lev_fini(void *state)
 		struct lev_bucket *b = lev->pool;
 		lev->pool = b->next;
 		event_free(b->ev);
-		free(b->v);
+		ax__tbatch_fini(&b->tb);
 		free(b);
 	}
 	if (lev->wake_ev)
 		event_free(lev->wake_ev);
-	if (lev->wake_fd >= 0)
-		close(lev->wake_fd);
+	ax__wake_close(&lev->wake);
 	if (lev->base)
 		event_base_free(lev->base);
 	free(lev);
-}
-
-static const char *lev_engine_info(void *state)
-{
-	struct lev *lev = state;
-	return lev->info;
-}
-
-static void lev_stats(void *state, struct ax_driver_stats *st)
-{
-	struct lev *lev = state;
-	st->polls = lev->polls;
-	st->events = lev->events;
-	st->syscalls = 0; /* libevent's own system calls are not visible */
 }
 
 const struct ax_driver ax_driver_libevent = {
@@ -1326,7 +1067,7 @@ const struct ax_driver ax_driver_libevent = {
 	.poll = lev_poll,
 	.wake = lev_wake,
 	.close_fd = lev_close_fd,
-	.engine_info = lev_engine_info,
-	.stats = lev_stats,
+	.engine_info = ax__kit_info,
+	.stats = ax__kit_stats, /* libevent makes the system calls */
 	.try_now = lev_try_now,
 };

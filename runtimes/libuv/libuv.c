@@ -3,8 +3,8 @@
 /*
  * How ax maps onto libuv (1.44)
  *
- *   sockets     one uv_tcp_t per descriptor, found through a growable array
- *               of pointers indexed by fd. The array holds pointers, not
+ *   sockets     one uv_tcp_t per descriptor, found through the kit's fd table
+ *               of pointers. The table holds pointers, not
  *               handles, because a libuv handle must not move once
  *               initialised and uv_close is asynchronous: the descriptor is
  *               closed at once (so its number can be reused by the next
@@ -145,6 +145,7 @@
 #include <uv.h>
 
 #include "ax_driver.h"
+#include "kit.h"
 #include "theap.h"
 
 /* How AX_OP_ACCEPT is carried out (see "Accept and EMFILE"). */
@@ -220,33 +221,27 @@ struct uvd_req {
 
 /* The engine state. */
 struct uvd {
+	struct ax__kit kit;       /* first: counters and engine_info */
 	uv_loop_t loop;
 	uv_async_t async;
 	enum uvd_accept_mode accept_mode;
 	bool woken;               /* the async handle fired during this poll */
 
-	struct uvd_fd **fds;      /* per-fd state, indexed by descriptor */
-	size_t nfds;
+	struct ax__fdtab fds;     /* struct uvd_fd * by descriptor */
 	struct uvd_fd *idle;      /* streams left reading after their read */
 
 	struct uvd_timer *timer_free;
 	struct uvd_timer *timer_all;
-	size_t narmed;            /* armed timers: in libuv or in due[] */
-	struct ax_timer **due;    /* fired during uv_run, delivered after it */
-	size_t ndue;
-	size_t capdue;
+	size_t narmed;            /* armed timers: in libuv or in due */
+	struct ax__tbatch due;    /* fired during uv_run, delivered after it */
 	int64_t clock_offset;     /* libuv clock (uv_hrtime) minus ax_now() */
 
 	struct uvd_req *req_free;
-	struct ax_op *fsops;      /* in-flight uv_fs requests (drv_next/prev) */
+	struct ax__oplist fsops;  /* in-flight uv_fs requests */
 
-	struct ax_op *dq_head;    /* results known at submit, delivered by poll */
-	struct ax_op *dq_tail;
+	struct ax__defq dq;       /* results known at submit, delivered by poll */
 
 	int delivered;            /* completions and fires in this poll */
-	uint64_t polls;
-	uint64_t events;
-	char info[192];
 };
 
 /* The structure embedding member `m` at ptr (libuv callbacks get the
@@ -255,10 +250,9 @@ struct uvd {
 #define uvd_container(ptr, type, m) \
 	((type *)(void *)((char *)(ptr) - offsetof(type, m)))
 
-/* Op scratch: drv_ptr[0] is the op's uvd_fd or uvd_req; drv_u64[0] a
- * deferred result; drv_u64[1] the flags below; drv_u64[2] bytes of a write
- * already sent by try_now. The core zeroes drv_u64 before every op. */
-#define UVD_OP_DEFERRED 1u  /* in the deferred queue, result in drv_u64[0] */
+/* Op scratch: drv_ptr[0] is the op's uvd_fd or uvd_req; drv_u64[1] the
+ * flags below; drv_u64[AX__OP_SENT] bytes of a write already sent. The core
+ * zeroes drv_u64 before every op. */
 #define UVD_OP_TRIED 2u     /* try_now met EAGAIN: submit need not retry */
 #define UVD_OP_FS 4u        /* a READ/WRITE running as a uvd_req (UVD_FILE) */
 #define UVD_OP_CANCEL 8u    /* cancel asked: do not resubmit a WRITE's rest */
@@ -272,38 +266,9 @@ struct uvd {
 /* Complete op with res and count it. */
 static void uvd_complete(struct uvd *st, struct ax_op *op, int64_t res)
 {
-	st->events++;
+	st->kit.events++;
 	st->delivered++;
 	ax_op_complete(op, res);
-}
-
-/* Queue op for completion with res at the next poll: used when the result
- * is known inside submit, which must not complete. */
-static void uvd_defer(struct uvd *st, struct ax_op *op, int64_t res)
-{
-	op->drv_u64[0] = (uint64_t)res;
-	op->drv_u64[1] = UVD_OP_DEFERRED;
-	op->drv_next = NULL;
-	if (st->dq_tail)
-		st->dq_tail->drv_next = op;
-	else
-		st->dq_head = op;
-	st->dq_tail = op;
-}
-
-/* Deliver every deferred completion, in submission order. */
-static void uvd_deliver_deferred(struct uvd *st)
-{
-	struct ax_op *op;
-
-	while ((op = st->dq_head) != NULL) {
-		st->dq_head = op->drv_next;
-		if (!st->dq_head)
-			st->dq_tail = NULL;
-		op->drv_next = NULL;
-		op->drv_u64[1] = 0;
-		uvd_complete(st, op, (int64_t)op->drv_u64[0]);
-	}
 }
 
 /* ------------------------------------------------------------------ */
@@ -316,77 +281,85 @@ static void uvd_fd_closed(uv_handle_t *h)
 	free(uvd_container(h, struct uvd_fd, u.h));
 }
 
-/* Make room for index fd in the per-fd array. Returns 0 or -ENOMEM. */
-static int uvd_fd_reserve(struct uvd *st, int fd)
-{
-	struct uvd_fd **v;
-	size_t n;
-
-	if (fd < 0)
-		return -EBADF;
-	if ((size_t)fd < st->nfds)
-		return 0;
-	n = st->nfds ? st->nfds : 64;
-	while (n <= (size_t)fd)
-		n *= 2;
-	v = realloc(st->fds, n * sizeof *v);
-	if (!v)
-		return -ENOMEM;
-	memset(v + st->nfds, 0, (n - st->nfds) * sizeof *v);
-	st->fds = v;
-	st->nfds = n;
-	return 0;
-}
-
 /* The state of fd, or NULL. */
 static struct uvd_fd *uvd_fd_find(const struct uvd *st, int fd)
 {
-	if (fd < 0 || (size_t)fd >= st->nfds)
-		return NULL;
-	return st->fds[fd];
+	struct uvd_fd **fp = ax__fdtab_find(&st->fds, fd);
+	return fp ? *fp : NULL;
+}
+
+/* Enter f as the state of descriptor fd. Returns 0, or -EBADF / -ENOMEM
+ * (f is then not entered). */
+static int uvd_fd_enter(struct uvd *st, struct uvd_fd *f, int fd)
+{
+	struct uvd_fd **fp = ax__fdtab_get(&st->fds, fd);
+	if (!fp)
+		return fd < 0 ? -EBADF : -ENOMEM;
+	f->fd = fd;
+	*fp = f;
+	return 0;
+}
+
+/* The one place per-fd state is made: a zeroed state of `kind`, entered
+ * as fd's when fd >= 0 (else the handle will tell its descriptor, see
+ * uvd_fd_enter). Returns 0 and stores it in *out, or -errno. */
+static int uvd_fd_new(struct uvd *st, int fd, enum uvd_kind kind,
+		      struct uvd_fd **out)
+{
+	struct uvd_fd *f = calloc(1, sizeof *f);
+	if (!f)
+		return -ENOMEM;
+	f->fd = -1;
+	f->kind = kind;
+	if (fd >= 0 && uvd_fd_enter(st, f, fd) < 0) {
+		free(f);
+		return -ENOMEM;
+	}
+	*out = f;
+	return 0;
 }
 
 /* Forget f in the per-fd array (its descriptor is being closed). */
 static void uvd_fd_detach(struct uvd *st, struct uvd_fd *f)
 {
-	if (f->fd >= 0 && (size_t)f->fd < st->nfds && st->fds[f->fd] == f)
-		st->fds[f->fd] = NULL;
+	if (uvd_fd_find(st, f->fd) == f)
+		ax__fdtab_clear(&st->fds, f->fd);
+}
+
+/* Undo uvd_fd_new: forget f and free it, through uv_close when its handle
+ * was initialised (which closes the descriptor only if it was attached). */
+static int uvd_fd_undo(struct uvd *st, struct uvd_fd *f, bool handle, int err)
+{
+	uvd_fd_detach(st, f);
+	if (handle)
+		uv_close(&f->u.h, uvd_fd_closed);
+	else
+		free(f);
+	return err;
 }
 
 /* Wrap the open stream socket fd in a fresh uv_tcp_t and record it as fd's
- * state. On failure the descriptor is left open and untouched. Returns 0
- * and stores the state in *out, or -errno. */
+ * state. On failure the descriptor is left open and untouched (libuv
+ * attaches it last). Returns 0 and stores the state in *out, or -errno. */
 static int uvd_fd_wrap(struct uvd *st, int fd, struct uvd_fd **out)
 {
 	struct uvd_fd *f;
-	int err;
-
-	err = uvd_fd_reserve(st, fd);
+	int err = uvd_fd_new(st, fd, UVD_STREAM, &f);
 	if (err)
 		return err;
-	f = calloc(1, sizeof *f);
-	if (!f)
-		return -ENOMEM;
-	f->fd = fd;
-	f->kind = UVD_STREAM;
 	err = uv_tcp_init(&st->loop, &f->u.tcp);
 	if (err)
-		goto free_f;
+		goto drop_state;
 	err = uv_tcp_open(&f->u.tcp, fd);
 	if (err)
 		goto close_handle;
-	st->fds[fd] = f;
 	*out = f;
 	return 0;
 
 close_handle:
-	/* The handle is in the loop: it can only go through uv_close. The
-	 * descriptor was not attached (libuv sets it last), so it stays open. */
-	uv_close(&f->u.h, uvd_fd_closed);
-	return err;
-free_f:
-	free(f);
-	return err;
+	return uvd_fd_undo(st, f, true, err);
+drop_state:
+	return uvd_fd_undo(st, f, false, err);
 }
 
 /* The state of fd for reads and writes (UVD_STREAM or UVD_FILE), created
@@ -404,25 +377,16 @@ static struct uvd_fd *uvd_fd_stream(struct uvd *st, int fd, int *err)
 	}
 	/* A descriptor the driver did not create: sockets, pipes and ttys
 	 * get a uv_tcp_t; what epoll cannot watch is served by uv_fs_*. */
-	if (uv_guess_handle(fd) == UV_FILE) {
-		*err = uvd_fd_reserve(st, fd);
-		if (*err)
-			return NULL;
-		f = calloc(1, sizeof *f);
-		if (!f) {
-			*err = -ENOMEM;
-			return NULL;
-		}
-		f->fd = fd;
-		f->kind = UVD_FILE;
-		st->fds[fd] = f;
-		return f;
-	}
-	*err = uvd_fd_wrap(st, fd, &f);
+	if (uv_guess_handle(fd) == UV_FILE)
+		*err = uvd_fd_new(st, fd, UVD_FILE, &f);
+	else
+		*err = uvd_fd_wrap(st, fd, &f);
 	return *err ? NULL : f;
 }
 
 static int uvd_submit_fs(struct uvd *st, struct ax_op *op, int64_t off);
+static int uvd_try_write(struct uvd *st, struct ax_op *op);
+static int uvd_try_accept(struct uvd *st, struct ax_op *op);
 
 /* ------------------------------------------------------------------ */
 /* Read and write                                                      */
@@ -441,6 +405,7 @@ static void uvd_idle_add(struct uvd *st, struct uvd_fd *f)
 	st->idle = f;
 }
 
+/* Take f off the idle-readers list. */
 static void uvd_idle_del(struct uvd *st, struct uvd_fd *f)
 {
 	if (!f->idle_listed)
@@ -525,6 +490,8 @@ static void uvd_read_cb(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
 	uvd_complete(st, op, nread == UV_EOF ? 0 : (int64_t)nread);
 }
 
+/* READ: uv_read_start into the op's own buffer (see "reading"); an
+ * unpollable fd goes to the pool. */
 static int uvd_submit_read(struct uvd *st, struct ax_op *op)
 {
 	struct uvd_fd *f;
@@ -535,15 +502,13 @@ static int uvd_submit_read(struct uvd *st, struct ax_op *op)
 		return err;
 	if (f->kind == UVD_FILE)
 		return uvd_submit_fs(st, op, -1);
-	if (f->rop)
-		return -EBUSY;
 	if (f->rerr) {
-		uvd_defer(st, op, f->rerr); /* seen while nobody was reading */
+		ax__defer(&st->dq, op, f->rerr); /* seen while nobody was reading */
 		f->rerr = 0;
 		return 0;
 	}
 	if (op->len == 0) {
-		uvd_defer(st, op, 0); /* as read(2): nothing to wait for */
+		ax__defer(&st->dq, op, 0); /* as read(2): nothing to wait for */
 		return 0;
 	}
 	op->drv_ptr[0] = f;
@@ -560,16 +525,16 @@ static int uvd_submit_read(struct uvd *st, struct ax_op *op)
 }
 
 /* Send what the socket takes now from op's buffer with uv_try_write,
- * recording progress in drv_u64[2]. Returns 1 when all is sent, 0 when the
+ * recording progress in drv_u64[AX__OP_SENT]. Returns 1 when all is sent, 0 when the
  * socket is full (or libuv still has queued data), or -errno. */
 static int uvd_send_now(struct uvd_fd *f, struct ax_op *op)
 {
 	uv_buf_t b;
 	int n;
 
-	while (op->drv_u64[2] < op->len) {
-		b.base = (char *)op->buf + op->drv_u64[2];
-		b.len = op->len - op->drv_u64[2];
+	while (op->drv_u64[AX__OP_SENT] < op->len) {
+		b.base = (char *)op->buf + op->drv_u64[AX__OP_SENT];
+		b.len = op->len - op->drv_u64[AX__OP_SENT];
 		if (b.len > INT_MAX)
 			b.len = INT_MAX; /* uv_try_write returns an int */
 		n = uv_try_write(&f->u.s, &b, 1);
@@ -577,8 +542,8 @@ static int uvd_send_now(struct uvd_fd *f, struct ax_op *op)
 			return 0;
 		if (n < 0)
 			return n;
-		op->drv_u64[2] += (uint64_t)n;
-		if ((size_t)n < b.len && op->drv_u64[2] < op->len)
+		op->drv_u64[AX__OP_SENT] += (uint64_t)n;
+		if ((size_t)n < b.len && op->drv_u64[AX__OP_SENT] < op->len)
 			return 0; /* a short write: the send buffer is full */
 	}
 	return 1;
@@ -604,7 +569,7 @@ static int uvd_write_step(struct uvd_fd *f, struct ax_op *op, bool try_first,
 			return 1;
 		}
 	}
-	len = op->len - op->drv_u64[2];
+	len = op->len - op->drv_u64[AX__OP_SENT];
 	if (len > UVD_CHUNK)
 		len = UVD_CHUNK;
 	c = malloc(sizeof *c + len);
@@ -612,7 +577,7 @@ static int uvd_write_step(struct uvd_fd *f, struct ax_op *op, bool try_first,
 		*res = -ENOMEM;
 		return 1;
 	}
-	memcpy(c->data, (char *)op->buf + op->drv_u64[2], len);
+	memcpy(c->data, (char *)op->buf + op->drv_u64[AX__OP_SENT], len);
 	c->op = op;
 	b.base = c->data;
 	b.len = len;
@@ -622,7 +587,7 @@ static int uvd_write_step(struct uvd_fd *f, struct ax_op *op, bool try_first,
 		*res = err;
 		return 1;
 	}
-	op->drv_u64[2] += len;
+	op->drv_u64[AX__OP_SENT] += len;
 	f->wchunk = c;
 	return 0;
 }
@@ -642,7 +607,7 @@ static void uvd_chunk_cb(uv_write_t *w, int status)
 	f->wchunk = NULL;
 	if (status < 0)
 		res = status;
-	else if (op->drv_u64[2] >= op->len)
+	else if (op->drv_u64[AX__OP_SENT] >= op->len)
 		res = (int64_t)op->len;
 	else if (uvd_write_step(f, op, true, &res) == 0)
 		return; /* the next piece is queued */
@@ -663,26 +628,23 @@ static void uvd_write_drop(struct uvd *st, struct uvd_fd *f, int64_t res)
 	uvd_complete(st, op, res);
 }
 
+/* WRITE: send what the socket takes (unless try_now just did), then queue
+ * a copied piece while it is full (see "Writes"). */
 static int uvd_submit_write(struct uvd *st, struct ax_op *op)
 {
 	struct uvd_fd *f;
 	int64_t res;
-	int err;
 
-	f = uvd_fd_stream(st, op->fd, &err);
-	if (!f)
-		return err;
-	if (f->kind == UVD_FILE)
-		return uvd_submit_fs(st, op, -1);
-	if (f->wop)
-		return -EBUSY;
-	if (op->drv_u64[2] >= op->len) {
-		uvd_defer(st, op, (int64_t)op->len); /* nothing (left) to send */
+	if (!(op->drv_u64[1] & UVD_OP_TRIED) && uvd_try_write(st, op)) {
+		ax__defer(&st->dq, op, op->res);
 		return 0;
 	}
-	/* Continue after what try_now sent; it already met a full socket. */
-	if (uvd_write_step(f, op, !(op->drv_u64[1] & UVD_OP_TRIED), &res)) {
-		uvd_defer(st, op, res);
+	f = uvd_fd_find(st, op->fd);
+	if (f->kind == UVD_FILE)
+		return uvd_submit_fs(st, op, -1);
+	/* The socket is full: continue after what was sent. */
+	if (uvd_write_step(f, op, false, &res)) {
+		ax__defer(&st->dq, op, res);
 		return 0;
 	}
 	op->drv_ptr[0] = f;
@@ -694,29 +656,24 @@ static int uvd_submit_write(struct uvd *st, struct ax_op *op)
 /* Accept                                                              */
 /* ------------------------------------------------------------------ */
 
-/* accept=poll: take one connection from listener lfd and wrap it.
+/* accept=poll: take one connection from op's listener and wrap it.
  * Returns the new descriptor, -EAGAIN when none is queued, or -errno
  * (-EMFILE leaves the connection queued: [AX-TCP-8]). */
-static int64_t uvd_accept_now(struct uvd *st, int lfd)
+static int64_t uvd_accept_now(struct uvd *st, struct ax_op *op)
 {
 	struct uvd_fd *nf;
-	int fd;
 	int err;
 
-	for (;;) {
-		fd = accept4(lfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
-		if (fd >= 0)
-			break;
-		if (errno == EINTR || errno == ECONNABORTED)
-			continue; /* nothing to report; try the next one */
-		return -errno;
-	}
-	err = uvd_fd_wrap(st, fd, &nf);
+	if (!ax__nb_accept(op))
+		return -EAGAIN;
+	if (op->res < 0)
+		return op->res;
+	err = uvd_fd_wrap(st, (int)op->res, &nf);
 	if (err) {
-		close(fd);
+		close((int)op->res);
 		return err;
 	}
-	return fd;
+	return op->res;
 }
 
 /* accept=poll: the listener is readable (or failed). */
@@ -732,7 +689,7 @@ static void uvd_lpoll_cb(uv_poll_t *p, int status, int events)
 		uv_poll_stop(p);
 		return;
 	}
-	res = status < 0 ? status : uvd_accept_now(st, f->fd);
+	res = status < 0 ? status : uvd_accept_now(st, op);
 	if (res == -EAGAIN)
 		return; /* another taker, or a spurious wake: keep waiting */
 	f->aop = NULL;
@@ -750,14 +707,13 @@ static int64_t uvd_listen_take(struct uvd *st, struct uvd_fd *lf)
 	uv_os_fd_t fd;
 	int err;
 
-	nf = calloc(1, sizeof *nf);
-	if (!nf)
-		return -ENOMEM; /* libuv keeps the connection for the next try */
-	nf->kind = UVD_STREAM;
-	nf->fd = -1;
+	/* on failure here libuv keeps the connection for the next try */
+	err = uvd_fd_new(st, -1, UVD_STREAM, &nf);
+	if (err)
+		return err;
 	err = uv_tcp_init(&st->loop, &nf->u.tcp);
 	if (err)
-		goto free_nf;
+		goto drop_state;
 	lf->conn_ready = false;
 	err = uv_accept(&lf->u.s, &nf->u.s);
 	if (err) {
@@ -765,24 +721,19 @@ static int64_t uvd_listen_take(struct uvd *st, struct uvd_fd *lf)
 		 * watching the listener after a failed uv_accept: listening
 		 * again restarts it. */
 		uv_listen(&lf->u.s, SOMAXCONN, uvd_connection_cb);
-		goto close_nf;
+		goto close_handle;
 	}
 	err = uv_fileno(&nf->u.h, &fd);
+	if (!err)
+		err = uvd_fd_enter(st, nf, fd);
 	if (err)
-		goto close_nf;
-	nf->fd = fd;
-	err = uvd_fd_reserve(st, fd);
-	if (err)
-		goto close_nf;
-	st->fds[fd] = nf;
+		goto close_handle;
 	return fd;
 
-close_nf:
-	uv_close(&nf->u.h, uvd_fd_closed); /* closes the accepted fd, if any */
-	return err;
-free_nf:
-	free(nf);
-	return err;
+close_handle: /* closes the accepted fd, if any */
+	return uvd_fd_undo(st, nf, true, err);
+drop_state:
+	return uvd_fd_undo(st, nf, false, err);
 }
 
 /* accept=listen: libuv accepted a connection (status 0) or failed. */
@@ -805,26 +756,20 @@ static void uvd_connection_cb(uv_stream_t *server, int status)
 /* Create the state of listener fd for the configured accept mode. */
 static int uvd_listener_open(struct uvd *st, int fd, struct uvd_fd **out)
 {
+	bool poll = st->accept_mode == UVD_ACCEPT_POLL;
 	struct uvd_fd *f;
-	int err;
+	int err = uvd_fd_new(st, fd, poll ? UVD_LPOLL : UVD_LLISTEN, &f);
 
-	err = uvd_fd_reserve(st, fd);
 	if (err)
 		return err;
-	f = calloc(1, sizeof *f);
-	if (!f)
-		return -ENOMEM;
-	f->fd = fd;
-	if (st->accept_mode == UVD_ACCEPT_POLL) {
-		f->kind = UVD_LPOLL;
+	if (poll) {
 		err = uv_poll_init(&st->loop, &f->u.poll, fd);
-		if (err)
-			goto free_f; /* libuv initialises the handle last */
+		if (err) /* libuv initialises the handle last */
+			goto drop_state;
 	} else {
-		f->kind = UVD_LLISTEN;
 		err = uv_tcp_init(&st->loop, &f->u.tcp);
 		if (err)
-			goto free_f;
+			goto drop_state;
 		err = uv_tcp_open(&f->u.tcp, fd);
 		if (err)
 			goto close_handle;
@@ -833,59 +778,39 @@ static int uvd_listener_open(struct uvd *st, int fd, struct uvd_fd **out)
 		 * accept reports it, and close_fd closes fd as asked. */
 		f->lerr = uv_listen(&f->u.s, SOMAXCONN, uvd_connection_cb);
 	}
-	st->fds[fd] = f;
 	*out = f;
 	return 0;
 
-close_handle:
-	uv_close(&f->u.h, uvd_fd_closed); /* fd not attached: stays open */
-	return err;
-free_f:
-	free(f);
-	return err;
+close_handle: /* fd not attached: stays open */
+	return uvd_fd_undo(st, f, true, err);
+drop_state:
+	return uvd_fd_undo(st, f, false, err);
 }
 
+/* ACCEPT: take a connection libuv or the kernel holds (unless try_now just
+ * found none), else wait for one. */
 static int uvd_submit_accept(struct uvd *st, struct ax_op *op)
 {
-	struct uvd_fd *f = uvd_fd_find(st, op->fd);
-	int64_t res;
+	struct uvd_fd *f;
 	int err;
 
-	if (!f) {
-		err = uvd_listener_open(st, op->fd, &f);
-		if (err)
-			return err;
-	}
-	if (f->kind == UVD_STREAM || f->kind == UVD_FILE)
-		return -EINVAL; /* not a listener */
-	if (f->aop)
-		return -EBUSY;
-	op->drv_ptr[0] = f;
-	if (f->kind == UVD_LLISTEN) {
-		if (f->lerr)
-			return f->lerr;
-		if (f->conn_ready)
-			uvd_defer(st, op, uvd_listen_take(st, f));
-		else
-			f->aop = op;
+	if (!(op->drv_u64[1] & UVD_OP_TRIED) && uvd_try_accept(st, op)) {
+		ax__defer(&st->dq, op, op->res);
 		return 0;
 	}
-	/* accept=poll: a queued connection (or EMFILE) needs no wait; skip
-	 * the attempt when try_now just made it. */
-	if (!(op->drv_u64[1] & UVD_OP_TRIED)) {
-		res = uvd_accept_now(st, f->fd);
-		if (res != -EAGAIN) {
-			uvd_defer(st, op, res);
-			return 0;
-		}
-	}
+	f = uvd_fd_find(st, op->fd);
+	if (f->kind == UVD_STREAM || f->kind == UVD_FILE)
+		return -EINVAL; /* not a listener */
+	if (f->kind == UVD_LLISTEN && f->lerr)
+		return f->lerr;
+	op->drv_ptr[0] = f;
 	f->aop = op;
+	if (f->kind == UVD_LLISTEN)
+		return 0; /* uvd_connection_cb completes it */
 	err = uv_poll_start(&f->u.poll, UV_READABLE, uvd_lpoll_cb);
-	if (err) {
+	if (err)
 		f->aop = NULL;
-		return err;
-	}
-	return 0;
+	return err;
 }
 
 /* ------------------------------------------------------------------ */
@@ -911,6 +836,7 @@ static void uvd_connect_cb(uv_connect_t *req, int status)
 	uvd_complete(st, op, f->ccancel ? -ECANCELED : status);
 }
 
+/* CONNECT: uv_tcp_init_ex makes the socket, uv_tcp_connect connects it. */
 static int uvd_submit_connect(struct uvd *st, struct ax_op *op)
 {
 	int family = op->addr.ss_family;
@@ -920,44 +846,38 @@ static int uvd_submit_connect(struct uvd *st, struct ax_op *op)
 
 	if (family != AF_INET && family != AF_INET6)
 		return -EAFNOSUPPORT;
-	f = calloc(1, sizeof *f);
-	if (!f)
-		return -ENOMEM;
-	f->kind = UVD_STREAM;
+	err = uvd_fd_new(st, -1, UVD_STREAM, &f);
+	if (err)
+		return err;
 	/* Creates the socket (non-blocking, close-on-exec); on failure libuv
 	 * unlinks the handle again, so plain free is right. */
 	err = uv_tcp_init_ex(&st->loop, &f->u.tcp, (unsigned)family);
 	if (err)
-		goto free_f;
+		goto drop_state;
 	err = uv_fileno(&f->u.h, &fd);
-	if (err)
-		goto close_handle;
-	f->fd = fd;
-	err = uvd_fd_reserve(st, fd);
+	if (!err)
+		err = uvd_fd_enter(st, f, fd);
+	if (!err)
+		err = uv_tcp_connect(&f->creq, &f->u.tcp,
+				     (const struct sockaddr *)&op->addr,
+				     uvd_connect_cb);
 	if (err)
 		goto close_handle;
 	f->cop = op;
 	op->drv_ptr[0] = f;
-	err = uv_tcp_connect(&f->creq, &f->u.tcp,
-			     (const struct sockaddr *)&op->addr, uvd_connect_cb);
-	if (err)
-		goto close_handle;
-	st->fds[fd] = f;
 	return 0;
 
-close_handle:
-	f->cop = NULL;
-	uv_close(&f->u.h, uvd_fd_closed); /* closes the new socket too */
-	return err;
-free_f:
-	free(f);
-	return err;
+close_handle: /* closes the new socket too */
+	return uvd_fd_undo(st, f, true, err);
+drop_state:
+	return uvd_fd_undo(st, f, false, err);
 }
 
 /* ------------------------------------------------------------------ */
 /* Thread pool: files and AX_OP_CALL                                   */
 /* ------------------------------------------------------------------ */
 
+/* A pool request from the free list, or a new one. */
 static struct uvd_req *uvd_req_get(struct uvd *st)
 {
 	struct uvd_req *r = st->req_free;
@@ -969,41 +889,21 @@ static struct uvd_req *uvd_req_get(struct uvd *st)
 	return malloc(sizeof *r);
 }
 
+/* Back to the free list (freed at fini). */
 static void uvd_req_put(struct uvd *st, struct uvd_req *r)
 {
 	r->next_free = st->req_free;
 	st->req_free = r;
 }
 
-/* Link op into the in-flight file operations (for close_fd). */
-static void uvd_fsops_link(struct uvd *st, struct ax_op *op)
-{
-	op->drv_prev = NULL;
-	op->drv_next = st->fsops;
-	if (st->fsops)
-		st->fsops->drv_prev = op;
-	st->fsops = op;
-}
-
-static void uvd_fsops_unlink(struct uvd *st, struct ax_op *op)
-{
-	if (op->drv_prev)
-		op->drv_prev->drv_next = op->drv_next;
-	else
-		st->fsops = op->drv_next;
-	if (op->drv_next)
-		op->drv_next->drv_prev = op->drv_prev;
-	op->drv_next = op->drv_prev = NULL;
-}
-
 static void uvd_fs_cb(uv_fs_t *fs);
 
 /* Start r's file request at off (-1: the current position). A WRITE (all
- * or error) continues after the bytes already written (drv_u64[2]). */
+ * or error) continues after the bytes already written (drv_u64[AX__OP_SENT]). */
 static int uvd_fs_start(struct uvd *st, struct uvd_req *r, int64_t off)
 {
 	struct ax_op *op = r->op;
-	size_t done = op->kind == AX_OP_WRITE ? op->drv_u64[2] : 0;
+	size_t done = op->kind == AX_OP_WRITE ? op->drv_u64[AX__OP_SENT] : 0;
 	uv_buf_t b;
 
 	b.base = (char *)op->buf + done;
@@ -1026,8 +926,8 @@ static void uvd_fs_cb(uv_fs_t *fs)
 	uv_fs_req_cleanup(fs);
 	if (op->kind == AX_OP_WRITE && res >= 0) {
 		/* AX_OP_WRITE on an unpollable fd: all or error. */
-		op->drv_u64[2] += (uint64_t)res;
-		if (op->drv_u64[2] >= op->len) {
+		op->drv_u64[AX__OP_SENT] += (uint64_t)res;
+		if (op->drv_u64[AX__OP_SENT] >= op->len) {
 			res = (int64_t)op->len;
 		} else if (res == 0) {
 			res = -EIO; /* no progress: do not loop */
@@ -1040,7 +940,7 @@ static void uvd_fs_cb(uv_fs_t *fs)
 			res = err;
 		}
 	}
-	uvd_fsops_unlink(st, op);
+	ax__oplist_del(&st->fsops, op);
 	uvd_req_put(st, r);
 	uvd_complete(st, op, res);
 }
@@ -1051,8 +951,8 @@ static int uvd_submit_fs(struct uvd *st, struct ax_op *op, int64_t off)
 	struct uvd_req *r;
 	int err;
 
-	if (op->kind == AX_OP_WRITE && op->drv_u64[2] >= op->len) {
-		uvd_defer(st, op, (int64_t)op->len); /* nothing to write */
+	if (op->kind == AX_OP_WRITE && op->drv_u64[AX__OP_SENT] >= op->len) {
+		ax__defer(&st->dq, op, (int64_t)op->len); /* nothing to write */
 		return 0;
 	}
 	r = uvd_req_get(st);
@@ -1066,10 +966,11 @@ static int uvd_submit_fs(struct uvd *st, struct ax_op *op, int64_t off)
 	}
 	op->drv_ptr[0] = r;
 	op->drv_u64[1] |= UVD_OP_FS;
-	uvd_fsops_link(st, op);
+	ax__oplist_add(&st->fsops, op); /* for close_fd */
 	return 0;
 }
 
+/* PREAD / PWRITE at their offset on libuv's pool. */
 static int uvd_submit_file(struct uvd *st, struct ax_op *op)
 {
 	if (op->off < 0)
@@ -1098,6 +999,7 @@ static void uvd_after_work_cb(uv_work_t *w, int status)
 	uvd_complete(st, op, status);
 }
 
+/* AX_OP_CALL: uv_queue_work on libuv's pool. */
 static int uvd_submit_call(struct uvd *st, struct ax_op *op)
 {
 	struct uvd_req *r;
@@ -1135,8 +1037,8 @@ static int uvd_try_write(struct uvd *st, struct ax_op *op)
 		op->res = err;
 		return 1;
 	}
-	if (f->wop || f->kind == UVD_FILE)
-		return 0; /* submit reports -EBUSY, or goes to the pool */
+	if (f->kind == UVD_FILE)
+		return 0; /* submit goes to the pool */
 	err = uvd_send_now(f, op);
 	if (err == 0) {
 		op->drv_u64[1] |= UVD_OP_TRIED;
@@ -1160,15 +1062,15 @@ static int uvd_try_accept(struct uvd *st, struct ax_op *op)
 			return 1;
 		}
 	}
-	if (f->aop || f->kind == UVD_STREAM || f->kind == UVD_FILE)
-		return 0; /* submit reports -EBUSY / -EINVAL */
+	if (f->kind == UVD_STREAM || f->kind == UVD_FILE)
+		return 0; /* submit reports -EINVAL */
 	if (f->kind == UVD_LLISTEN) {
 		if (f->lerr || !f->conn_ready)
 			return 0;
 		op->res = uvd_listen_take(st, f);
 		return 1;
 	}
-	res = uvd_accept_now(st, f->fd);
+	res = uvd_accept_now(st, op);
 	if (res == -EAGAIN) {
 		op->drv_u64[1] |= UVD_OP_TRIED;
 		return 0;
@@ -1198,6 +1100,7 @@ static int uvd_try_now(void *state, struct ax_op *op)
 /* Submit, cancel, close                                               */
 /* ------------------------------------------------------------------ */
 
+/* vtable submit: by kind. */
 static int uvd_submit(void *state, struct ax_op *op)
 {
 	struct uvd *st = state;
@@ -1229,7 +1132,7 @@ static void uvd_cancel(void *state, struct ax_op *op)
 	struct uvd_fd *f = op->drv_ptr[0];
 	struct uvd_req *r = op->drv_ptr[0];
 
-	if (op->drv_u64[1] & UVD_OP_DEFERRED)
+	if (ax__deferred(op))
 		return; /* its real result is already known: delivered next poll */
 	if (op->drv_u64[1] & UVD_OP_FS) {
 		op->drv_u64[1] |= UVD_OP_CANCEL;
@@ -1276,6 +1179,7 @@ static void uvd_cancel(void *state, struct ax_op *op)
 	}
 }
 
+/* vtable close_fd: see "Close" in the header comment. */
 static int uvd_close_fd(void *state, int fd)
 {
 	struct uvd *st = state;
@@ -1285,14 +1189,14 @@ static int uvd_close_fd(void *state, int fd)
 
 	/* File operations on fd that have not started are dropped; running
 	 * ones finish on their own (pread on a closed fd: -EBADF). */
-	for (op = st->fsops; op; op = op->drv_next)
+	for (op = st->fsops.head; op; op = op->drv_next)
 		if (op->fd == fd)
 			uv_cancel(&((struct uvd_req *)op->drv_ptr[0])->u.req);
 
 	if (!f)
 		return close(fd) == 0 ? 0 : -errno;
 
-	st->fds[fd] = NULL;
+	uvd_fd_detach(st, f);
 	if (f->kind == UVD_FILE) {
 		free(f); /* no handle; its requests were cancelled above */
 		return close(fd) == 0 ? 0 : -errno;
@@ -1320,6 +1224,7 @@ static int uvd_close_fd(void *state, int fd)
 /* Timers                                                              */
 /* ------------------------------------------------------------------ */
 
+/* Close callback of a pooled timer handle (at fini). */
 static void uvd_timer_closed(uv_handle_t *h)
 {
 	free(uvd_container(h, struct uvd_timer, h));
@@ -1342,32 +1247,12 @@ static uint64_t uvd_timeout_ms(struct uvd *st, int64_t deadline)
 	return target > now ? target - now : 0;
 }
 
-/* Make due[] hold at least n entries. Returns 0 or -ENOMEM. */
-static int uvd_due_reserve(struct uvd *st, size_t n)
-{
-	struct ax_timer **v;
-	size_t cap;
-
-	if (n <= st->capdue)
-		return 0;
-	cap = st->capdue ? st->capdue * 2 : 64;
-	while (cap < n)
-		cap *= 2;
-	v = realloc(st->due, cap * sizeof *v);
-	if (!v)
-		return -ENOMEM;
-	st->due = v;
-	st->capdue = cap;
-	return 0;
-}
-
-/* Fire t now (used by the due batch, and by the timer callback as a last
- * resort when the batch cannot grow). */
+/* Fire t now: the timer callback's last resort when the batch cannot
+ * grow. */
 static void uvd_timer_fire(struct uvd *st, struct ax_timer *t)
 {
-	t->drv_ptr[1] = NULL;
 	st->narmed--;
-	st->events++;
+	st->kit.events++;
 	st->delivered++;
 	t->fire(t);
 }
@@ -1396,64 +1281,33 @@ static void uvd_timer_cb(uv_timer_t *h)
 	 * UV_RUN_ONCE, libuv would go on to block in epoll_wait with nothing
 	 * left to wait for. uv_stop makes this iteration's poll not block. */
 	uv_stop(h->loop);
-	if (uvd_due_reserve(st, st->ndue + 1) != 0) {
+	if (ax__tbatch_push(&st->due, t) != 0)
 		uvd_timer_fire(st, t); /* out of memory: fire unordered */
-		return;
-	}
-	t->drv_ptr[1] = st; /* marks "in due[]" for timer_cancel */
-	t->drv_index = st->ndue;
-	st->due[st->ndue++] = t;
-}
-
-/* Order fires by (deadline, seq); cancelled (NULL) entries last. */
-static int uvd_due_cmp(const void *a, const void *b)
-{
-	const struct ax_timer *x = *(struct ax_timer *const *)a;
-	const struct ax_timer *y = *(struct ax_timer *const *)b;
-
-	if (!x || !y)
-		return (x == NULL) - (y == NULL);
-	return ax__timer_cmp(a, b);
 }
 
 /* Deliver the fires collected during uv_run in (deadline, seq) order. A
- * fire hook may cancel a timer still in the batch (its slot turns NULL) or
- * arm new ones (they go to libuv, not here). */
+ * fire hook may cancel a timer still in the batch or arm new ones (they go
+ * to libuv, not here). */
 static void uvd_deliver_due(struct uvd *st)
 {
-	struct ax_timer *t;
-	size_t i;
-	bool sorted = true;
+	int n = ax__tbatch_fire(&st->due);
 
-	if (st->ndue == 0)
-		return;
-	for (i = 1; i < st->ndue && sorted; i++)
-		sorted = uvd_due_cmp(&st->due[i - 1], &st->due[i]) <= 0;
-	if (!sorted) {
-		qsort(st->due, st->ndue, sizeof *st->due, uvd_due_cmp);
-		for (i = 0; i < st->ndue; i++)
-			if (st->due[i])
-				st->due[i]->drv_index = i;
-	}
-	for (i = 0; i < st->ndue; i++) {
-		t = st->due[i];
-		if (!t)
-			continue;
-		st->due[i] = NULL;
-		uvd_timer_fire(st, t);
-	}
-	st->ndue = 0;
+	st->narmed -= (size_t)n;
+	st->kit.events += (uint64_t)n;
+	st->delivered += n;
 }
 
+/* vtable timer_arm: a pooled uv_timer_t, due no sooner than the deadline
+ * (see "Timers"). */
 static int uvd_timer_arm(void *state, struct ax_timer *t)
 {
 	struct uvd *st = state;
 	struct uvd_timer *ut;
 	int err;
 
-	/* Room in due[] for every armed timer, so that the expiry callback
+	/* Room in due for every armed timer, so that the expiry callback
 	 * does not need to allocate. */
-	err = uvd_due_reserve(st, st->narmed + 1);
+	err = ax__tbatch_reserve(&st->due, st->narmed + 1);
 	if (err)
 		return err;
 	ut = st->timer_free;
@@ -1473,7 +1327,6 @@ static int uvd_timer_arm(void *state, struct ax_timer *t)
 	}
 	ut->h.data = t;
 	t->drv_ptr[0] = ut;
-	t->drv_ptr[1] = NULL;
 	err = uv_timer_start(&ut->h, uvd_timer_cb,
 			     uvd_timeout_ms(st, t->deadline), 0);
 	if (err) {
@@ -1486,6 +1339,8 @@ static int uvd_timer_arm(void *state, struct ax_timer *t)
 	return 0;
 }
 
+/* vtable timer_cancel: stop its uv_timer_t, or take it out of the batch
+ * collected in this poll. */
 static void uvd_timer_cancel(void *state, struct ax_timer *t)
 {
 	struct uvd *st = state;
@@ -1497,9 +1352,8 @@ static void uvd_timer_cancel(void *state, struct ax_timer *t)
 		st->timer_free = ut;
 		t->drv_ptr[0] = NULL;
 		st->narmed--;
-	} else if (t->drv_ptr[1] == st) {
-		st->due[t->drv_index] = NULL;
-		t->drv_ptr[1] = NULL;
+	} else if (ax__tbatch_holds(&st->due, t)) {
+		ax__tbatch_remove(&st->due, t);
 		st->narmed--;
 	}
 }
@@ -1508,6 +1362,7 @@ static void uvd_timer_cancel(void *state, struct ax_timer *t)
 /* Poll and wake                                                       */
 /* ------------------------------------------------------------------ */
 
+/* The async handle fired: a wake, this poll ends. */
 static void uvd_async_cb(uv_async_t *a)
 {
 	struct uvd *st = a->loop->data;
@@ -1515,13 +1370,15 @@ static void uvd_async_cb(uv_async_t *a)
 	st->woken = true;
 }
 
+/* vtable poll: deliver the deferred completions, run the loop once, fire
+ * the collected timers in order. */
 static int uvd_poll(void *state, bool block)
 {
 	struct uvd *st = state;
 
-	st->delivered = 0;
 	st->woken = false;
-	uvd_deliver_deferred(st);
+	st->delivered = ax__defq_flush(&st->dq);
+	st->kit.events += (uint64_t)st->delivered;
 	if (st->delivered)
 		block = false;
 	/* UV_RUN_ONCE can return without a completion (a partial write, a
@@ -1531,7 +1388,7 @@ static int uvd_poll(void *state, bool block)
 	for (;;) {
 		if (block)
 			uvd_idle_stop(st);
-		st->polls++;
+		st->kit.polls++;
 		uv_run(&st->loop, block ? UV_RUN_ONCE : UV_RUN_NOWAIT);
 		uvd_deliver_due(st);
 		if (!block || st->delivered || st->woken)
@@ -1540,6 +1397,7 @@ static int uvd_poll(void *state, bool block)
 	return st->delivered;
 }
 
+/* vtable wake: uv_async_send. */
 static void uvd_wake(void *state)
 {
 	struct uvd *st = state;
@@ -1551,6 +1409,7 @@ static void uvd_wake(void *state)
 /* Lifecycle                                                           */
 /* ------------------------------------------------------------------ */
 
+/* vtable probe. */
 static int uvd_probe(char *why, size_t n)
 {
 	(void)why;
@@ -1559,25 +1418,17 @@ static int uvd_probe(char *why, size_t n)
 	           * beyond epoll */
 }
 
-/* Parse engine_flags: "accept=poll" (default) or "accept=listen". */
-static int uvd_parse_flags(struct uvd *st, const char *flags)
+/* Apply one engine_flags item: "accept=poll" (default) or
+ * "accept=listen". Returns 0 or -EINVAL. */
+static int uvd_flag(void *ctx, const char *key, const char *val)
 {
-	const char *p = flags;
-	size_t n;
+	static const char *const modes[] = {"poll", "listen", NULL};
+	struct uvd *st = ctx;
+	int i = ax__flag_pick(val, modes);
 
-	st->accept_mode = UVD_ACCEPT_POLL;
-	while (p && *p) {
-		n = strcspn(p, ",");
-		if (n == 11 && strncmp(p, "accept=poll", n) == 0)
-			st->accept_mode = UVD_ACCEPT_POLL;
-		else if (n == 13 && strncmp(p, "accept=listen", n) == 0)
-			st->accept_mode = UVD_ACCEPT_LISTEN;
-		else if (n != 0)
-			return -EINVAL;
-		p += n;
-		if (*p == ',')
-			p++;
-	}
+	if (strcmp(key, "accept") || i < 0)
+		return -EINVAL;
+	st->accept_mode = i == 0 ? UVD_ACCEPT_POLL : UVD_ACCEPT_LISTEN;
 	return 0;
 }
 
@@ -1600,6 +1451,8 @@ static const char *uvd_backend_name(uv_loop_t *loop)
 	return "unknown";
 }
 
+/* vtable init: parse engine_flags, the loop, the async handle, the clock
+ * offset. */
 static int uvd_init(void **state, const struct ax_rt_opts *opts)
 {
 	const char *tp = getenv("UV_THREADPOOL_SIZE");
@@ -1609,7 +1462,9 @@ static int uvd_init(void **state, const struct ax_rt_opts *opts)
 	st = calloc(1, sizeof *st);
 	if (!st)
 		return -ENOMEM;
-	err = uvd_parse_flags(st, opts ? opts->engine_flags : NULL);
+	st->accept_mode = UVD_ACCEPT_POLL;
+	ax__fdtab_init(&st->fds, sizeof(struct uvd_fd *));
+	err = ax__flags_each(opts ? opts->engine_flags : NULL, uvd_flag, st);
 	if (err)
 		goto free_st;
 	err = uv_loop_init(&st->loop);
@@ -1625,7 +1480,7 @@ static int uvd_init(void **state, const struct ax_rt_opts *opts)
 	 * makes the offset larger, so translated deadlines can only be late. */
 	st->clock_offset = -ax_now();
 	st->clock_offset += (int64_t)uv_hrtime();
-	snprintf(st->info, sizeof st->info,
+	ax__kit_printf(&st->kit,
 		 "libuv %s, %s backend, accept=%s, threadpool=%s%s",
 		 uv_version_string(), uvd_backend_name(&st->loop),
 		 st->accept_mode == UVD_ACCEPT_POLL ? "poll" : "listen",
@@ -1640,6 +1495,8 @@ free_st:
 	return err;
 }
 
+/* vtable fini: close every handle, run the loop until their callbacks
+ * ran, close the loop. */
 static void uvd_fini(void *state)
 {
 	struct uvd *st = state;
@@ -1648,12 +1505,12 @@ static void uvd_fini(void *state)
 	size_t i;
 	int err;
 
-	for (i = 0; i < st->nfds; i++) {
-		struct uvd_fd *f = st->fds[i];
+	for (i = 0; i < st->fds.n; i++) {
+		struct uvd_fd *f = uvd_fd_find(st, (int)i);
 
 		if (!f)
 			continue;
-		st->fds[i] = NULL;
+		uvd_fd_detach(st, f);
 		if (f->kind == UVD_FILE)
 			free(f);
 		else
@@ -1679,25 +1536,9 @@ static void uvd_fini(void *state)
 		st->req_free = r->next_free;
 		free(r);
 	}
-	free(st->fds);
-	free(st->due);
+	ax__fdtab_fini(&st->fds);
+	ax__tbatch_fini(&st->due);
 	free(st);
-}
-
-static const char *uvd_engine_info(void *state)
-{
-	struct uvd *st = state;
-
-	return st->info;
-}
-
-static void uvd_stats(void *state, struct ax_driver_stats *out)
-{
-	struct uvd *st = state;
-
-	out->polls = st->polls;
-	out->events = st->events;
-	out->syscalls = 0; /* not counted: libuv makes them */
 }
 
 const struct ax_driver ax_driver_libuv = {
@@ -1717,7 +1558,7 @@ const struct ax_driver ax_driver_libuv = {
 	.poll = uvd_poll,
 	.wake = uvd_wake,
 	.close_fd = uvd_close_fd,
-	.engine_info = uvd_engine_info,
-	.stats = uvd_stats,
+	.engine_info = ax__kit_info,
+	.stats = ax__kit_stats, /* libuv makes the system calls */
 	.try_now = uvd_try_now,
 };

@@ -873,7 +873,7 @@ static void case_consumed(void)
 }
 
 const struct conf_case conf_cases_cancel[] = {
-	{"cancel.read", "[AX-CANCEL-1] [AX-CANCEL-2] a blocked ax_read returns "
+	{"cancel.read", "[AX-CANCEL-1] [AX-CANCEL-2] [AX-TCP-14] a blocked ax_read returns "
 	 "-ECANCELED once; afterwards the engine never writes its buffer and "
 	 "data sent later goes to the next read",
 	 "cancel a read 8 times, poison its buffer, let the peer send, check "
@@ -920,7 +920,7 @@ const struct conf_case conf_cases_cancel[] = {
 	 "yet joined) is harmless and returns 0",
 	 "cancel ended tasks, join them for their results",
 	 0, 10, 0, case_finished},
-	{"cancel.consumed", "[AX-CANCEL-1] the request is consumed by one "
+	{"cancel.consumed", "[AX-CANCEL-1] [AX-CANCEL-5] the request is consumed by one "
 	 "suspending call: the current one if blocked or ready, else the next",
 	 "self-cancel, and cancel a ready (yielding) task", 0, 10, 0,
 	 case_consumed},

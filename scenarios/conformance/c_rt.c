@@ -328,15 +328,15 @@ const struct conf_case conf_cases_rt[] = {
 	 "runtime created is left behind",
 	 "compare /proc/self/task before and after runtimes that used the pool",
 	 AX_FEAT_TCP, 15, 0, case_no_thread_left},
-	{"rt.destroy_busy", "[AX-RT-3] destroying a running runtime is -EBUSY "
+	{"rt.destroy_busy", "[AX-RT-3] [AX-RT-5] destroying a running runtime is -EBUSY "
 	 "(not a crash); ax_rt_run re-entered from a task is -EBUSY",
 	 "destroy and re-run from inside a task; destroy after the run",
 	 0, 10, 0, case_destroy_busy},
-	{"rt.posts_between_runs", "[AX-POST-1] posts made while the runtime is "
+	{"rt.posts_between_runs", "[AX-POST-1] [AX-POST-3] posts made while the runtime is "
 	 "not running run at its next ax_rt_run; posts queued at destroy are "
 	 "dropped", "post before, between and after runs", 0, 10, 0,
 	 case_posts_between_runs},
-	{"rt.eperm", "[AX-GEN-1] suspending calls outside a task return -EPERM; "
+	{"rt.eperm", "[AX-GEN-1] [AX-RT-4] suspending calls outside a task return -EPERM; "
 	 "ax_rt_create rejects unknown drivers and bad options",
 	 "every suspending call from plain code; bad ax_rt_create arguments",
 	 0, 10, 0, case_eperm},

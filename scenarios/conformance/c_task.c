@@ -800,18 +800,18 @@ const struct conf_case conf_cases_task[] = {
 	 "join) and its spawn site",
 	 "dump a reader, a sleeper, a channel receiver and a joiner",
 	 AX_FEAT_TCP, 10, 0, case_dump},
-	{"task.hog", "ax_rt_opts.hog_threshold_ns: a task running longer than the "
+	{"task.hog", "[AX-TASK-10] ax_rt_opts.hog_threshold_ns: a task running longer than the "
 	 "threshold without suspending is counted (ax_rt_stats.hogs) and reported",
 	 "a task yielding every 1 ms is no hog (alone or not); one spinning "
 	 "300 ms is",
 	 0, 10, 0, case_hog},
-	{"task.detach", "ax_detach / [AX-RT-1] a detached task can no longer be "
+	{"task.detach", "[AX-TASK-14] [AX-RT-1] a detached task can no longer be "
 	 "joined (-EINVAL) or detached again, still runs to its end, and the "
 	 "run waits for it; detaching an ended task frees it; a task with a "
 	 "joiner cannot be detached",
 	 "detach a sleeping task, an ended one, and one with a joiner",
 	 0, 10, 0, case_detach},
-	{"task.name", "ax_spawn / ax_task_set_name: names are copied, at most "
+	{"task.name", "[AX-TASK-16] names are copied, at most "
 	 "31 bytes kept; an unnamed task's name is \"\"",
 	 "spawn with a 42-byte name, rename to 5, 31 and 40 bytes, NULL",
 	 0, 10, 0, case_name},

@@ -633,6 +633,90 @@ static void case_close_pending(void)
 }
 
 /* ------------------------------------------------------------------ */
+/* tcp.busy                                                            */
+/* ------------------------------------------------------------------ */
+
+#define TB_BIG (8u << 20) /* far more than a loopback socket buffers */
+
+static intptr_t tb_read(void *arg)
+{
+	char b[16];
+	return ax_read((int)(intptr_t)arg, b, sizeof b);
+}
+
+static intptr_t tb_accept(void *arg)
+{
+	return ax_accept((int)(intptr_t)arg);
+}
+
+static char *tb_buf;
+
+static intptr_t tb_writer(void *arg)
+{
+	return ax_write((int)(intptr_t)arg, tb_buf, TB_BIG);
+}
+
+static intptr_t tb_main(void *arg)
+{
+	(void)arg;
+	int fds[2];
+	char b[16];
+	ax_task *rd, *wr, *ac;
+	if (!CONF_EQ(conf_tcp_pair(fds), 0, "loopback pair"))
+		return 0;
+	tb_buf = calloc(1, TB_BIG);
+	char *sink = malloc(TB_BIG);
+	if (!tb_buf || !sink)
+		conf_die("out of memory");
+	/* one read and one write pending together on fds[0] */
+	ax_spawn(&rd, tb_read, (void *)(intptr_t)fds[0], "reader");
+	ax_spawn(&wr, tb_writer, (void *)(intptr_t)fds[0], "writer");
+	ax_sleep(2 * CONF_MS);
+	CONF_EQ(ax_read(fds[0], b, sizeof b), -EBUSY,
+		"a second ax_read while a read is pending on the descriptor");
+	CONF_EQ(ax_write(fds[0], "x", 1), -EBUSY,
+		"a second ax_write while a write is pending on the descriptor");
+	/* both pending ones still complete: the peer sends, then drains */
+	CONF_EQ(conf_peer_send(fds[1], "hello", 5), 0, "peer send");
+	CONF_EQ(CONF_JOIN_WITHIN(rd, 2 * CONF_S, "the pending read"), 5,
+		"the read pending beside a write");
+	CONF_EQ(conf_read_full(fds[1], sink, TB_BIG), TB_BIG,
+		"peer reads everything written");
+	CONF_EQ(CONF_JOIN_WITHIN(wr, 5 * CONF_S, "the pending write"), TB_BIG,
+		"the write pending beside a read");
+	/* the sides are free again */
+	CONF_EQ(ax_write(fds[0], "y", 1), 1, "a write once the other ended");
+	CONF_EQ(ax_read(fds[1], b, 1), 1, "the peer reads it");
+	/* ax_accept takes a listener's read side */
+	int lfd = ax_tcp_listen(NULL, 0, 16, 0);
+	if (CONF_TRUE(lfd >= 0, "ax_tcp_listen: %d", lfd)) {
+		ax_spawn(&ac, tb_accept, (void *)(intptr_t)lfd, "acceptor");
+		ax_sleep(2 * CONF_MS);
+		CONF_EQ(ax_accept(lfd), -EBUSY,
+			"a second ax_accept while one is pending on the listener");
+		int c = ax_connect(NULL, (uint16_t)ax_tcp_port(lfd));
+		CONF_TRUE(c >= 0, "ax_connect: %d", c);
+		intptr_t a = CONF_JOIN_WITHIN(ac, 2 * CONF_S, "the pending accept");
+		CONF_TRUE(a >= 0, "the pending accept: %ld", (long)a);
+		if (a >= 0)
+			ax_close((int)a);
+		if (c >= 0)
+			ax_close(c);
+		ax_close(lfd);
+	}
+	free(sink);
+	free(tb_buf);
+	ax_close(fds[0]);
+	ax_close(fds[1]);
+	return 0;
+}
+
+static void case_busy(void)
+{
+	conf_run(tb_main, NULL);
+}
+
+/* ------------------------------------------------------------------ */
 /* tcp.deadline                                                        */
 /* ------------------------------------------------------------------ */
 
@@ -1426,7 +1510,7 @@ const struct conf_case conf_cases_tcp[] = {
 	 "side can still read",
 	 "request, SHUT_WR, the server answers after EOF, the client reads the "
 	 "reply", AX_FEAT_TCP, 10, 0, case_half_close},
-	{"tcp.refused", "ax_connect returns -ECONNREFUSED for a closed port and "
+	{"tcp.refused", "[AX-TCP-13] ax_connect returns -ECONNREFUSED for a closed port and "
 	 "-EINVAL for a malformed address, leaving no descriptor",
 	 "three connects to a closed port, one to a bad address",
 	 AX_FEAT_TCP, 10, 0, case_refused},
@@ -1447,15 +1531,21 @@ const struct conf_case conf_cases_tcp[] = {
 	 "each echo intact",
 	 "1000 client tasks connect, wait for all, then each echoes 8 bytes",
 	 AX_FEAT_TCP, 30, CONF_SERIAL, case_1000},
-	{"tcp.close_pending", "ax_close: pending operations of other tasks on the "
+	{"tcp.close_pending", "[AX-TCP-15] ax_close: pending operations of other tasks on the "
 	 "descriptor complete with -EBADF",
 	 "close a descriptor while another task is blocked reading it",
 	 AX_FEAT_TCP, 10, 0, case_close_pending},
+	{"tcp.busy", "[AX-TCP-9] at most one read (or accept) and one write "
+	 "pending per descriptor: a second one on a busy side returns -EBUSY; "
+	 "a read and a write pending together both complete",
+	 "a second read, write and accept beside pending ones; then the "
+	 "pending read and 8 MiB write complete",
+	 AX_FEAT_TCP, 15, 0, case_busy},
 	{"tcp.deadline", "[AX-GEN-2] [AX-DL-1] ax_read, ax_accept and ax_write "
 	 "return -ETIMEDOUT when the deadline passes; a timed-out read loses "
 	 "no data", "read, accept, and a blocked 32 MiB write in 20 ms scopes",
 	 AX_FEAT_TCP, 15, 0, case_deadline},
-	{"tcp.listen_errors", "ax_tcp_listen/ax_accept/ax_connect: -EADDRINUSE, "
+	{"tcp.listen_errors", "[AX-TCP-10] [AX-TCP-12] [AX-TCP-13] ax_tcp_listen/ax_accept/ax_connect: -EADDRINUSE, "
 	 "-EINVAL for a bad host, non-blocking close-on-exec descriptors, IPv6",
 	 "listen on a used port and a bad address; check descriptor flags",
 	 AX_FEAT_TCP, 10, 0, case_listen_errors},
@@ -1471,14 +1561,14 @@ const struct conf_case conf_cases_tcp[] = {
 	 "a thread streams numbered bytes, and makes 300 numbered connections, "
 	 "while the reader/acceptor is cancelled thousands of times",
 	 AX_FEAT_TCP, 30, 0, case_cancel_race},
-	{"tcp.duplex_close", "ax_read/ax_close: one read and one write may be "
+	{"tcp.duplex_close", "[AX-TCP-9] [AX-TCP-15] one read and one write may be "
 	 "pending on a descriptor together and both complete; a second "
 	 "concurrent read returns -EBUSY; closing the descriptor turns a "
 	 "pending read, write or accept of another task into -EBADF",
 	 "a read beside a blocked 32 MiB write, a second read, then close with "
 	 "a read and a write pending, and close a listener under an accept",
 	 AX_FEAT_TCP, 15, 0, case_duplex_close},
-	{"tcp.reuseport", "ax_tcp_listen: with AX_LISTEN_REUSEPORT two "
+	{"tcp.reuseport", "[AX-TCP-10] with AX_LISTEN_REUSEPORT two "
 	 "listeners bind one port and both accept connections; without the "
 	 "flag (on either listener) the second listen returns -EADDRINUSE",
 	 "two REUSEPORT listeners on one port, 64 connections accepted by two "

@@ -433,7 +433,7 @@ static void case_lateness_busy(void)
 }
 
 const struct conf_case conf_cases_time[] = {
-	{"time.never_early", "[AX-TIME-1] a sleep returns no sooner than asked "
+	{"time.never_early", "[AX-TIME-1] [AX-TIME-5] a sleep returns no sooner than asked "
 	 "(sleep, sleep_until, and deadline scopes alike)",
 	 "sleeps of 1 ns to 20 ms, 64 concurrent random sleeps, sleep_until and "
 	 "deadline cuts", 0, 15, 0, case_never_early},

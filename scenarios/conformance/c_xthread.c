@@ -428,12 +428,12 @@ const struct conf_case conf_cases_xthread[] = {
 	 "threads talk through channels without lost wake-ups",
 	 "20k ping-pongs between runtimes on two threads", AX_FEAT_XTHREAD, 60,
 	 CONF_SERIAL, case_pingpong},
-	{"post.context", "[AX-POST-1] [AX-GEN-1] a posted function runs outside "
+	{"post.context", "[AX-POST-1] [AX-GEN-1] [AX-TASK-12] a posted function runs outside "
 	 "any task: suspending calls return -EPERM; it may spawn (queued) and "
 	 "cancel tasks and use try_ channel calls",
 	 "a thread posts a function that spawns, cancels and tries to sleep",
 	 AX_FEAT_XTHREAD, 10, 0, case_post_context},
-	{"post.spawn_order", "ax_spawn / [AX-POST-1] a task spawned from a "
+	{"post.spawn_order", "[AX-TASK-12] [AX-POST-1] a task spawned from a "
 	 "posted function is queued: it runs after the tasks already ready",
 	 "a post spawns a task while three tasks yield in turn",
 	 AX_FEAT_XTHREAD, 10, 0, case_spawn_order},
