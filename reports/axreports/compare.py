@@ -383,6 +383,22 @@ def cell_flags(b, n, gated_names, settings, paired):
         flags.append({"kind": "loadgen-bound", "blocking": False,
                       "detail": f"the load generator was the bottleneck in {' and '.join(sat)}"})
     for name in gated_names:
+        mb, mn = b.metrics.get(name), n.metrics.get(name)
+        if paired and mb is not None and mn is not None and not mb.instructions \
+                and len(mb.values) == len(mn.values) and all(v > 0 for v in mb.values):
+            # a paired run: each pair saw the same machine, so what must
+            # not split is the per-pair ratio (a slow phase of the machine
+            # moves both sides of its pairs alike)
+            ratios = [y / x for x, y in zip(mb.values, mn.values)]
+            gap, lo, hi = stats.split_gap(ratios)
+            if gap > BIMODAL_GAP:
+                flags.append({
+                    "kind": "bimodal", "blocking": False,
+                    "detail": f"{name}'s NEW/BASE ratio split into {len(lo)} and {len(hi)} "
+                              f"pairs ({lo[-1]:.3g}x vs {hi[0]:.3g}x)",
+                    "metric": name,
+                })
+            continue
         for side, c in (("BASE", b), ("NEW", n)):
             mt = c.metrics.get(name)
             if mt is None or mt.instructions:

@@ -47,20 +47,21 @@ int64_t ax__coarse_now(void)
 
 static const struct ax_driver *sched_find_driver(const char *name)
 {
-	for (size_t i = 0; i < ax__driver_count; i++)
-		if (strcmp(ax__drivers[i]->name, name) == 0)
-			return ax__drivers[i];
+	for (size_t i = 0; i < ax__driver_n(); i++)
+		if (strcmp(ax__driver_at(i)->name, name) == 0)
+			return ax__driver_at(i);
 	return NULL;
 }
 
 size_t ax_driver_count(void)
 {
-	return ax__driver_count;
+	return ax__driver_n();
 }
 
 const char *ax_driver_name(size_t i)
 {
-	return i < ax__driver_count ? ax__drivers[i]->name : NULL;
+	const struct ax_driver *d = ax__driver_at(i);
+	return d ? d->name : NULL;
 }
 
 const char *ax_driver_summary(const char *name)
@@ -152,10 +153,10 @@ int ax_rt_create(ax_rt **out, const char *driver, const struct ax_rt_opts *opts)
 		if (drv->probe && drv->probe(NULL, 0) < 0)
 			return -ENOTSUP;
 	} else {
-		for (size_t i = 0; i < ax__driver_count && !drv; i++)
-			if (!ax__drivers[i]->probe ||
-			    ax__drivers[i]->probe(NULL, 0) == 0)
-				drv = ax__drivers[i];
+		for (size_t i = 0; i < ax__driver_n() && !drv; i++)
+			if (!ax__driver_at(i)->probe ||
+			    ax__driver_at(i)->probe(NULL, 0) == 0)
+				drv = ax__driver_at(i);
 		if (!drv)
 			return -ENOTSUP;
 	}

@@ -187,8 +187,22 @@ struct ax_driver {
 	int (*try_now)(void *state, struct ax_op *op);
 };
 
-/* The registry (runtimes/registry.c): drivers in preference order. */
-extern const struct ax_driver *const ax__drivers[];
-extern const size_t ax__driver_count;
+/* Add a driver that is not compiled into the registry (a runtime author's
+ * own engine, a test's), after the compiled-in ones in preference order;
+ * from then on ax_rt_create, ax_driver_count and friends know it by its
+ * name. d must stay valid for the life of the process.
+ * Returns 0, or -EINVAL when d lacks a name or a mandatory member (init,
+ * fini, submit, cancel, timer_arm, timer_cancel, poll, wake, close_fd),
+ * -EPROTO when d->version is not one this core implements (0, or newer
+ * than AX_DRIVER_VERSION: a vtable from a later axbench is refused, never
+ * half used), -EEXIST when a driver of that name exists, -ENOSPC when the
+ * table of registered drivers (8) is full. Thread-safe, but call it before
+ * creating the runtimes that should see it.                      [AX-DRV-1] */
+int ax_driver_register(const struct ax_driver *d);
+
+/* The registry (runtimes/registry.c): compiled-in drivers in preference
+ * order, then the registered ones. ax__driver_at(i) for i < ax__driver_n(). */
+size_t ax__driver_n(void);
+const struct ax_driver *ax__driver_at(size_t i);
 
 #endif /* AX_DRIVER_H */

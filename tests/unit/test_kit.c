@@ -187,6 +187,50 @@ static void kt_engine_flags(void)
 	}
 }
 
+/* ax_driver_register [AX-DRV-1]: a registered driver is found by name and
+ * runs; bad vtables, versions it does not implement, a taken name and a
+ * full table are refused. */
+static void kt_register(void)
+{
+	struct ax_driver d = ax_driver_toy;
+	d.name = "toy-copy";
+	d.version = 0;
+	CHECK_EQ(ax_driver_register(&d), -EPROTO);
+	d.version = AX_DRIVER_VERSION + 1;
+	CHECK_EQ(ax_driver_register(&d), -EPROTO);
+	d.version = AX_DRIVER_VERSION;
+	d.poll = NULL;
+	CHECK_EQ(ax_driver_register(&d), -EINVAL);
+	CHECK_EQ(ax_driver_register(NULL), -EINVAL);
+	struct ax_driver same = ax_driver_toy;
+	same.name = ax_driver_name(0); /* a compiled-in name */
+	CHECK_EQ(ax_driver_register(&same), -EEXIST);
+
+	size_t before = ax_driver_count();
+	CHECK_EQ(ax_driver_register(&ax_driver_toy), 0);
+	CHECK_EQ(ax_driver_register(&ax_driver_toy), -EEXIST);
+	CHECK_EQ(ax_driver_count(), before + 1);
+	CHECK(!strcmp(ax_driver_name(before), "toy"));
+	CHECK(ax_driver_available("toy", NULL, 0));
+	ax_rt *rt;
+	CHECK_EQ(ax_rt_create(&rt, "toy", NULL), 0);
+	CHECK(!strcmp(ax_rt_driver(rt), "toy"));
+	CHECK_EQ(ax_rt_destroy(rt), 0);
+
+	static struct ax_driver more[8];
+	static char names[8][16];
+	int r = 0, added = 0;
+	for (int i = 0; i < 8 && r == 0; i++) {
+		more[i] = ax_driver_toy;
+		snprintf(names[i], sizeof names[i], "toy%d", i);
+		more[i].name = names[i];
+		r = ax_driver_register(&more[i]);
+		added += r == 0;
+	}
+	CHECK_EQ(r, -ENOSPC);
+	CHECK_EQ(added, 7); /* 8 slots, one taken by toy */
+}
+
 int main(void)
 {
 	kt_fdtab();
@@ -196,6 +240,7 @@ int main(void)
 	kt_nb();
 	kt_flags();
 	kt_engine_flags();
+	kt_register();
 	if (t_failures)
 		fprintf(stderr, "%d check(s) failed\n", t_failures);
 	return t_failures ? 1 : 0;
