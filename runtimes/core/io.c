@@ -32,18 +32,10 @@ static inline bool io_sided(const struct ax_op *op)
 	       op->kind == AX_OP_ACCEPT;
 }
 
-/* The busy-table entry op occupies while it waits, or NULL for an op with
- * no side or a descriptor with no entry (grow: create the entry; NULL then
- * means a bad descriptor or ENOMEM). */
-static struct ax_op **io_side(struct ax_rt *rt, const struct ax_op *op,
-			      bool grow)
+/* The slot of a descriptor's busy-table entry that op occupies while it
+ * waits (a sided op only). */
+static inline struct ax_op **io_slot(struct ax__busy *b, const struct ax_op *op)
 {
-	if (!io_sided(op))
-		return NULL;
-	struct ax__busy *b = grow ? ax__fdtab_get(&rt->busy, op->fd)
-				  : ax__fdtab_find(&rt->busy, op->fd);
-	if (!b)
-		return NULL;
 	return op->kind == AX_OP_WRITE ? &b->wr : &b->rd;
 }
 
@@ -69,21 +61,22 @@ static int64_t io_run(struct ax_task *t)
 			return -ECANCELED;
 		}
 	}
-	/* one read and one write per descriptor, for every driver */
-	struct ax_op **side = io_side(rt, op, false);
-	if (side && *side)
+	/* one read and one write per descriptor, for every driver: a lookup
+	 * in the busy table, no allocation until an op really waits */
+	bool sided = io_sided(op);
+	struct ax__busy *b = sided ? ax__fdtab_find(&rt->busy, op->fd) : NULL;
+	if (b && *io_slot(b, op))
 		return -EBUSY;
 	if (fast && rt->drv->try_now(rt->drv_state, op) == 1)
 		return op->res;
 	t->fast_streak = 0;
-	side = io_side(rt, op, true);
-	if (!side && io_sided(op) && op->fd >= 0)
+	if (sided && !b && op->fd >= 0 && !(b = ax__fdtab_get(&rt->busy, op->fd)))
 		return -ENOMEM;
 	r = rt->drv->submit(rt->drv_state, op);
 	if (r < 0)
 		return r;
-	if (side)
-		*side = op;
+	if (b)
+		*io_slot(b, op) = op;
 	int64_t dl = ax__deadline_of(t);
 	if (dl != INT64_MAX)
 		ax__timer_arm(t, dl); /* on failure the op just has no deadline */
@@ -91,9 +84,9 @@ static int64_t io_run(struct ax_task *t)
 	ax__timer_disarm(t);
 	/* the table may have moved meanwhile, and ax_close emptied the entry
 	 * of a closed descriptor, whose number may now be another's */
-	side = io_side(rt, op, false);
-	if (side && *side == op)
-		*side = NULL;
+	b = sided ? ax__fdtab_find(&rt->busy, op->fd) : NULL;
+	if (b && *io_slot(b, op) == op)
+		*io_slot(b, op) = NULL;
 	if (bits && op->res == -ECANCELED)
 		return ax__interrupt_errno(t, bits);
 	return op->res;

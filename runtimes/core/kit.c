@@ -72,7 +72,7 @@ void ax__fdtab_fini(struct ax__fdtab *t)
 
 /* Grow by doubling (from 256 slots) so that a run of new descriptors costs
  * O(1) amortised, and zero the new slots. */
-void *ax__fdtab_get(struct ax__fdtab *t, int fd)
+void *ax__fdtab_grow(struct ax__fdtab *t, int fd)
 {
 	if (fd < 0)
 		return NULL;

@@ -87,9 +87,17 @@ static inline void *ax__fdtab_find(const struct ax__fdtab *t, int fd)
 	return fd >= 0 && (size_t)fd < t->n ? t->v + (size_t)fd * t->elem : NULL;
 }
 
-/* fd's slot, growing the table (doubling, new slots zeroed) when needed.
- * Returns NULL when fd < 0 or on ENOMEM. */
-void *ax__fdtab_get(struct ax__fdtab *t, int fd);
+/* Grow t so that fd has a slot (doubling, new slots zeroed) and return
+ * it; NULL when fd < 0 or on ENOMEM. The slow path of ax__fdtab_get. */
+void *ax__fdtab_grow(struct ax__fdtab *t, int fd);
+
+/* fd's slot, growing the table when needed. Returns NULL when fd < 0 or
+ * on ENOMEM. Inline: a submit looks its descriptor up on every wait. */
+static inline void *ax__fdtab_get(struct ax__fdtab *t, int fd)
+{
+	return fd >= 0 && (size_t)fd < t->n ? t->v + (size_t)fd * t->elem
+					     : ax__fdtab_grow(t, fd);
+}
 
 /* Zero fd's slot if it has one. */
 void ax__fdtab_clear(struct ax__fdtab *t, int fd);
