@@ -166,11 +166,6 @@ static long long instr_totals(const char *path)
 	return totals >= 0 ? totals : summary;
 }
 
-static bool instr_exited(void *arg)
-{
-	return ((struct axb_child *)arg)->exited;
-}
-
 /* Run one repetition under valgrind, started by the harness's one launcher
  * and stopped by its watchdog after timeout_s: returns instructions per
  * operation, or -1 with a message in err. */
@@ -225,7 +220,7 @@ static double instr_rep(struct instr_cell *c, const char *self, double timeout_s
 	}
 	struct axb_child *one[1] = { &ch };
 	if (axb_child_pump(one, 1, axb_mono_ns() + (int64_t)(timeout_s * 1e9),
-			   instr_exited, &ch) == -ETIMEDOUT)
+			   axb_child_exited, &ch) == -ETIMEDOUT)
 		axb_child_kill(&ch, "timeout");
 	axb_child_finish(&ch);
 	int st = ch.wstatus;
@@ -279,16 +274,6 @@ out:
 /* How long a server under callgrind may take to stop and write its counts
  * (a few seconds at most when it can stop at all). */
 #define INSTR_STOP_GRACE_NS (15 * INT64_C(1000000000))
-
-static bool instr_ready_or_exited(void *arg)
-{
-	struct axb_child *s = arg;
-	if (s->exited)
-		return true;
-	json_t *j = axb_child_event(s, "ready");
-	json_decref(j);
-	return j != NULL;
-}
 
 static bool instr_either_exited(void *arg)
 {
@@ -354,7 +339,9 @@ static long long instr_net_once(const struct instr_cell *c, const char *self,
 	sargv[a++] = "--tool=callgrind";
 	sargv[a++] = outarg;
 	sargv[a++] = "-q";
-	instr_cell_argv(c, self, "__server", cpus[0], sargv, a, store[0]);
+	a = instr_cell_argv(c, self, "__server", cpus[0], sargv, a, store[0]);
+	sargv[a++] = "--clock-free";
+	sargv[a] = NULL;
 	bool verbose = getenv("AXBENCH_INSTR_VERBOSE") != NULL;
 	struct axb_spawn sp = {
 		.role = "server", .prog = "valgrind", .argv = sargv, .result_pipe = true,
@@ -367,7 +354,7 @@ static long long instr_net_once(const struct instr_cell *c, const char *self,
 		goto unlink_out;
 	}
 	struct axb_child *one[1] = { &srv };
-	r = axb_child_pump(one, 1, deadline, instr_ready_or_exited, &srv);
+	r = axb_child_pump(one, 1, deadline, axb_child_ready_or_exited, &srv);
 	json_t *ready = axb_child_event(&srv, "ready");
 	if (r || !ready || srv.exited) {
 		json_decref(ready);
@@ -422,7 +409,7 @@ static long long instr_net_once(const struct instr_cell *c, const char *self,
 	json_decref(lr);
 	/* stop the server as a person would; callgrind then writes its counts */
 	kill(srv.pid, SIGTERM);
-	r = axb_child_pump(one, 1, axb_mono_ns() + INSTR_STOP_GRACE_NS, instr_exited, &srv);
+	r = axb_child_pump(one, 1, axb_mono_ns() + INSTR_STOP_GRACE_NS, axb_child_exited, &srv);
 	if (r || !srv.exited) {
 		/* valgrind runs one thread at a time; a runtime thread blocked
 		 * in a wait valgrind does not release the lock for (io_uring_enter
@@ -655,6 +642,13 @@ int axb_cmd_instr(int argc, char **argv)
 			int ci = axs_param_index(sc, "count");
 			if (ci >= 0)
 				c->values[ci] = c->values[ci] > 100000 ? 100000 : c->values[ci];
+			/* one connection by default: every message is then one trip
+			 * through the loop, and the count repeats; with many, how
+			 * many messages one wait returns depends on timing even
+			 * under callgrind (libevent's count moved 16% at 16) */
+			int cc = net ? axs_param_index(sc, "connections") : -1;
+			if (cc >= 0)
+				c->values[cc] = 1;
 			for (size_t k = 0; k < npv; k++) {
 				char name[64];
 				const char *eq = strchr(pv[k], '=');

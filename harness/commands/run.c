@@ -628,22 +628,6 @@ static void av_cell(struct argv_buf *a, struct run *R, const struct axb_cell *c,
 	}
 }
 
-static bool until_ready(void *arg)
-{
-	struct axb_child *s = arg;
-	if (s->exited)
-		return true;
-	json_t *j = axb_child_event(s, "ready");
-	json_decref(j);
-	return j != NULL;
-}
-
-static bool until_exited(void *arg)
-{
-	struct axb_child *c = arg;
-	return c->exited;
-}
-
 struct pair {
 	struct axb_child *srv, *cli;
 };
@@ -704,7 +688,7 @@ static bool run_net(struct run *R, struct axb_cell *c, struct axb_rep_in *in)
 		return true;
 	}
 	struct axb_child *one[1] = { &srv };
-	r = axb_child_pump(one, 1, deadline, until_ready, &srv);
+	r = axb_child_pump(one, 1, deadline, axb_child_ready_or_exited, &srv);
 	if (r == -EINTR)
 		goto interrupted;
 	if (r == -ETIMEDOUT)
@@ -747,7 +731,7 @@ static bool run_net(struct run *R, struct axb_cell *c, struct axb_rep_in *in)
 		/* ask it to stop, as a person would with Ctrl-C */
 		kill(srv.pid, SIGTERM);
 		int64_t grace = STOP_GRACE_NS < c->timeout_ns ? STOP_GRACE_NS : c->timeout_ns;
-		r = axb_child_pump(one, 1, axb_mono_ns() + grace, until_exited, &srv);
+		r = axb_child_pump(one, 1, axb_mono_ns() + grace, axb_child_exited, &srv);
 		if (r == -EINTR)
 			goto interrupted;
 		if (r == -ETIMEDOUT)
@@ -791,7 +775,7 @@ static bool run_local(struct run *R, struct axb_cell *c, struct axb_rep_in *in)
 		return true;
 	}
 	struct axb_child *one[1] = { &ch };
-	r = axb_child_pump(one, 1, axb_mono_ns() + c->timeout_ns, until_exited, &ch);
+	r = axb_child_pump(one, 1, axb_mono_ns() + c->timeout_ns, axb_child_exited, &ch);
 	if (r == -ETIMEDOUT)
 		axb_child_kill(&ch, "the scenario exceeded the timeout");
 	if (r == -EINTR) {

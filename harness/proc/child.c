@@ -14,7 +14,7 @@
 
 enum {
 	OPT_IMPL = 256, OPT_SCENARIO, OPT_CPU, OPT_PORT, OPT_RESULT_FD,
-	OPT_SERVER_PID, OPT_MESSAGES, OPT_TARGET, OPT_JSON, OPT_QUICK, OPT_DURATION,
+	OPT_SERVER_PID, OPT_MESSAGES, OPT_CLOCK_FREE, OPT_TARGET, OPT_JSON, OPT_QUICK, OPT_DURATION,
 	OPT_WARMUP, OPT_HELP,
 };
 
@@ -44,6 +44,7 @@ void axb_child_opts_parse(int argc, char **argv, const char *cmd,
 		{ "result-fd", required_argument, NULL, OPT_RESULT_FD },
 		{ "server-pid", required_argument, NULL, OPT_SERVER_PID },
 		{ "messages", required_argument, NULL, OPT_MESSAGES },
+		{ "clock-free", no_argument, NULL, OPT_CLOCK_FREE },
 		{ "target", required_argument, NULL, OPT_TARGET },
 		{ "json", required_argument, NULL, OPT_JSON },
 		{ "quick", no_argument, NULL, OPT_QUICK },
@@ -72,6 +73,7 @@ void axb_child_opts_parse(int argc, char **argv, const char *cmd,
 		case OPT_TARGET: o->target = optarg; break;
 		case OPT_JSON: o->json_path = optarg; break;
 		case OPT_QUICK: o->quick = true; break;
+		case OPT_CLOCK_FREE: o->clock_free = true; break;
 		case OPT_DURATION: o->duration = optarg; break;
 		case OPT_WARMUP: o->warmup = optarg; break;
 		case 'p':

@@ -364,3 +364,18 @@ char *axb_child_stderr(const struct axb_child *c, size_t max)
 	}
 	return s;
 }
+
+bool axb_child_exited(void *arg)
+{
+	return ((const struct axb_child *)arg)->exited;
+}
+
+bool axb_child_ready_or_exited(void *arg)
+{
+	struct axb_child *c = arg;
+	if (c->exited)
+		return true;
+	json_t *j = axb_child_event(c, "ready");
+	json_decref(j);
+	return j != NULL;
+}

@@ -52,6 +52,8 @@ struct axb_child_opts {
 	const char *target;      /* --target HOST:PORT (load generator) */
 	const char *json_path;   /* --json (standalone load) */
 	bool quick;              /* --quick */
+	bool clock_free;         /* --clock-free (server): no time-based scheduling
+	                            decision, for instructions mode */
 	const char *duration;    /* --duration shortcut */
 	const char *warmup;      /* --warmup shortcut */
 	const char *pv[AXS_MAX_PARAMS]; /* -p name=value, one value each */
@@ -142,6 +144,11 @@ void axb_child_none(struct axb_child *c);
  * interrupted (-EINTR). */
 int axb_child_pump(struct axb_child *const *cs, size_t n, int64_t deadline,
 		   bool (*until)(void *arg), void *arg);
+
+/* Predicates for axb_child_pump, arg a struct axb_child *: it exited; it
+ * reported {"event":"ready"} or exited. */
+bool axb_child_exited(void *arg);
+bool axb_child_ready_or_exited(void *arg);
 
 /* SIGKILL the child (if running), remembering why. */
 void axb_child_kill(struct axb_child *c, const char *why);
