@@ -846,7 +846,7 @@ def test_paired_ab_sides_use_the_signed_rank_test_and_survive_interference(tmp_p
     v, rep = verdicts(tmp_path / "c.json")
     assert rep["paired"] is True
     m = {x["metric"]: x for x in rep["cells"][0]["metrics"]}["server_cpu_us_per_msg"]
-    assert m["test"].startswith("wilcoxon") and m["paired"]
+    assert m["test"] == "sign-exact" and m["paired"]
     assert m["ratio"] == pytest.approx(1.1, rel=0.03)
     # the same files unpaired: the swing hides the change, and the
     # interference makes it inconclusive, never a pass
@@ -873,6 +873,16 @@ def test_wilcoxon_signed_rank_matches_enumeration():
             extreme += abs(ws - centre) >= abs(w - centre) - 1e-9
         assert p == pytest.approx(min(1.0, extreme / 2 ** n))
     assert stats.min_signed_rank_p(5) > 0.05 > stats.min_signed_rank_p(6)
+
+
+def test_sign_test_known_answers():
+    # all 9 of one sign: 2/512; 8 of 9 (one disturbed pair): 2*10/512
+    assert stats.sign_test([1] * 9) == (9, pytest.approx(2 / 512))
+    assert stats.sign_test([1] * 8 + [-50]) == (8, pytest.approx(20 / 512))
+    assert stats.sign_test([-1] * 7)[1] == pytest.approx(2 / 128)
+    # balanced signs, and zeros dropped
+    assert stats.sign_test([1, -1, 1, -1, 0, 0]) == (2, 1.0)
+    assert stats.sign_test([]) == (0, 1.0)
 
 
 def test_exit_codes_are_distinct_and_documented():
