@@ -58,6 +58,12 @@ static inline void ax__vg_stack_deregister(unsigned id)
 {
 	VALGRIND_STACK_DEREGISTER(id);
 }
+/* Whether the process runs under valgrind (a client request: a few
+ * instructions, 0 outside valgrind). */
+static inline bool ax__vg_running(void)
+{
+	return RUNNING_ON_VALGRIND != 0;
+}
 #else
 static inline unsigned ax__vg_stack_register(void *lo, size_t n)
 {
@@ -68,6 +74,10 @@ static inline unsigned ax__vg_stack_register(void *lo, size_t n)
 static inline void ax__vg_stack_deregister(unsigned id)
 {
 	(void)id;
+}
+static inline bool ax__vg_running(void)
+{
+	return false;
 }
 #endif
 

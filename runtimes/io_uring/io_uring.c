@@ -59,6 +59,7 @@
  * later with -EBADF ([AX-TCP-15]).
  */
 #include <errno.h>
+#include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -70,6 +71,7 @@
 
 #include "ax_driver.h"
 #include "kit.h"
+#include "san.h"
 #include "theap.h"
 
 #define URING_ENTRIES 4096       /* SQ entries; the CQ gets twice that */
@@ -129,6 +131,7 @@ struct uring {
 	unsigned setup;          /* IORING_SETUP_* in use */
 	int mode;                /* URING_SETUP_DEFER / COOP / NONE */
 	bool enabled;            /* ring usable (R_DISABLED lifted) */
+	bool under_valgrind;     /* waits are cut (URING_VALGRIND_WAIT_NS) */
 	bool nb_enter;           /* non-blocking polls must enter to run task
 	                            work (no TASKRUN_FLAG) */
 	bool kernel_timers;      /* timers=kernel */
@@ -863,15 +866,23 @@ static int uring_reap(struct uring *u, bool *woke)
 	return n;
 }
 
+/* Under valgrind a wait is cut to this, and only there: valgrind (3.19)
+ * keeps its one-thread-at-a-time lock while a thread sits in
+ * io_uring_enter, so a wait with no end would starve the process's other
+ * threads (a server's signal thread, the pool) for good. */
+#define URING_VALGRIND_WAIT_NS (10 * INT64_C(1000000))
+
 /* Nanoseconds until the next timer may fire (0 when due), or -1 when none
- * can fire before a kernel completion arrives. */
+ * can fire before a kernel completion arrives (but see above). */
 static int64_t uring_next_timeout(struct uring *u)
 {
 	struct ax_timer *t = uring_next_timer(u);
-	if (!t)
-		return -1;
-	int64_t d = t->deadline - ax_now();
-	return d > 0 ? d : 0;
+	int64_t d = t ? t->deadline - ax_now() : -1;
+	if (t && d < 0)
+		d = 0;
+	if (u->under_valgrind && (d < 0 || d > URING_VALGRIND_WAIT_NS))
+		d = URING_VALGRIND_WAIT_NS;
+	return d;
 }
 
 /* Hand queued SQEs to the kernel without waiting. Without TASKRUN_FLAG a
@@ -926,6 +937,11 @@ static int uring_poll(void *state, bool block)
 		}
 		if (r < 0 && r != -ETIME && r != -EINTR && r != -EAGAIN && r != -EBUSY)
 			return r;
+		/* under valgrind a wait that ran out hands the lock over: only a
+		 * blocking system call such as sched_yield lets valgrind run the
+		 * other threads (see URING_VALGRIND_WAIT_NS) */
+		if (r == -ETIME && u->under_valgrind)
+			sched_yield();
 		n += uring_reap(u, &woke);
 		n += uring_fire(u);
 		if (r == -EINTR)
@@ -987,6 +1003,7 @@ static int uring_init(void **state, const struct ax_rt_opts *opts)
 	if (r < 0)
 		goto free_state;
 	mode = conf.mode;
+	u->under_valgrind = ax__vg_running();
 	ax__theap_init(&u->heap);
 	ax__theap_init(&u->kheap);
 	ax__fdtab_init(&u->fds, sizeof(struct uring_fd));
