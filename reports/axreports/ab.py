@@ -24,12 +24,10 @@ WORK/compare.md; exits with compare's status (0 pass, 1 regression,
 import argparse
 import copy
 import json
-import math
 import os
 import re
 import shutil
 import subprocess
-import sys
 import time
 import uuid
 
@@ -101,25 +99,11 @@ def check_run_args(run_args):
 # ---------------------------------------------------------------------------
 # Merging one-repetition runs into one result file per side
 
-def _median_ci(values):
-    """Median and the distribution-free interval of lib/stats.c."""
-    s = sorted(values)
-    n = len(s)
-    med = stats.median(s)
-    if n < 2:
-        return med, med, med, 0.0
-    j, level = 1, 1 - 2 * 0.5 ** n
-    for t in range(2, n // 2 + 1):
-        cdf = sum(math.comb(n, i) for i in range(t)) / 2 ** n
-        c = 1 - 2 * cdf
-        if c < 0.95:
-            break
-        j, level = t, c
-    return med, s[j - 1], s[n - j], level
-
-
-def merge_side(paths, side, run_id, info, pairs_done):
-    """One result document holding every repetition of one side."""
+def merge_runs(paths):
+    """One result document holding every repetition of several runs of the
+    same cells (each usually `run --reps 1`), in run order: each cell's
+    repetitions and per-metric values concatenated, its summary recomputed
+    (median and distribution-free interval), a failure in any run kept."""
     docs = [json.load(open(p, encoding="utf-8")) for p in paths]
     out = copy.deepcopy(docs[0])
     by_id = {}
@@ -134,7 +118,7 @@ def merge_side(paths, side, run_id, info, pairs_done):
             for rep in c.get("reps") or []:
                 rep = dict(rep)
                 rep["rep"] = len(e["reps"]) + 1
-                rep["pair"] = k + 1
+                rep["round"] = k + 1
                 e["reps"].append(rep)
             if c.get("status") != "ok" and c.get("status") != "unsupported" and not e["bad"]:
                 e["bad"] = (c.get("status"), c.get("message"))
@@ -148,14 +132,14 @@ def merge_side(paths, side, run_id, info, pairs_done):
         e = by_id[cid]
         c = e["cell"]
         c["reps"] = e["reps"]
-        c["reps_planned"] = pairs_done
+        c["reps_planned"] = len(docs)
         if e["bad"]:
             c["status"], c["message"] = e["bad"]
         if c.get("status") == "ok":
             ms = {}
             for name, vals in e["values"].items():
                 unit, better = e["meta"][name]
-                med, lo, hi, level = _median_ci(vals)
+                med, lo, hi, level = stats.median_ci(vals)
                 ms[name] = {"unit": unit, "better": better, "n": len(vals), "median": med,
                             "ci_low": lo, "ci_high": hi, "ci_level": level, "values": vals}
             summ = dict(c.get("summary") or {})
@@ -167,9 +151,15 @@ def merge_side(paths, side, run_id, info, pairs_done):
     out["cells"] = cells
     out["status"] = "complete" if all(d.get("status") == "complete" for d in docs) else \
         "interrupted"
-    out.setdefault("config", {})["reps"] = pairs_done
-    out["ab"] = dict(info, run_id=run_id, side=side, pairs=pairs_done)
+    out.setdefault("config", {})["reps"] = len(docs)
     out["finished_utc"] = docs[-1].get("finished_utc")
+    return out
+
+
+def merge_side(paths, side, run_id, info):
+    """One side of an ab run: its runs merged, named by the run and side."""
+    out = merge_runs(paths)
+    out["ab"] = dict(info, run_id=run_id, side=side, pairs=len(paths))
     return out
 
 
@@ -223,7 +213,7 @@ def run(args):
             return 130
     for side in ("A", "B"):
         _, _, info = sides[side]
-        doc = merge_side(parts[side][:pairs_done], side, run_id, info, pairs_done)
+        doc = merge_side(parts[side][:pairs_done], side, run_id, info)
         write_atomic(os.path.join(work, f"{side}.json"), json.dumps(doc, indent=1) + "\n")
     from .results import load_results
     base = load_results(os.path.join(work, "A.json"))

@@ -29,6 +29,26 @@ def median(xs):
     return s[mid] if n % 2 else (s[mid - 1] + s[mid]) / 2
 
 
+def median_ci(values, target=0.95):
+    """(median, low, high, level): the distribution-free interval of
+    lib/stats.c's axm_median_ci, so that a file merged here (axbench ab)
+    carries the same summary as one the harness wrote: [x_(j), x_(n+1-j)]
+    for the largest j whose coverage 1 - 2 P(B <= j-1), B ~ Bin(n, 1/2),
+    is still >= target; [min, max] with its smaller true level otherwise."""
+    s = sorted(values)
+    n = len(s)
+    med = median(s)
+    if n < 2:
+        return med, med, med, 0.0
+    j, level = 1, 1 - 2 * 0.5 ** n
+    for t in range(2, n // 2 + 1):
+        c = 1 - 2 * sum(math.comb(n, i) for i in range(t)) / 2 ** n
+        if c < target:
+            break
+        j, level = t, c
+    return med, s[j - 1], s[n - j], level
+
+
 def quantile_sorted(s, q):
     """The q-quantile (0..1) of an already sorted list, by linear
     interpolation between closest ranks."""

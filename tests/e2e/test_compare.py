@@ -14,7 +14,6 @@ reports/axbench_reports.py. The statistics tests need neither.
 import copy
 import itertools
 import json
-import statistics
 import math
 import os
 import random
@@ -31,7 +30,7 @@ ENTRY = REPORTS / "axbench_reports.py"
 AXBENCH = Path(os.environ.get("AXBENCH", ROOT / "build" / "axbench"))
 
 sys.path.insert(0, str(REPORTS))
-from axreports import stats  # noqa: E402
+from axreports import ab, stats  # noqa: E402
 
 HAVE_AXBENCH = AXBENCH.is_file() and os.access(AXBENCH, os.X_OK)
 needs_axbench = pytest.mark.skipif(
@@ -318,6 +317,14 @@ def test_bootstrap_ci_exact_ends_at_n3():
     for seed in range(5):
         assert stats.bootstrap_ratio_ci(base, new, level=0.5, seed=seed) == \
             pytest.approx((q25, q75))
+
+
+def test_median_ci_matches_the_harness():
+    # the known answers of tests/unit/test_stats.c's axm_median_ci
+    assert stats.median_ci([5, 1, 4, 2, 3]) == (3, 1, 5, pytest.approx(0.9375))
+    med, lo, hi, level = stats.median_ci(list(range(1, 11)))
+    assert (med, lo, hi) == (5.5, 2, 9) and level == pytest.approx(1 - 2 * 11 / 1024)
+    assert stats.median_ci([7.0]) == (7.0, 7.0, 7.0, 0.0)
 
 
 def test_geomean():
@@ -640,22 +647,11 @@ def available_runtimes():
 
 
 def merge_rounds(paths, out):
-    """One result file whose cells carry the repetitions of every round."""
-    docs = [json.loads(p.read_text()) for p in paths]
-    merged = docs[0]
+    """One result file whose cells carry the repetitions of every round
+    (axbench ab's merge, without its pairing)."""
+    merged = ab.merge_runs(paths)
     for cell in merged["cells"]:
         assert cell.get("summary"), cell.get("message")
-        for name, m in cell["summary"]["metrics"].items():
-            vals = list(m.get("values") or [])
-            for d in docs[1:]:
-                other = next(c for c in d["cells"] if c["id"] == cell["id"])
-                assert other.get("summary"), other.get("message")
-                om = other["summary"]["metrics"].get(name) or {}
-                vals += om.get("values") or []
-            m["values"] = vals
-            m["n"] = len(vals)
-            m["median"] = statistics.median(vals) if vals else None
-        cell["summary"]["reps"] = len(paths)
     out.write_text(json.dumps(merged))
     return out
 
