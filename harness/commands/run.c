@@ -628,16 +628,6 @@ static void av_cell(struct argv_buf *a, struct run *R, const struct axb_cell *c,
 	}
 }
 
-struct pair {
-	struct axb_child *srv, *cli;
-};
-
-static bool until_cli_or_srv(void *arg)
-{
-	struct pair *p = arg;
-	return p->cli->exited || p->srv->exited;
-}
-
 /* Outcome of one child, for the classification. */
 static void child_outcome(struct axb_child *c, struct axb_outcome *o)
 {
@@ -710,8 +700,7 @@ static bool run_net(struct run *R, struct axb_cell *c, struct axb_rep_in *in)
 			axb_child_kill(&srv, "aborted: the load generator could not start");
 		} else {
 			struct axb_child *two[2] = { &srv, &cli };
-			struct pair p = { &srv, &cli };
-			r = axb_child_pump(two, 2, deadline, until_cli_or_srv, &p);
+			r = axb_child_pump(two, 2, deadline, NULL, NULL);
 			if (r == -EINTR) {
 				json_decref(ready);
 				goto interrupted;

@@ -224,11 +224,8 @@ static int server_main(const struct axb_child_opts *o, bool foreground)
 	if (s->impl.kind == AXB_IMPL_AX) {
 		struct ax_rt_opts ro;
 		ax_rt_opts_init(&ro);
-		if (o->clock_free) {
-			/* instructions mode: count-only ticks, no hog clock */
-			ro.tick_ns = -1;
-			ro.hog_threshold_ns = 0;
-		}
+		if (o->clock_free)
+			axb_rt_opts_clock_free(&ro);
 		int err = ax_rt_create(&s->rt, s->impl.name, &ro);
 		if (err) {
 			snprintf(msg, sizeof msg, "cannot create runtime %s: %s",

@@ -41,6 +41,11 @@ int64_t axb_wall_ns(void);
 /* "2024-05-01T12:34:56Z" for wall-clock ns t. */
 void axb_utc_iso(int64_t t, char *buf, size_t n);
 
+/* Runtime options for instructions mode: count-only scheduler ticks and
+ * no hog clock, so that no scheduling decision reads the clock and
+ * callgrind's counts repeat. */
+void axb_rt_opts_clock_free(struct ax_rt_opts *o);
+
 /* Raise RLIMIT_NOFILE's soft limit to its hard limit. Returns 0 or -errno. */
 int axb_raise_nofile(void);
 

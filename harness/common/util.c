@@ -158,3 +158,8 @@ const char *axb_signal_name(int sig, char *buf, size_t n)
 	return buf;
 }
 
+void axb_rt_opts_clock_free(struct ax_rt_opts *o)
+{
+	o->tick_ns = -1;
+	o->hog_threshold_ns = 0;
+}

@@ -107,49 +107,6 @@ static void av_phases(struct axb_ergo_argv *a)
 	axb_ergo_av(a, "duration=%s", AXB_ALLOC_DURATION);
 }
 
-static bool until_ready(void *arg)
-{
-	struct axb_child *c = arg;
-	json_t *j = axb_child_event(c, "ready");
-	json_decref(j);
-	return c->exited || j != NULL;
-}
-
-bool axb_ergo_until_exited(void *arg)
-{
-	return ((struct axb_child *)arg)->exited;
-}
-
-struct two {
-	struct axb_child *a, *b;
-};
-
-static bool until_either(void *arg)
-{
-	struct two *t = arg;
-	return t->a->exited || t->b->exited;
-}
-
-/* A child's verdict: its result's check, or why it has none. */
-static bool child_passed(const struct axb_child *c, json_t *res, char *why, size_t n)
-{
-	if (!res) {
-		json_t *e = axb_child_event(c, "error");
-		snprintf(why, n, "%s: %s", c->role,
-			 e ? json_string_value(json_object_get(e, "error"))
-			   : c->killed ? c->kill_reason : "no result");
-		json_decref(e);
-		return false;
-	}
-	json_t *chk = json_object_get(res, "check");
-	if (!json_is_true(json_object_get(chk, "passed"))) {
-		const char *m = json_string_value(json_object_get(chk, "message"));
-		snprintf(why, n, "%s check failed: %s", c->role, m ? m : "?");
-		return false;
-	}
-	return true;
-}
-
 static void set_preload(const struct axb_ergo *E, const struct shm *m, bool on)
 {
 	if (on) {
@@ -194,7 +151,7 @@ static int alloc_net(const struct axb_ergo *E, const char *impl, const char *sce
 	}
 	int64_t deadline = axb_mono_ns() + CHILD_TIMEOUT_NS;
 	struct axb_child *one[1] = {&srv};
-	axb_child_pump(one, 1, deadline, until_ready, &srv);
+	axb_child_pump(one, 1, deadline, axb_child_ready_or_exited, &srv);
 	json_t *ready = axb_child_event(&srv, "ready");
 	axb_child_none(&cli);
 	if (ready && !srv.exited) {
@@ -219,8 +176,7 @@ static int alloc_net(const struct axb_ergo *E, const char *impl, const char *sce
 		g_server = srv.pid;
 		if (axb_child_spawn(&cli, "loadgen", a.v, true) == 0) {
 			struct axb_child *two[2] = {&srv, &cli};
-			struct two t = {&srv, &cli};
-			axb_child_pump(two, 2, deadline, until_either, &t);
+			axb_child_pump(two, 2, deadline, NULL, NULL);
 		}
 		g_server = 0;
 		g_counts = NULL;
@@ -229,7 +185,7 @@ static int alloc_net(const struct axb_ergo *E, const char *impl, const char *sce
 	if (!srv.exited) {
 		kill(srv.pid, SIGTERM);
 		axb_child_pump(one, 1, axb_mono_ns() + 5 * INT64_C(1000000000),
-			       axb_ergo_until_exited, &srv);
+			       axb_child_exited, &srv);
 		axb_child_kill(&srv, "the server did not stop after SIGTERM");
 	}
 	axb_child_kill(&cli, "the load generator exceeded the timeout");
@@ -239,8 +195,8 @@ static int alloc_net(const struct axb_ergo *E, const char *impl, const char *sce
 	json_t *sres = axb_child_event(&srv, "result");
 	json_t *lres = cli.pid > 0 ? axb_child_event(&cli, "result") : NULL;
 	err = -EIO;
-	if (!child_passed(&srv, sres, why, whyn) ||
-	    (cli.pid > 0 && !child_passed(&cli, lres, why, whyn))) {
+	if (!axb_child_passed(&srv, why, whyn) ||
+	    (cli.pid > 0 && !axb_child_passed(&cli, why, whyn))) {
 		/* why is set */
 	} else if (atomic_load(&m.c->pid) != (uint64_t)srv.pid) {
 		snprintf(why, whyn, "the allocation counter did not load into the server");
@@ -295,12 +251,12 @@ static int alloc_local_once(const struct axb_ergo *E, const char *impl, long cou
 		goto close_shm;
 	}
 	struct axb_child *one[1] = {&ch};
-	if (axb_child_pump(one, 1, axb_mono_ns() + CHILD_TIMEOUT_NS, axb_ergo_until_exited, &ch))
+	if (axb_child_pump(one, 1, axb_mono_ns() + CHILD_TIMEOUT_NS, axb_child_exited, &ch))
 		axb_child_kill(&ch, "the timers run exceeded the timeout");
 	axb_child_finish(&ch);
 	json_t *res = axb_child_event(&ch, "result");
 	err = -EIO;
-	if (!child_passed(&ch, res, why, whyn)) {
+	if (!axb_child_passed(&ch, why, whyn)) {
 		/* why is set */
 	} else if (atomic_load(&m.c->pid) != (uint64_t)ch.pid ||
 		   !json_is_true(json_object_get(res, "counted"))) {

@@ -182,7 +182,7 @@ json_t *axb_ergo_measure(const struct axb_ergo *E, json_t **run)
 		 * so that it stops and writes what it has, as it would alone */
 		struct axb_child *one[1] = { &ch };
 		if (axb_child_pump(one, 1, axb_mono_ns() + 86400 * INT64_C(1000000000),
-				   axb_ergo_until_exited, &ch) == -EINTR)
+				   axb_child_exited, &ch) == -EINTR)
 			kill(ch.pid, axb_proc_interrupted());
 		axb_child_finish(&ch);
 		st = ch.wstatus;

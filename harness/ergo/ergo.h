@@ -112,9 +112,6 @@ struct axb_ergo_argv {
 void axb_ergo_av(struct axb_ergo_argv *a, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
 
-/* A watchdog condition (proc.h): the child has exited. */
-bool axb_ergo_until_exited(void *arg);
-
 /* Install the handlers of the marks the load generator sends. */
 void axb_ergo_alloc_init(void);
 

@@ -83,8 +83,9 @@ struct lg {
 	uint64_t measured, warm;
 	/* count mode (--messages, instructions mode): the closed loop sends
 	 * exactly max_msgs requests, from the start, and ends when all are
-	 * answered; 0: phases by time */
-	uint64_t max_msgs, issued;
+	 * answered; 0: phases by time. budget: requests still to send
+	 * (UINT64_MAX by time), one decrement per request on the hot path */
+	uint64_t max_msgs, budget;
 	bool failed;         /* verification failed: no numbers */
 	char fail[512];
 	pid_t server_pid;    /* told about the measured phase, 0: nobody */

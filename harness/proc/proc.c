@@ -204,9 +204,12 @@ int axb_child_pump(struct axb_child *const *cs, size_t n, int64_t deadline,
 		   bool (*until)(void *arg), void *arg)
 {
 	for (;;) {
-		for (size_t i = 0; i < n; i++)
+		bool any_exited = false;
+		for (size_t i = 0; i < n; i++) {
 			child_try_reap(cs[i]);
-		if (until(arg))
+			any_exited |= cs[i]->exited;
+		}
+		if (until ? until(arg) : any_exited)
 			return 0;
 		if (intr_sig)
 			return -EINTR;
@@ -378,4 +381,27 @@ bool axb_child_ready_or_exited(void *arg)
 	json_t *j = axb_child_event(c, "ready");
 	json_decref(j);
 	return j != NULL;
+}
+
+bool axb_child_passed(const struct axb_child *c, char *why, size_t n)
+{
+	json_t *res = axb_child_event(c, "result");
+	bool ok = false;
+	if (!res) {
+		json_t *e = axb_child_event(c, "error");
+		snprintf(why, n, "%s: %s", c->role,
+			 e ? json_string_value(json_object_get(e, "error"))
+			   : c->killed ? c->kill_reason : "no result");
+		json_decref(e);
+		return false;
+	}
+	json_t *chk = json_object_get(res, "check");
+	if (json_is_true(json_object_get(chk, "passed"))) {
+		ok = true;
+	} else {
+		const char *m = json_string_value(json_object_get(chk, "message"));
+		snprintf(why, n, "%s check failed: %s", c->role, m ? m : "?");
+	}
+	json_decref(res);
+	return ok;
 }

@@ -140,8 +140,8 @@ int axb_child_spawn(struct axb_child *c, const char *role, char *const argv[],
 void axb_child_none(struct axb_child *c);
 
 /* Wait, reading result lines and reaping exits, until until(arg) is true
- * (0), the monotonic deadline passes (-ETIMEDOUT) or the run is
- * interrupted (-EINTR). */
+ * (until NULL: until any of the n children exited) (0), the monotonic
+ * deadline passes (-ETIMEDOUT) or the run is interrupted (-EINTR). */
 int axb_child_pump(struct axb_child *const *cs, size_t n, int64_t deadline,
 		   bool (*until)(void *arg), void *arg);
 
@@ -149,6 +149,11 @@ int axb_child_pump(struct axb_child *const *cs, size_t n, int64_t deadline,
  * reported {"event":"ready"} or exited. */
 bool axb_child_exited(void *arg);
 bool axb_child_ready_or_exited(void *arg);
+
+/* Whether the child's result says its check passed; if not, why (its
+ * error event, the watchdog's reason, or the check's message) in why. A
+ * figure is only used when this holds for every child of the run. */
+bool axb_child_passed(const struct axb_child *c, char *why, size_t n);
 
 /* SIGKILL the child (if running), remembering why. */
 void axb_child_kill(struct axb_child *c, const char *why);

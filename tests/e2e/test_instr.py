@@ -92,3 +92,25 @@ def test_network_servers_are_counted_per_message(tmp_path):
     assert {c["runtime_kind"] for c in doc["cells"]} == {"ax", "reference"}
     assert set(per) == set(rts.split(","))
     assert 50 < per["native-epoll"] < per["epoll"] < 20000, per
+
+
+def test_a_server_that_fails_its_check_gives_no_count(tmp_path):
+    """No figure without the server's own check: a server asked to fail it
+    (the test-only AXBENCH_TEST_FAULT hook) exits 0 all the same, and the
+    cell must say error, with no number in any repetition."""
+    out = tmp_path / "fail.json"
+    env = dict(os.environ, AXBENCH_TEST_FAULT="server:fail@epoll")
+    r = subprocess.run(
+        [AXBENCH, "run", "--measure", "instructions", "--runtime", "epoll",
+         "--scenario", "tcp_echo", "--reps", "1", "--messages", "500", "--json", str(out)],
+        capture_output=True, text=True, timeout=300, env=env)
+    assert r.returncode == 1, (r.stdout, r.stderr)
+    (cell,) = json.loads(out.read_text())["cells"]
+    assert cell["status"] == "error" and "server check failed" in cell["message"]
+    assert cell["summary"] is None
+    assert all(not rep["metrics"] for rep in cell["reps"])
+    # a parameter no selected scenario has is bad input, not ignored
+    r = subprocess.run([AXBENCH, "run", "--measure", "instructions", "--scenario",
+                        "tcp_echo", "-p", "conections=2"],
+                       capture_output=True, text=True, timeout=30)
+    assert r.returncode == 2 and "conections" in r.stderr
