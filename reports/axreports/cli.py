@@ -55,7 +55,8 @@ def build_parser():
                         "metric with a direction; default: those except the tail "
                         "percentiles (p90 and above, which are still reported)")
     c.add_argument("--alpha", type=float, default=0.05,
-                   help="significance level of the Mann-Whitney U test (default 0.05)")
+                   help="significance level of the test (Mann-Whitney U; the sign test for the "
+                        "two sides of an ab run) (default 0.05)")
     c.add_argument("--instr-threshold", type=_fraction, default=0.01,
                    help="threshold for instruction counts (default 0.01 = 1%%)")
     c.add_argument("--resamples", type=int, default=2000,

@@ -28,6 +28,7 @@ when nothing could be compared, or when other processes took more than
 run, which cancels it); otherwise *pass* (exit 0). Bad input is exit 2.
 """
 
+import collections
 import json
 import math
 import zlib
@@ -283,11 +284,11 @@ def compare_metric(cell_key, metric, base_vals, new_vals, settings, paired=False
         "reason": None,
     }
     if not base_vals or not new_vals:
-        m["reason"] = "no values on one side"
+        m["reason"] = m["cause"] = "no values on one side"
         return m
     bm, nm = m["base_median"], m["new_median"]
     if not (finite(bm) and finite(nm)):
-        m["reason"] = "non-finite median"
+        m["reason"] = m["cause"] = "non-finite median"
         return m
     if bm == 0:
         if nm == 0:
@@ -298,6 +299,7 @@ def compare_metric(cell_key, metric, base_vals, new_vals, settings, paired=False
             m["verdict"] = "unchanged"
             return m
         m["reason"] = f"BASE median is 0 and NEW's is {fmt_value(nm, metric.unit)}: no ratio"
+        m["cause"] = "BASE median 0: no ratio"
         return m
     ratio = nm / bm
     m["ratio"] = ratio
@@ -314,12 +316,18 @@ def compare_metric(cell_key, metric, base_vals, new_vals, settings, paired=False
             m["verdict"] = "unchanged"
         return m
 
-    if paired and len(base_vals) == len(new_vals) and all(v > 0 for v in base_vals):
+    if paired and not stats.pairable(base_vals, new_vals):
+        # said, not silent: the page says the run was judged pair by pair
+        m["reason"] = (f"not paired ({len(base_vals)} vs {len(new_vals)} values, or a "
+                       f"BASE value <= 0): judged as two independent samples")
+    if paired and stats.pairable(base_vals, new_vals):
         m["paired"] = True
         n = len(base_vals)
-        if stats.min_signed_rank_p(n) >= settings.alpha:  # = the sign test's
+        if stats.min_sign_test_p(n) >= settings.alpha:
+            need = next(k for k in range(1, 64) if stats.min_sign_test_p(k) < settings.alpha)
             m["reason"] = (f"too few pairs ({n}) for p < {settings.alpha:g} to be "
-                           f"reachable (at least 6)")
+                           f"reachable (at least {need})")
+            m["cause"] = "too few pairs"
             return m
         ratios = [b2 / b1 for b1, b2 in zip(base_vals, new_vals)]
         m["ratio"] = ratio = stats.median(ratios)
@@ -329,16 +337,18 @@ def compare_metric(cell_key, metric, base_vals, new_vals, settings, paired=False
         # the sign test, not the signed-rank test: on a shared machine one
         # pair can be disturbed on one side only, and its size must not
         # outweigh the other pairs' agreement
-        _, p = stats.sign_test([math.log(r) for r in ratios])
+        _, p = stats.sign_test([r - 1 for r in ratios])
         m["test"] = "sign-exact"
     else:
         if len(base_vals) < MIN_REPS or len(new_vals) < MIN_REPS:
-            m["reason"] = (f"too few reps ({len(base_vals)} vs {len(new_vals)}; "
+            m["reason"] = (f"too few reps ({len(base_vals)} vs {len(new_vals)}, "
                            f"at least {MIN_REPS})")
+            m["cause"] = "too few reps"
             return m
         if stats.min_two_sided_p(len(base_vals), len(new_vals)) >= settings.alpha:
             m["reason"] = (f"too few reps ({len(base_vals)} vs {len(new_vals)}) for p < "
                            f"{settings.alpha:g} to be reachable (at least 4 vs 4)")
+            m["cause"] = "too few reps"
             return m
         lo, hi = stats.bootstrap_ratio_ci(base_vals, new_vals, 0.95, settings.resamples,
                                           _seed(cell_key, metric.name))
@@ -388,15 +398,13 @@ def cell_flags(b, n, gated_names, settings, paired):
     for name in gated_names:
         mb, mn = b.metrics.get(name), n.metrics.get(name)
         if paired and mb is not None and mn is not None and not mb.instructions \
-                and len(mb.values) == len(mn.values) and all(v > 0 for v in mb.values):
+                and stats.pairable(mb.values, mn.values):
             # a paired run: each pair saw the same machine, so what must
             # not split is the per-pair ratio (a slow phase of the machine
             # moves both sides of its pairs alike)
             ratios = [y / x for x, y in zip(mb.values, mn.values)]
-            gap, lo, hi = stats.split_gap(ratios)
-            # one disturbed pair is an outlier, which the sign test
-            # already discounts; two groups of pairs are a second mode
-            if gap > BIMODAL_GAP and min(len(lo), len(hi)) >= 2:
+            bimodal, lo, hi = stats.is_bimodal(ratios, BIMODAL_GAP)
+            if bimodal:
                 flags.append({
                     "kind": "bimodal", "blocking": False,
                     "detail": f"{name}'s NEW/BASE ratio split into {len(lo)} and {len(hi)} "
@@ -408,8 +416,8 @@ def cell_flags(b, n, gated_names, settings, paired):
             mt = c.metrics.get(name)
             if mt is None or mt.instructions:
                 continue
-            gap, lo, hi = stats.split_gap(mt.values)
-            if gap > BIMODAL_GAP:
+            bimodal, lo, hi = stats.is_bimodal(mt.values, BIMODAL_GAP)
+            if bimodal:
                 flags.append({
                     "kind": "bimodal", "blocking": False,
                     "detail": f"{name} in {side} split into {len(lo)} and {len(hi)} "
@@ -491,12 +499,13 @@ def compare_docs(base, new, settings):
             "new_status": n.status if n else None,
             "verdict": "not comparable",
             "reason": None,
+            "cause": None,   # not comparable: a short cause, for the summary
             "flags": [],
             "metrics": [],
         }
         cells.append(entry)
         if b is None or n is None:
-            entry["reason"] = "only in BASE" if n is None else "only in NEW"
+            entry["reason"] = entry["cause"] = "only in BASE" if n is None else "only in NEW"
             continue
         if b.unsupported and n.unsupported:
             entry["verdict"] = "unsupported"
@@ -514,9 +523,12 @@ def compare_docs(base, new, settings):
                 entry["reason"] = "; ".join(
                     f"{side} {c.status}" + (f" ({c.message})" if c.message else "")
                     for side, c in (("BASE", b), ("NEW", n)) if not c.ok)
+            entry["cause"] = "failed: " + ", ".join(sorted({c.status for c in (b, n)
+                                                            if not c.ok}))
             continue
         if settings.normalize and (key not in base_norm or key not in new_norm):
             entry["reason"] = f"no {settings.normalize} cell to normalize by"
+            entry["cause"] = "no normalization cell"
             continue
         names = [name for name, m in b.metrics.items()
                  if name in n.metrics and settings.compared(m)]
@@ -533,6 +545,7 @@ def compare_docs(base, new, settings):
         if not gated:
             wanted = ", ".join(DEFAULT_GATES.get(key[1], ())) or "a metric with a direction"
             entry["reason"] = f"no gated metric in both files (expected {wanted})"
+            entry["cause"] = "no gated metric"
             continue
         wall = [m for m in gated if m["unit"] != "instructions"]
         entry["flags"] = cell_flags(b, n, [m["metric"] for m in wall], settings,
@@ -552,6 +565,7 @@ def compare_docs(base, new, settings):
                 f"{m['metric']} {fmt_pct(m['ratio'])} but {m['tainted']}" for m in shaky)
         elif lost:
             entry["reason"] = "; ".join(f"{m['metric']}: {m['reason']}" for m in lost)
+            entry["cause"] = lost[0].get("cause") or "not comparable"
         elif better:
             entry["verdict"] = "better"
         else:
@@ -669,16 +683,10 @@ def gate_verdict(cells, counts, interference, paired):
         why.append(f"{counts['inconclusive']} cell(s) changed, but on repetitions that "
                    f"cannot be trusted (interference, load-generator-bound or bimodal)")
     if counts["not comparable"]:
-        reasons = {}
-        for c in cells:
-            if c["verdict"] == "not comparable":
-                r = c["reason"] or "?"
-                r = r.split("; ")[0]
-                r = r.split(": ", 1)[1] if ": " in r and r.split(": ", 1)[0].isidentifier() else r
-                reasons[r] = reasons.get(r, 0) + 1
-        top = sorted(reasons.items(), key=lambda kv: -kv[1])[:3]
+        causes = collections.Counter(c["cause"] or "not comparable" for c in cells
+                                     if c["verdict"] == "not comparable")
         why.append(f"{counts['not comparable']} cell(s) not comparable (" +
-                   "; ".join(f"{k}: {v}" for k, v in top) + ")")
+                   "; ".join(f"{k}: {v}" for k, v in causes.most_common()) + ")")
     compared = counts["worse"] + counts["better"] + counts["unchanged"]
     if compared == 0 and not why:
         why.append("no cell could be compared")

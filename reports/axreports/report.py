@@ -403,7 +403,7 @@ class Report:
         if not m.instructions:
             if name.startswith(LOAD_BOUND) and cell.loadgen_saturated:
                 f["flags"].append("lg")
-            if stats.split_gap(m.values)[0] > BIMODAL_GAP:
+            if stats.is_bimodal(m.values, BIMODAL_GAP)[0]:
                 f["flags"].append("bimodal")
             elif finite(m.ci_low) and finite(m.ci_high) and m.median and max(
                     m.median - m.ci_low, m.ci_high - m.median) > WIDE_CI * abs(m.median):
@@ -1306,7 +1306,9 @@ class Report:
                      f"comparable</b> ({counts['unsupported']} unsupported on both sides left "
                      f"out) against <code>{esc(rep['base']['path'])}</code> (commit "
                      f"{esc(str(rep['base']['commit'])[:12])}). A change counts when the "
-                     "Mann-Whitney U test gives p &lt; 0.05 and the 95% bootstrap CI of the "
+                     + ("sign test over the pairs" if rep.get("paired") else
+                        "Mann-Whitney U test") +
+                     " gives p &lt; 0.05 and the 95% bootstrap CI of the "
                      "ratio of medians lies entirely beyond the "
                      f"{rep['settings']['floor'] * 100:g}% noise floor.</p>")
         bars = []

@@ -11,6 +11,7 @@ import json
 import math
 import os
 
+from . import stats
 from .util import InputError, finite
 
 RESULTS_SCHEMA = "axbench-results"
@@ -130,11 +131,7 @@ class Cell:
                 if isinstance(rep, dict) else None
             if finite(v):
                 vals.append(v)
-        if not vals:
-            return None
-        vals.sort()
-        mid = len(vals) // 2
-        return vals[mid] if len(vals) % 2 else (vals[mid - 1] + vals[mid]) / 2
+        return stats.median(vals) if vals else None
 
     def loadgen_mode(self):
         """'open' or 'closed' (net cells), from the first repetition."""

@@ -1,6 +1,8 @@
-"""Statistics for `compare`, written out here (no scipy on the target
-machines): the median, a percentile-bootstrap confidence interval for a
-ratio of medians, and the two-sided Mann-Whitney U test.
+"""Statistics for `compare` and `ab`, written out here (no scipy on the
+target machines): the median and its distribution-free interval, a
+percentile-bootstrap confidence interval for a ratio of medians, the
+two-sided Mann-Whitney U test, and for paired repetitions the exact sign
+test and a paired bootstrap.
 
 Every function is deterministic: the bootstrap takes an explicit seed, so
 the same two files always give the same interval.
@@ -191,48 +193,6 @@ def geomean(ratios):
 # back, so whatever else the machine did hit both; the per-pair ratio
 # cancels it.
 
-def wilcoxon_signed_rank(diffs):
-    """Two-sided exact Wilcoxon signed-rank test of "the differences are
-    centred on 0". Zero differences are dropped (Wilcoxon's rule); ties in
-    |d| get mid-ranks, and the null distribution is enumerated over every
-    sign assignment of those ranks (n <= 20), else the normal
-    approximation is used. Returns (W+, p, method)."""
-    d = [x for x in diffs if x != 0 and math.isfinite(x)]
-    n = len(d)
-    if n == 0:
-        return 0.0, 1.0, "exact"
-    order = sorted(range(n), key=lambda i: abs(d[i]))
-    ranks = [0.0] * n
-    i = 0
-    while i < n:
-        j = i
-        while j + 1 < n and abs(d[order[j + 1]]) == abs(d[order[i]]):
-            j += 1
-        for k in range(i, j + 1):
-            ranks[order[k]] = (i + j) / 2 + 1
-        i = j + 1
-    w_plus = sum(r for r, x in zip(ranks, d) if x > 0)
-    total = n * (n + 1) / 2
-    if n <= 20:
-        # distribution of the sum of a random subset of the ranks, in half
-        # units so that mid-ranks stay integers
-        counts = {0: 1}
-        for r in ranks:
-            h = int(round(2 * r))
-            nxt = dict(counts)
-            for s, c in counts.items():
-                nxt[s + h] = nxt.get(s + h, 0) + c
-            counts = nxt
-        mine = int(round(2 * w_plus))
-        centre = int(round(total))  # 2 * total / 2
-        dev = abs(mine - centre)
-        extreme = sum(c for s, c in counts.items() if abs(s - centre) >= dev)
-        return w_plus, min(1.0, extreme / 2 ** n), "exact"
-    var = n * (n + 1) * (2 * n + 1) / 24
-    z = max(0.0, abs(w_plus - total / 2) - 0.5) / math.sqrt(var)
-    return w_plus, min(1.0, math.erfc(z / math.sqrt(2))), "normal"
-
-
 def sign_test(diffs):
     """Two-sided exact sign test of "positive and negative differences are
     equally likely". Zeros are dropped. Robust where the signed-rank test is
@@ -249,10 +209,18 @@ def sign_test(diffs):
     return pos, min(1.0, 2 * tail)
 
 
-def min_signed_rank_p(n):
-    """The smallest two-sided p the exact signed-rank test reaches with n
-    pairs (all differences of one sign): 2 / 2^n."""
-    return 1.0 if n == 0 else min(1.0, 2 / 2 ** n)
+def min_sign_test_p(n):
+    """The smallest two-sided p the exact sign test reaches with n pairs
+    (all of one sign): 2 / 2^n; below the level or no change can ever be
+    significant."""
+    return sign_test([1] * n)[1]
+
+
+def pairable(base, new):
+    """Whether two value lists can be judged pair by pair: as many values
+    on each side, and every base value positive (a pair's ratio divides by
+    it)."""
+    return bool(base) and len(base) == len(new) and all(v > 0 for v in base)
 
 
 def bootstrap_paired_ci(ratios, level=0.95, resamples=2000, seed=0):
@@ -282,3 +250,13 @@ def split_gap(values):
     gaps = [(s[i + 1] - s[i], i) for i in range(len(s) - 1)]
     gap, i = max(gaps)
     return abs(gap / med), s[: i + 1], s[i + 1:]
+
+
+def is_bimodal(values, gap):
+    """(bimodal?, low group, high group): the largest gap between sorted
+    values exceeds `gap` times their median, and with 5 values or more each
+    group has at least 2 (one outlier among many is an outlier, not a
+    mode; among 3 or 4 one value apart is all there is to go by)."""
+    g, lo, hi = split_gap(values)
+    need = 1 if len(values) < 5 else 2
+    return g > gap and min(len(lo), len(hi)) >= need, lo, hi

@@ -98,7 +98,7 @@ def test_a_a_under_a_cpu_hog_is_never_a_regression(tmp_path, hog):
     assert rep["summary"]["verdict"] in ("pass", "inconclusive"), md
     assert r.returncode in (0, 3), md
     # the hog was seen: the run recorded the interference it measured
-    assert rep["interference"]["base"]["median"] is not None
+    assert rep["interference"]["base"]["max"] > 0.02, rep["interference"]
 
 
 def test_2us_slowdown_under_a_cpu_hog_is_caught(tmp_path, hog):

@@ -224,7 +224,7 @@ def test_first_section_answers(full_report, inputs):
     assert SECTION_IDS[0] == "answer"
     page = (full_report / "index.html").read_text()
     ans = section_html(page, "answer")
-    # the baseline made epoll 20% better, so NEW is worse: the verdict says so
+    # the baseline made epoll twice as cheap, so NEW is worse: the verdict says so
     assert "Against the baseline: REGRESSION" in ans
     assert "<b>worse</b>: epoll" in ans and "Server CPU per message" in ans
     assert "Conformance:" in ans
