@@ -22,7 +22,7 @@ extern const struct ax_driver ax_driver_libuv;
 extern const struct ax_driver ax_driver_libevent;
 #endif
 
-static const struct ax_driver *const ax__drivers[] = {
+static const struct ax_driver *const compiled[] = {
 #ifdef AX_HAVE_EPOLL
 	&ax_driver_epoll,
 #endif
@@ -38,7 +38,7 @@ static const struct ax_driver *const ax__drivers[] = {
 	NULL,
 };
 
-static const size_t ax__driver_count = sizeof ax__drivers / sizeof ax__drivers[0] - 1;
+static const size_t ncompiled = sizeof compiled / sizeof compiled[0] - 1;
 
 #define AX_MAX_REGISTERED 8
 
@@ -50,14 +50,14 @@ static pthread_mutex_t register_lock = PTHREAD_MUTEX_INITIALIZER;
 
 size_t ax__driver_n(void)
 {
-	return ax__driver_count + atomic_load_explicit(&nregistered, memory_order_acquire);
+	return ncompiled + atomic_load_explicit(&nregistered, memory_order_acquire);
 }
 
 const struct ax_driver *ax__driver_at(size_t i)
 {
-	if (i < ax__driver_count)
-		return ax__drivers[i];
-	i -= ax__driver_count;
+	if (i < ncompiled)
+		return compiled[i];
+	i -= ncompiled;
 	return i < atomic_load_explicit(&nregistered, memory_order_acquire)
 		? registered[i] : NULL;
 }

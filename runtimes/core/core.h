@@ -101,11 +101,6 @@ struct ax_task {
 	struct ax__msg remote_wake;
 };
 
-/* The ops pending on one descriptor's read and write sides (io.c). */
-struct ax__busy {
-	struct ax_op *rd, *wr;
-};
-
 struct ax_rt {
 	const struct ax_driver *drv;
 	void *drv_state;
@@ -133,7 +128,7 @@ struct ax_rt {
 	atomic_int inbox_n;
 	atomic_int polling;
 	atomic_int wake_sent;
-	/* ax__busy per descriptor: one read and one write at a time */
+	/* struct ax__sides per descriptor: one read and one write at a time */
 	struct ax__fdtab busy;
 	/* blocking pool */
 	struct ax__pool *pool;

@@ -32,13 +32,6 @@ static inline bool io_sided(const struct ax_op *op)
 	       op->kind == AX_OP_ACCEPT;
 }
 
-/* The slot of a descriptor's busy-table entry that op occupies while it
- * waits (a sided op only). */
-static inline struct ax_op **io_slot(struct ax__busy *b, const struct ax_op *op)
-{
-	return op->kind == AX_OP_WRITE ? &b->wr : &b->rd;
-}
-
 /* Run the task's prepared op to completion, honouring cancel and deadline
  * (see the wait protocol in task.c). */
 static int64_t io_run(struct ax_task *t)
@@ -50,7 +43,8 @@ static int64_t io_run(struct ax_task *t)
 	op->res = 0;
 	memset(op->drv_u64, 0, sizeof op->drv_u64);
 	int r;
-	bool fast = rt->drv->try_now && io_sided(op);
+	bool sided = io_sided(op);
+	bool fast = sided && rt->drv->try_now;
 	/* the readiness fast path has a budget, so that one busy task cannot
 	 * starve the others (cf. cooperative budgets) */
 	if (fast && ++t->fast_streak > AX_FAST_BUDGET) {
@@ -63,9 +57,8 @@ static int64_t io_run(struct ax_task *t)
 	}
 	/* one read and one write per descriptor, for every driver: a lookup
 	 * in the busy table, no allocation until an op really waits */
-	bool sided = io_sided(op);
-	struct ax__busy *b = sided ? ax__fdtab_find(&rt->busy, op->fd) : NULL;
-	if (b && *io_slot(b, op))
+	struct ax__sides *b = sided ? ax__fdtab_find(&rt->busy, op->fd) : NULL;
+	if (b && *ax__side(b, op))
 		return -EBUSY;
 	if (fast && rt->drv->try_now(rt->drv_state, op) == 1)
 		return op->res;
@@ -76,7 +69,7 @@ static int64_t io_run(struct ax_task *t)
 	if (r < 0)
 		return r;
 	if (b)
-		*io_slot(b, op) = op;
+		*ax__side(b, op) = op;
 	int64_t dl = ax__deadline_of(t);
 	if (dl != INT64_MAX)
 		ax__timer_arm(t, dl); /* on failure the op just has no deadline */
@@ -85,8 +78,8 @@ static int64_t io_run(struct ax_task *t)
 	/* the table may have moved meanwhile, and ax_close emptied the entry
 	 * of a closed descriptor, whose number may now be another's */
 	b = sided ? ax__fdtab_find(&rt->busy, op->fd) : NULL;
-	if (b && *io_slot(b, op) == op)
-		*io_slot(b, op) = NULL;
+	if (b)
+		ax__side_take(b, op);
 	if (bits && op->res == -ECANCELED)
 		return ax__interrupt_errno(t, bits);
 	return op->res;

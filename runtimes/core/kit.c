@@ -2,6 +2,7 @@
  * non-blocking system-call steps, the engine_flags parser, the wake eventfd
  * and the ordered timer batch. */
 #include "kit.h"
+#include "san.h"
 
 #include <errno.h>
 #include <stdarg.h>
@@ -465,4 +466,9 @@ void ax__tbatch_fini(struct ax__tbatch *b)
 	free(b->v);
 	b->v = NULL;
 	b->n = b->cap = b->live = 0;
+}
+
+bool ax__kit_under_valgrind(void)
+{
+	return ax__vg_running();
 }

@@ -59,6 +59,10 @@ void ax__kit_printf(struct ax__kit *k, const char *fmt, ...)
 /* The vtable's stats and engine_info for a state that starts with a
  * struct ax__kit. */
 void ax__kit_stats(void *state, struct ax_driver_stats *st);
+
+/* Whether the process runs under valgrind, for the rare engine that must
+ * behave differently there (io_uring: see its URING_VALGRIND_WAIT_NS). */
+bool ax__kit_under_valgrind(void);
 const char *ax__kit_info(void *state);
 
 /* ------------------------------------------------------------------ */

@@ -175,7 +175,7 @@ int ax_rt_create(ax_rt **out, const char *driver, const struct ax_rt_opts *opts)
 	}
 	rt->owner = pthread_self();
 	rt->next_id = 1;
-	ax__fdtab_init(&rt->busy, sizeof(struct ax__busy));
+	ax__fdtab_init(&rt->busy, sizeof(struct ax__sides));
 	ax__stack_pool_init(&rt->stacks, opts->stack_size);
 	r = pthread_mutex_init(&rt->inbox_lock, NULL);
 	if (r) {

@@ -105,3 +105,15 @@ struct ax_timer *ax__theap_pop_due(struct ax_theap *h, int64_t now)
 	ax__theap_remove(h, t);
 	return t;
 }
+
+int ax__theap_fire_now(struct ax_theap *h)
+{
+	int n = 0;
+	struct ax_timer *t;
+	int64_t now = ax_now();
+	while ((t = ax__theap_pop_due(h, now))) {
+		t->fire(t);
+		n++;
+	}
+	return n;
+}

@@ -67,4 +67,15 @@ static inline struct ax_timer *ax__theap_min(const struct ax_theap *h)
 /* Remove and return the earliest timer whose deadline is <= now, or NULL. */
 struct ax_timer *ax__theap_pop_due(struct ax_theap *h, int64_t now);
 
+/* The work of ax__theap_fire_due once the heap holds a timer. */
+int ax__theap_fire_now(struct ax_theap *h);
+
+/* Fire every timer due now, in (deadline, seq) order ([AX-TIME-2]); a
+ * fire may arm or cancel others. Returns the number fired. Inline, so that
+ * a loop with no timer pays one test and no call or clock read. */
+static inline int ax__theap_fire_due(struct ax_theap *h)
+{
+	return h->n ? ax__theap_fire_now(h) : 0;
+}
+
 #endif

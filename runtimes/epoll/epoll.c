@@ -244,21 +244,6 @@ static void epoll_timer_cancel(void *state, struct ax_timer *t)
 	ax__theap_remove(&s->timers, t);
 }
 
-/* Fire the due timers in (deadline, seq) order. */
-static int ep_fire_timers(struct ep_state *s)
-{
-	int n = 0;
-	struct ax_timer *t;
-	if (!s->timers.n)
-		return 0;
-	int64_t now = ax_now();
-	while ((t = ax__theap_pop_due(&s->timers, now))) {
-		t->fire(t);
-		n++;
-	}
-	return n;
-}
-
 /* ------------------------------------------------------------------ */
 /* poll                                                                */
 /* ------------------------------------------------------------------ */
@@ -336,7 +321,7 @@ static int epoll_poll(void *state, bool block)
 		}
 	}
 	done += ax__defq_flush(&s->late);
-	done += ep_fire_timers(s);
+	done += ax__theap_fire_due(&s->timers);
 	s->kit.events += (uint64_t)done;
 	return done;
 }

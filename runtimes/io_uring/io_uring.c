@@ -71,7 +71,6 @@
 
 #include "ax_driver.h"
 #include "kit.h"
-#include "san.h"
 #include "theap.h"
 
 #define URING_ENTRIES 4096       /* SQ entries; the CQ gets twice that */
@@ -1003,7 +1002,7 @@ static int uring_init(void **state, const struct ax_rt_opts *opts)
 	if (r < 0)
 		goto free_state;
 	mode = conf.mode;
-	u->under_valgrind = ax__vg_running();
+	u->under_valgrind = ax__kit_under_valgrind();
 	ax__theap_init(&u->heap);
 	ax__theap_init(&u->kheap);
 	ax__fdtab_init(&u->fds, sizeof(struct uring_fd));

@@ -13,7 +13,6 @@
 
 #include "ax_driver.h"
 #include "kit.h"
-#include "theap.h"
 
 /*
  * Design

@@ -146,7 +146,6 @@
 
 #include "ax_driver.h"
 #include "kit.h"
-#include "theap.h"
 
 /* How AX_OP_ACCEPT is carried out (see "Accept and EMFILE"). */
 enum uvd_accept_mode {

@@ -46,7 +46,6 @@ static intptr_t pool_main(void *arg)
 	(void)arg;
 	ax_task *t[4], *tk;
 	int64_t worst = 0;
-	int64_t t0 = ax_now();
 	ax_spawn(&tk, ticker, &worst, "ticker");
 	for (intptr_t i = 0; i < 4; i++)
 		ax_spawn(&t[i], offload, (void *)i, "offload");
@@ -58,7 +57,6 @@ static intptr_t pool_main(void *arg)
 	ax_join(tk, NULL);
 	/* four 100 ms calls on four pool threads overlap: counted, not timed
 	 * (a serial pool would have at most one running at a time) */
-	(void)t0;
 	CHECK(atomic_load(&most_running) >= 2);
 	/* the loop was never blocked by a call: one blocked loop would make a
 	 * tick at least ~95 ms late; the bound leaves room for a loaded machine */

@@ -7,6 +7,7 @@
  * per-runtime test on it, so the guide's code is known to work.
  */
 #include <errno.h>
+#include <limits.h>
 #include <poll.h>
 #include <stdlib.h>
 #include <string.h>
@@ -22,7 +23,7 @@ struct toy_state {
 	struct ax__kit kit;
 	struct ax__fdtab fds;     /* struct ax__sides by descriptor */
 	struct ax__defq late;     /* finished inside submit, delivered by poll */
-	struct ax_theap timers;   /* the kit's (deadline, seq) heap */
+	struct ax_theap timers;   /* the core's (deadline, seq) heap (theap.h) */
 	struct ax__wake wake;     /* an eventfd other threads write to */
 	struct pollfd *pfd;       /* the wait's array, rebuilt every poll */
 	size_t pfd_cap;
@@ -88,7 +89,7 @@ static int toy_close_fd(void *state, int fd)
 	return close(fd) < 0 ? -errno : 0;
 }
 
-/* vtable timer_arm and timer_cancel: the kit's heap. */
+/* vtable timer_arm and timer_cancel: the core's timer heap (theap.h). */
 static int toy_timer_arm(void *state, struct ax_timer *t)
 {
 	struct toy_state *s = state;
@@ -112,7 +113,9 @@ static int toy_timeout_ms(struct toy_state *s, bool block)
 	if (!t)
 		return -1;
 	int64_t ns = t->deadline - ax_now();
-	return ns <= 0 ? 0 : (int)((ns + 999999) / 1000000);
+	if (ns <= 0)
+		return 0;
+	return ns >= (int64_t)INT_MAX * 1000000 ? INT_MAX : (int)((ns + 999999) / 1000000);
 }
 
 /* The pollfd array: the wake eventfd, then every descriptor with a
@@ -166,18 +169,15 @@ static int toy_poll(void *state, bool block)
 	for (int i = 1; ready > 0 && i < n; i++) {
 		short re = s->pfd[i].revents;
 		struct ax__sides *sides = ax__fdtab_find(&s->fds, s->pfd[i].fd);
-		if (re & (POLLIN | POLLERR | POLLHUP))
+		/* POLLNVAL: closed behind ax_close's back; the step then
+		 * fails with -EBADF instead of the loop spinning on it */
+		if (re & (POLLIN | POLLERR | POLLHUP | POLLNVAL))
 			done += toy_ready(&sides->rd);
-		if (re & (POLLOUT | POLLERR | POLLHUP))
+		if (re & (POLLOUT | POLLERR | POLLHUP | POLLNVAL))
 			done += toy_ready(&sides->wr);
 	}
 	done += ax__defq_flush(&s->late);
-	struct ax_timer *t;
-	int64_t now = ax_now();
-	while ((t = ax__theap_pop_due(&s->timers, now))) {
-		t->fire(t);
-		done++;
-	}
+	done += ax__theap_fire_due(&s->timers);
 	s->kit.events += (uint64_t)done;
 	return done;
 }
@@ -196,16 +196,18 @@ static int toy_init(void **state, const struct ax_rt_opts *opts)
 	struct toy_state *s = calloc(1, sizeof *s);
 	if (!s)
 		return -ENOMEM;
+	int r = ax__wake_open(&s->wake, true);
+	if (r < 0)
+		goto free_state;
 	ax__fdtab_init(&s->fds, sizeof(struct ax__sides));
 	ax__theap_init(&s->timers);
-	int r = ax__wake_open(&s->wake, true);
-	if (r < 0) {
-		free(s);
-		return r;
-	}
-	ax__kit_printf(&s->kit, "poll(2), level-triggered, timers: the kit's heap");
+	ax__kit_printf(&s->kit, "poll(2), level-triggered, timers: the core's heap");
 	*state = s;
 	return 0;
+
+free_state:
+	free(s);
+	return r;
 }
 
 /* vtable fini: called with no op in flight and no timer armed. */
