@@ -64,7 +64,7 @@ static int64_t pl_pipeline(struct axs_ctx *ctx, int64_t *hops)
 	struct pl_stage st[PL_MAX_STAGES];
 	ax_task *t[PL_MAX_STAGES + 1];
 	struct pl_sink sink = {0};
-	int64_t nch = 0, ntask = 0, i;
+	int64_t nch, ntask = 0, i;
 	int err = 0;
 
 	for (nch = 0; nch <= stages; nch++)

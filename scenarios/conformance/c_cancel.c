@@ -350,6 +350,7 @@ static void case_connect(void)
 struct cs {
 	ax_chan *c;
 	int r1, r2, r3, r4, v4;
+	volatile int woke;  /* the cancelled sleep returned */
 	int64_t el2, el3;
 };
 
@@ -358,6 +359,7 @@ static intptr_t cs_sleeper(void *arg)
 	struct cs *s = arg;
 	int64_t t0;
 	s->r1 = ax_sleep(20 * CONF_MS);
+	s->woke = 1;
 	/* a wait that uses no timer of its own: a timer of the cancelled
 	 * sleep left armed would end it early (-ETIMEDOUT, no deadline) */
 	s->r4 = ax_chan_recv(s->c, &s->v4);
@@ -382,6 +384,12 @@ static intptr_t cs_main(void *arg)
 		if (it)
 			ax_sleep(it * 5 * CONF_MS);
 		ax_cancel(t);
+		/* at once: a runtime that let the cancel wait for the sleep's
+		 * own timer would still be asleep (a late wake-up here can
+		 * only make the check easier, never fail it wrongly) */
+		ax_sleep(1 * CONF_MS);
+		CONF_TRUE(s.woke, "a cancelled ax_sleep(20 ms) had not returned 1 ms "
+			  "after ax_cancel");
 		/* past the cancelled sleep's deadline, then the element */
 		ax_sleep(60 * CONF_MS);
 		ax_chan_send(s.c, &v);

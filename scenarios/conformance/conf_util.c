@@ -521,7 +521,8 @@ int conf_pool_fill(struct conf_pool_fill *f)
 	atomic_store(&f->release, 0);
 	atomic_store(&f->started, 0);
 	for (f->n = 0; f->n <= CONF_POOL_MAX; f->n++) {
-		ax_spawn(&f->t[f->n], conf_pool_holder, f, "pool-holder");
+		if (ax_spawn(&f->t[f->n], conf_pool_holder, f, "pool-holder") < 0)
+			break;
 		/* wait for it to start; a thread of a loaded machine may be
 		 * slow, so a call is taken as queued only after 100 ms */
 		for (int ms = 0; ms < 100 && atomic_load(&f->started) <= f->n; ms++)
@@ -532,6 +533,9 @@ int conf_pool_fill(struct conf_pool_fill *f)
 			return busy;
 		}
 	}
+	/* never saturated: let the holders go rather than leave them
+	 * blocking the pool (and the run) until their own timeout */
+	conf_pool_release(f);
 	return 0;
 }
 

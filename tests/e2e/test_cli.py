@@ -183,8 +183,9 @@ def test_run_result_file_schema(short_run):
             dirty = git_out(src, "status", "--porcelain", "--untracked-files=no")
             assert env["git"]["dirty"] is bool(dirty)
     assert re.fullmatch(r"[0-9a-f]{40}", env["git"]["commit"])
-    assert env["build"]["compiler_version"] and env["build"]["compiler_version"] in \
-        env["build"]["compiler"] + " " + env["build"]["compiler_version"]
+    # CMake's view ("GNU 12.2.0") and the compiler's own (__VERSION__)
+    # name the same version
+    assert env["build"]["compiler"].split()[-1] in env["build"]["compiler_version"]
 
 
 def test_run_cells_have_medians_and_ordered_percentiles(short_run):

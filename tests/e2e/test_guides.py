@@ -100,8 +100,7 @@ def readme_layout():
     block = section.split("```", 2)[1]
     paths = []
     for line in block.splitlines():
-        m = re.match(r"^(\S+/)\S*", line)
-        if m:
+        if re.match(r"^\S+/", line):
             paths.append(line.split()[0])
     return paths
 
