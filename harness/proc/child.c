@@ -86,11 +86,13 @@ void axb_child_opts_parse(int argc, char **argv, const char *cmd,
 			if (!strcmp(cmd, "load"))
 				printf("usage: axbench load --scenario S --target HOST:PORT [-p name=value]...\n"
 				       "                    [--duration D] [--warmup D] [--cpu N] [--json FILE]\n"
-				       "                    [--server-pid PID]\n"
+				       "                    [--server-pid PID] [--messages N]\n"
 				       "The load generator alone, against any server speaking the scenario's\n"
 				       "protocol (docs/protocols.md); prints its result object, or writes it\n"
 				       "to --json FILE. --server-pid: the server's process, whose CPU time is\n"
-				       "read over the measured phase.\n"
+				       "read over the measured phase. --messages N: exactly N requests in a\n"
+				       "closed loop from the first one (no warm-up, no time limit but 600 s);\n"
+				       "fewer answers fail the check.\n"
 				       "exit status: 0 the check passed, 1 the check failed or nothing was\n"
 				       "answered (the reason on stderr), 2 bad input.\n"
 				       "see docs/harness.md\n");
