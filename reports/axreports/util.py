@@ -142,6 +142,8 @@ def claim_output(path, what="output"):
     axbench process is writing it (a lock on PATH.lock, held until exit).
     Raises InputError (exit 2) saying why not."""
     path = os.fspath(path)
+    if not path:
+        raise InputError(f"{what}: an empty path cannot hold output")
     check_output_kind(path, what)
     directory = os.path.dirname(os.path.abspath(path))
     if not os.path.isdir(directory):
