@@ -159,10 +159,13 @@ static void net_numbers(json_t *rep, const struct axb_rep_in *in)
 	json_object_set_new(rep, "metrics", m);
 
 	/* Split pinning: the load generator is the bottleneck when it keeps
-	 * its own CPU busy. Same CPU: when the shared CPU is busy and the
-	 * load generator takes at least the server's share. */
-	bool sat;
-	if (!strcmp(in->pin->mode, "same"))
+	 * its own CPUs busy. Shared CPUs (same, or overlapping sets): when
+	 * they are busy and the load generator takes at least the server's
+	 * share. */
+	bool sat, shared = !strcmp(in->pin->mode, "same");
+	for (int i = 0; i < in->pin->server.n; i++)
+		shared |= axb_cpus_has(&in->pin->load, in->pin->server.cpu[i]);
+	if (shared)
 		sat = json_is_object(sm) &&
 		      num(lm, "cpu_util") + num(sm, "cpu_util") >= 0.9 &&
 		      num(lm, "cpu_util") >= num(sm, "cpu_util");
