@@ -77,7 +77,9 @@ int axb_cpus_parse(const char *s, struct axb_cpus *out)
 			hi = strtol(p, &end, 10);
 			p = end;
 		}
-		if (lo < 0 || hi < lo || hi >= AXB_MAX_CPUS)
+		if (hi < lo)
+			return -EINVAL;
+		if (hi >= AXB_MAX_CPUS)
 			return -ERANGE;
 		for (long i = lo; i <= hi; i++)
 			in[i] = true;

@@ -99,10 +99,11 @@ static json_t *pick(const json_t *src, const char *const *keys)
 static void net_numbers(json_t *rep, const struct axb_rep_in *in)
 {
 	static const char *const srv_keys[] = { "engine_info", "serve_result", "rusage",
-		"measured", "stats", "metrics", "destroy_result", NULL };
+		"measured", "stats", "metrics", "destroy_result", "cpus", "workers",
+		"per_worker", NULL };
 	static const char *const lg_keys[] = { "mode", "connections", "pipeline", "size",
 		"measured", "warmup_round_trips", "rusage", "saturated", "open_loop",
-		"idle", "measure_start_late_s", NULL };
+		"idle", "measure_start_late_s", "cpus", "threads", "per_thread", NULL };
 	const json_t *sr = in->server.result, *lr = in->loadgen.result;
 	const json_t *lm = json_object_get(lr, "measured");
 	const json_t *sm = json_object_get(sr, "measured");
