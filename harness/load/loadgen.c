@@ -33,7 +33,7 @@
 #define MAX_EVENTS 256
 #define RX_CAP (256 * 1024)
 /* The load generator is the bottleneck when its own CPU time reaches this
- * share of the measured wall time. */
+ * share of the measured wall time of its load threads. */
 #define SATURATION 0.90
 /* Open loop: the rate counts as sustained when the responses completed in
  * the measured phase reach this share of the requests scheduled in it. */

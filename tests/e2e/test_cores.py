@@ -228,3 +228,19 @@ def test_scaling_profile_and_report(tmp_path):
     sec = sec[:sec.index("</section>")]
     assert sec.count("<figure>") >= 2, sec[:2000]
     assert "by workers" in sec
+
+
+def test_workers_one_matches_files_without_workers():
+    """A cell at workers=1 is the single-runtime server every file written
+    before the parameter existed measured: compare and history pair them."""
+    import sys
+    sys.path.insert(0, str(ROOT / "reports"))
+    from axreports.history import cell_key_text
+    from axreports.results import Cell, params_key
+
+    old = {"connections": 16, "size": 64}
+    assert params_key({**old, "workers": 1}) == params_key(old)
+    assert params_key({**old, "workers": 2}) != params_key(old)
+    a = Cell({"runtime": "epoll", "scenario": "tcp_echo", "params": {**old, "workers": 1}})
+    b = Cell({"runtime": "epoll", "scenario": "tcp_echo", "params": old})
+    assert a.key == b.key and cell_key_text(a) == cell_key_text(b)
