@@ -3,8 +3,8 @@
  * server in closed loop, open loop at a fixed rate (latency from each
  * request's intended send time), idle connections or a connection storm;
  * verifies every response through its protocol module and times round
- * trips into histograms. The closed and open loops run on one thread per
- * CPU of its CPU set (--cpus), each with its own epoll set, its share of
+ * trips into histograms. The closed and open loops and the connection
+ * storm run on one thread per CPU of its CPU set (--cpus), each with its own epoll set, its share of
  * the connections (and so of the open-loop rate) and its own histograms,
  * merged exactly (same layout, counts added) at the end. */
 #include "commands.h"
@@ -547,6 +547,34 @@ static void mark_end(struct lg *g, struct lg_run *run)
 		kill(g->server_pid, SIGUSR2);
 }
 
+/* A loop saw the measured phase start (at `now`) or end. On one thread
+ * it takes the marks itself; a coordinated load thread only notes the
+ * time (the coordinator takes the marks). Returns the phase's start. */
+static int64_t phase_start(struct lg *g, struct lg_run *run, int64_t now)
+{
+	if (!g->coordinated) {
+		mark_start(g, run);
+		return g->t_mstart;
+	}
+	g->t_mstart = now;
+	g->measuring = true;
+	return now;
+}
+
+static void phase_end(struct lg *g, struct lg_run *run)
+{
+	if (g->coordinated)
+		run->t_stop = axb_mono_ns();
+	else
+		mark_end(g, run);
+}
+
+/* Another load thread failed: this one stops too. */
+static inline bool lg_stopped(const struct lg *g)
+{
+	return g->stop && atomic_load_explicit(g->stop, memory_order_relaxed);
+}
+
 /* Open loop, when the run gives up at `now`: a request of the measured
  * phase that got no answer has a latency of at least now - intended.
  * Record it so, rather than leave it out (which would flatter the server
@@ -625,29 +653,18 @@ static void run_requests(struct lg *g, struct lg_run *run)
 	}
 	while (!g->failed) {
 		int64_t now = axb_mono_ns();
-		if (g->stop && atomic_load_explicit(g->stop, memory_order_relaxed))
-			break; /* another load thread failed */
+		if (lg_stopped(g))
+			break;
 		if (g->max_msgs && g->measured == g->max_msgs) {
 			/* count mode: every request answered */
 			mark_end(g, run);
 			ended = true;
 			break;
 		}
-		if (!g->measuring && now >= g->t_measure) {
-			/* coordinated: the coordinator takes the marks */
-			if (g->coordinated) {
-				g->t_mstart = now;
-				g->measuring = true;
-			} else {
-				mark_start(g, run);
-				now = g->t_mstart;
-			}
-		}
+		if (!g->measuring && now >= g->t_measure)
+			now = phase_start(g, run, now);
 		if (!ended && now >= g->t_end) {
-			if (g->coordinated)
-				run->t_stop = now;
-			else
-				mark_end(g, run);
+			phase_end(g, run);
 			ended = true;
 			if (!open)
 				break;
@@ -670,12 +687,8 @@ static void run_requests(struct lg *g, struct lg_run *run)
 		}
 		handle_events(g, evs, n);
 	}
-	if (!ended) {
-		if (g->coordinated)
-			run->t_stop = axb_mono_ns();
-		else
-			mark_end(g, run);
-	}
+	if (!ended)
+		phase_end(g, run);
 	/* count mode promises the count: fewer answers is a failed check,
 	 * never a figure over fewer messages */
 	if (g->max_msgs && g->measured < g->max_msgs && !g->failed)
@@ -811,19 +824,19 @@ static void run_connect(struct lg *g, struct lg_run *run,
 	struct epoll_event evs[MAX_EVENTS];
 	bool ended = false;
 
-	g->t_start = axb_mono_ns();
-	g->t_measure = g->t_start + g->warmup_ns;
-	g->t_end = g->t_measure + g->duration_ns;
+	if (!g->coordinated) {
+		g->t_start = axb_mono_ns();
+		g->t_measure = g->t_start + g->warmup_ns;
+		g->t_end = g->t_measure + g->duration_ns;
+	}
 	for (size_t i = 0; i < g->nconns && !g->failed; i++)
 		storm_open(g, &g->conns[i], ss, sl, g->t_start);
-	while (!g->failed) {
+	while (!g->failed && !lg_stopped(g)) {
 		int64_t now = axb_mono_ns();
-		if (!g->measuring && now >= g->t_measure) {
-			mark_start(g, run);
-			now = g->t_mstart;
-		}
+		if (!g->measuring && now >= g->t_measure)
+			now = phase_start(g, run, now);
 		if (now >= g->t_end) {
-			mark_end(g, run);
+			phase_end(g, run);
 			ended = true;
 			break;
 		}
@@ -836,7 +849,8 @@ static void run_connect(struct lg *g, struct lg_run *run,
 			break;
 		}
 		for (int i = 0; i < n && !g->failed; i++) {
-			struct lg_conn *c = &g->conns[(uint32_t)evs[i].data.u64];
+			/* by id, from this thread's first connector */
+			struct lg_conn *c = &g->conns[(uint32_t)evs[i].data.u64 - g->conns[0].id];
 			if ((uint32_t)(evs[i].data.u64 >> 32) != c->gen || c->fd < 0)
 				continue; /* an event of a connection already closed */
 			if (c->connecting) {
@@ -871,7 +885,7 @@ static void run_connect(struct lg *g, struct lg_run *run,
 		}
 	}
 	if (!ended)
-		mark_end(g, run);
+		phase_end(g, run);
 }
 
 /* --- several load threads -------------------------------------------- */
@@ -907,7 +921,7 @@ static void *lg_thread_main(void *arg)
 		t->err = -EPERM;
 		snprintf(t->msg, sizeof t->msg, "cannot pin a load thread to CPU %d",
 			 t->cpu);
-	} else {
+	} else if (t->g.mode != LG_CONNECT) {
 		t->err = connect_all(&t->g, t->pool->ss, t->pool->sl, t->msg, sizeof t->msg);
 	}
 	/* the coordinator sets the phases' times, then lets everyone go */
@@ -917,8 +931,12 @@ static void *lg_thread_main(void *arg)
 	while (!t->pool->go)
 		pthread_cond_wait(&t->pool->cv, &t->pool->mu);
 	pthread_mutex_unlock(&t->pool->mu);
-	if (!atomic_load(&t->pool->stop))
-		run_requests(&t->g, &t->run);
+	if (!atomic_load(&t->pool->stop)) {
+		if (t->g.mode == LG_CONNECT)
+			run_connect(&t->g, &t->run, t->pool->ss, t->pool->sl);
+		else
+			run_requests(&t->g, &t->run);
+	}
 	if (t->g.failed)
 		atomic_store(&t->pool->stop, true);
 	return NULL;
@@ -992,9 +1010,10 @@ static void lg_merge(struct lg *g, struct lg_run *run, const struct lg_thread *t
 	}
 }
 
-/* The closed or open loop on nt threads, thread i on cpus->cpu[i] with
- * connections [i * N / nt, (i + 1) * N / nt). The calling thread
- * coordinates: once every thread has connected it sets the phases' times,
+/* The closed or open loop (or the connection storm) on nt threads, thread
+ * i on cpus->cpu[i] with connections [i * N / nt, (i + 1) * N / nt). The
+ * calling thread coordinates: once every thread has connected (the storm:
+ * is ready) it sets the phases' times,
  * takes the measurement marks (rusage of the whole process, the server's
  * signals) at their times, joins the threads and merges their counts and
  * histograms into g. Returns 0, or -errno with err set when a thread could
@@ -1259,12 +1278,12 @@ int axb_cmd_load(int argc, char **argv)
 			      "(%s is not one)", sc->name);
 
 	/* One thread per CPU of the set for the closed and open loops by time
-	 * (never more threads than connections); idle connections, the
-	 * connection storm and count mode run on one thread, the set's
-	 * first CPU. Several threads: the coordinating thread (which mostly
+	 * and the connection storm (never more threads than connections or
+	 * connectors); idle connections and count mode run on one thread,
+	 * the set's first CPU. Several threads: the coordinating thread (which mostly
 	 * sleeps) may run anywhere in the set, each load thread on its CPU. */
 	size_t nthreads = 1;
-	if ((g.mode == LG_CLOSED || g.mode == LG_OPEN) && !g.max_msgs && o.cpus.n > 1)
+	if (g.mode != LG_IDLE && !g.max_msgs && o.cpus.n > 1)
 		nthreads = (size_t)o.cpus.n < g.nconns ? (size_t)o.cpus.n : g.nconns;
 	if (o.cpus.n && (nthreads > 1 ? axb_pin_cpus(&o.cpus) : axb_pin_cpu(o.cpu))) {
 		char cl[256];

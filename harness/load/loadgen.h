@@ -2,8 +2,9 @@
  * loadgen.h - the load generator's engine state and its protocol modules.
  *
  * The engine (loadgen.c) runs over raw edge-triggered epoll in one of four
- * modes (the request modes on one thread per CPU of the load generator's
- * CPU set, each with its share of the connections and of the rate): a closed loop of N connections each keeping `depth` requests in
+ * modes (all but the idle one on one thread per CPU of the load
+ * generator's CPU set, each with its share of the connections and of the
+ * rate): a closed loop of N connections each keeping `depth` requests in
  * flight; an open loop sending requests at a fixed rate from a schedule
  * (latency from each request's intended send time); idle connections (the
  * server's memory per connection); and a storm of short-lived connections.

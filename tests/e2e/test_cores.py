@@ -6,8 +6,8 @@ multi-threaded load generator.
   load generator's byte-for-byte check passing, and both workers take
   connections (one SO_REUSEPORT listener each);
 - a load generator given two CPUs runs two threads, and its merged
-  histogram is exactly the bucket-wise sum of its threads' (closed and
-  open loop), as are its round-trip counts;
+  histogram is exactly the bucket-wise sum of its threads' (closed loop,
+  open loop, connection storm), as are its round-trip counts;
 - the CPU sets are recorded, bad ones are bad input, a reference cannot
   run workers > 1 (unsupported, not a failure);
 - the scaling profile sweeps workers=1,2 and the report draws it.
@@ -125,7 +125,7 @@ def check_merged(res, key):
 
 
 @need_two
-@pytest.mark.parametrize("mode", ["closed", "open"])
+@pytest.mark.parametrize("mode", ["closed", "open", "connect"])
 def test_load_threads_merge_exactly(tmp_path, mode):
     cpus = allowed_cpus()[:2]
     cl = ",".join(map(str, cpus))
@@ -145,7 +145,9 @@ def test_load_threads_merge_exactly(tmp_path, mode):
                 break
         assert port, f"server did not report its port: {line!r}"
         extra = ["-p", "rate=4000"] if mode == "open" else []
-        r = axbench("load", "--scenario", "tcp_echo", "--target", f"127.0.0.1:{port}",
+        # the connection storm's client against the same echo server
+        scenario = "connect_storm" if mode == "connect" else "tcp_echo"
+        r = axbench("load", "--scenario", scenario, "--target", f"127.0.0.1:{port}",
                     "--cpus", cl, "-p", "connections=8", *extra, *SHORT,
                     "--thread-histograms", "--server-pid", srv.pid, timeout=60)
         assert r.returncode == 0, r.stderr[-2000:]
