@@ -54,7 +54,7 @@ static const struct {
 	{ "connect_storm",
 	  "connections=16;duration=300ms;warmup=100ms",
 	  "connections=16,64;duration=1s;warmup=300ms",
-	  NULL },
+	  "connections=64;workers=WORKERS;duration=1s;warmup=300ms" },
 	{ "spawn_join",
 	  "count=50000;live=2000",
 	  "count=200000;live=10000",
