@@ -521,6 +521,8 @@ struct lg_run {
 	struct rusage ru0, ru1;
 	int64_t t_stop;          /* end of the measured phase, as observed */
 	int64_t drain_ns;        /* open loop: time spent waiting after it */
+	int64_t mstart_last;     /* several threads: when the last one saw the
+	                            measured phase start (0: one thread) */
 	/* idle mode */
 	size_t requested;        /* connections asked for */
 	long nofile_self, nofile_server;
@@ -1097,6 +1099,8 @@ static int run_threads(struct lg *g, struct lg_run *run, const struct axb_cpus *
 		lg_merge(g, run, &ts[i]);
 		if (ts[i].g.t_mstart && (!first || ts[i].g.t_mstart < first))
 			first = ts[i].g.t_mstart;
+		if (ts[i].g.t_mstart > run->mstart_last)
+			run->mstart_last = ts[i].g.t_mstart;
 		json_t *o = json_pack("{s:i, s:I, s:I, s:I}", "cpu", ts[i].cpu,
 			"connections", (json_int_t)ts[i].g.nconns,
 			"round_trips", (json_int_t)ts[i].g.measured,
@@ -1405,8 +1409,10 @@ int axb_cmd_load(int argc, char **argv)
 		json_object_set_new(j, "per_thread", threads);
 	/* how late the load generator noticed the start of the measured
 	 * phase: far beyond the warm-up, it was itself kept off its CPU */
-	json_object_set_new(j, "measure_start_late_s", g.t_mstart
-			    ? json_real((double)(g.t_mstart - g.t_measure) / 1e9) : json_null());
+	/* (several threads: the last of them, the one kept off its CPU) */
+	int64_t late = run.mstart_last ? run.mstart_last : g.t_mstart;
+	json_object_set_new(j, "measure_start_late_s", late
+			    ? json_real((double)(late - g.t_measure) / 1e9) : json_null());
 	if (!g.failed && !stalled) {
 		const struct rusage *ru0 = &run.ru0, *ru1 = &run.ru1;
 		double wall = (double)(run.t_stop - g.t_mstart) / 1e9;
