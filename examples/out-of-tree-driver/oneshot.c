@@ -12,13 +12,19 @@
  * cannot miss an edge that came before it, so an operation whose fast-path
  * attempt failed parks without trying again; the price is one epoll_ctl per
  * wait, which the in-tree epoll driver (registered once, edge-triggered)
- * does not pay. Timers are the core's heap behind a millisecond wait,
- * rounded up so that none fires early.
+ * does not pay. A read that came back short drained the socket: the next
+ * read on it parks at once instead of failing with EAGAIN first, until the
+ * kernel reports the descriptor readable again. Timers are the core's heap behind epoll_pwait2's
+ * nanosecond timeout (epoll_wait's milliseconds, rounded up so that none
+ * fires early, on a kernel without it).
  *
  * What it uses of axbench: ax_driver.h (the contract), kit.h (the driver
  * kit) and theap.h (the timer heap), whose functions it leaves undefined:
  * the axbench that loads it provides them (runtimes/driver.exports).
  */
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE /* epoll_pwait2 */
+#endif
 #include <errno.h>
 #include <limits.h>
 #include <stdio.h>
@@ -38,6 +44,8 @@ struct os_fd {
 	struct ax__sides op; /* the ops waiting, read side and write side */
 	uint32_t armed;      /* EPOLLIN/EPOLLOUT armed and not yet reported */
 	bool added;          /* in the epoll set (maybe disarmed) */
+	bool drained;        /* the last read was short: no data until the
+	                        kernel reports the descriptor readable */
 };
 
 struct os_state {
@@ -47,6 +55,7 @@ struct os_state {
 	struct ax__fdtab fds;    /* struct os_fd by descriptor */
 	struct ax_theap timers;  /* (deadline, seq) heap */
 	struct ax__defq late;    /* connects finished inside submit */
+	bool have_pwait2;        /* until the kernel says ENOSYS */
 };
 
 /* Arm fd for the sides that have an op waiting, unless it is armed for
@@ -72,11 +81,27 @@ static int os_arm(struct os_state *s, int fd, struct os_fd *f)
 	return 0;
 }
 
-/* vtable try_now: one attempt at the system call, before the task parks. */
+/* One attempt at op's system call (1 finished, 0 would block); a read
+ * skips it while its socket is known drained, and a short one marks it so
+ * (a count below the buffer's size, or EAGAIN; never EOF or an error,
+ * which a read returns again at once). */
+static int os_step(struct os_state *s, struct ax_op *op)
+{
+	if (op->kind != AX_OP_READ)
+		return ax__nb_step(op);
+	struct os_fd *f = ax__fdtab_find(&s->fds, op->fd);
+	if (f && f->drained)
+		return 0;
+	int r = ax__nb_read(op);
+	if (f)
+		f->drained = r == 0 || (op->res > 0 && (size_t)op->res < op->len);
+	return r;
+}
+
+/* vtable try_now: one attempt, before the task parks. */
 static int os_try_now(void *state, struct ax_op *op)
 {
-	(void)state;
-	return ax__nb_step(op);
+	return os_step(state, op);
 }
 
 /* vtable submit: park op on its descriptor's side and arm the descriptor.
@@ -155,26 +180,35 @@ static void os_timer_cancel(void *state, struct ax_timer *t)
 	ax__theap_remove(&s->timers, t);
 }
 
-/* The wait's timeout in ms: 0 when not blocking or a completion is queued,
- * -1 without timers, else the earliest deadline rounded UP ([AX-TIME-1]). */
-static int os_timeout_ms(struct os_state *s, bool block)
+/* Wait for events until the earliest timer: 0 when not blocking or a
+ * completion is queued, forever without timers. A millisecond wait rounds
+ * UP, so that no timer fires early ([AX-TIME-1]). */
+static int os_wait(struct os_state *s, struct epoll_event *evs, bool block)
 {
 	struct ax_timer *t = ax__theap_min(&s->timers);
+	int64_t ns = -1;
 	if (!block || ax__defq_pending(&s->late))
-		return 0;
-	if (!t)
-		return -1;
-	int64_t ns = t->deadline - ax_now();
-	if (ns <= 0)
-		return 0;
-	return ns >= (int64_t)INT_MAX * 1000000 ? INT_MAX : (int)((ns + 999999) / 1000000);
+		ns = 0;
+	else if (t)
+		ns = t->deadline > ax_now() ? t->deadline - ax_now() : 0;
+	if (s->have_pwait2) {
+		struct timespec ts = {ns / 1000000000, ns % 1000000000};
+		int n = epoll_pwait2(s->epfd, evs, OS_MAX_EVENTS, ns < 0 ? NULL : &ts, NULL);
+		if (n >= 0 || errno != ENOSYS)
+			return n;
+		s->have_pwait2 = false;
+	}
+	int ms = ns < 0 ? -1
+		 : ns >= (int64_t)INT_MAX * 1000000 ? INT_MAX
+		 : (int)((ns + 999999) / 1000000);
+	return epoll_wait(s->epfd, evs, OS_MAX_EVENTS, ms);
 }
 
 /* Move the op waiting on one side on. Returns 1 when it completed. */
-static int os_ready(struct ax_op **side)
+static int os_ready(struct os_state *s, struct ax_op **side)
 {
 	struct ax_op *op = *side;
-	if (!op || !ax__nb_step(op))
+	if (!op || !os_step(s, op))
 		return 0;
 	*side = NULL;
 	ax_op_complete(op, op->res);
@@ -190,7 +224,7 @@ static int os_poll(void *state, bool block)
 	int done = 0;
 
 	s->kit.polls++;
-	int n = epoll_wait(s->epfd, evs, OS_MAX_EVENTS, os_timeout_ms(s, block));
+	int n = os_wait(s, evs, block);
 	if (n < 0 && errno != EINTR)
 		return -errno;
 	for (int i = 0; i < n; i++) {
@@ -204,10 +238,12 @@ static int os_poll(void *state, bool block)
 		if (!f)
 			continue;
 		f->armed = 0; /* one-shot: the kernel disarmed it */
-		if (e & (EPOLLIN | EPOLLRDHUP | EPOLLERR | EPOLLHUP))
-			done += os_ready(&f->op.rd);
+		if (e & (EPOLLIN | EPOLLRDHUP | EPOLLERR | EPOLLHUP)) {
+			f->drained = false;
+			done += os_ready(s, &f->op.rd);
+		}
 		if (e & (EPOLLOUT | EPOLLERR | EPOLLHUP))
-			done += os_ready(&f->op.wr);
+			done += os_ready(s, &f->op.wr);
 		int r = os_arm(s, fd, f);
 		if (r < 0) {
 			/* cannot wait any more: what waits fails */
@@ -266,8 +302,9 @@ static int os_init(void **state, const struct ax_rt_opts *opts)
 	}
 	ax__fdtab_init(&s->fds, sizeof(struct os_fd));
 	ax__theap_init(&s->timers);
+	s->have_pwait2 = true;
 	ax__kit_printf(&s->kit, "epoll one-shot, level-triggered, re-armed per wait; "
-		       "timers: the core's heap, ms wait");
+		       "timers: the core's heap");
 	*state = s;
 	return 0;
 
