@@ -81,12 +81,27 @@ static int os_arm(struct os_state *s, int fd, struct os_fd *f)
 	return 0;
 }
 
+/* A descriptor number the kernel just handed out (accept, socket), or
+ * one the driver closed itself (a cancelled connect): what a slot
+ * remembers of an earlier descriptor of that number (armed, in the set,
+ * drained) is stale, since close(2) took it out of the epoll set. */
+static void os_fresh(struct os_state *s, int fd)
+{
+	ax__fdtab_clear(&s->fds, fd);
+}
+
 /* One attempt at op's system call (1 finished, 0 would block); a read
  * skips it while its socket is known drained, and a short one marks it so
  * (a count below the buffer's size, or EAGAIN; never EOF or an error,
  * which a read returns again at once). */
 static int os_step(struct os_state *s, struct ax_op *op)
 {
+	if (op->kind == AX_OP_ACCEPT) {
+		int r = ax__nb_accept(op);
+		if (r == 1 && op->res >= 0)
+			os_fresh(s, (int)op->res);
+		return r;
+	}
 	if (op->kind != AX_OP_READ)
 		return ax__nb_step(op);
 	struct os_fd *f = ax__fdtab_find(&s->fds, op->fd);
@@ -116,6 +131,8 @@ static int os_submit(void *state, struct ax_op *op)
 		int r = ax__nb_connect_start(op);
 		if (r < 0)
 			return r;
+		if (op->fd >= 0)
+			os_fresh(s, op->fd);
 		if (r == 1) {
 			ax__defer(&s->late, op, op->res);
 			return 0;
@@ -148,8 +165,10 @@ static void os_cancel(void *state, struct ax_op *op)
 	struct os_fd *f = ax__fdtab_find(&s->fds, op->fd);
 	if (!f || !ax__side_take(&f->op, op))
 		return;
-	if (op->kind == AX_OP_CONNECT)
-		close(op->fd);
+	if (op->kind == AX_OP_CONNECT) {
+		close(op->fd); /* ours: the caller never saw it */
+		os_fresh(s, op->fd);
+	}
 	ax_op_complete(op, -ECANCELED);
 }
 
