@@ -5,6 +5,7 @@
  * is, since its vtable is registered for the life of the process. */
 #include <dlfcn.h>
 #include <errno.h>
+#include <link.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -23,10 +24,29 @@ static bool same_size(const char *what, uint32_t theirs, size_t ours,
 	return false;
 }
 
-/* The entry's checks, in the order its fields can be trusted. Returns 0 or
- * -EPROTO with the reason in why. */
+/* The entry's checks, in the order its fields can be trusted. First, before
+ * any is read: the symbol is data, with room for the two fields every ABI
+ * keeps (a function of that name, or a smaller object, is not read past its
+ * end); then the magic and the versions; then the sizes, the symbol's own
+ * included. Returns 0 or -EPROTO/-EINVAL with the reason in why. */
 static int check_entry(const struct ax_driver_entry *e, char *why, size_t n)
 {
+	Dl_info info;
+	const ElfW(Sym) *sym = NULL;
+	size_t st_size = sizeof *e;
+	if (dladdr1(e, &info, (void **)&sym, RTLD_DL_SYMENT) && sym) {
+		/* ELF64_ST_TYPE is ELF32_ST_TYPE: the low 4 bits */
+		unsigned type = ELF64_ST_TYPE(sym->st_info);
+		st_size = (size_t)sym->st_size;
+		if (type != STT_OBJECT ||
+		    st_size < offsetof(struct ax_driver_entry, abi) + sizeof e->abi) {
+			snprintf(why, n, "%s is not a struct ax_driver_entry (%s of %zu "
+				 "bytes): define it with AX_DRIVER_ENTRY",
+				 AX_DRIVER_ENTRY_SYMBOL,
+				 type == STT_FUNC ? "a function" : "an object", st_size);
+			return -EPROTO;
+		}
+	}
 	if (e->magic != AX_DRIVER_ENTRY_MAGIC) {
 		snprintf(why, n, "%s is not a struct ax_driver_entry (magic 0x%08x, "
 			 "expected 0x%08x)", AX_DRIVER_ENTRY_SYMBOL, e->magic,
@@ -46,6 +66,7 @@ static int check_entry(const struct ax_driver_entry *e, char *why, size_t n)
 		return -EPROTO;
 	}
 	if (!same_size("ax_driver_entry", e->entry_size, sizeof *e, why, n) ||
+	    !same_size("ax_driver_entry", (uint32_t)st_size, sizeof *e, why, n) ||
 	    !same_size("ax_driver", e->driver_size, sizeof(struct ax_driver), why, n) ||
 	    !same_size("ax_op", e->op_size, sizeof(struct ax_op), why, n) ||
 	    !same_size("ax_timer", e->timer_size, sizeof(struct ax_timer), why, n) ||

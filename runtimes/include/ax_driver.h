@@ -273,8 +273,10 @@ struct ax_driver_entry {
  *   -ELIBBAD  dlopen refused it (not a shared object, another machine,
  *             a symbol it needs is missing: dlerror's text);
  *   -ENOEXEC  it exports no AX_DRIVER_ENTRY_SYMBOL: not an ax driver;
- *   -EPROTO   a wrong magic, AX_DRIVER_ABI, AX_API_VERSION or struct
- *             size, or a vtable version this core does not implement;
+ *   -EPROTO   the symbol is not a struct ax_driver_entry (a function,
+ *             an object too small), a wrong magic, AX_DRIVER_ABI,
+ *             AX_API_VERSION or struct size, or a vtable version this
+ *             core does not implement;
  *   -EINVAL   the entry names no driver, or as ax_driver_register;
  *   -EEXIST, -ENOSPC  as ax_driver_register.
  * On an error the object is unloaded; a loaded driver stays for the life

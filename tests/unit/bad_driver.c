@@ -8,7 +8,7 @@
 
 #include "ax_driver.h"
 
-#ifndef BAD_NO_ENTRY
+#if !defined(BAD_NO_ENTRY) && !defined(BAD_FUNCTION_ENTRY)
 static int bd_init(void **state, const struct ax_rt_opts *opts)
 {
 	(void)state;
@@ -117,6 +117,9 @@ const struct ax_driver_entry ax_driver_entry = {
 	.driver = &bd_driver,
 #endif
 };
+#elif defined(BAD_FUNCTION_ENTRY)
+/* the name, but a function: never read as an entry */
+__attribute__((visibility("default"))) int ax_driver_entry(void) { return 0; }
 #else
 /* a shared object, but no entry: not an ax driver */
 __attribute__((visibility("default"))) int bd_something(void) { return 0; }

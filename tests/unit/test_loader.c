@@ -29,6 +29,7 @@ static const struct {
 	{"no_poll", -EINVAL, "mandatory"},
 	{"name_taken", -EEXIST, "'epoll'"},
 	{"no_entry", -ENOEXEC, "ax_driver_entry"},
+	{"function_entry", -EPROTO, "a function"},
 	{"undefined", -ELIBBAD, "ax__no_such_function"},
 };
 
