@@ -205,19 +205,21 @@ static void os_timer_cancel(void *state, struct ax_timer *t)
 static int os_wait(struct os_state *s, struct epoll_event *evs, bool block)
 {
 	struct ax_timer *t = ax__theap_min(&s->timers);
-	int64_t ns = -1;
-	if (!block || ax__defq_pending(&s->late))
-		ns = 0;
-	else if (t)
-		ns = t->deadline > ax_now() ? t->deadline - ax_now() : 0;
+	bool forever = block && !t && !ax__defq_pending(&s->late);
+	int64_t ns = 0;
+	if (block && t && !ax__defq_pending(&s->late)) {
+		ns = t->deadline - ax_now(); /* one clock reading */
+		if (ns < 0)
+			ns = 0; /* due already: an invalid timespec would fail */
+	}
 	if (s->have_pwait2) {
 		struct timespec ts = {ns / 1000000000, ns % 1000000000};
-		int n = epoll_pwait2(s->epfd, evs, OS_MAX_EVENTS, ns < 0 ? NULL : &ts, NULL);
+		int n = epoll_pwait2(s->epfd, evs, OS_MAX_EVENTS, forever ? NULL : &ts, NULL);
 		if (n >= 0 || errno != ENOSYS)
 			return n;
 		s->have_pwait2 = false;
 	}
-	int ms = ns < 0 ? -1
+	int ms = forever ? -1
 		 : ns >= (int64_t)INT_MAX * 1000000 ? INT_MAX
 		 : (int)((ns + 999999) / 1000000);
 	return epoll_wait(s->epfd, evs, OS_MAX_EVENTS, ms);
