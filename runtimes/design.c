@@ -15,10 +15,12 @@
 
 _Thread_local const struct ax__design *ax__tls_design = &ax__design_core;
 
-/* Every design, the default first. */
+/* Every design, the default first; the core's registered drivers last,
+ * after every compiled-in runtime ([AX-DRV-1]). */
 static const struct ax__design *const designs[] = {
 	&ax__design_core,
 	&ax__design_threads,
+	&ax__design_core_registered,
 };
 #define NDESIGNS (sizeof designs / sizeof designs[0])
 

@@ -113,6 +113,8 @@ struct ax__design {
 /* The designs, the default (the core) first. */
 extern const struct ax__design ax__design_core;
 extern const struct ax__design ax__design_threads;
+/* the core again, listing the drivers registered at run time */
+extern const struct ax__design ax__design_core_registered;
 
 /* The calling thread's design (the core unless a design set its own). */
 extern _Thread_local const struct ax__design *ax__tls_design;

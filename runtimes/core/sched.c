@@ -676,29 +676,28 @@ out:
 /* the core as a design (design.h): its runtimes are its drivers       */
 /* ------------------------------------------------------------------ */
 
+/* Discovery lists the compiled-in drivers first (the default design's
+ * preference order), the other designs' runtimes next, and the drivers
+ * registered at run time last ([AX-DRV-1]): the core appears twice in
+ * design.c's list, as ax__design_core (compiled-in drivers) and
+ * ax__design_core_registered (the rest), with the same calls. */
 static size_t core_count(void)
 {
-	return ax__driver_n();
+	return ax__driver_compiled_n();
 }
 
-static const char *core_rt_name(size_t i)
+static size_t core_reg_count(void)
 {
-	return ax__driver_at(i)->name;
+	return ax__driver_n() - ax__driver_compiled_n();
 }
 
-static const char *core_summary(size_t i)
+static const struct ax_driver *core_drv(size_t i, bool reg)
 {
-	return ax__driver_at(i)->summary;
+	return ax__driver_at(reg ? i + ax__driver_compiled_n() : i);
 }
 
-static uint32_t core_features(size_t i)
+static bool core_probe(const struct ax_driver *d, char *why, size_t n)
 {
-	return ax__driver_at(i)->features | AX__CORE_FEATURES;
-}
-
-static bool core_available(size_t i, char *why, size_t n)
-{
-	const struct ax_driver *d = ax__driver_at(i);
 	char buf[256] = "";
 	if (d->probe && d->probe(buf, sizeof buf) < 0) {
 		if (why && n)
@@ -708,6 +707,26 @@ static bool core_available(size_t i, char *why, size_t n)
 	return true;
 }
 
+#define CORE_DISCOVERY(pre, reg)                                           \
+	static const char *pre##_rt_name(size_t i)                         \
+	{                                                                  \
+		return core_drv(i, reg)->name;                             \
+	}                                                                  \
+	static const char *pre##_summary(size_t i)                         \
+	{                                                                  \
+		return core_drv(i, reg)->summary;                          \
+	}                                                                  \
+	static uint32_t pre##_features(size_t i)                           \
+	{                                                                  \
+		return core_drv(i, reg)->features | AX__CORE_FEATURES;     \
+	}                                                                  \
+	static bool pre##_available(size_t i, char *why, size_t n)         \
+	{                                                                  \
+		return core_probe(core_drv(i, reg), why, n);               \
+	}
+CORE_DISCOVERY(core, false)
+CORE_DISCOVERY(core_reg, true)
+
 const struct ax__design ax__design_core = {
 	.name = "core",
 	.count = core_count,
@@ -715,6 +734,48 @@ const struct ax__design ax__design_core = {
 	.summary = core_summary,
 	.features = core_features,
 	.available = core_available,
+	.create = ax__core_rt_create,
+	.run = ax__core_rt_run,
+	.destroy = ax__core_rt_destroy,
+	.rt_driver = ax__core_rt_driver,
+	.rt_features = ax__core_rt_features,
+	.engine_info = ax__core_rt_engine_info,
+	.stats = ax__core_rt_stats,
+	.dump = ax__core_dump,
+	.post = ax__core_post,
+	.rt_current = ax__core_rt_current,
+	.spawn = ax__core_spawn_at,
+	.join = ax__core_join,
+	.detach = ax__core_detach,
+	.cancel = ax__core_cancel,
+	.yield = ax__core_yield,
+	.current = ax__core_current,
+	.set_name = ax__core_task_set_name,
+	.task_name = ax__core_task_name,
+	.sleep_until = ax__core_sleep_until,
+	.deadline_enter = ax__core_deadline_enter,
+	.deadline_leave = ax__core_deadline_leave,
+	.deadline_expired = ax__core_deadline_expired,
+	.accept = ax__core_accept,
+	.connect = ax__core_connect,
+	.read = ax__core_read,
+	.write = ax__core_write,
+	.close = ax__core_close,
+	.pread = ax__core_pread,
+	.pwrite = ax__core_pwrite,
+	.blocking = ax__core_blocking,
+	.chan_enter = ax__core_chan_enter,
+	.chan_wait = ax__core_chan_wait,
+	.chan_wake = ax__core_chan_wake,
+};
+
+const struct ax__design ax__design_core_registered = {
+	.name = "core",
+	.count = core_reg_count,
+	.rt_name = core_reg_rt_name,
+	.summary = core_reg_summary,
+	.features = core_reg_features,
+	.available = core_reg_available,
 	.create = ax__core_rt_create,
 	.run = ax__core_rt_run,
 	.destroy = ax__core_rt_destroy,
