@@ -112,6 +112,7 @@ const char *ax_feature_name(uint32_t bit)
 	case AX_FEAT_XTHREAD: return "xthread";
 	case AX_FEAT_CHEAP_TASKS: return "cheap-tasks";
 	case AX_FEAT_STACK_CHECK: return "stack-check";
+	case AX_FEAT_ONE_THREAD: return "one-thread";
 	default: return NULL;
 	}
 }

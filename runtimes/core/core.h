@@ -198,8 +198,10 @@ int ax__interrupt_errno(struct ax_task *t, int bits);
 
 /* What the core design adds to its drivers' feature bits: tasks are small
  * stackful coroutines (100k live at once) whose stack overflows are caught
- * and reported by name (guard page or canary). */
-#define AX__CORE_FEATURES (AX_FEAT_CHEAP_TASKS | AX_FEAT_STACK_CHECK)
+ * and reported by name (guard page or canary), all on the thread running
+ * ax_rt_run. */
+#define AX__CORE_FEATURES \
+	(AX_FEAT_CHEAP_TASKS | AX_FEAT_STACK_CHECK | AX_FEAT_ONE_THREAD)
 
 /* The core's ax.h functions, which design.c reaches through
  * ax__design_core (design.h). */

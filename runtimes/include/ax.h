@@ -66,6 +66,10 @@ enum {
 	AX_FEAT_STACK_CHECK = 1u << 8,  /* a task's stack overflow is caught
 	                                   and reported with its name
 	                                                      [AX-TASK-9]   */
+	AX_FEAT_ONE_THREAD = 1u << 9,   /* every task runs on the thread
+	                                   running ax_rt_run (per-thread
+	                                   tools, such as callgrind's
+	                                   collection toggle, see them all)  */
 };
 
 /* Options for ax_rt_create. Initialise with ax_rt_opts_init, then change

@@ -56,9 +56,9 @@ def axbench(*args, env=None, timeout=600):
 # The feature bits each compiled-in runtime must advertise, exactly. A
 # change here is a change of what the suite checks on that runtime: update
 # it together with the driver and docs/conformance.md.
-# The core design adds cheap-tasks and stack-check to its drivers' bits; the
-# thread-per-task oracle has neither cheap tasks nor any engine bit.
-CORE = {"cheap-tasks", "stack-check"}
+# The core design adds cheap-tasks, stack-check and one-thread to its
+# drivers' bits; the thread-per-task oracle has stack-check only of those.
+CORE = {"cheap-tasks", "stack-check", "one-thread"}
 FEATURES = {
     "epoll": {"tcp", "xthread"} | CORE,
     "io_uring": {"tcp", "file", "native-cancel", "completion", "xthread"} | CORE,
