@@ -8,6 +8,8 @@
  * more than a direct one (docs/decisions.md, "Designs behind ax.h").
  */
 #include <errno.h>
+#include <pthread.h>
+#include <signal.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -115,6 +117,44 @@ const char *ax_feature_name(uint32_t bit)
 	case AX_FEAT_ONE_THREAD: return "one-thread";
 	default: return NULL;
 	}
+}
+
+/* ------------------------------------------------------------------ */
+/* stack overflow reports                                              */
+/* ------------------------------------------------------------------ */
+
+static void design_segv(int sig, siginfo_t *si, void *uc)
+{
+	(void)uc;
+	ax__tls_design->segv_report(si->si_addr);
+	/* die of the original signal with the default action */
+	signal(sig, SIG_DFL);
+}
+
+static pthread_mutex_t segv_lock = PTHREAD_MUTEX_INITIALIZER;
+static unsigned segv_users;
+static struct sigaction segv_old_sa;
+
+void ax__segv_hold(void)
+{
+	pthread_mutex_lock(&segv_lock);
+	if (segv_users++ == 0) {
+		struct sigaction sa;
+		memset(&sa, 0, sizeof sa);
+		sa.sa_sigaction = design_segv;
+		sa.sa_flags = SA_SIGINFO | SA_ONSTACK | SA_NODEFER;
+		sigemptyset(&sa.sa_mask);
+		sigaction(SIGSEGV, &sa, &segv_old_sa);
+	}
+	pthread_mutex_unlock(&segv_lock);
+}
+
+void ax__segv_release(void)
+{
+	pthread_mutex_lock(&segv_lock);
+	if (--segv_users == 0)
+		sigaction(SIGSEGV, &segv_old_sa, NULL);
+	pthread_mutex_unlock(&segv_lock);
 }
 
 /* ------------------------------------------------------------------ */

@@ -108,6 +108,11 @@ struct ax__design {
 			 bool sender);
 	/* Make `task`, waiting in chan_wait, see its release. Thread-safe. */
 	void (*chan_wake)(void *task);
+
+	/* A SIGSEGV at addr on the calling thread (of this design): when it
+	 * is an overflow of the current task's stack, write a report naming
+	 * the task on stderr ([AX-TASK-9]). Async-signal-safe. */
+	void (*segv_report)(const void *addr);
 };
 
 /* The designs, the default (the core) first. */
@@ -122,6 +127,14 @@ extern _Thread_local const struct ax__design *ax__tls_design;
 /* The option ranges of ax_rt_create shared by every design: 0 or -EINVAL
  * ([AX-RT-4]). */
 int ax__opts_check(const struct ax_rt_opts *o);
+
+/* The process-wide SIGSEGV handler that asks the faulting thread's design
+ * for a report, then lets the signal kill the process. Runtimes of any
+ * design may run at once on different threads, so it is counted: the first
+ * hold installs it, the last release restores the action found. Each
+ * thread that runs tasks brings its own alternate signal stack. */
+void ax__segv_hold(void);
+void ax__segv_release(void);
 
 /* chan.c, for a design's chan_wait: end w's wait if it is still queued
  * (true: nothing was transferred), false when a sender, receiver or close

@@ -509,12 +509,13 @@ static int sched_drain_inbox(struct ax_rt *rt)
 /* stack overflow reporting                                            */
 /* ------------------------------------------------------------------ */
 
-static void sched_segv(int sig, siginfo_t *si, void *uc)
+/* The core's part of the SIGSEGV handler (design.c): a fault just below
+ * the running task's guarded stack is an overflow. */
+static void sched_segv_report(const void *fault)
 {
-	(void)uc;
 	struct ax_rt *rt = ax__tls_rt;
 	struct ax_task *t = rt ? rt->current : NULL;
-	char *addr = si->si_addr;
+	const char *addr = fault;
 	if (t && t->stack) {
 		long pg = sysconf(_SC_PAGESIZE);
 		char *lo = t->stack->lo;
@@ -529,12 +530,18 @@ static void sched_segv(int sig, siginfo_t *si, void *uc)
 				n = 0;
 		}
 	}
-	/* die of the original signal with the default action */
-	signal(sig, SIG_DFL);
 }
 
-static void sched_install_segv(stack_t *alt, stack_t *old_alt,
-			       struct sigaction *old_sa)
+/* The SIGSEGV action is process-wide while the alternate signal stack is
+ * per thread, and several runtimes may run at once on different threads
+ * (thread-per-core, or runtimes of other designs). The handler is shared
+ * by every design and counted (ax__segv_hold, design.c): the first runtime
+ * to start installs it and the last to stop restores the action it found;
+ * each thread has its own alternate stack. (Installing and restoring per
+ * run would let two overlapping runs restore each other's action in the
+ * wrong order and leave the handler behind, or remove it under a runtime
+ * still running.) */
+static void sched_install_segv(stack_t *alt, stack_t *old_alt)
 {
 	alt->ss_size = 64 * 1024;
 	alt->ss_sp = malloc(alt->ss_size);
@@ -542,20 +549,14 @@ static void sched_install_segv(stack_t *alt, stack_t *old_alt,
 	if (!alt->ss_sp)
 		return;
 	sigaltstack(alt, old_alt);
-	struct sigaction sa;
-	memset(&sa, 0, sizeof sa);
-	sa.sa_sigaction = sched_segv;
-	sa.sa_flags = SA_SIGINFO | SA_ONSTACK | SA_NODEFER;
-	sigemptyset(&sa.sa_mask);
-	sigaction(SIGSEGV, &sa, old_sa);
+	ax__segv_hold();
 }
 
-static void sched_remove_segv(stack_t *alt, stack_t *old_alt,
-			      struct sigaction *old_sa)
+static void sched_remove_segv(stack_t *alt, stack_t *old_alt)
 {
 	if (!alt->ss_sp)
 		return;
-	sigaction(SIGSEGV, old_sa, NULL);
+	ax__segv_release();
 	sigaltstack(old_alt->ss_sp ? old_alt : NULL, NULL);
 	if (!old_alt->ss_sp) {
 		stack_t dis = {.ss_flags = SS_DISABLE};
@@ -599,7 +600,6 @@ int ax__core_rt_run(ax_rt *rt, ax_task_fn fn, void *arg, intptr_t *result)
 	struct ax_task *main_task;
 	sigset_t pipe_set, old_set;
 	stack_t alt = {0}, old_alt = {0};
-	struct sigaction old_sa;
 	int r;
 
 	if (!rt || !fn)
@@ -610,7 +610,7 @@ int ax__core_rt_run(ax_rt *rt, ax_task_fn fn, void *arg, intptr_t *result)
 	sigemptyset(&pipe_set);
 	sigaddset(&pipe_set, SIGPIPE);
 	pthread_sigmask(SIG_BLOCK, &pipe_set, &old_set);
-	sched_install_segv(&alt, &old_alt, &old_sa);
+	sched_install_segv(&alt, &old_alt);
 	ax__san_thread_stack(&rt->sched_stack_lo, &rt->sched_stack_size);
 
 	rt->owner = pthread_self();
@@ -661,7 +661,7 @@ int ax__core_rt_run(ax_rt *rt, ax_task_fn fn, void *arg, intptr_t *result)
 out:
 	ax__tls_rt = NULL;
 	rt->running = false;
-	sched_remove_segv(&alt, &old_alt, &old_sa);
+	sched_remove_segv(&alt, &old_alt);
 	{
 		/* swallow a SIGPIPE raised while blocked, then restore */
 		struct timespec zero = {0, 0};
@@ -767,6 +767,7 @@ const struct ax__design ax__design_core = {
 	.chan_enter = ax__core_chan_enter,
 	.chan_wait = ax__core_chan_wait,
 	.chan_wake = ax__core_chan_wake,
+	.segv_report = sched_segv_report,
 };
 
 const struct ax__design ax__design_core_registered = {
@@ -809,4 +810,5 @@ const struct ax__design ax__design_core_registered = {
 	.chan_enter = ax__core_chan_enter,
 	.chan_wait = ax__core_chan_wait,
 	.chan_wake = ax__core_chan_wake,
+	.segv_report = sched_segv_report,
 };

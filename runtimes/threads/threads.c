@@ -455,13 +455,13 @@ static void thr_sig_nop(int sig)
 	(void)sig;
 }
 
-/* A fault just below a task's stack is an overflow: name the task, then
- * die of the signal ([AX-TASK-9]). Runs on the thread's alternate stack. */
-static void thr_segv(int sig, siginfo_t *si, void *uc)
+/* The oracle's part of the SIGSEGV handler (design.c): a fault just below
+ * the running task's stack is an overflow ([AX-TASK-9]). Runs on the
+ * thread's alternate stack. */
+static void thr_segv_report(const void *fault)
 {
-	(void)uc;
 	struct ax_task *t = thr_self;
-	char *addr = si->si_addr;
+	const char *addr = fault;
 	if (t && t->stack_lo && addr < t->stack_lo + 4096 &&
 	    addr >= t->stack_lo - 64 * 1024) {
 		char msg[160];
@@ -473,7 +473,6 @@ static void thr_segv(int sig, siginfo_t *si, void *uc)
 		if (n > 0 && write(2, msg, (size_t)n) < 0)
 			n = 0;
 	}
-	signal(sig, SIG_DFL); /* the access faults again and kills */
 }
 
 static pthread_once_t thr_sig_once = PTHREAD_ONCE_INIT;
@@ -715,12 +714,7 @@ static int thr_run(ax_rt *r, ax_task_fn fn, void *arg, intptr_t *result)
 	sigaddset(&block, SIGPIPE);
 	sigaddset(&block, THR_WAKE_SIG);
 	pthread_sigmask(SIG_BLOCK, &block, &old);
-	struct sigaction segv, old_segv;
-	memset(&segv, 0, sizeof segv);
-	segv.sa_sigaction = thr_segv;
-	segv.sa_flags = SA_SIGINFO | SA_ONSTACK | SA_NODEFER;
-	sigemptyset(&segv.sa_mask);
-	sigaction(SIGSEGV, &segv, &old_segv);
+	ax__segv_hold();
 	rt->running = true;
 	thr_tls_rt = rt;
 	const struct ax__design *prev = ax__tls_design;
@@ -771,7 +765,7 @@ static int thr_run(ax_rt *r, ax_task_fn fn, void *arg, intptr_t *result)
 			*result = main_task->result;
 		thr_task_free(rt, main_task); /* joined implicitly */
 	}
-	sigaction(SIGSEGV, &old_segv, NULL);
+	ax__segv_release();
 	ax__tls_design = prev;
 	thr_tls_rt = NULL;
 	rt->running = false;
@@ -1663,4 +1657,5 @@ const struct ax__design ax__design_threads = {
 	.chan_enter = thr_chan_enter,
 	.chan_wait = thr_chan_wait,
 	.chan_wake = thr_chan_wake,
+	.segv_report = thr_segv_report,
 };
