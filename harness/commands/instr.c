@@ -616,6 +616,17 @@ int axb_cmd_instr(int argc, char **argv)
 			 * any implementation that serves the scenario */
 			if (!net && impls[i].kind != AXB_IMPL_AX)
 				continue;
+			/* callgrind's collection toggle is per thread: a local
+			 * workload is counted only when every task runs on the
+			 * thread that toggles it */
+			if (!net && !(ax_driver_features(impls[i].name) &
+				      AX_FEAT_ONE_THREAD)) {
+				fprintf(stderr, "axbench: skipping %s on %s: its tasks "
+					"run on threads of their own, and callgrind "
+					"counts only the thread that switches "
+					"collection on\n", sc->name, impls[i].name);
+				continue;
+			}
 			char why[256];
 			if (net && !axb_impl_supports(&impls[i], sc, why, sizeof why))
 				continue;

@@ -202,10 +202,18 @@ ax_rt *conf_rt(const struct ax_rt_opts *opts)
 	return rt;
 }
 
+static pthread_t conf_runner;
+
+pthread_t conf_rt_thread(void)
+{
+	return conf_runner;
+}
+
 intptr_t conf_run_opts(ax_task_fn fn, void *arg, const struct ax_rt_opts *opts)
 {
 	ax_rt *rt = conf_rt(opts);
 	intptr_t res = INTPTR_MIN;
+	conf_runner = pthread_self();
 	CONF_EQ(ax_rt_run(rt, fn, arg, &res), 0, "ax_rt_run");
 	CONF_EQ(ax_rt_destroy(rt), 0, "ax_rt_destroy after the run");
 	return res;

@@ -129,6 +129,11 @@ ax_rt *conf_rt(const struct ax_rt_opts *opts);
 /* Create a runtime, run fn(arg) as its main task, check that run and
  * destroy both return 0, and return the main task's result. */
 intptr_t conf_run_opts(ax_task_fn fn, void *arg, const struct ax_rt_opts *opts);
+/* The thread that called ax_rt_run in conf_run: "rt's thread", where
+ * posted functions run ([AX-POST-1]); with one thread per task (runtime
+ * threads) it is not the thread of any task. */
+pthread_t conf_rt_thread(void);
+
 intptr_t conf_run(ax_task_fn fn, void *arg);
 
 /* Join t, expecting success; returns its result (or INTPTR_MIN). */
