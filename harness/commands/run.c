@@ -505,7 +505,8 @@ static void plan_group(struct run *R, const struct axs_scenario *sc,
 			c->sc = sc;
 			memcpy(c->values, vals, sizeof vals);
 			snprintf(c->label, sizeof c->label, "%s", label);
-			c->runnable = axb_impl_supports(&c->impl, sc, c->why, sizeof c->why);
+			c->runnable = axb_impl_supports(&c->impl, sc, c->why, sizeof c->why) &&
+				      axb_fault_supported(sc, vals, c->why, sizeof c->why);
 			c->reps_planned = c->runnable ? R->reps : 0;
 			c->timeout_ns = R->timeout_ns ? R->timeout_ns : default_timeout(c);
 			c->est_s = estimate_s(c);

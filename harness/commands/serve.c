@@ -210,6 +210,13 @@ static int server_main(const struct axb_child_opts *o, bool foreground)
 	signal(SIGPIPE, SIG_IGN);
 	axb_raise_nofile();
 
+	/* a network fault (fault.c): serve in a private namespace, which
+	 * the load generator joins and impairs; still one thread here */
+	if (axb_fault_in_netns(axb_fault_of(s->sc, s->values)) &&
+	    axb_netns_private(why, sizeof why)) {
+		rc = fail_setup(o, foreground, "server", why);
+		goto free_srv;
+	}
 	lfd = ax_tcp_listen("127.0.0.1", (uint16_t)o->port, LISTEN_BACKLOG, 0);
 	if (lfd < 0) {
 		if (lfd == -EADDRINUSE && foreground)

@@ -102,7 +102,7 @@ static void net_numbers(json_t *rep, const struct axb_rep_in *in)
 		"measured", "stats", "metrics", "destroy_result", NULL };
 	static const char *const lg_keys[] = { "mode", "connections", "pipeline", "size",
 		"measured", "warmup_round_trips", "rusage", "saturated", "open_loop",
-		"idle", "measure_start_late_s", NULL };
+		"idle", "measure_start_late_s", "fault", NULL };
 	const json_t *sr = in->server.result, *lr = in->loadgen.result;
 	const json_t *lm = json_object_get(lr, "measured");
 	const json_t *sm = json_object_get(sr, "measured");
