@@ -266,6 +266,10 @@ static int server_main(const struct axb_child_opts *o, bool foreground)
 	if (foreground) {
 		fprintf(stderr, "axbench: serving %s on %s at 127.0.0.1:%d (Ctrl-C to stop)\n",
 			s->sc->name, s->impl.name, port);
+		if (axb_fault_in_netns(axb_fault_of(s->sc, s->values)))
+			fprintf(stderr, "axbench: in a private network namespace: "
+				"axbench load --server-pid %d impairs and reaches it\n",
+				(int)getpid());
 	} else {
 		json_t *j = json_pack("{s:s, s:i, s:I}", "event", "ready", "port",
 				      port, "pid", (json_int_t)getpid());

@@ -247,7 +247,7 @@ const char *axb_netfault_mech_name(enum axb_netfault_mech m)
 bool axb_fault_supported(const struct axs_scenario *sc, const int64_t *values,
 			 char *why, size_t n)
 {
-	static int known[AXB_FAULT_SLOWLORIS + 1]; /* 0 unknown, 1 yes, -1 no */
+	static int known[AXB_FAULT_SLOWLORIS + 1]; /* 0 unknown, 1 yes, -1 no, -2 no (said) */
 	static char reason[AXB_FAULT_SLOWLORIS + 1][300];
 	enum axb_fault f = axb_fault_of(sc, values);
 	if (!axb_fault_in_netns(f))
@@ -294,7 +294,12 @@ bool axb_fault_supported(const struct axs_scenario *sc, const int64_t *values,
 		snprintf(reason[f], sizeof reason[f], "fault=%s: %s", fault_names[f],
 			 w[0] ? w : "the probe failed");
 	}
-	if (known[f] < 0)
+	if (known[f] < 0) {
 		snprintf(why, n, "%s", reason[f]);
+		if (known[f] == -1) /* said once per run, on the terminal too */
+			axb_err("fault=%s cells are unsupported here: %s", fault_names[f],
+				reason[f] + strlen("fault=: ") + strlen(fault_names[f]));
+		known[f] = -2;
+	}
 	return known[f] > 0;
 }

@@ -49,6 +49,7 @@
 #include <sys/epoll.h>
 #include <sys/prctl.h>
 #include <sys/signalfd.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -621,6 +622,11 @@ static json_t *run_bad(const struct lgf *f, const struct sockaddr_storage *ss,
 	int ep = epoll_create1(EPOLL_CLOEXEC);
 	if (!bs || ep < 0)
 		return fail_report(rfd, "out of memory");
+	/* the well-behaved clients are the measurement: on the CPU they
+	 * share, the bad ones get what is left (nice 10, not idle: they
+	 * must still act when the measured clients keep the CPU busy) */
+	if (nice(10) < 0 && errno)
+		bad_error(&st, "nice", errno);
 	uint64_t x = 0x9e3779b97f4a7c15ull;
 	for (size_t i = 0; i < PATTERN_LEN; i++)
 		pattern[i] = (uint8_t)(rng_next(&x) >> 24);
@@ -742,6 +748,20 @@ int lgf_start(struct lgf *f, const struct axs_scenario *sc, const int64_t *value
 		}
 		char path[64];
 		snprintf(path, sizeof path, "/proc/%d/ns/net", (int)server_pid);
+		/* never impair a namespace others use: the server's must be
+		 * neither ours nor the machine's first one */
+		struct stat srv, self, init;
+		if (stat(path, &srv) == 0 && ((stat("/proc/self/ns/net", &self) == 0 &&
+					       srv.st_ino == self.st_ino && srv.st_dev == self.st_dev) ||
+					      (stat("/proc/1/ns/net", &init) == 0 &&
+					       srv.st_ino == init.st_ino && srv.st_dev == init.st_dev))) {
+			snprintf(err, n, "fault=%s: the server (pid %d) is not in a "
+				 "private network namespace; refusing to impair a shared "
+				 "loopback (serve it with the same -p fault=%s)",
+				 axb_fault_name(f->fault), (int)server_pid,
+				 axb_fault_name(f->fault));
+			return -EPERM;
+		}
 		int nsfd = open(path, O_RDONLY | O_CLOEXEC);
 		if (nsfd < 0 || setns(nsfd, CLONE_NEWNET) < 0) {
 			int e = errno;
