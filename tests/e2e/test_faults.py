@@ -147,6 +147,18 @@ def test_bad_clients_and_the_server_keeps_serving(tmp_path, scenario):
         comp = f["companion"]
         assert comp["established"] == 100 and comp["bytes_sent"] >= 100, comp
         assert rep["metrics"]["round_trips"]["value"] > 0
+    # the report shows them as a section of their own, each against none
+    r = axbench("report", tmp_path / f"{scenario}.json", "-o", tmp_path / "rep", timeout=120)
+    assert r.returncode == 0, r.stderr
+    md = (tmp_path / "rep" / "summary.md").read_text()
+    sec = md.split("## Under faults", 1)[1].split("\n## ", 1)[0]
+    for rt in RUNTIMES.split(","):
+        for fault in ("reset", "slow_reader", "slowloris"):
+            row = [ln for ln in sec.splitlines()
+                   if ln.startswith(f"| {rt} | {scenario} |") and f"| {fault} | yes |" in ln]
+            assert len(row) == 1 and "\u00d7" in row[0], (rt, fault, sec)
+    page = (tmp_path / "rep" / "index.html").read_text()
+    assert page.count('<section id="faults">') == 1
 
 
 # ---------------------------------------------------------------------------
