@@ -248,7 +248,7 @@ bool axb_fault_supported(const struct axs_scenario *sc, const int64_t *values,
 			 char *why, size_t n)
 {
 	static int known[AXB_FAULT_SLOWLORIS + 1]; /* 0 unknown, 1 yes, -1 no, -2 no (said) */
-	static char reason[AXB_FAULT_SLOWLORIS + 1][300];
+	static char reason[AXB_FAULT_SLOWLORIS + 1][340];
 	enum axb_fault f = axb_fault_of(sc, values);
 	if (!axb_fault_in_netns(f))
 		return true;
