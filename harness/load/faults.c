@@ -736,6 +736,8 @@ int lgf_start(struct lgf *f, const struct axs_scenario *sc, const int64_t *value
 		f->delay_ns = values[i];
 	if ((i = axs_param_index(sc, "jitter")) >= 0)
 		f->jitter_ns = values[i];
+	if ((i = axs_param_index(sc, "duration")) >= 0)
+		f->duration_ns = values[i];
 	if ((i = axs_param_index(sc, "bad_clients")) >= 0)
 		f->bad_clients = (int)values[i];
 	is_http = sc->protocol && !strcmp(sc->protocol, "http");
@@ -912,8 +914,13 @@ bool lgf_check(const struct lgf *f, const struct axm_hist *rtt, char *why, size_
 	}
 	switch (f->fault) {
 	case AXB_FAULT_DELAY: {
-		/* both packets of a round trip were held at least delay - jitter */
+		/* both packets of a round trip were held at least delay - jitter;
+		 * open loop records a request unanswered after the drain at its
+		 * latency so far, at least min(duration, 1 s) (loadgen.c) */
 		int64_t floor = 2 * (f->delay_ns - f->jitter_ns);
+		int64_t drain = f->duration_ns < 1000000000LL ? f->duration_ns : 1000000000LL;
+		if (floor > drain)
+			floor = drain;
 		int64_t min = axm_hist_percentile(rtt, 0);
 		if (floor > 0 && min < floor * 95 / 100) {
 			snprintf(why, n, "a round trip took %.3f ms, less than the %.3f ms "

@@ -24,6 +24,7 @@ struct lgf {
 	enum axb_netfault_mech mech;
 	char spec[256];           /* what exactly is impaired, in words */
 	int64_t delay_ns, jitter_ns;
+	int64_t duration_ns;      /* the measured phase */
 	int bad_clients;
 	pid_t pid;                /* the companion, 0 when none (or reaped) */
 	int rfd;                  /* its report pipe */
@@ -43,8 +44,10 @@ int lgf_start(struct lgf *f, const struct axs_scenario *sc, const int64_t *value
 /* End the companion and collect its report; idempotent. */
 void lgf_stop(struct lgf *f);
 
-/* After lgf_stop: whether the fault acted as asked (rtt: the round trips
- * from their actual send time). false with the reason in why. */
+/* After lgf_stop: whether the fault acted as asked. rtt: the latency
+ * histogram, each value at least the request's round trip (closed loop:
+ * the round trip; open loop: from the intended send time, censored ones
+ * at least the drain). false with the reason in why. */
 bool lgf_check(const struct lgf *f, const struct axm_hist *rtt, char *why, size_t n);
 
 /* The result's "fault" block (NULL when the cell has no fault), and the

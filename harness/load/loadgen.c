@@ -1087,8 +1087,7 @@ int axb_cmd_load(int argc, char **argv)
 		g.conns[i].fd = -1;
 	}
 	lgf_stop(&fault);
-	if (!g.failed && !lgf_check(&fault, g.mode == LG_OPEN ? g.hist_unc : g.hist,
-				    err, sizeof err))
+	if (!g.failed && !lgf_check(&fault, g.hist, err, sizeof err))
 		lg_fail(&g, "%s", err);
 	struct rusage ru_all;
 	getrusage(RUSAGE_SELF, &ru_all);

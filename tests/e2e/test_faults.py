@@ -13,7 +13,7 @@ namespace or impair one gives unsupported cells with the reason; the
 network-fault tests then skip with that reason.
 
 The binary comes from AXBENCH (default build/axbench). Every run is
-bounded: 300 ms phases, one repetition, a subprocess timeout.
+bounded: 1 s phases, one repetition, a subprocess timeout.
 """
 
 import json
@@ -36,7 +36,9 @@ pytestmark = pytest.mark.skipif(
 
 RUNTIMES = "epoll,io_uring,libuv,libevent"
 MS = 1_000_000
-SHORT = ["-p", "duration=300ms", "-p", "warmup=100ms", "--reps", "1"]
+# 1 s phases: on a machine whose CPUs other work keeps busy, a 300 ms phase
+# can pass without the pair getting the CPU at all (a stalled cell)
+SHORT = ["-p", "duration=1s", "-p", "warmup=200ms", "--reps", "1"]
 
 
 def axbench(*args, timeout=180, **kw):
@@ -90,8 +92,10 @@ def test_delay_sets_the_round_trip_floor(tmp_path, scenario):
         f, rep = fault_block(c)
         assert f["netns"] and f["mechanism"] in ("netem", "nfqueue"), f
         assert f["delay_ns"] == 1 * MS and f["jitter_ns"] == 250_000
-        # both packets of every round trip were held >= 0.75 ms
-        assert rep["latency_uncorrected"]["min"] >= 1.4 * MS, (c["runtime"], rep["latency_uncorrected"])
+        # both packets of every round trip were held >= 0.75 ms (the
+        # corrected latency: the uncorrected one also holds the requests
+        # still in flight at the end, at their latency so far)
+        assert rep["latency"]["min"] >= 1.4 * MS, (c["runtime"], rep["latency"])
         assert rep["latency"]["count"] > 0 and rep["latency_uncorrected"]["count"] > 0
         if f["mechanism"] == "nfqueue":
             assert f["companion"]["packets"] > 0
@@ -223,7 +227,7 @@ def test_serve_and_load_by_hand(tmp_path):
         assert r.returncode == 0, r.stderr
         res = json.loads(r.stdout)
         assert res["check"]["passed"] and res["fault"]["fault"] == "delay"
-        assert res["latency_uncorrected"]["min"] >= 1.4 * MS
+        assert res["latency"]["min"] >= 1.4 * MS
     finally:
         p.terminate()
         p.wait(timeout=10)
