@@ -236,3 +236,10 @@ def test_serve_and_load_by_hand(tmp_path):
     if shutil.which("iptables"):
         rules = subprocess.run(["iptables", "-S", "OUTPUT"], capture_output=True, text=True)
         assert "NFQUEUE" not in rules.stdout
+
+
+def test_instructions_mode_refuses_fault_scenarios():
+    r = axbench("run", "--measure", "instructions", "--scenario", "tcp_echo_faults",
+                "--runtime", "epoll", timeout=30)
+    assert r.returncode == 2
+    assert "tcp_echo_faults is a fault scenario" in r.stderr
