@@ -625,7 +625,8 @@ static json_t *run_bad(const struct lgf *f, const struct sockaddr_storage *ss,
 	/* the well-behaved clients are the measurement: on the CPU they
 	 * share, the bad ones get what is left (nice 10, not idle: they
 	 * must still act when the measured clients keep the CPU busy) */
-	if (nice(10) < 0 && errno)
+	errno = 0;
+	if (nice(10) == -1 && errno)
 		bad_error(&st, "nice", errno);
 	uint64_t x = 0x9e3779b97f4a7c15ull;
 	for (size_t i = 0; i < PATTERN_LEN; i++)
