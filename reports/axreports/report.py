@@ -1093,10 +1093,14 @@ class Report:
                 info = self.fault_info(c)
                 mech = info.get("mechanism") or ("-" if fname == "none" else "?")
                 if not c.ok:
-                    kept = "unsupported" if c.unsupported else f"NO: {c.status}"
-                    rows.append((rt, sc, rest_txt, fname, mech, kept, c.message or "", "-", "-",
+                    # no figure: unsupported here, or the cell failed (a
+                    # crash or stall, or a fault that did not act); the
+                    # message says which
+                    msg = (c.message or "").splitlines()[0] if c.message else ""
+                    rows.append((rt, sc, rest_txt, fname, mech, c.status, msg, "-", "-",
                                  "-", "-", "-"))
-                    md_rows.append((rt, sc, rest_txt, fname, kept, "-", "-", "-"))
+                    md_rows.append((rt, sc, rest_txt, fname, f"{c.status}: {msg[:120]}",
+                                    "-", "-", "-"))
                     continue
                 tp = c.metrics.get("throughput")
                 p99 = mval(c, "latency_p99")
