@@ -107,7 +107,7 @@ done:
 	return 0;
 }
 
-static intptr_t http_serve(struct axs_ctx *ctx)
+intptr_t axs_http_serve(struct axs_ctx *ctx)
 {
 	struct http_server s = {.conns = {NULL}};
 	int r = axs_accept_loop(ctx, ctx->listen_fd, http_conn_main, &s,
@@ -134,5 +134,5 @@ const struct axs_scenario axs_http_plaintext = {
 	.protocol = "http",
 	.params = http_params,
 	.nparams = sizeof http_params / sizeof http_params[0],
-	.serve = http_serve,
+	.serve = axs_http_serve,
 };

@@ -7,6 +7,8 @@
 
 extern const struct axs_scenario axs_tcp_echo;
 extern const struct axs_scenario axs_http_plaintext;
+extern const struct axs_scenario axs_tcp_echo_faults;
+extern const struct axs_scenario axs_http_plaintext_faults;
 extern const struct axs_scenario axs_fairness;
 extern const struct axs_scenario axs_rpc_fanout;
 extern const struct axs_scenario axs_spawn_join;
@@ -27,6 +29,8 @@ const struct axs_scenario *const axs_scenarios[] = {
 	&axs_rpc_fanout,
 	&axs_idle_conns,
 	&axs_connect_storm,
+	&axs_tcp_echo_faults,
+	&axs_http_plaintext_faults,
 	&axs_spawn_join,
 	&axs_ctx_switch,
 	&axs_chan_pingpong,

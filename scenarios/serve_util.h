@@ -64,4 +64,8 @@ int axs_accept_loop(struct axs_ctx *ctx, int lfd, ax_task_fn conn_main,
  * max(4 KiB, min(64 KiB, the "size" parameter)). */
 intptr_t axs_echo_serve(struct axs_ctx *ctx);
 
+/* The HTTP/1.1 plaintext server of http_plaintext.c (docs/protocols.md),
+ * served by http_plaintext_faults too. */
+intptr_t axs_http_serve(struct axs_ctx *ctx);
+
 #endif

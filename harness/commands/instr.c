@@ -607,6 +607,10 @@ int axb_cmd_instr(int argc, char **argv)
 			axb_bad_input("scenario %s is not a closed request loop: its server "
 				      "cannot be counted per message (these can: tcp_echo, "
 				      "http_plaintext, rpc_fanout)", t);
+		if (axs_param_index(sc, "fault") >= 0)
+			axb_bad_input("scenario %s is a fault scenario: its count would "
+				      "depend on the fault's timing; count tcp_echo or "
+				      "http_plaintext instead", t);
 		if (!net && !sc->instr)
 			axb_bad_input("scenario %s has no instructions workload (these do: "
 				      "spawn_join, ctx_switch, chan_pingpong, timers; and the "

@@ -587,6 +587,8 @@ static void plan_group(struct run *R, const struct axs_scenario *sc,
 				snprintf(c->why, sizeof c->why, "reference %s has no "
 					 "thread-per-core mode (workers > 1)", c->impl.name);
 			}
+			if (c->runnable)
+				c->runnable = axb_fault_supported(sc, vals, c->why, sizeof c->why);
 			c->reps_planned = c->runnable ? R->reps : 0;
 			c->timeout_ns = R->timeout_ns ? R->timeout_ns : default_timeout(c);
 			c->est_s = estimate_s(c);

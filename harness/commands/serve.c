@@ -369,6 +369,13 @@ static int server_main(const struct axb_child_opts *o, bool foreground)
 	signal(SIGPIPE, SIG_IGN);
 	axb_raise_nofile();
 
+	/* a network fault (fault.c): serve in a private namespace, which
+	 * the load generator joins and impairs; still one thread here */
+	if (axb_fault_in_netns(axb_fault_of(s->sc, s->values)) &&
+	    axb_netns_private(why, sizeof why)) {
+		rc = fail_setup(o, foreground, "server", why);
+		goto free_srv;
+	}
 	/* one listener per worker, all on one port (SO_REUSEPORT: the
 	 * kernel spreads the connections over them by address hash) */
 	for (int i = 0; i < nw; i++) {
@@ -451,6 +458,10 @@ static int server_main(const struct axb_child_opts *o, bool foreground)
 		fprintf(stderr, "axbench: serving %s on %s at 127.0.0.1:%d%s (Ctrl-C to stop)\n",
 			s->sc->name, s->impl.name, port,
 			nw > 1 ? " with several workers" : "");
+		if (axb_fault_in_netns(axb_fault_of(s->sc, s->values)))
+			fprintf(stderr, "axbench: in a private network namespace: "
+				"axbench load --server-pid %d impairs and reaches it\n",
+				(int)getpid());
 	} else {
 		json_t *j = json_pack("{s:s, s:i, s:I}", "event", "ready", "port",
 				      port, "pid", (json_int_t)getpid());

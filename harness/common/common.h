@@ -184,4 +184,58 @@ struct axb_rt_sel {
 void axb_runtimes_parse(const char *cmd, const char *list, unsigned flags,
 			struct axb_rt_sel *sel);
 
+
+/* ------------------------------------------------------------------ */
+/* fault.c: the faults of the *_faults scenarios (docs/decisions.md)   */
+/* ------------------------------------------------------------------ */
+
+/* The values of a scenario's `fault` parameter, in its order. */
+enum axb_fault {
+	AXB_FAULT_NONE,        /* plain loopback, well-behaved clients only */
+	AXB_FAULT_BASELINE,    /* the network-fault path with nothing impaired */
+	AXB_FAULT_DELAY,       /* every packet delayed `delay` +/- `jitter` */
+	AXB_FAULT_LOSS,        /* 1% of packets dropped */
+	AXB_FAULT_REORDER,     /* 25% of packets overtake the rest, held `delay` */
+	AXB_FAULT_RESET,       /* bad clients: half a message, then RST */
+	AXB_FAULT_SLOW_READER, /* bad clients: read one byte per 10 ms */
+	AXB_FAULT_SLOWLORIS,   /* bad clients: trickle a request, never end it */
+};
+
+/* How packets are impaired: the kernel's netem qdisc, or iptables rules
+ * (loss in the kernel) and NFQUEUE to the load generator's queue. */
+enum axb_netfault_mech { AXB_MECH_NETEM, AXB_MECH_NFQUEUE };
+
+/* lo's MTU in the private namespace (Ethernet's). */
+#define AXB_FAULT_MTU 1500
+
+/* The cell's fault (AXB_FAULT_NONE for a scenario without `fault`). */
+enum axb_fault axb_fault_of(const struct axs_scenario *sc, const int64_t *values);
+const char *axb_fault_name(enum axb_fault f);
+const char *axb_netfault_mech_name(enum axb_netfault_mech m);
+
+/* Whether f runs in a private network namespace (baseline, delay, loss,
+ * reorder) rather than on the host's loopback (the bad-client faults). */
+bool axb_fault_in_netns(enum axb_fault f);
+
+/* Move the calling (single-threaded) process into a new network
+ * namespace with lo up at AXB_FAULT_MTU. Returns 0 or -errno with the
+ * reason in why. */
+int axb_netns_private(char *why, size_t n);
+
+/* Install fault f's impairment on lo of the caller's namespace: netem
+ * when the kernel has it, else iptables (loss) and NFQUEUE 0; says which
+ * in *mech and what exactly in spec. Returns 0, or -ENOTSUP with why. */
+int axb_netfault_install(enum axb_fault f, int64_t delay_ns, int64_t jitter_ns,
+			 enum axb_netfault_mech *mech, char *spec, size_t sn,
+			 char *why, size_t n);
+
+/* Run a system network tool (argv[0] looked up in /usr/sbin, /sbin, ...)
+ * and wait for it. Returns 0 or -errno with its first stderr line in why. */
+int axb_fault_tool(char *const argv[], char *why, size_t n);
+
+/* Whether this machine can run the cell's fault (tried once per fault in
+ * a throw-away namespace); false with the reason in why. */
+bool axb_fault_supported(const struct axs_scenario *sc, const int64_t *values,
+			 char *why, size_t n);
+
 #endif

@@ -39,6 +39,23 @@ static const struct {
 	  "connections=16,256;pipeline=1,16;duration=1s;warmup=300ms"
 	  "|connections=256;pipeline=16;workers=WORKERS;duration=1s;warmup=300ms",
 	  "connections=256;pipeline=16;workers=WORKERS;duration=1s;warmup=300ms" },
+	/* faults: the network faults open loop, next to their baseline (the
+	 * same impaired path with nothing impaired); the bad clients beside
+	 * a closed loop, next to fault=none */
+	{ "tcp_echo_faults",
+	  "fault=baseline,delay,loss,reorder;connections=16;rate=2000;duration=300ms;warmup=100ms"
+	  "|fault=none,reset,slow_reader,slowloris;connections=16;duration=300ms;warmup=100ms",
+	  "fault=baseline,delay,loss,reorder;connections=16;rate=2000,5000;arrivals=poisson;duration=1500ms;warmup=300ms"
+	  "|fault=none,reset,slow_reader;connections=16;duration=1s;warmup=300ms"
+	  "|fault=slowloris;bad_clients=500;connections=16;duration=1s;warmup=300ms",
+	  NULL },
+	{ "http_plaintext_faults",
+	  "fault=baseline,delay,loss,reorder;connections=16;rate=2000;duration=300ms;warmup=100ms"
+	  "|fault=none,reset,slow_reader,slowloris;connections=16;duration=300ms;warmup=100ms",
+	  "fault=baseline,delay,loss,reorder;connections=16;rate=2000,5000;arrivals=poisson;duration=1500ms;warmup=300ms"
+	  "|fault=none,reset,slow_reader;connections=16;duration=1s;warmup=300ms"
+	  "|fault=slowloris;bad_clients=500;connections=16;duration=1s;warmup=300ms",
+	  NULL },
 	{ "fairness",
 	  "yield_every=100us;duration=300ms;warmup=100ms",
 	  "yield_every=10us,100us,1ms;duration=1s;warmup=300ms",

@@ -11,6 +11,7 @@
 #include "proc.h"
 #include "results.h"
 #include "loadgen.h"
+#include "faults.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -1221,6 +1222,7 @@ int axb_cmd_load(int argc, char **argv)
 	socklen_t sl = 0;
 	struct lg g;
 	struct lg_run run;
+	struct lgf fault = {.rfd = -1};
 	char err[512];
 	int rc = 1;
 
@@ -1325,6 +1327,12 @@ int axb_cmd_load(int argc, char **argv)
 				   ? (size_t)run.nofile_server - FD_SPARE : 1;
 	}
 
+	/* a fault scenario's fault, before the first connection (faults.c) */
+	if (lgf_start(&fault, sc, values, g.server_pid, &ss, sl, err, sizeof err)) {
+		rc = report_error(&o, hidden, err);
+		goto free_lg;
+	}
+
 	g.nconns_all = g.nconns;
 	/* everything is allocated here, before the first message */
 	int e = g.proto->init(&g);
@@ -1384,6 +1392,9 @@ int axb_cmd_load(int argc, char **argv)
 			close(g.conns[i].fd);
 		g.conns[i].fd = -1;
 	}
+	lgf_stop(&fault);
+	if (!g.failed && !lgf_check(&fault, g.hist, err, sizeof err))
+		lg_fail(&g, "%s", err);
 	struct rusage ru_all;
 	getrusage(RUSAGE_SELF, &ru_all);
 	/* Nothing measured is no verdict on the echo, but no number either:
@@ -1511,6 +1522,9 @@ int axb_cmd_load(int argc, char **argv)
 				   ? (double)run.rss1_kib : NAN, "KiB", -1);
 			axb_metric_set(metrics, "connect_all_s", run.connect_s, "s", -1);
 		}
+		json_t *fj = lgf_json(&fault, metrics);
+		if (fj)
+			json_object_set_new(j, "fault", fj);
 		json_object_set_new(j, "metrics", metrics);
 		/* idle mode: the load generator waits, it cannot be the bottleneck */
 		json_object_set_new(j, "saturated", json_boolean(g.mode != LG_IDLE &&
@@ -1518,6 +1532,11 @@ int axb_cmd_load(int argc, char **argv)
 		json_object_set_new(j, "saturation_threshold", json_real(SATURATION));
 	}
 	int werr = 0;
+	if (!json_object_get(j, "fault")) {
+		json_t *fj = lgf_json(&fault, NULL); /* no numbers: the block alone */
+		if (fj)
+			json_object_set_new(j, "fault", fj);
+	}
 	if (hidden) {
 		axb_write_json_line(o.result_fd, j);
 	} else {
@@ -1545,6 +1564,7 @@ int axb_cmd_load(int argc, char **argv)
 		rc = 0; /* the verdict travels in the JSON */
 
 free_lg:
+	lgf_free(&fault);
 	lg_free(&g);
 	return rc;
 }

@@ -103,7 +103,7 @@ static void net_numbers(json_t *rep, const struct axb_rep_in *in)
 		"per_worker", NULL };
 	static const char *const lg_keys[] = { "mode", "connections", "pipeline", "size",
 		"measured", "warmup_round_trips", "rusage", "saturated", "open_loop",
-		"idle", "measure_start_late_s", "cpus", "threads", "per_thread", NULL };
+		"idle", "measure_start_late_s", "cpus", "threads", "per_thread", "fault", NULL };
 	const json_t *sr = in->server.result, *lr = in->loadgen.result;
 	const json_t *lm = json_object_get(lr, "measured");
 	const json_t *sm = json_object_get(sr, "measured");

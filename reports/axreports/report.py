@@ -29,6 +29,7 @@ SECTIONS = [
     ("throughput", "Throughput"),
     ("latency", "Latency percentiles"),
     ("offered-load", "Latency against offered load"),
+    ("faults", "Under faults"),
     ("scaling", "Scaling with connections"),
     ("cores", "Scaling with cores (thread-per-core)"),
     ("cpu", "CPU per operation"),
@@ -41,8 +42,8 @@ SECTIONS = [
 ]
 
 # Shorter names for the navigation bar, so it fits one line.
-NAV = {"offered-load": "Offered load", "scaling": "Scaling", "cores": "Cores", "cpu": "CPU",
-       "conformance": "Conformance", "comparison": "Comparison", "latency": "Latency"}
+NAV = {"offered-load": "Offered load", "faults": "Faults", "scaling": "Scaling", "cores": "Cores",
+       "cpu": "CPU", "conformance": "Conformance", "comparison": "Comparison", "latency": "Latency"}
 
 # A report of a big sweep would otherwise carry hundreds of charts.
 MAX_CHARTS_PER_SECTION = 24
@@ -1054,6 +1055,106 @@ class Report:
                            num_cols=(3, 4, 6, 7, 8)))
         return "\n".join(parts)
 
+    # network faults are divided by the same impaired path with nothing
+    # impaired; bad clients by the same cell without them
+    NET_FAULTS = ("delay", "loss", "reorder")
+    FAULT_PARAMS = ("fault", "bad_clients", "delay", "jitter", "duration", "warmup")
+
+    @staticmethod
+    def fault_info(cell):
+        """The first repetition's fault block (loadgen.fault), or {}."""
+        for r in cell.reps:
+            f = (r.get("loadgen") or {}).get("fault") if isinstance(r, dict) else None
+            if isinstance(f, dict):
+                return f
+        return {}
+
+    def sec_faults(self):
+        """The fault scenarios: what the well-behaved clients got under each
+        fault, against the same path without it, and whether every runtime
+        kept serving."""
+        self.md_faults = []
+        cells = [c for c in self.doc.cells if "fault" in c.params]
+        if not cells:
+            return placeholder("no fault cells: run tcp_echo_faults or http_plaintext_faults "
+                               "(e.g. axbench run --profile full --scenario "
+                               "tcp_echo_faults,http_plaintext_faults --runtime all).")
+
+        def key(c):
+            rest = {k: v for k, v in c.params.items() if k not in self.FAULT_PARAMS}
+            return (c.runtime, c.scenario, json.dumps(rest, sort_keys=True))
+
+        by = {}
+        for c in cells:
+            by.setdefault(key(c), {})[c.params["fault"]] = c
+        rows, md_rows = [], []
+        for (rt, sc, rest), faults in by.items():
+            rest_d = json.loads(rest)
+            vary = [k for k in self.varying.get(sc, []) if k in rest_d]
+            rest_txt = ",".join(f"{k}={format_param(k, rest_d[k])}" for k in vary) or "-"
+            for fname, c in faults.items():
+                base_name = "baseline" if fname in self.NET_FAULTS else "none"
+                base = faults.get(base_name) if fname not in ("none", "baseline") else None
+                info = self.fault_info(c)
+                mech = info.get("mechanism") or ("-" if fname == "none" else "?")
+                if not c.ok:
+                    # no figure: unsupported here, or the cell failed (a
+                    # crash or stall, or a fault that did not act); the
+                    # message says which
+                    msg = (c.message or "").splitlines()[0] if c.message else ""
+                    rows.append((rt, sc, rest_txt, fname, mech, c.status, msg, "-", "-",
+                                 "-", "-", "-"))
+                    md_rows.append((rt, sc, rest_txt, fname, f"{c.status}: {msg[:120]}",
+                                    "-", "-", "-"))
+                    continue
+                tp = c.metrics.get("throughput")
+                p99 = mval(c, "latency_p99")
+                p99u = mval(c, "latency_uncorrected_p99")
+                tp_ratio = p99_ratio = "-"
+                if base is not None and base.ok:
+                    bt = base.metrics.get("throughput")
+                    if tp and bt and finite(tp.median) and finite(bt.median) and bt.median > 0:
+                        tp_ratio = fmt_ratio(tp.median / bt.median)
+                    bp = mval(base, "latency_p99")
+                    if finite(p99) and finite(bp) and bp > 0:
+                        p99_ratio = fmt_ratio(p99 / bp)
+                elif base is not None:
+                    tp_ratio = p99_ratio = f"({base_name}: {base.status})"
+                rows.append((rt, sc, rest_txt, fname, mech, "yes", info.get("spec") or "",
+                             med_ci_text(tp) if tp else "-", tp_ratio, fmt_ns(p99), p99_ratio,
+                             fmt_ns(p99u)))
+                md_rows.append((rt, sc, rest_txt, fname, "yes",
+                                fmt_value(tp.median, tp.unit) if tp else "-", tp_ratio,
+                                f"{fmt_ns(p99)} ({p99_ratio})"))
+        parts = [
+            "<p>The figures are the <b>well-behaved clients'</b>. Network faults (delay, "
+            "loss, reorder) run open loop in a private network namespace and are divided by "
+            "<code>fault=baseline</code>, the same impaired path with nothing impaired (on a "
+            "machine without netem that path goes through a user-space packet queue, whose "
+            "cost the baseline carries too); bad clients (reset, slow_reader, slowloris) run "
+            "beside a closed loop and are divided by <code>fault=none</code>. "
+            "<i>kept serving</i>: every response of the measured clients checked and the "
+            "server alive to the end. Latency p99 is from each request's intended send time "
+            "(corrected) in open loop; <i>p99 uncorrected</i> from its actual send. "
+            "See docs/harness.md, \"Fault scenarios\".</p>",
+            table(["runtime", "scenario", "params", "fault", "mechanism", "kept serving",
+                   "what / why", "throughput [CI]", "vs baseline", "p99", "vs baseline",
+                   "p99 uncorrected"], rows, num_cols=(7, 8, 9, 10, 11)),
+        ]
+        md = self.md_faults
+        md.append("## Under faults")
+        md.append("")
+        md.append("Well-behaved clients' figures; ratios against `fault=baseline` (network "
+                  "faults) or `fault=none` (bad clients).")
+        md.append("")
+        md.append("| runtime | scenario | params | fault | kept serving | throughput | "
+                  "vs baseline | p99 (vs baseline) |")
+        md.append("|---|---|---|---|---|---|---|---|")
+        for r in md_rows:
+            md.append("| " + " | ".join(str(x).replace("|", "\\|") for x in r) + " |")
+        md.append("")
+        return "\n".join(parts)
+
     def sec_scaling(self):
         parts = []
         for sc in self.scenarios:
@@ -1594,6 +1695,7 @@ class Report:
 
     def summary_md(self):
         md = list(self.md)
+        md.extend(getattr(self, "md_faults", []))
         if self.md_conform:
             rts, tot_rows, bad = self.md_conform
             md.append("## Conformance")

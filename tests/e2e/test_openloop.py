@@ -315,7 +315,9 @@ def test_quick_profile_runs_every_scenario(tmp_path):
                        "--scenario", "all", "--reps", "1", timeout=300)
     listed = [s["name"] for s in json.loads(axbench("list", "--json").stdout)["scenarios"]]
     assert sorted({c["scenario"] for c in doc["cells"]}) == sorted(listed)
-    bad = [(c["id"], c["status"], c["message"]) for c in doc["cells"] if c["status"] != "ok"]
+    # a fault cell this machine cannot impair is unsupported, with its reason
+    bad = [(c["id"], c["status"], c["message"]) for c in doc["cells"] if c["status"] != "ok"
+           and not (c["status"] == "unsupported" and (c["message"] or "").startswith("fault="))]
     assert not bad
     assert doc["config"]["profile"] == "quick"
     assert set(doc["config"]["profile_params"]) == set(listed)

@@ -207,6 +207,9 @@ def test_every_scenario_runs_from_outside(pkg):
     listed = json.loads(ax(pkg, "list", "--json").stdout)["scenarios"]
     assert {c["scenario"] for c in doc["cells"]} == {s["name"] for s in listed}
     for c in doc["cells"]:
+        # a fault cell this machine cannot impair is unsupported, with its reason
+        if c["status"] == "unsupported" and (c.get("message") or "").startswith("fault="):
+            continue
         assert c["status"] == "ok", (c["scenario"], c["status"], c.get("message"))
     assert {c["runtime"] for c in doc["cells"]} == {"oneshot"}
     assert {c["runtime_kind"] for c in doc["cells"]} == {"ax"}
