@@ -1,7 +1,10 @@
 /* serverpid.c - the check that `load --server-pid PID` names the process
  * serving the target port, before the load generator signals it or reads
- * its memory: a socket listening on that port (/proc/net/tcp, tcp6) must be
- * one of PID's descriptors (/proc/PID/fd/N -> socket:[inode]). */
+ * its memory: a socket listening on that port must be one of PID's
+ * descriptors (/proc/PID/fd/N -> socket:[inode]). The listening sockets are
+ * read from /proc/PID/net/tcp and tcp6, the tables of PID's own network
+ * namespace, so a server in a namespace of its own (the fault scenarios)
+ * is checked in the namespace it listens in. */
 #include "loadgen.h"
 
 #include <dirent.h>
@@ -42,10 +45,12 @@ static size_t listening_inodes(const char *table, int port, unsigned long *ino,
 int lg_check_server_pid(pid_t pid, int port, char *why, size_t n)
 {
 	unsigned long ino[MAX_INODES];
-	size_t k = listening_inodes("/proc/net/tcp", port, ino, MAX_INODES, 0);
-	k = listening_inodes("/proc/net/tcp6", port, ino, MAX_INODES, k);
-
 	char path[64];
+	snprintf(path, sizeof path, "/proc/%ld/net/tcp", (long)pid);
+	size_t k = listening_inodes(path, port, ino, MAX_INODES, 0);
+	snprintf(path, sizeof path, "/proc/%ld/net/tcp6", (long)pid);
+	k = listening_inodes(path, port, ino, MAX_INODES, k);
+
 	snprintf(path, sizeof path, "/proc/%ld/fd", (long)pid);
 	DIR *d = opendir(path);
 	if (!d) {
@@ -60,8 +65,9 @@ int lg_check_server_pid(pid_t pid, int port, char *why, size_t n)
 	}
 	if (!k) {
 		closedir(d);
-		snprintf(why, n, "--server-pid %ld: no socket listens on port %d on "
-			 "this host (--server-pid is for a server on this host)",
+		snprintf(why, n, "--server-pid %ld: no socket listens on port %d in its "
+			 "network namespace (--server-pid is for a server on this "
+			 "host)",
 			 (long)pid, port);
 		return -ESRCH;
 	}
