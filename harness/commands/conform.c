@@ -493,6 +493,7 @@ static void conf_usage(void)
 	       "                       [--list] [--verbose]\n"
 	       "Runs the conformance cases (see docs/conformance.md) on each runtime,\n"
 	       "each case in a fresh child process; prints a matrix of cases x runtimes.\n"
+	       "A runtime may be a driver's shared object (--runtime ./libx.so).\n"
 	       "Exit status: 0 all passed (or unsupported), 1 a case failed, timed out\n"
 	       "or crashed, 2 bad input.\n");
 }
@@ -649,7 +650,7 @@ int axb_cmd_conform(int argc, char **argv)
 
 	if (axb_proc_init())
 		axb_bad_input("conform: cannot install signal handlers");
-	struct axb_pin nopin = {"none", -1, -1};
+	static struct axb_pin nopin = {.mode = "none", .server_cpu = -1, .load_cpu = -1};
 	json_t *root = json_path ? axb_doc_header("axbench-conform", CONF_SCHEMA_VERSION,
 						  axb_command_json(argc, argv),
 						  axb_environment(&nopin))

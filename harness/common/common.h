@@ -76,10 +76,13 @@ const char *axb_signal_name(int sig, char *buf, size_t n);
 /* profile.c                                                           */
 /* ------------------------------------------------------------------ */
 
-/* what profile "quick" or "full" sets for a scenario: groups
+/* what profile "quick", "full" or "scaling" sets for a scenario: groups
  * separated by '|', each "param=v[,v...];param=v..." (a Cartesian
- * product); NULL when the table has no row for it. */
-const char *axb_profile_entry(const char *profile, const char *scenario);
+ * product); NULL when the table has no row for it. The workers sweep is
+ * 1, 2, 4, ... up to server_cpus (at least 1,2). The text may live in a
+ * static buffer, valid until the next call. */
+const char *axb_profile_entry(const char *profile, const char *scenario,
+			      int server_cpus);
 
 /* ------------------------------------------------------------------ */
 /* impl.c: implementations = ax runtimes + native references           */
@@ -112,6 +115,24 @@ bool axb_impl_supports(const struct axb_impl *im, const struct axs_scenario *sc,
 
 /* Comma-separated feature names of an ax driver into buf. */
 void axb_features_str(uint32_t feats, char *buf, size_t n);
+
+/* ------------------------------------------------------------------ */
+/* plugin.c: drivers loaded from shared objects                        */
+/* ------------------------------------------------------------------ */
+
+/* Whether a runtime name is a driver's path: it has a '/' or ends ".so". */
+bool axb_plugin_is_path(const char *s);
+
+/* Load the driver at path (once per file; ax_driver_load) and add it to
+ * AXBENCH_DRIVERS for the children. Returns the driver's name; a refusal
+ * is bad input: one line naming the path and the reason, exit 2. */
+const char *axb_plugin_load(const char *path);
+
+/* Load every driver AXBENCH_DRIVERS lists (main, before any command). */
+void axb_plugin_init(void);
+
+/* The absolute path a loaded driver came from, or NULL (compiled in). */
+const char *axb_plugin_path(const char *name);
 
 /* ------------------------------------------------------------------ */
 /* rtlist.c: the one parser of --runtime a,b|all                       */

@@ -244,12 +244,29 @@ static json_t *runtimes_json(void)
 		bool ok = axb_impl_available(&all[i], why, sizeof why);
 		if (all[i].kind == AXB_IMPL_AX)
 			axb_features_str(ax_driver_features(all[i].name), feats, sizeof feats);
-		json_array_append_new(a, json_pack("{s:s, s:s, s:b, s:s?, s:s}",
+		json_array_append_new(a, json_pack("{s:s, s:s, s:b, s:s?, s:s, s:s?}",
 			"name", all[i].name, "kind", axb_impl_kind_name(&all[i]),
 			"available", ok, "unavailable_reason", ok ? NULL : why,
-			"features", feats));
+			"features", feats, "path", axb_plugin_path(all[i].name)));
 	}
 	return a;
+}
+
+/* Where the children ran: the mode, the first CPU of each side and, when
+ * run set them, the whole CPU sets of the server and the load generator. */
+static json_t *pinning_json(const struct axb_pin *pin)
+{
+	json_t *j = json_pack("{s:s, s:i, s:i}", "mode", pin->mode,
+			      "server_cpu", pin->server_cpu, "load_cpu", pin->load_cpu);
+	if (pin->server.n && pin->load.n) {
+		bool overlap = false;
+		for (int i = 0; i < pin->server.n; i++)
+			overlap |= axb_cpus_has(&pin->load, pin->server.cpu[i]);
+		json_object_set_new(j, "server_cpus", axb_cpus_json(&pin->server));
+		json_object_set_new(j, "load_cpus", axb_cpus_json(&pin->load));
+		json_object_set_new(j, "overlap", json_boolean(overlap));
+	}
+	return j;
 }
 
 json_t *axb_environment(const struct axb_pin *pin)
@@ -282,9 +299,7 @@ json_t *axb_environment(const struct axb_pin *pin)
 		"build", axb_build_info(),
 		"git", git_json(),
 		"time_utc", when,
-		"pinning", json_pack("{s:s, s:i, s:i}", "mode", pin->mode,
-				     "server_cpu", pin->server_cpu,
-				     "load_cpu", pin->load_cpu),
+		"pinning", pinning_json(pin),
 		"sysctl", sysctl,
 		"runtimes", runtimes_json());
 }
