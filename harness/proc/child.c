@@ -111,7 +111,9 @@ void axb_child_opts_parse(int argc, char **argv, const char *cmd,
 				       "of the list, connections and the open-loop rate split among them;\n"
 				       "--thread-histograms: each thread's histogram in the result too.\n"
 				       "exit status: 0 the check passed, 1 the check failed or nothing was\n"
-				       "answered (the reason on stderr), 2 bad input.\n"
+				       "answered (the reason on stderr), 2 bad input (also a --server-pid\n"
+				       "that does not listen on the target's port), 5 --json FILE could\n"
+				       "not be written.\n"
 				       "see docs/harness.md\n");
 			else
 				printf("usage: axbench %s --runtime R --scenario S [-p name=value]... [--port P]\n"
