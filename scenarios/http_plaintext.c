@@ -8,13 +8,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
 #include <time.h>
 
-#include "serve_util.h"
+#include "http_parse.h"
 #include "serve_util.h"
 
-#define HTTP_BUF 16384
+/* the receive buffer holds one whole request (http_parse.h) */
+#define HTTP_BUF AXS_HTTP_REQ_MAX
 
 struct http_server {
 	struct axs_conns conns;
@@ -38,25 +38,6 @@ static const char *http_date(struct http_server *s)
 	return s->date;
 }
 
-/* Length of the request at p (headers plus body), 0 when incomplete, -1
- * when malformed. */
-static ssize_t http_request_len(const char *p, size_t n)
-{
-	const char *end = memmem(p, n, "\r\n\r\n", 4);
-	if (!end)
-		return n >= HTTP_BUF ? -1 : 0;
-	size_t hdr = (size_t)(end - p) + 4;
-	size_t body = 0;
-	for (const char *l = memchr(p, '\n', hdr); l && l < end; l = memchr(l + 1, '\n', (size_t)(end - l))) {
-		if (strncasecmp(l + 1, "Content-Length:", 15) == 0)
-			body = strtoul(l + 16, NULL, 10);
-	}
-	if (memcmp(p, "GET ", 4) != 0 && memcmp(p, "POST ", 5) != 0 &&
-	    memcmp(p, "HEAD ", 5) != 0)
-		return -1;
-	return hdr + body <= n ? (ssize_t)(hdr + body) : 0;
-}
-
 static intptr_t http_conn_main(void *arg)
 {
 	struct axs_start st = *(struct axs_start *)arg;
@@ -75,7 +56,7 @@ static intptr_t http_conn_main(void *arg)
 		have += (size_t)n;
 		size_t used = 0, olen = 0;
 		ssize_t len;
-		while ((len = http_request_len(in + used, have - used)) > 0) {
+		while ((len = axs_http_request_len(in + used, have - used, HTTP_BUF)) > 0) {
 			int w = snprintf(out + olen, HTTP_BUF * 2 - olen,
 					 "HTTP/1.1 200 OK\r\nServer: ax\r\nDate: %s\r\n"
 					 "Content-Type: text/plain\r\nContent-Length: %zu\r\n\r\n%s",

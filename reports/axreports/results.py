@@ -37,6 +37,11 @@ ERGO_VERSION = 1
 # they do not move with machine noise and are compared by a plain threshold.
 INSTRUCTIONS_UNIT = "instructions"
 
+# The deepest nesting of arrays and objects a file may have. axbench's own
+# files nest about 7 deep; the bound keeps every later walk (json.dumps of
+# a parameter value, a report's tables) far from Python's recursion limit.
+MAX_DEPTH = 64
+
 
 class _NonFinite:
     """What NaN, Infinity, -Infinity or an overflowing literal (1e999)
@@ -125,13 +130,48 @@ def read_json(path, what="file"):
         raise InputError(f"{path}: not valid JSON ({e.msg} at line {e.lineno} "
                          f"column {e.colno}; truncated or corrupt?)") from None
     except RecursionError:
-        raise InputError(f"{path}: JSON nested too deeply") from None
-    except ValueError as e:   # e.g. an integer literal too long to convert
+        raise InputError(f"{path}: arrays or objects nested too deep "
+                         f"(more than {MAX_DEPTH} levels); not an axbench file") from None
+    except ValueError as e:
+        # an integer literal longer than Python converts (4300 digits)
         raise InputError(f"{path}: not usable JSON ({e})") from None
+    if _depth(doc) > MAX_DEPTH:
+        raise InputError(f"{path}: arrays or objects nested too deep "
+                         f"(more than {MAX_DEPTH} levels); not an axbench file")
     bad = _find_nonfinite(doc, [])
     if bad:
         raise InputError(f"{path}: {_json_path(bad[0])}: {bad[1]} is not a finite number")
     return doc
+
+
+def _depth(doc):
+    """The nesting depth of a parsed JSON value (a scalar is 0), without
+    recursion."""
+    deepest, stack = 0, [(doc, 1)]
+    while stack:
+        v, d = stack.pop()
+        if isinstance(v, dict):
+            v = v.values()
+        elif not isinstance(v, list):
+            continue
+        deepest = max(deepest, d)
+        if d <= MAX_DEPTH:
+            stack.extend((x, d + 1) for x in v)
+    return deepest
+
+
+def _str(v, default=""):
+    """v when it is a non-empty string, else default: the reader's fields
+    that are printed and used as keys are strings whatever the file says."""
+    return v if isinstance(v, str) and v else default
+
+
+def _dict(v):
+    return v if isinstance(v, dict) else {}
+
+
+def _list(v):
+    return v if isinstance(v, list) else []
 
 
 # ---------------------------------------------------------------------------
@@ -259,10 +299,10 @@ class Metric:
 
     def __init__(self, name, obj):
         self.name = name
-        self.unit = obj.get("unit") or ""
+        self.unit = _str(obj.get("unit"))
         better = obj.get("better", 0)
         self.better = better if better in (-1, 0, 1) else 0
-        self.values = [float(v) for v in obj.get("values") or [] if finite(v)]
+        self.values = [float(v) for v in _list(obj.get("values")) if finite(v)]
         self.median = obj.get("median") if finite(obj.get("median")) else math.nan
         self.ci_low = obj.get("ci_low") if finite(obj.get("ci_low")) else math.nan
         self.ci_high = obj.get("ci_high") if finite(obj.get("ci_high")) else math.nan
@@ -291,21 +331,21 @@ class Cell:
 
     def __init__(self, obj):
         self.obj = obj
-        self.id = obj.get("id") or ""
-        self.runtime = obj.get("runtime") or "?"
-        self.runtime_kind = obj.get("runtime_kind") or ""
-        self.scenario = obj.get("scenario") or "?"
-        self.kind = obj.get("kind") or ""
-        self.params = obj.get("params") if isinstance(obj.get("params"), dict) else {}
-        self.label = obj.get("label") or ""
-        self.status = obj.get("status") or "unknown"
+        self.id = _str(obj.get("id"))
+        self.runtime = _str(obj.get("runtime"), "?")
+        self.runtime_kind = _str(obj.get("runtime_kind"))
+        self.scenario = _str(obj.get("scenario"), "?")
+        self.kind = _str(obj.get("kind"))
+        self.params = _dict(obj.get("params"))
+        self.label = _str(obj.get("label"))
+        self.status = _str(obj.get("status"), "unknown")
         self.message = obj.get("message")
         self.reps_planned = obj.get("reps_planned")
         summary = obj.get("summary")
         self.summary = summary if isinstance(summary, dict) else None
         self.metrics = {}
         if self.summary:
-            for name, m in (self.summary.get("metrics") or {}).items():
+            for name, m in _dict(self.summary.get("metrics")).items():
                 if isinstance(m, dict):
                     self.metrics[name] = Metric(name, m)
 
@@ -341,7 +381,7 @@ class Cell:
             return m.median
         vals = []
         for rep in self.reps:
-            v = ((rep.get("metrics") or {}).get("machine_others_share") or {}).get("value") \
+            v = _dict(_dict(rep.get("metrics")).get("machine_others_share")).get("value") \
                 if isinstance(rep, dict) else None
             if finite(v):
                 vals.append(v)
@@ -375,7 +415,7 @@ class Cell:
         lm = self.summary.get("latency_merged")
         if isinstance(lm, dict) and isinstance(lm.get("histogram"), dict):
             out["latency"] = lm["histogram"]
-        for name, h in (self.summary.get("histograms_merged") or {}).items():
+        for name, h in _dict(self.summary.get("histograms_merged")).items():
             if isinstance(h, dict) and isinstance(h.get("histogram"), dict):
                 out[name] = h["histogram"]
         return out
@@ -389,13 +429,13 @@ class ResultDoc:
         self.raw = raw
         self.env = raw.get("environment") if isinstance(raw.get("environment"), dict) else {}
         self.config = raw.get("config") if isinstance(raw.get("config"), dict) else {}
-        self.status = raw.get("status") or "unknown"
+        self.status = _str(raw.get("status"), "unknown")
         self.cells = [Cell(c) for c in raw["cells"] if isinstance(c, dict)]
 
     @property
     def commit(self):
         git = self.env.get("git") if isinstance(self.env.get("git"), dict) else {}
-        return git.get("commit") or "unknown"
+        return _str(git.get("commit"), "unknown")
 
     @property
     def dirty(self):
@@ -411,7 +451,7 @@ class ResultDoc:
 
     @property
     def time(self):
-        return self.raw.get("started_utc") or self.env.get("time_utc") or ""
+        return _str(self.raw.get("started_utc")) or _str(self.env.get("time_utc"))
 
     def ergonomics(self):
         """The ergonomics table if the file carries one, else None."""
@@ -552,6 +592,15 @@ def hist_bucket_highest(index, sub_bits):
     return lowest + (1 << shift) - 1
 
 
+# lib/hist.c's sub-bucket bits are far below this; a larger value is corrupt
+HIST_MAX_SUB_BITS = 24
+
+
+def _count(v):
+    """A non-negative integer (not bool)."""
+    return isinstance(v, int) and not isinstance(v, bool) and v >= 0
+
+
 def hist_curve(h):
     """The percentile curve of a serialised histogram: a list of
     (percentile 0..100, value in ns) at the upper end of each non-empty
@@ -561,13 +610,16 @@ def hist_curve(h):
         return []
     count = h.get("count") or 0
     sub_bits = h.get("sub_bucket_bits", 7)
-    if count <= 0:
-        return []
     lo, hi = h.get("min", 0), h.get("max", 0)
+    if not (_count(count) and count > 0 and _count(sub_bits) and sub_bits <= HIST_MAX_SUB_BITS
+            and finite(lo) and finite(hi)):
+        return []
     seen = 0
     out = []
-    for pair in h.get("buckets") or []:
-        if not isinstance(pair, list) or len(pair) != 2:
+    for pair in _list(h.get("buckets")):
+        # [index, count]; an index past the 64-bit range is not of the layout
+        if not (isinstance(pair, list) and len(pair) == 2 and _count(pair[0])
+                and _count(pair[1]) and pair[0] < (64 << sub_bits)):
             continue
         idx, n = pair
         seen += n

@@ -195,7 +195,14 @@ def write_atomic(path, data):
 
 
 def finite(x):
-    return isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x)
+    """A number usable as a float: int or float, not bool, not NaN or
+    infinite, and (an int) not too large for a float."""
+    if not isinstance(x, (int, float)) or isinstance(x, bool):
+        return False
+    try:
+        return math.isfinite(x)
+    except OverflowError:
+        return False
 
 
 def fmt_si(v, digits=3):

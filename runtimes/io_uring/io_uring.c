@@ -47,6 +47,16 @@
  * waits while an earlier-ordered one's CQE is still outstanding, since the
  * kernel does not promise to complete timeouts in expiry order.
  *
+ * write=ring (the default) sends every byte through the ring: the SQEs of
+ * a loop iteration's writes reach the kernel in one io_uring_enter, and a
+ * writing task resumes from its CQE at the next poll. write=now first
+ * tries a WRITE on a socket with a non-blocking send(2) (try_now) and
+ * queues only what the socket did not take, so the task goes on at once:
+ * next to a task that runs long between yields, the wait for the next poll
+ * costs half the echo throughput (the fairness scenario); at many
+ * connections, sending at once costs the batching. Measured both ways in
+ * docs/decisions.md. engine_flags or AX_IO_URING_FLAGS choose.
+ *
  * READ and WRITE use recv/send (MSG_NOSIGNAL); a descriptor that answers
  * ENOTSOCK (a pipe) is remembered and served by read/write at the current
  * position instead. A short send is resubmitted for the rest: all-or-error.
@@ -134,6 +144,7 @@ struct uring {
 	bool nb_enter;           /* non-blocking polls must enter to run task
 	                            work (no TASKRUN_FLAG) */
 	bool kernel_timers;      /* timers=kernel */
+	bool send_now;           /* write=now: try send(2) before the ring */
 	unsigned entries;
 
 	struct ax__wake wake;    /* read only through the ring */
@@ -359,12 +370,13 @@ struct uring_conf {
 };
 
 /* Apply one engine_flags item: setup=auto|defer|coop|none,
- * timers=heap|kernel, entries=N (SQ size, 8..32768). Returns 0 or
- * -EINVAL. */
+ * timers=heap|kernel, write=now|ring, entries=N (SQ size, 8..32768).
+ * Returns 0 or -EINVAL. */
 static int uring_flag(void *ctx, const char *key, const char *val)
 {
 	static const char *const setups[] = {"defer", "coop", "none", "auto", NULL};
 	static const char *const timers[] = {"heap", "kernel", NULL};
+	static const char *const writes[] = {"now", "ring", NULL};
 	struct uring_conf *c = ctx;
 	int i;
 	if (!strcmp(key, "setup")) {
@@ -375,6 +387,10 @@ static int uring_flag(void *ctx, const char *key, const char *val)
 		if ((i = ax__flag_pick(val, timers)) < 0)
 			return i;
 		c->u->kernel_timers = i == 1;
+	} else if (!strcmp(key, "write")) {
+		if ((i = ax__flag_pick(val, writes)) < 0)
+			return i;
+		c->u->send_now = i == 0;
 	} else if (!strcmp(key, "entries")) {
 		char *e;
 		unsigned long x = strtoul(val, &e, 10);
@@ -470,10 +486,11 @@ static void uring_describe(struct uring *u)
 		}
 	if (!any)
 		URING_PUT("0");
-	URING_PUT(" sq=%u cq=%u timers=%s wake=eventfd-read features=",
+	URING_PUT(" sq=%u cq=%u timers=%s write=%s wake=eventfd-read features=",
 		  u->ring.sq.ring_entries, u->ring.cq.ring_entries,
 		  u->kernel_timers ? "kernel(one IORING_OP_TIMEOUT each)"
-				   : "heap(wait timeout)");
+				   : "heap(wait timeout)",
+		  u->send_now ? "now(send first, ring on EAGAIN)" : "ring");
 	any = false;
 	for (size_t i = 0; i < sizeof feats / sizeof feats[0]; i++) {
 		known |= feats[i].bit;
@@ -709,6 +726,41 @@ close_socket:
 	if (sfd >= 0)
 		close(sfd);
 	return r;
+}
+
+/* vtable try_now (write=now): a WRITE on a socket is sent at once with a
+ * non-blocking send(2), so that the task goes on without waiting for a
+ * poll to reap its CQE; what the socket does not take (EAGAIN) continues
+ * through the ring from the bytes sent (drv_u64[0]). Only WRITE: a READ
+ * must wait for the peer anyway, and its SQE completes inline when the
+ * data is there by the poll that submits it. Why: docs/decisions.md,
+ * "io_uring sends at once". */
+static int uring_try_now(void *state, struct ax_op *op)
+{
+	struct uring *u = state;
+	if (op->kind != AX_OP_WRITE || !u->send_now)
+		return 0;
+	struct uring_fd *slot = ax__fdtab_find(&u->fds, op->fd);
+	if (slot && slot->nosock)
+		return 0; /* a pipe: the ring's read/write path */
+	const char *p = op->buf;
+	uint64_t *sent = &op->drv_u64[AX__OP_SENT];
+	while (*sent < op->len) {
+		ssize_t n = send(op->fd, p + *sent, op->len - *sent,
+				 MSG_NOSIGNAL | MSG_DONTWAIT);
+		if (n > 0) {
+			*sent += (uint64_t)n;
+			continue;
+		}
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n == 0 || errno == EAGAIN || errno == ENOTSOCK)
+			return 0; /* the ring goes on (and learns ENOTSOCK) */
+		op->res = -errno;
+		return 1;
+	}
+	op->res = (int64_t)op->len;
+	return 1;
 }
 
 /* Queue the ASYNC_CANCEL for op. Returns 0 or -errno. */
@@ -998,7 +1050,14 @@ static int uring_init(void **state, const struct ax_rt_opts *opts)
 		return -ENOMEM;
 	struct uring_conf conf = {u, URING_SETUP_AUTO};
 	u->entries = URING_ENTRIES;
-	r = ax__flags_each(opts ? opts->engine_flags : NULL, uring_flag, &conf);
+	/* write=ring by default: docs/decisions.md, "io_uring: writes through
+	 * the ring, or sent at once" */
+	u->send_now = false;
+	/* AX_IO_URING_FLAGS (same syntax) reaches the driver in every child
+	 * the harness starts; the runtime's own engine_flags apply after it */
+	r = ax__flags_each(getenv("AX_IO_URING_FLAGS"), uring_flag, &conf);
+	if (r == 0)
+		r = ax__flags_each(opts ? opts->engine_flags : NULL, uring_flag, &conf);
 	if (r < 0)
 		goto free_state;
 	mode = conf.mode;
@@ -1066,4 +1125,5 @@ const struct ax_driver ax_driver_io_uring = {
 	.close_fd = uring_close_fd,
 	.engine_info = ax__kit_info,
 	.stats = ax__kit_stats, /* liburing decides when to enter */
+	.try_now = uring_try_now,
 };

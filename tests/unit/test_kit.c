@@ -161,6 +161,8 @@ static void kt_engine_flags(void)
 	} cases[] = {
 		{"io_uring", "setup=auto,timers=kernel,entries=64", "entries=7"},
 		{"io_uring", "setup=none", "setup=fast"},
+		{"io_uring", "write=now", "write=later"},
+		{"io_uring", "write=ring", "write="},
 		{"libevent", "trigger=level,timer=coarse", "trigger=both"},
 		{"libevent", "backend=poll", "backend=nope"},
 		{"libuv", "accept=listen", "accept=later"},
