@@ -145,9 +145,12 @@ void ax__task_exit(struct ax_task *t)
 	t->state = AX_T_DONE;
 	rt->n_live--;
 	if (t->joiner) {
-		struct ax_task *j = t->joiner;
-		t->joiner = NULL;
-		ax__ready(j);
+		/* The join is complete from here: its deadline must not fire
+		 * and mark it interrupted, and t->joiner stays set, so no other
+		 * task can join or detach (free) t before the joiner resumes
+		 * and frees it. */
+		ax__timer_disarm(t->joiner);
+		ax__ready(t->joiner);
 	}
 	/* the stack is released by whoever runs next (sched_after_switch) */
 	rt->dead = t;
@@ -281,11 +284,12 @@ int ax__core_join(ax_task *t, intptr_t *result)
 		}
 		int bits = ax__park(AX_W_JOIN, t);
 		ax__timer_disarm(self);
-		if (t->state != AX_T_DONE) {
-			if (t->joiner == self)
-				t->joiner = NULL;
+		/* Interrupted: ax__interrupt let go of t when it readied this
+		 * task. t may have ended since, and even been joined and freed
+		 * by another task, so it is not looked at: it is not ours. Not
+		 * interrupted: t's exit readied this task and kept t for it. */
+		if (bits)
 			return ax__interrupt_errno(self, bits);
-		}
 	}
 	if (result)
 		*result = t->result;

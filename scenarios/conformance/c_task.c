@@ -140,13 +140,25 @@ static void case_join_result(void)
 /* ------------------------------------------------------------------ */
 
 static int slow_done;
+static ax_chan *slow_gate;
 
+/* Ends only when the main task opens the gate, so that it is certainly
+ * still running while its joins are interrupted (a timed sleep was not:
+ * on a loaded machine the main task's 2 ms sleep could outlast it). */
 static intptr_t slow_task(void *arg)
 {
 	(void)arg;
-	ax_sleep(30 * CONF_MS);
+	int v;
+	CONF_EQ(ax_chan_recv(slow_gate, &v), 0, "the target's wait on its gate");
 	slow_done = 1;
 	return 77;
+}
+
+/* Ready again behind the caller after its one yield, then ends. */
+static intptr_t yield_then_end(void *arg)
+{
+	ax_yield();
+	return (intptr_t)arg;
 }
 
 static intptr_t joinint_main(void *arg)
@@ -155,6 +167,8 @@ static intptr_t joinint_main(void *arg)
 	ax_task *t, *j;
 	intptr_t r = 0;
 
+	if (ax_chan_create(&slow_gate, sizeof(int), 1) < 0)
+		conf_die("ax_chan_create failed");
 	ax_spawn(&t, slow_task, NULL, "slow");
 	ax_spawn(&j, join_other, t, "joiner");
 	ax_sleep(2 * CONF_MS);
@@ -166,9 +180,26 @@ static intptr_t joinint_main(void *arg)
 	ax_deadline_enter(&d, ax_now() + 2 * CONF_MS);
 	CONF_EQ(ax_join(t, &r), -ETIMEDOUT, "ax_join past its deadline");
 	ax_deadline_leave(&d);
-	CONF_EQ(ax_join(t, &r), 0, "joining the target again");
-	CONF_EQ(r, 77, "the target's result");
+	CONF_EQ(ax_chan_try_send(slow_gate, &(int){1}), 0, "opening the gate");
+	CONF_EQ(CONF_JOIN_WITHIN(t, 2 * CONF_S, "joining the target again"),
+		77, "the target's result");
 	CONF_EQ(slow_done, 1, "the target ran to its end (flag)");
+	ax_chan_destroy(slow_gate);
+
+	/* The target ends after the cancel readied its joiner and before
+	 * the joiner resumes (eager spawn and FIFO order make this certain:
+	 * the target yielded, so it runs first). The cancel took effect
+	 * first: the join returns -ECANCELED and leaves the target, which is
+	 * joined once more. (A join that took the target's result here freed
+	 * it, and the second join freed it again.) */
+	ax_spawn(&t, yield_then_end, (void *)(intptr_t)78, "yield-78");
+	ax_spawn(&j, join_other, t, "joiner-2");
+	ax_cancel(j);
+	r = conf_join(j);
+	if (CONF_EQ(r, -ECANCELED, "a join cancelled before its target ended, "
+		    "which ended before the joiner resumed"))
+		CONF_EQ(CONF_JOIN_WITHIN(t, 2 * CONF_S, "joining that target "
+					 "again"), 78, "that target's result");
 	return 0;
 }
 
@@ -773,7 +804,8 @@ const struct conf_case conf_cases_task[] = {
 	{"task.join_interrupted", "[AX-TASK-2] a cancelled or timed-out ax_join "
 	 "returns -ECANCELED / -ETIMEDOUT; the target keeps running and can be "
 	 "joined again",
-	 "cancel a joiner, time out a join, then join the target for its result",
+	 "cancel a joiner, time out a join, then join the target for its "
+	 "result; cancel a joiner whose target ends before it resumes",
 	 0, 10, 0, case_join_interrupted},
 	{"task.yield_fair", "[AX-TASK-3] ax_yield lets every other ready task run "
 	 "once before the caller resumes",

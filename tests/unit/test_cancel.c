@@ -1,6 +1,8 @@
 /* test_cancel.c - cancellation: sleep, channel send and receive, join,
  * blocking pool, read; each returns -ECANCELED once; a finished task is
- * harmless to cancel; a cancelled receive loses no message. */
+ * harmless to cancel; a cancelled receive loses no message; an interrupted
+ * join whose target ends before the joiner resumes leaves the target to be
+ * joined again. */
 #include <fcntl.h>
 #include <unistd.h>
 
@@ -52,6 +54,94 @@ static intptr_t nothing(void *arg)
 {
 	(void)arg;
 	return 3;
+}
+
+static intptr_t yield_once(void *arg)
+{
+	ax_yield();
+	return (intptr_t)arg;
+}
+
+static intptr_t sleep_1ms(void *arg)
+{
+	ax_sleep(1000000);
+	return (intptr_t)arg;
+}
+
+static intptr_t join_arg(void *arg)
+{
+	intptr_t r = INTPTR_MIN;
+	int e = ax_join(arg, &r);
+	return e < 0 ? e : r;
+}
+
+/* Yields once, so that it runs after a target spawned before it, then
+ * tries to join and to detach that target. */
+static intptr_t yield_then_claim(void *arg)
+{
+	ax_yield();
+	int j = ax_join(arg, NULL);
+	int d = ax_detach(arg);
+	return j == -EINVAL && d == -EINVAL ? 0 : -1;
+}
+
+static intptr_t join_arg_within_2ms(void *arg)
+{
+	struct ax_deadline d;
+	intptr_t r = INTPTR_MIN;
+	ax_deadline_enter(&d, ax_now() + 2000000);
+	int e = ax_join(arg, &r);
+	ax_deadline_leave(&d);
+	return e < 0 ? e : r;
+}
+
+/* [AX-TASK-2] The interrupt of a join takes effect when it wakes the
+ * joiner; a target that ends after that, but before the joiner runs again,
+ * is not the joiner's any more: the join returns the interrupt's error and
+ * the target can be joined again (once: it used to be freed by both). */
+static intptr_t join_race_main(void *arg)
+{
+	(void)arg;
+	ax_task *t, *j;
+	intptr_t r = 0;
+
+	/* cancel: t yields (ready), j parks on it; the cancel readies j
+	 * behind t, so t ends before j resumes (eager spawn, FIFO) */
+	ax_spawn(&t, yield_once, (void *)(intptr_t)77, "yield-77");
+	ax_spawn(&j, join_arg, t, "joiner");
+	CHECK_EQ(ax_cancel(j), 0);
+	CHECK_EQ(ax_join(j, &r), 0);
+	CHECK_EQ(r, -ECANCELED);
+	r = 0;
+	CHECK_EQ(ax_join(t, &r), 0);
+	CHECK_EQ(r, 77);
+
+	/* deadline: t's sleep (1 ms) and j's deadline (2 ms) both pass while
+	 * this task runs; they fire in one poll in deadline order, so t ends
+	 * after j's deadline readied j and before j resumes */
+	ax_spawn(&t, sleep_1ms, (void *)(intptr_t)78, "sleep-78");
+	ax_spawn(&j, join_arg_within_2ms, t, "joiner-2ms");
+	int64_t end = ax_now() + 20000000;
+	while (ax_now() < end)
+		;
+	CHECK_EQ(ax_join(j, &r), 0);
+	CHECK_EQ(r, -ETIMEDOUT);
+	r = 0;
+	CHECK_EQ(ax_join(t, &r), 0);
+	CHECK_EQ(r, 78);
+
+	/* a target that ended stays its joiner's until the joiner resumed:
+	 * k runs between t's end and j's resumption, and can neither join
+	 * nor detach (free) t */
+	ax_task *k;
+	ax_spawn(&t, yield_once, (void *)(intptr_t)79, "yield-79");
+	ax_spawn(&j, join_arg, t, "joiner");
+	ax_spawn(&k, yield_then_claim, t, "claimer");
+	CHECK_EQ(ax_join(k, &r), 0);
+	CHECK_EQ(r, 0);
+	CHECK_EQ(ax_join(j, &r), 0);
+	CHECK_EQ(r, 79);
+	return 0;
 }
 
 static intptr_t cancel_main(void *arg)
@@ -122,5 +212,6 @@ static intptr_t cancel_main(void *arg)
 int main(void)
 {
 	t_run(cancel_main, NULL);
+	t_run(join_race_main, NULL);
 	return t_done("cancel");
 }
