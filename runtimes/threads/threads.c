@@ -121,7 +121,8 @@ struct ax_task {
 	bool in_rq;
 	struct ax_task *rq_next;
 	bool ended, detached, released, reaped;
-	struct ax_task *joiner;
+	struct ax_task *joiner;  /* stays set after the end, until it resumed */
+	bool join_done;          /* this joiner was woken by its target's end */
 	struct ax_task *all_next, *all_prev, *zombie_next;
 	struct thr_job *job;
 	struct ax_timer timer;   /* a sleep, in rt->timers while armed */
@@ -587,9 +588,13 @@ static void *thr_task_main(void *arg)
 	t->ended = true;
 	t->state = TS_DONE;
 	rt->n_live--;
-	if (t->joiner) {
+	/* The joiner takes the target only if the end is what wakes it: one
+	 * already woken by a cancel or its deadline returns that error
+	 * ([AX-TASK-2]). t->joiner stays set either way, so no other task can
+	 * join or detach (free) t before its joiner has run again. */
+	if (t->joiner && !atomic_load(&t->joiner->readied)) {
+		t->joiner->join_done = true;
 		thr_wake_locked(rt, t->joiner);
-		t->joiner = NULL;
 	}
 	t->zombie_next = rt->zombies;
 	rt->zombies = t;
@@ -861,11 +866,15 @@ static int thr_join(ax_task *t, intptr_t *result)
 	pthread_mutex_lock(&rt->mu);
 	if (!t->ended) {
 		t->joiner = self;
+		self->join_done = false;
 		thr_block_locked(rt, self, TW_JOIN, t, -1, "join");
 		pthread_mutex_unlock(&rt->mu);
 		thr_park(self, thr_deadline(self), false);
 		pthread_mutex_lock(&rt->mu);
-		if (!t->ended) {
+		/* decided by what woke this task, never by t's state: t may
+		 * have ended after a cancel or the deadline woke us, and is
+		 * then not ours (it can be joined again) */
+		if (!self->join_done) {
 			if (t->joiner == self)
 				t->joiner = NULL;
 			pthread_mutex_unlock(&rt->mu);
