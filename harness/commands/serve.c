@@ -198,6 +198,12 @@ static int server_main(const struct axb_child_opts *o, bool foreground)
 		axb_bad_input("runtime %s cannot run %s: %s", s->impl.name,
 			      s->sc->name, why);
 
+	if (s->impl.kind == AXB_IMPL_EXT) {
+		/* another program: started, pinned and metered from here */
+		rc = axb_target_serve(o, &s->impl, s->sc, s->values, foreground);
+		goto free_srv;
+	}
+
 	/* Every thread created from here on inherits the pinning and the
 	 * blocked signals, which only the signal thread waits for. */
 	if (o->cpu >= 0 && axb_pin_cpu(o->cpu)) {

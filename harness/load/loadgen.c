@@ -80,7 +80,9 @@ static int64_t param_or(const struct axs_scenario *sc, const int64_t *values,
 	return i < 0 ? def : values[i];
 }
 
-/* Parse "HOST:PORT" or "[V6]:PORT" (numeric only). Returns 0 or -EINVAL. */
+/* Parse "HOST:PORT" or "[V6]:PORT", HOST a name or an address (the first
+ * address getaddrinfo gives). Returns 0, -EINVAL (malformed) or -ENOENT
+ * (the name does not resolve). */
 static int parse_target(const char *t, struct sockaddr_storage *ss, socklen_t *len)
 {
 	char host[128];
@@ -108,11 +110,10 @@ static int parse_target(const char *t, struct sockaddr_storage *ss, socklen_t *l
 	long port = strtol(colon + 1, &end, 10);
 	if (end == colon + 1 || *end || port < 1 || port > 65535)
 		return -EINVAL;
-	struct addrinfo hints = { .ai_flags = AI_NUMERICHOST | AI_NUMERICSERV,
-				  .ai_socktype = SOCK_STREAM };
+	struct addrinfo hints = { .ai_flags = AI_NUMERICSERV, .ai_socktype = SOCK_STREAM };
 	struct addrinfo *ai = NULL;
 	if (getaddrinfo(host, colon + 1, &hints, &ai) || !ai)
-		return -EINVAL;
+		return -ENOENT;
 	memcpy(ss, ai->ai_addr, ai->ai_addrlen);
 	*len = ai->ai_addrlen;
 	freeaddrinfo(ai);
@@ -521,6 +522,9 @@ struct lg_run {
 	long nofile_self, nofile_server;
 	double connect_s;
 	long rss0_kib, rss1_kib;
+	/* the server's CPU and memory at the marks (meter.c) */
+	struct axb_meter meter[2];
+	bool have_meter[2];
 };
 
 /* Start (SIGUSR1) and end (SIGUSR2) of the measured phase: rusage marks
@@ -530,16 +534,20 @@ static void mark_start(struct lg *g, struct lg_run *run)
 	getrusage(RUSAGE_SELF, &run->ru0);
 	g->t_mstart = axb_mono_ns();
 	g->measuring = true;
-	if (g->server_pid)
+	if (g->server_pid && g->signal_server)
 		kill(g->server_pid, SIGUSR1);
+	if (g->server_pid)
+		run->have_meter[0] = axb_meter_read(g->server_pid, &run->meter[0]) == 0;
 }
 
 static void mark_end(struct lg *g, struct lg_run *run)
 {
 	run->t_stop = axb_mono_ns();
 	getrusage(RUSAGE_SELF, &run->ru1);
-	if (g->server_pid)
+	if (g->server_pid && g->signal_server)
 		kill(g->server_pid, SIGUSR2);
+	if (g->server_pid)
+		run->have_meter[1] = axb_meter_read(g->server_pid, &run->meter[1]) == 0;
 }
 
 /* Open loop, when the run gives up at `now`: a request of the measured
@@ -630,11 +638,13 @@ static void run_requests(struct lg *g, struct lg_run *run)
 		if (!ended && now >= g->t_end) {
 			mark_end(g, run);
 			ended = true;
-			if (!open)
-				break;
 		}
-		/* open loop: wait for the requests of the phase, bounded */
-		if (ended && ((!g->inflight && !g->sched_open) || now >= drain_end))
+		/* wait for the requests of the phase, bounded: open loop, those
+		 * it scheduled; closed loop, the last one of each connection,
+		 * so that a response missing bytes is found (lg_check_end) */
+		if (ended && (open ? !g->inflight && !g->sched_open : lg_all_answered(g)))
+			break;
+		if (ended && now >= drain_end)
 			break;
 		int64_t next = !g->measuring ? g->t_measure : !ended ? g->t_end : drain_end;
 		if (open) {
@@ -658,6 +668,8 @@ static void run_requests(struct lg *g, struct lg_run *run)
 	if (g->max_msgs && g->measured < g->max_msgs && !g->failed)
 		lg_fail(g, "only %llu of the %llu requests were answered",
 			(unsigned long long)g->measured, (unsigned long long)g->max_msgs);
+	if (!open && !g->failed && g->proto->check_end)
+		g->proto->check_end(g, (double)(axb_mono_ns() - run->t_stop) / 1e9);
 	if (open) {
 		int64_t now = axb_mono_ns();
 		run->drain_ns = now - run->t_stop;
@@ -955,9 +967,33 @@ int axb_cmd_load(int argc, char **argv)
 		axb_bad_input("scenario %s is not a network scenario", sc->name);
 	if (!o.target)
 		axb_bad_input("--target HOST:PORT is required");
-	if (parse_target(o.target, &ss, &sl))
-		axb_bad_input("malformed --target '%s' (want HOST:PORT, numeric)",
+	int te = parse_target(o.target, &ss, &sl);
+	if (te == -ENOENT)
+		axb_bad_input("--target '%s': cannot resolve the host name", o.target);
+	if (te)
+		axb_bad_input("malformed --target '%s' (want HOST:PORT or [V6]:PORT)",
 			      o.target);
+	int64_t wait_ns = 10 * INT64_C(1000000000);
+	if (o.wait) {
+		static const struct axs_param_def wait_p = {
+			"wait", AXS_P_DURATION, "", "", 0, 3600000000000LL,
+		};
+		if (axs_param_parse(&wait_p, o.wait, true, &wait_ns))
+			axb_bad_input("malformed --wait '%s' (e.g. 10s, 500ms, 0)", o.wait);
+	}
+	if (o.server_pid && !hidden) {
+		/* a mistyped pid must not measure (or signal) a stranger */
+		int le = axb_pid_listens(o.server_pid, ntohs(((struct sockaddr_in *)&ss)->sin_port));
+		if (le == -ESRCH)
+			axb_bad_input("--server-pid %d: no such process", (int)o.server_pid);
+		if (le == -EACCES)
+			axb_bad_input("--server-pid %d: its descriptors cannot be read "
+				      "(another user's process?)", (int)o.server_pid);
+		if (le == 0)
+			axb_bad_input("--server-pid %d does not listen on port %d (is it "
+				      "the server of %s?)", (int)o.server_pid,
+				      ntohs(((struct sockaddr_in *)&ss)->sin_port), o.target);
+	}
 	int we = o.json_path ? axb_check_writable(o.json_path) : 0;
 	if (we)
 		axb_bad_input("cannot write %s: %s", o.json_path, strerror(-we));
@@ -979,6 +1015,9 @@ int axb_cmd_load(int argc, char **argv)
 	g.rate = param_or(sc, values, "rate", 0);
 	g.arrivals = param_or(sc, values, "arrivals", 0) ? LG_POISSON : LG_UNIFORM;
 	g.server_pid = o.server_pid;
+	/* run's own servers understand the marks; any other server gets
+	 * them only when asked (most programs die of SIGUSR1) */
+	g.signal_server = hidden || o.server_signals;
 	g.max_msgs = (uint64_t)o.messages;
 	g.budget = g.max_msgs ? g.max_msgs : UINT64_MAX;
 	if (g.max_msgs) {
@@ -1061,6 +1100,15 @@ int axb_cmd_load(int argc, char **argv)
 		}
 	}
 
+	/* a server started just before: wait (bounded) until it accepts */
+	if (!hidden && wait_ns > 0 && axb_wait_connect(&ss, sl, wait_ns)) {
+		char msg[600];
+		snprintf(msg, sizeof msg, "%s does not accept connections (waited %.1f s; "
+			 "--wait sets how long)", o.target, (double)wait_ns / 1e9);
+		rc = report_error(&o, hidden, msg);
+		goto free_lg;
+	}
+
 	/* --- the measurement ---------------------------------------- */
 	if (g.mode == LG_CONNECT) {
 		run_connect(&g, &run, &ss, sl);
@@ -1101,6 +1149,29 @@ int axb_cmd_load(int argc, char **argv)
 		"message", g.failed ? g.fail : NULL));
 	json_object_set_new(j, "rusage", axb_rusage_json(&ru_all));
 	json_object_set_new(j, "stalled", json_boolean(stalled));
+	/* every request and response of the run, all phases (rpc_fanout's
+	 * backend count is checked against them) */
+	uint64_t nreq = 0, nresp = 0;
+	for (size_t i = 0; i < g.nconns; i++) {
+		nreq += g.conns[i].next_send;
+		nresp += g.conns[i].next_recv;
+	}
+	json_object_set_new(j, "requests", json_integer((json_int_t)nreq));
+	json_object_set_new(j, "responses", json_integer((json_int_t)nresp));
+	/* a server metered from outside (`load --server-pid`) */
+	json_t *srv_res = NULL;
+	if (!hidden && g.server_pid) {
+		srv_res = json_pack("{s:s, s:s, s:I, s:{s:b}}", "event", "result",
+				    "role", "server", "pid", (json_int_t)g.server_pid,
+				    "check", "passed", true);
+		json_object_set_new(srv_res, "measured", run.have_meter[0] && run.have_meter[1]
+			? axb_meter_delta_json(&run.meter[0], &run.meter[1]) : json_null());
+		json_object_set_new(srv_res, "rusage", json_pack("{s:o}", "maxrss_kb",
+			run.have_meter[1] && run.meter[1].hwm_kib >= 0
+			? json_integer(run.meter[1].hwm_kib) : json_null()));
+		json_object_set_new(srv_res, "engine_info", json_string(o.name ? o.name : "external"));
+		json_object_set_new(j, "server", json_incref(srv_res));
+	}
 	/* how late the load generator noticed the start of the measured
 	 * phase: far beyond the warm-up, it was itself kept off its CPU */
 	json_object_set_new(j, "measure_start_late_s", g.t_mstart
@@ -1204,16 +1275,17 @@ int axb_cmd_load(int argc, char **argv)
 		axb_write_json_line(o.result_fd, j);
 	} else {
 		char *txt = json_dumps(j, JSON_INDENT(2) | JSON_REAL_PRECISION(10));
-		int werr = 0;
-		if (txt && o.json_path)
-			werr = axb_write_atomic(o.json_path, txt, strlen(txt));
-		else if (txt)
+		if (txt)
 			printf("%s\n", txt);
+		free(txt);
+		/* --json: a result file like run's, one cell, one repetition */
+		int werr = o.json_path ? axb_load_doc_write(o.json_path, argc, argv,
+			o.name ? o.name : "external", sc, values, o.cpu, j, srv_res) : 0;
 		if (werr)
 			axb_err("cannot write %s: %s", o.json_path, strerror(-werr));
-		free(txt);
 	}
 	json_decref(j);
+	json_decref(srv_res);
 	if (stalled && !hidden)
 		axb_err("no round trip completed in the measured phase");
 	rc = g.failed || stalled ? 1 : 0;

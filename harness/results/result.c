@@ -99,7 +99,7 @@ static json_t *pick(const json_t *src, const char *const *keys)
 static void net_numbers(json_t *rep, const struct axb_rep_in *in)
 {
 	static const char *const srv_keys[] = { "engine_info", "serve_result", "rusage",
-		"measured", "stats", "metrics", "destroy_result", NULL };
+		"measured", "stats", "metrics", "destroy_result", "target", "backend", NULL };
 	static const char *const lg_keys[] = { "mode", "connections", "pipeline", "size",
 		"measured", "warmup_round_trips", "rusage", "saturated", "open_loop",
 		"idle", "measure_start_late_s", NULL };
@@ -218,6 +218,32 @@ static void local_numbers(json_t *rep, const struct axb_rep_in *in)
 	json_object_set(rep, "histograms", json_object_get(r, "histograms"));
 	json_object_set(rep, "engine_info", json_object_get(r, "engine_info"));
 	json_object_set(rep, "stats", json_object_get(r, "stats"));
+}
+
+/* rpc_fanout on an external target: the harness's backend counted the
+ * calls the server made; each answered request needs `fanout` of them,
+ * and no request makes more (the requests sent bound it). True, with the
+ * message, when the count is off. */
+static bool backend_short(const struct axb_rep_in *in, char *msg, size_t n)
+{
+	const json_t *b = json_object_get(in->server.result, "backend");
+	const json_t *lr = in->loadgen.result;
+	if (!json_is_object(b) || !json_object_get(lr, "responses"))
+		return false;
+	double calls = num(b, "calls"), fanout = num(b, "fanout");
+	double resp = num(lr, "responses"), req = num(lr, "requests");
+	if (calls >= resp * fanout && calls <= req * fanout)
+		return false;
+	char want[96];
+	if (req > resp)
+		snprintf(want, sizeof want, "%.0f to %.0f", resp * fanout, req * fanout);
+	else
+		snprintf(want, sizeof want, "%.0f", resp * fanout);
+	snprintf(msg, n, "server: its backend received %.0f calls for %.0f answered "
+		 "requests at fanout %.0f (expected %s): %s", calls, resp, fanout, want,
+		 calls < resp * fanout ? "requests were answered without their fan-out"
+				       : "more calls than the requests allow");
+	return true;
 }
 
 /* Decide a repetition's status from what its children left. */
@@ -348,6 +374,10 @@ static const char *classify(const struct axb_rep_in *in, bool net,
 				 outs[i]->role, m ? m : "check failed");
 		if (w > 0 && (size_t)w < n - off)
 			off += (size_t)w;
+	}
+	if (!*role && net && backend_short(in, msg, n)) {
+		*role = "server";
+		return "check_failed";
 	}
 	if (*role)
 		return "check_failed";

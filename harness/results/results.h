@@ -164,6 +164,14 @@ json_t *axb_rep_build(const struct axb_cell *c, const struct axb_rep_in *in);
  * status and summary. */
 void axb_cell_add_rep(struct axb_cell *c, json_t *rep);
 
+/* loaddoc.c: `axbench load --json FILE`: a result file with one cell
+ * (implementation `name`, kind external) built from the load generator's
+ * result and, when the server was metered (--server-pid), its figures.
+ * Returns 0 or -errno. */
+int axb_load_doc_write(const char *path, int argc, char **argv, const char *name,
+		       const struct axs_scenario *sc, const int64_t *values,
+		       int cpu, const json_t *loadgen, const json_t *server);
+
 /* summary.c: the terminal summary table. */
 void axb_summary_print(FILE *f, struct axb_cell *cells, size_t n);
 
