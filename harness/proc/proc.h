@@ -249,6 +249,11 @@ const char *axb_tproc_stop(struct axb_tproc *p, int64_t grace_ns);
 
 void axb_tproc_free(struct axb_tproc *p);
 
+/* The first line argv prints (stdout or stderr), run in cwd, at most
+ * timeout_ns; "" when nothing came. Returns 0 or -errno. */
+int axb_first_line(char *const argv[], const char *cwd, int64_t timeout_ns,
+		   char *buf, size_t n);
+
 /* "0-3,6" for set into buf; returns the count of CPUs. */
 int axb_cpu_list(const cpu_set_t *set, char *buf, size_t n);
 

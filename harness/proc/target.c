@@ -184,3 +184,57 @@ int axb_wait_connect(const struct sockaddr_storage *ss, socklen_t sl, int64_t ti
 		usleep(20000);
 	}
 }
+
+int axb_first_line(char *const argv[], const char *cwd, int64_t timeout_ns,
+		   char *buf, size_t n)
+{
+	int pfd[2];
+	char path[4096];
+	buf[0] = 0;
+	if (!axb_find_program(argv[0], path, sizeof path))
+		return -ENOENT;
+	if (pipe2(pfd, O_CLOEXEC))
+		return -errno;
+	fflush(NULL);
+	pid_t pid = fork();
+	if (pid < 0) {
+		int e = -errno;
+		close(pfd[0]);
+		close(pfd[1]);
+		return e;
+	}
+	if (pid == 0) {
+		int nul = open("/dev/null", O_RDWR | O_CLOEXEC);
+		if (nul >= 0)
+			dup2(nul, 0);
+		dup2(pfd[1], 1);
+		dup2(pfd[1], 2);
+		if (cwd && chdir(cwd))
+			_exit(126);
+		execv(path, argv);
+		_exit(127);
+	}
+	close(pfd[1]);
+	int64_t deadline = axb_mono_ns() + timeout_ns;
+	size_t len = 0;
+	for (;;) {
+		int64_t left = deadline - axb_mono_ns();
+		struct pollfd pf = { .fd = pfd[0], .events = POLLIN };
+		if (left <= 0 || poll(&pf, 1, (int)(left / 1000000) + 1) <= 0)
+			break;
+		ssize_t r = read(pfd[0], buf + len, n - 1 - len);
+		if (r <= 0)
+			break;
+		len += (size_t)r;
+		if (len >= n - 1 || memchr(buf, '\n', len))
+			break;
+	}
+	buf[len] = 0;
+	buf[strcspn(buf, "\n")] = 0;
+	close(pfd[0]);
+	kill(pid, SIGKILL);
+	int st;
+	while (waitpid(pid, &st, 0) < 0 && errno == EINTR)
+		;
+	return 0;
+}

@@ -87,6 +87,11 @@ int axb_doc_write(const char *path, const json_t *doc, size_t flags);
  * nothing is pinned). */
 json_t *axb_environment(const struct axb_pin *pin);
 
+/* The external targets among impls: {name: {description, version (the
+ * first line of its version command), dir, command, workers_env,
+ * signals}}; for environment.targets. */
+json_t *axb_env_targets(const struct axb_impl *impls, size_t n);
+
 /* Build-time facts (compiler, flags, library versions) as JSON. */
 json_t *axb_build_info(void);
 
