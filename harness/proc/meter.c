@@ -244,6 +244,12 @@ static size_t listen_inodes(int port, unsigned long *ino, size_t max)
 	return n;
 }
 
+bool axb_port_listened(int port)
+{
+	unsigned long ino[1];
+	return listen_inodes(port, ino, 1) > 0;
+}
+
 int axb_pid_listens(pid_t pid, int port)
 {
 	unsigned long ino[64];

@@ -207,6 +207,9 @@ void axb_meter_delta(const struct axb_meter *a, const struct axb_meter *b,
  * cannot be read). */
 int axb_pid_listens(pid_t pid, int port);
 
+/* Whether any socket of this host listens on TCP port `port`. */
+bool axb_port_listened(int port);
+
 /* The `measured` block of a server result from two readings. */
 json_t *axb_meter_delta_json(const struct axb_meter *a, const struct axb_meter *b);
 
@@ -239,7 +242,9 @@ bool axb_tproc_exited(struct axb_tproc *p);
  * exited first, -ETIMEDOUT, -EINTR when the run is interrupted. */
 int axb_tproc_wait_ready(struct axb_tproc *p, int port, int64_t timeout_ns);
 
-/* Wait until a TCP connect to ss succeeds: 0 or -ETIMEDOUT. */
+/* Wait until the server at ss accepts: on loopback until a socket listens
+ * on its port (/proc/net/tcp, no connection made), elsewhere until a TCP
+ * connect succeeds. 0 or -ETIMEDOUT. */
 struct sockaddr_storage;
 int axb_wait_connect(const struct sockaddr_storage *ss, socklen_t sl, int64_t timeout_ns);
 

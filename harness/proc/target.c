@@ -9,6 +9,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <arpa/inet.h>
 #include <netinet/in.h>
 #include <poll.h>
 #include <signal.h>
@@ -165,9 +166,36 @@ int axb_cpu_list(const cpu_set_t *set, char *buf, size_t n)
 	return count;
 }
 
+/* Whether ss is an address of this host's loopback. */
+static bool is_loopback(const struct sockaddr_storage *ss)
+{
+	if (ss->ss_family == AF_INET)
+		return (ntohl(((const struct sockaddr_in *)ss)->sin_addr.s_addr) >> 24) == 127;
+	if (ss->ss_family == AF_INET6) {
+		const struct in6_addr *a = &((const struct sockaddr_in6 *)ss)->sin6_addr;
+		return IN6_IS_ADDR_LOOPBACK(a) ||
+		       (IN6_IS_ADDR_V4MAPPED(a) && a->s6_addr[12] == 127);
+	}
+	return false;
+}
+
 int axb_wait_connect(const struct sockaddr_storage *ss, socklen_t sl, int64_t timeout_ns)
 {
 	int64_t deadline = axb_mono_ns() + timeout_ns;
+	if (is_loopback(ss)) {
+		/* on this host the kernel's table says when someone listens,
+		 * without a connection the server would have to accept (a
+		 * server that serves one connection must get the real one) */
+		int port = ntohs(ss->ss_family == AF_INET
+				 ? ((const struct sockaddr_in *)ss)->sin_port
+				 : ((const struct sockaddr_in6 *)ss)->sin6_port);
+		while (!axb_port_listened(port)) {
+			if (axb_mono_ns() >= deadline)
+				return -ETIMEDOUT;
+			usleep(20000);
+		}
+		return 0;
+	}
 	for (;;) {
 		int fd = socket(ss->ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
 		if (fd < 0)
