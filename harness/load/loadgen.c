@@ -638,6 +638,10 @@ static void run_requests(struct lg *g, struct lg_run *run)
 		if (!ended && now >= g->t_end) {
 			mark_end(g, run);
 			ended = true;
+			/* closed loop: the wait for the last responses counts from
+			 * when the end was seen (a busy machine may see it late) */
+			if (!open)
+				drain_end = run->t_stop + drain;
 		}
 		/* wait for the requests of the phase, bounded: open loop, those
 		 * it scheduled; closed loop, the last one of each connection,
