@@ -270,7 +270,7 @@ int axb_cmd_ergo(int argc, char **argv)
 	json_object_set_new(doc, "abstraction_cost", cost);
 	json_object_set_new(doc, "abstraction_cost_run", run);
 	struct axb_pin pin = {E.server_cpu != E.load_cpu ? "split" : "same",
-			      E.server_cpu, E.load_cpu};
+			      E.server_cpu, E.load_cpu, 1};
 	json_object_set_new(doc, "environment", axb_environment(&pin));
 
 	axb_ergo_print_table(rows, cost, run);

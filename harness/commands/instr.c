@@ -676,7 +676,7 @@ int axb_cmd_instr(int argc, char **argv)
 	int allowed[2] = { -1, -1 };
 	int nallowed = axb_allowed_cpus(allowed, 2);
 	int cpus[2] = { nallowed >= 2 ? allowed[0] : -1, nallowed >= 2 ? allowed[1] : -1 };
-	struct axb_pin pin = {cpus[0] >= 0 ? "split" : "none", cpus[0], cpus[1]};
+	struct axb_pin pin = {cpus[0] >= 0 ? "split" : "none", cpus[0], cpus[1], 1};
 	json_t *doc = axb_doc_header("axbench-results", AXB_SCHEMA_VERSION,
 				     axb_command_json(argc, argv), axb_environment(&pin));
 	json_object_set_new(doc, "measure", json_string("instructions"));

@@ -36,6 +36,7 @@ struct sweep {
 struct run {
 	/* options */
 	const char *runtimes_arg, *scenarios_arg, *profile, *pin_arg;
+	int server_cpus;                      /* --server-cpus */
 	const char *json_path;
 	char json_buf[512];
 	int reps;
@@ -64,7 +65,7 @@ struct run {
 
 enum {
 	OPT_REPS = 256, OPT_DURATION, OPT_WARMUP, OPT_PROFILE, OPT_JSON,
-	OPT_PIN, OPT_PORT, OPT_TIMEOUT, OPT_HELP,
+	OPT_PIN, OPT_PORT, OPT_TIMEOUT, OPT_HELP, OPT_SERVER_CPUS,
 };
 
 static void run_usage(void)
@@ -79,6 +80,8 @@ static void run_usage(void)
 	       "                           the scenarios' defaults; see docs/harness.md)\n"
 	       "  --json FILE              result file (default results/<time>.json)\n"
 	       "  --pin split|same         split: server CPU 0, load CPU 1; same: both on 0\n"
+	       "  --server-cpus N          external targets' servers get N CPUs (default 1;\n"
+	       "                           split: the load generator takes the next one)\n"
 	       "  --port P                 server port (default: any free port)\n"
 	       "  --timeout D              watchdog per repetition (default: see docs)\n"
 	       "  -v, --verbose            children's stderr to the terminal\n"
@@ -137,6 +140,7 @@ static void parse_opts(struct run *R, int argc, char **argv)
 		{ "profile", required_argument, NULL, OPT_PROFILE },
 		{ "json", required_argument, NULL, OPT_JSON },
 		{ "pin", required_argument, NULL, OPT_PIN },
+		{ "server-cpus", required_argument, NULL, OPT_SERVER_CPUS },
 		{ "port", required_argument, NULL, OPT_PORT },
 		{ "timeout", required_argument, NULL, OPT_TIMEOUT },
 		{ "verbose", no_argument, NULL, 'v' },
@@ -195,6 +199,15 @@ static void parse_opts(struct run *R, int argc, char **argv)
 			if (strcmp(optarg, "same") && strcmp(optarg, "split"))
 				axb_bad_input("--pin must be same or split, not '%s'", optarg);
 			R->pin_arg = optarg;
+			break;
+		case OPT_SERVER_CPUS:
+			errno = 0;
+			v = strtol(optarg, &end, 10);
+			if (errno || end == optarg || *end)
+				axb_bad_input("malformed --server-cpus '%s'", optarg);
+			if (v < 1 || v > 1024)
+				axb_bad_input("--server-cpus out of range: %ld (1..1024)", v);
+			R->server_cpus = (int)v;
 			break;
 		case OPT_PORT:
 			errno = 0;
@@ -324,20 +337,27 @@ static void validate_sweeps(struct run *R)
 
 static void resolve_pin(struct run *R)
 {
-	int cpus[2];
-	int n = axb_allowed_cpus(cpus, 2);
+	int cpus[1026];
+	int k = R->server_cpus ? R->server_cpus : 1;
+	int n = axb_allowed_cpus(cpus, 1026);
 	if (n < 1)
 		axb_bad_input("cannot read the CPU affinity mask");
 	R->pin.mode = R->pin_arg;
 	R->pin.server_cpu = cpus[0];
+	R->pin.server_ncpus = k;
+	if (n < k)
+		axb_bad_input("--server-cpus %d: only %d CPUs are allowed here", k, n);
 	if (!strcmp(R->pin_arg, "split")) {
-		if (n < 2)
-			axb_bad_input("--pin split needs two CPUs and only one is allowed "
-				      "here; use --pin same");
-		R->pin.load_cpu = cpus[1];
+		if (n < k + 1)
+			axb_bad_input("--pin split needs %d CPUs and only %d %s allowed "
+				      "here; use --pin same%s", k + 1, n, n == 1 ? "is" : "are",
+				      k > 1 ? " or fewer --server-cpus" : "");
+		R->pin.load_cpu = cpus[k];
 	} else {
 		R->pin.load_cpu = cpus[0];
 	}
+	/* the server's CPUs are consecutive allowed ones: the child takes N
+	 * allowed CPUs from the first on */
 }
 
 static void check_port(struct run *R)
@@ -667,6 +687,10 @@ static bool run_net(struct run *R, struct axb_cell *c, struct axb_rep_in *in)
 	axb_netc_read(&in->net0);
 	axb_child_none(&cli);
 	av_cell(&a, R, c, "__server", R->pin.server_cpu);
+	if (c->impl.kind == AXB_IMPL_EXT && R->pin.server_ncpus > 1) {
+		av_add(&a, "--cpus");
+		av_addf(&a, "%ld", R->pin.server_ncpus);
+	}
 	if (R->port) {
 		av_add(&a, "--port");
 		av_addf(&a, "%ld", R->port);
@@ -880,6 +904,7 @@ static int run_timed(int argc, char **argv)
 	}
 	json_object_set_new(config, "profile_params", pp);
 	json_object_set_new(config, "pin", json_string(R->pin.mode));
+	json_object_set_new(config, "server_cpus", json_integer(R->pin.server_ncpus));
 	json_object_set_new(config, "port", R->port ? json_integer(R->port) : json_null());
 	json_object_set_new(config, "timeout_s", R->timeout_ns
 			    ? json_real((double)R->timeout_ns / 1e9) : json_null());

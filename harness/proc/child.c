@@ -15,7 +15,7 @@
 enum {
 	OPT_IMPL = 256, OPT_SCENARIO, OPT_CPU, OPT_PORT, OPT_RESULT_FD,
 	OPT_SERVER_PID, OPT_MESSAGES, OPT_CLOCK_FREE, OPT_TARGET, OPT_JSON, OPT_QUICK, OPT_DURATION,
-	OPT_WARMUP, OPT_HELP, OPT_SERVER_SIGNALS, OPT_WAIT, OPT_NAME,
+	OPT_WARMUP, OPT_HELP, OPT_SERVER_SIGNALS, OPT_WAIT, OPT_NAME, OPT_CPUS,
 };
 
 static long parse_long(const char *cmd, const char *opt, const char *v,
@@ -40,6 +40,7 @@ void axb_child_opts_parse(int argc, char **argv, const char *cmd,
 		{ "runtime", required_argument, NULL, OPT_IMPL },
 		{ "scenario", required_argument, NULL, OPT_SCENARIO },
 		{ "cpu", required_argument, NULL, OPT_CPU },
+		{ "cpus", required_argument, NULL, OPT_CPUS },
 		{ "port", required_argument, NULL, OPT_PORT },
 		{ "result-fd", required_argument, NULL, OPT_RESULT_FD },
 		{ "server-pid", required_argument, NULL, OPT_SERVER_PID },
@@ -61,6 +62,7 @@ void axb_child_opts_parse(int argc, char **argv, const char *cmd,
 
 	memset(o, 0, sizeof *o);
 	o->cpu = -1;
+	o->ncpus = 1;
 	o->result_fd = 1;
 	opterr = 0;
 	optind = 1;
@@ -72,6 +74,7 @@ void axb_child_opts_parse(int argc, char **argv, const char *cmd,
 		case OPT_PORT: o->port = (int)parse_long(cmd, "--port", optarg, 1, 65535); break;
 		case OPT_RESULT_FD: o->result_fd = (int)parse_long(cmd, "--result-fd", optarg, 1, 1 << 20); break;
 		case OPT_SERVER_PID: o->server_pid = (pid_t)parse_long(cmd, "--server-pid", optarg, 1, 1L << 30); break;
+		case OPT_CPUS: o->ncpus = (int)parse_long(cmd, "--cpus", optarg, 1, CPU_SETSIZE); break;
 		case OPT_SERVER_SIGNALS: o->server_signals = true; break;
 		case OPT_WAIT: o->wait = optarg; break;
 		case OPT_NAME: o->name = optarg; break;

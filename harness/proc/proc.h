@@ -27,6 +27,8 @@ struct axb_pin {
 	const char *mode;
 	int server_cpu;
 	int load_cpu;
+	int server_ncpus;   /* CPUs of an external target's server, from
+	                       server_cpu on (allowed ones); 0 means 1 */
 };
 
 /* Pin the calling thread (and threads it creates later) to one CPU.
@@ -45,6 +47,8 @@ struct axb_child_opts {
 	const char *impl;        /* --impl / --runtime */
 	const char *scenario;    /* --scenario */
 	int cpu;                 /* --cpu, -1: not pinned */
+	int ncpus;               /* --cpus N: an external target's server gets N
+	                            allowed CPUs from --cpu on (default 1) */
 	int port;                /* --port, 0: any */
 	int result_fd;           /* --result-fd, default 1 (stdout) */
 	pid_t server_pid;        /* --server-pid (load generator), 0: none */

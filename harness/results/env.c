@@ -282,9 +282,10 @@ json_t *axb_environment(const struct axb_pin *pin)
 		"build", axb_build_info(),
 		"git", git_json(),
 		"time_utc", when,
-		"pinning", json_pack("{s:s, s:i, s:i}", "mode", pin->mode,
+		"pinning", json_pack("{s:s, s:i, s:i, s:i}", "mode", pin->mode,
 				     "server_cpu", pin->server_cpu,
-				     "load_cpu", pin->load_cpu),
+				     "load_cpu", pin->load_cpu,
+				     "server_cpus", pin->server_ncpus > 0 ? pin->server_ncpus : 1),
 		"sysctl", sysctl,
 		"runtimes", runtimes_json());
 }

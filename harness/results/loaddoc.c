@@ -14,7 +14,8 @@ int axb_load_doc_write(const char *path, int argc, char **argv, const char *name
 		       int cpu, const json_t *loadgen, const json_t *server)
 {
 	struct axb_cell c;
-	struct axb_pin pin = { .mode = "none", .server_cpu = -1, .load_cpu = cpu };
+	struct axb_pin pin = { .mode = "none", .server_cpu = -1, .load_cpu = cpu,
+				.server_ncpus = 1 };
 	struct axb_rep_in in;
 	size_t off = 0;
 
