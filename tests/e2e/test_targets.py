@@ -357,3 +357,34 @@ def test_load_help_lists_every_option():
     for opt in ("--target", "--scenario", "--server-pid", "--server-signals", "--wait",
                 "--messages", "--json", "--name", "--cpu", "--duration", "--warmup"):
         assert opt in r.stdout, opt
+
+
+def test_the_target_gets_its_placeholders_environment_and_cpus(tmp_path):
+    envfile = tmp_path / "env.json"
+    allowed = sorted(os.sched_getaffinity(0))
+    extra = ["--pin", "same", "--server-cpus", "2"] if len(allowed) >= 2 else []
+    r, doc = run_cells(tmp_path, "envdump", "tcp_echo", "-p", "size=100", *extra,
+                       env=fixtures_env(FIXTURE_ENVFILE=str(envfile),
+                                        AXBENCH_TEST_UNAVAILABLE="nothing"))
+    assert r.returncode == 0, r.stderr
+    got = json.loads(envfile.read_text())
+    rep = doc["cells"][0]["reps"][0]
+    port = int(rep["server"]["target"]["command"][3])
+    n = 2 if extra else 1
+    cpu_list = f"{allowed[0]}-{allowed[1]}" if extra and allowed[1] == allowed[0] + 1 \
+        else str(allowed[0])
+    # {param:fanout} and {backend}: tcp_echo has neither, so they are empty
+    assert got["argv"] == ["--port", str(port), "tcp_echo", str(n), cpu_list, "100", "",
+                           "", "{literal}"]
+    env = got["env"]
+    assert env["AXB_PORT"] == str(port) and env["AXB_SCENARIO"] == "tcp_echo"
+    assert env["AXB_PARAM_SIZE"] == "100" and env["AXB_PARAM_CONNECTIONS"] == "16"
+    assert env["AXB_CPUS"] == str(n) and env["FIXTURE_WORKERS"] == str(n)
+    assert env["GOMAXPROCS"] == str(n)
+    assert env["FIXTURE_DIR"] == str(FIXTURES / "envdump")
+    assert "AXB_BACKEND" not in env
+    # the harness's own test hooks do not leak into the target
+    assert "AXBENCH_TEST_UNAVAILABLE" not in env
+    # pinned before exec: the target runs on the server's CPUs only
+    assert len(got["affinity"]) == n and got["affinity"][0] == allowed[0]
+    assert rep["server"]["target"]["cpus"] == n
