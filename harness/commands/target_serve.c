@@ -227,6 +227,9 @@ int axb_target_serve(const struct axb_child_opts *o, const struct axb_impl *im,
 		if (err == -ECHILD)
 			snprintf(msg, sizeof msg, "target %s %s before it accepted "
 				 "connections on port %d", t->name, st, v.port);
+		else if (err == -EADDRINUSE)
+			snprintf(msg, sizeof msg, "port %d is served by another process, "
+				 "not by target %s", v.port, t->name);
 		else
 			snprintf(msg, sizeof msg, "target %s did not accept connections "
 				 "on port %d within %g s", t->name, v.port,

@@ -242,8 +242,10 @@ int axb_tproc_start(struct axb_tproc *p, char *const argv[], char *const envp[],
 /* Whether it exited (reaping it). */
 bool axb_tproc_exited(struct axb_tproc *p);
 
-/* Wait until a TCP connect to 127.0.0.1:port succeeds: 0, -ECHILD when it
- * exited first, -ETIMEDOUT, -EINTR when the run is interrupted. */
+/* Wait until a TCP connect to 127.0.0.1:port succeeds and the listening
+ * socket is the target's (or one of its children's): 0, -ECHILD when it
+ * exited first, -ETIMEDOUT, -EADDRINUSE when another process answers on
+ * the port, -EINTR when the run is interrupted. */
 int axb_tproc_wait_ready(struct axb_tproc *p, int port, int64_t timeout_ns);
 
 /* Wait until the server at ss accepts: on loopback until a socket listens

@@ -95,10 +95,13 @@ int axb_tproc_wait_ready(struct axb_tproc *p, int port, int64_t timeout_ns)
 			return -errno;
 		int r = connect(fd, (struct sockaddr *)&a, sizeof a);
 		close(fd);
-		if (r == 0)
+		/* ready when the connection was the target's: another program
+		 * holding the port must not pass for it */
+		int own = r == 0 ? axb_pid_listens(p->pid, port) : 0;
+		if (r == 0 && own != 0)
 			return 0;
 		if (axb_mono_ns() >= deadline)
-			return -ETIMEDOUT;
+			return r == 0 ? -EADDRINUSE : -ETIMEDOUT;
 		if (axb_proc_interrupted())
 			return -EINTR;
 		/* 10 ms between attempts; an exit ends the wait at once */

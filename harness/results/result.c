@@ -295,8 +295,9 @@ static const char *classify(const struct axb_rep_in *in, bool net,
 	}
 	for (size_t i = 0; i < k; i++) {
 		const struct axb_outcome *o = outs[i];
+		/* (one that said why in an error event is reported below) */
 		if (net && o == &in->server && o->exited && !o->ready &&
-		    !o->killed) {
+		    !o->killed && !o->error) {
 			*role = o->role;
 			if (WIFEXITED(o->wstatus))
 				snprintf(msg, n, "the server exited with status %d "

@@ -388,3 +388,12 @@ def test_the_target_gets_its_placeholders_environment_and_cpus(tmp_path):
     # pinned before exec: the target runs on the server's CPUs only
     assert len(got["affinity"]) == n and got["affinity"][0] == allowed[0]
     assert rep["server"]["target"]["cpus"] == n
+
+
+def test_another_process_on_the_port_does_not_pass_for_the_target(tmp_path):
+    r, doc = run_cells(tmp_path, "impostor", "tcp_echo", env=fixtures_env())
+    assert r.returncode == 1
+    cell = doc["cells"][0]
+    assert cell["status"] == "error"
+    assert "is served by another process, not by target impostor" in \
+        cell["reps"][0]["message"]
