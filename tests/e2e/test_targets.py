@@ -69,9 +69,9 @@ def pid_alive(pid):
         return False
 
 
-def run_cells(tmp_path, runtimes, scenarios, *extra, env=None):
+def run_cells(tmp_path, runtimes, scenarios, *extra, env=None, phases=SHORT):
     out = tmp_path / "r.json"
-    r = axbench("run", "--runtime", runtimes, "--scenario", scenarios, *SHORT,
+    r = axbench("run", "--runtime", runtimes, "--scenario", scenarios, *phases,
                 "--json", str(out), *extra, env=env, cwd=tmp_path)
     doc = json.loads(out.read_text()) if out.exists() else None
     return r, doc
@@ -252,8 +252,10 @@ def test_rpc_fanout_without_backend_calls_fails(tmp_path):
 
 def test_forked_workers_are_metered_and_the_group_is_killed(tmp_path):
     pidfile = tmp_path / "child.pid"
+    # a longer phase: a Python worker on a busy shared CPU may start late
     r, doc = run_cells(tmp_path, "forking", "tcp_echo",
-                       env=fixtures_env(FIXTURE_PIDFILE=str(pidfile)))
+                       env=fixtures_env(FIXTURE_PIDFILE=str(pidfile)),
+                       phases=["--duration", "1s", "--warmup", "0.3s", "--reps", "1"])
     assert r.returncode == 0, r.stderr
     rep = doc["cells"][0]["reps"][0]
     # the work was done by the child: its CPU is in the figure
