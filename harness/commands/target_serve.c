@@ -158,23 +158,15 @@ int axb_target_serve(const struct axb_child_opts *o, const struct axb_impl *im,
 	sigaddset(&set, SIGUSR2);
 	sigprocmask(SIG_BLOCK, &set, NULL);
 
-	/* the server's CPUs: --cpus N allowed ones from --cpu on, or all this
-	 * process may use */
-	cpu_set_t cpus, allowed;
+	/* the server's CPUs: --cpus (run gives its server set), else all
+	 * this process may use */
+	cpu_set_t cpus;
 	CPU_ZERO(&cpus);
-	if (sched_getaffinity(0, sizeof allowed, &allowed))
+	if (o->cpus.n) {
+		for (int i = 0; i < o->cpus.n; i++)
+			CPU_SET(o->cpus.cpu[i], &cpus);
+	} else if (sched_getaffinity(0, sizeof cpus, &cpus)) {
 		return report_fail(o, foreground, "cannot read the CPU affinity mask");
-	if (o->cpu >= 0) {
-		int got = 0;
-		for (int c = o->cpu; c < CPU_SETSIZE && got < o->ncpus; c++)
-			if (c == o->cpu || CPU_ISSET(c, &allowed)) {
-				CPU_SET(c, &cpus);
-				got++;
-			}
-		if (got < o->ncpus)
-			return report_fail(o, foreground, "fewer CPUs are allowed than --cpus asks");
-	} else {
-		cpus = allowed;
 	}
 	v.ncpus = axb_cpu_list(&cpus, cpu_list, sizeof cpu_list);
 	v.cpu_list = cpu_list;

@@ -15,7 +15,8 @@
 enum {
 	OPT_IMPL = 256, OPT_SCENARIO, OPT_CPU, OPT_PORT, OPT_RESULT_FD,
 	OPT_SERVER_PID, OPT_MESSAGES, OPT_CLOCK_FREE, OPT_TARGET, OPT_JSON, OPT_QUICK, OPT_DURATION,
-	OPT_WARMUP, OPT_HELP, OPT_SERVER_SIGNALS, OPT_WAIT, OPT_NAME, OPT_CPUS,
+	OPT_WARMUP, OPT_HELP, OPT_CPUS, OPT_THREAD_HISTS, OPT_SERVER_SIGNALS, OPT_WAIT,
+	OPT_NAME,
 };
 
 static long parse_long(const char *cmd, const char *opt, const char *v,
@@ -41,6 +42,7 @@ void axb_child_opts_parse(int argc, char **argv, const char *cmd,
 		{ "scenario", required_argument, NULL, OPT_SCENARIO },
 		{ "cpu", required_argument, NULL, OPT_CPU },
 		{ "cpus", required_argument, NULL, OPT_CPUS },
+		{ "thread-histograms", no_argument, NULL, OPT_THREAD_HISTS },
 		{ "port", required_argument, NULL, OPT_PORT },
 		{ "result-fd", required_argument, NULL, OPT_RESULT_FD },
 		{ "server-pid", required_argument, NULL, OPT_SERVER_PID },
@@ -62,7 +64,6 @@ void axb_child_opts_parse(int argc, char **argv, const char *cmd,
 
 	memset(o, 0, sizeof *o);
 	o->cpu = -1;
-	o->ncpus = 1;
 	o->result_fd = 1;
 	opterr = 0;
 	optind = 1;
@@ -70,14 +71,25 @@ void axb_child_opts_parse(int argc, char **argv, const char *cmd,
 		switch (c) {
 		case OPT_IMPL: o->impl = optarg; break;
 		case OPT_SCENARIO: o->scenario = optarg; break;
-		case OPT_CPU: o->cpu = (int)parse_long(cmd, "--cpu", optarg, 0, CPU_SETSIZE - 1); break;
-		case OPT_PORT: o->port = (int)parse_long(cmd, "--port", optarg, 1, 65535); break;
-		case OPT_RESULT_FD: o->result_fd = (int)parse_long(cmd, "--result-fd", optarg, 1, 1 << 20); break;
-		case OPT_SERVER_PID: o->server_pid = (pid_t)parse_long(cmd, "--server-pid", optarg, 1, 1L << 30); break;
-		case OPT_CPUS: o->ncpus = (int)parse_long(cmd, "--cpus", optarg, 1, CPU_SETSIZE); break;
+		case OPT_CPU:
+			o->cpu = (int)parse_long(cmd, "--cpu", optarg, 0, AXB_MAX_CPUS - 1);
+			o->cpus.n = 1;
+			o->cpus.cpu[0] = o->cpu;
+			break;
+		case OPT_CPUS:
+			if (axb_cpus_parse(optarg, &o->cpus))
+				axb_bad_input("%s: malformed --cpus '%s' (want a CPU list "
+					      "such as 0-3,6, CPUs 0..%d)", cmd, optarg,
+					      AXB_MAX_CPUS - 1);
+			o->cpu = o->cpus.cpu[0];
+			break;
+		case OPT_THREAD_HISTS: o->thread_hists = true; break;
 		case OPT_SERVER_SIGNALS: o->server_signals = true; break;
 		case OPT_WAIT: o->wait = optarg; break;
 		case OPT_NAME: o->name = optarg; break;
+		case OPT_PORT: o->port = (int)parse_long(cmd, "--port", optarg, 1, 65535); break;
+		case OPT_RESULT_FD: o->result_fd = (int)parse_long(cmd, "--result-fd", optarg, 1, 1 << 20); break;
+		case OPT_SERVER_PID: o->server_pid = (pid_t)parse_long(cmd, "--server-pid", optarg, 1, 1L << 30); break;
 		case OPT_MESSAGES: o->messages = parse_long(cmd, "--messages", optarg, 1, 1L << 40); break;
 		case OPT_TARGET: o->target = optarg; break;
 		case OPT_JSON: o->json_path = optarg; break;
@@ -100,7 +112,10 @@ void axb_child_opts_parse(int argc, char **argv, const char *cmd,
 				       "  --scenario S         a network scenario (axbench list)\n"
 				       "  -p name=value        a scenario parameter (one value)\n"
 				       "  --duration D, --warmup D  the phases (a bare number: seconds)\n"
-				       "  --cpu N              pin the load generator to CPU N\n"
+				       "  --cpu N, --cpus LIST pin the load generator; with a list, one load\n"
+				       "                       thread per CPU, connections and the open-loop\n"
+				       "                       rate split among them\n"
+				       "  --thread-histograms  each load thread's histogram in the result too\n"
 				       "  --wait D             wait up to D for the server to accept connections\n"
 				       "                       (default 10s; 0: do not wait)\n"
 				       "  --server-pid PID     the server's process (on this host): its CPU time\n"
@@ -121,9 +136,12 @@ void axb_child_opts_parse(int argc, char **argv, const char *cmd,
 				       "answered (the reason on stderr), 2 bad input.\n"
 				       "see docs/harness.md and docs/targets.md\n");
 			else
-				printf("usage: axbench %s --runtime R --scenario S [-p name=value]... [--port P] [--cpu N]\n"
+				printf("usage: axbench %s --runtime R --scenario S [-p name=value]... [--port P]\n"
+				       "                     [--cpu N | --cpus LIST]\n"
 				       "The server side of a network scenario alone, on 127.0.0.1, until\n"
-				       "Ctrl-C or SIGTERM; then its result object on stdout.\n"
+				       "Ctrl-C or SIGTERM; then its result object on stdout. With -p workers=N\n"
+				       "(thread-per-core), N runtimes on N threads, worker i pinned to the\n"
+				       "i-th CPU of --cpus (round robin).\n"
 				       "exit status: 0 served and stopped cleanly, 1 the server failed, 2 bad\n"
 				       "input (a port in use, an unknown runtime or scenario).\n"
 				       "see docs/harness.md\n", cmd);

@@ -14,12 +14,16 @@ int axb_load_doc_write(const char *path, int argc, char **argv, const char *name
 		       int cpu, const json_t *loadgen, const json_t *server)
 {
 	struct axb_cell c;
-	struct axb_pin pin = { .mode = "none", .server_cpu = -1, .load_cpu = cpu,
-				.server_ncpus = 1 };
+	/* static: the CPU sets are large */
+	static struct axb_pin pin;
 	struct axb_rep_in in;
 	size_t off = 0;
 
 	memset(&c, 0, sizeof c);
+	memset(&pin, 0, sizeof pin);
+	pin.mode = "none";
+	pin.server_cpu = -1;
+	pin.load_cpu = cpu;
 	c.impl.name = name;
 	c.impl.kind = AXB_IMPL_EXT;
 	c.sc = sc;

@@ -364,7 +364,8 @@ def test_load_help_lists_every_option():
 def test_the_target_gets_its_placeholders_environment_and_cpus(tmp_path):
     envfile = tmp_path / "env.json"
     allowed = sorted(os.sched_getaffinity(0))
-    extra = ["--pin", "same", "--server-cpus", "2"] if len(allowed) >= 2 else []
+    extra = ["--server-cpus", f"{allowed[0]},{allowed[1]}", "--load-cpus",
+             str(allowed[1])] if len(allowed) >= 2 else []
     r, doc = run_cells(tmp_path, "envdump", "tcp_echo", "-p", "size=100", *extra,
                        env=fixtures_env(FIXTURE_ENVFILE=str(envfile),
                                         AXBENCH_TEST_UNAVAILABLE="nothing"))
