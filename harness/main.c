@@ -87,6 +87,8 @@ int main(int argc, char **argv)
 	const char *names[sizeof commands / sizeof commands[0]];
 	size_t n = 0;
 	char hint[128];
+	/* the drivers a parent loaded from shared objects (plugin.c) */
+	axb_plugin_init();
 	for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++) {
 		if (!strcmp(argv[1], commands[i].name))
 			return commands[i].handler(argc - 1, argv + 1);

@@ -493,6 +493,7 @@ static void conf_usage(void)
 	       "                       [--list] [--verbose]\n"
 	       "Runs the conformance cases (see docs/conformance.md) on each runtime,\n"
 	       "each case in a fresh child process; prints a matrix of cases x runtimes.\n"
+	       "A runtime may be a driver's shared object (--runtime ./libx.so).\n"
 	       "Exit status: 0 all passed (or unsupported), 1 a case failed, timed out\n"
 	       "or crashed, 2 bad input.\n");
 }

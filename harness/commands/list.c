@@ -36,10 +36,10 @@ static int list_json(void)
 		bool ok = axb_impl_available(&all[i], why, sizeof why);
 		if (all[i].kind == AXB_IMPL_AX) {
 			axb_features_str(ax_driver_features(all[i].name), feats, sizeof feats);
-			json_array_append_new(rts, json_pack("{s:s, s:s, s:b, s:s?, s:s}",
+			json_array_append_new(rts, json_pack("{s:s, s:s, s:b, s:s?, s:s, s:s?}",
 				"name", all[i].name, "summary", axb_impl_summary(&all[i]),
 				"available", ok, "unavailable_reason", ok ? NULL : why,
-				"features", feats));
+				"features", feats, "path", axb_plugin_path(all[i].name)));
 		} else if (all[i].kind == AXB_IMPL_EXT) {
 			const struct axb_target *t = all[i].target;
 			json_t *s = json_array();
@@ -106,7 +106,8 @@ int axb_cmd_list(int argc, char **argv)
 		       "The runtimes (availability, feature bits), the reference\n"
 		       "implementations, the external targets (availability, and why not)\n"
 		       "and the scenarios with their parameters; --json\n"
-		       "prints the same as JSON.\n"
+		       "prints the same as JSON. Drivers in shared objects are listed\n"
+		       "when AXBENCH_DRIVERS names them (AXBENCH_DRIVERS=$PWD/libx.so).\n"
 		       "exit status: 0, or 2 on bad input.\n");
 		return 0;
 	}
@@ -131,6 +132,8 @@ int axb_cmd_list(int argc, char **argv)
 		printf("  %-14s %-12s %s\n", all[i].name, ok ? "available" : "unavailable",
 		       axb_impl_summary(&all[i]));
 		printf("  %-14s features: %s\n", "", feats[0] ? feats : "none");
+		if (axb_plugin_path(all[i].name))
+			printf("  %-14s loaded from %s\n", "", axb_plugin_path(all[i].name));
 		if (!ok)
 			printf("  %-14s %s\n", "", state);
 	}

@@ -71,7 +71,8 @@ enum {
 static void run_usage(void)
 {
 	printf("usage: axbench run [options]\n"
-	       "  --runtime R[,R...]|all   implementations (default: epoll)\n"
+	       "  --runtime R[,R...]|all   implementations (default: epoll); R may be\n"
+	       "                           a driver's shared object (./libx.so)\n"
 	       "  --scenario S[,S...]|all  scenarios (default: tcp_echo)\n"
 	       "  -p name=v[,v...]         set a parameter; a list sweeps it\n"
 	       "  --reps N                 repetitions per cell (default 5; quick: 3)\n"

@@ -180,6 +180,24 @@ struct axb_target_vars {
 char *axb_target_expand(const char *s, const struct axb_target_vars *v);
 
 /* ------------------------------------------------------------------ */
+/* plugin.c: drivers loaded from shared objects                        */
+/* ------------------------------------------------------------------ */
+
+/* Whether a runtime name is a driver's path: it has a '/' or ends ".so". */
+bool axb_plugin_is_path(const char *s);
+
+/* Load the driver at path (once per file; ax_driver_load) and add it to
+ * AXBENCH_DRIVERS for the children. Returns the driver's name; a refusal
+ * is bad input: one line naming the path and the reason, exit 2. */
+const char *axb_plugin_load(const char *path);
+
+/* Load every driver AXBENCH_DRIVERS lists (main, before any command). */
+void axb_plugin_init(void);
+
+/* The absolute path a loaded driver came from, or NULL (compiled in). */
+const char *axb_plugin_path(const char *name);
+
+/* ------------------------------------------------------------------ */
 /* rtlist.c: the one parser of --runtime a,b|all                       */
 /* ------------------------------------------------------------------ */
 

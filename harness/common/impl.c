@@ -47,6 +47,8 @@ size_t axb_impl_all(struct axb_impl *out, size_t max)
 
 int axb_impl_find(const char *name, struct axb_impl *out)
 {
+	if (axb_plugin_is_path(name))
+		name = axb_plugin_load(name); /* a refusal exits (plugin.c) */
 	for (size_t i = 0; i < ax_driver_count(); i++)
 		if (!strcmp(ax_driver_name(i), name)) {
 			out->name = ax_driver_name(i);

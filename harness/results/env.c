@@ -244,10 +244,10 @@ static json_t *runtimes_json(void)
 		bool ok = axb_impl_available(&all[i], why, sizeof why);
 		if (all[i].kind == AXB_IMPL_AX)
 			axb_features_str(ax_driver_features(all[i].name), feats, sizeof feats);
-		json_array_append_new(a, json_pack("{s:s, s:s, s:b, s:s?, s:s}",
+		json_array_append_new(a, json_pack("{s:s, s:s, s:b, s:s?, s:s, s:s?}",
 			"name", all[i].name, "kind", axb_impl_kind_name(&all[i]),
 			"available", ok, "unavailable_reason", ok ? NULL : why,
-			"features", feats));
+			"features", feats, "path", axb_plugin_path(all[i].name)));
 	}
 	return a;
 }

@@ -27,6 +27,11 @@
  * not a driver's job: the core (io.c) checks it before any driver sees the
  * operation, so a driver never receives a second read or write on a side
  * that is already pending.
+ *
+ * Public for drivers built out of tree: installed with ax.h, ax_driver.h
+ * and theap.h, its functions exported by axbench to the drivers it loads
+ * (runtimes/driver.exports; a new function goes there too, a changed one
+ * bumps AX_DRIVER_ABI).
  */
 #ifndef AX_KIT_H
 #define AX_KIT_H

@@ -42,6 +42,13 @@
 extern "C" {
 #endif
 
+/* The version of this interface. Bumped by any change that breaks code
+ * compiled against an earlier ax.h: a function's signature or contract, a
+ * public struct's layout, a constant's value. Additions do not bump it. A
+ * driver loaded from a shared object records the value it was compiled
+ * with, and the core refuses one that differs (ax_driver_load). */
+#define AX_API_VERSION 1
+
 /* ------------------------------------------------------------------ */
 /* Runtime lifecycle                                                   */
 /* ------------------------------------------------------------------ */

@@ -17,6 +17,12 @@
  * What every driver needs besides (fd table, deferred completions,
  * non-blocking system-call steps, engine_flags parser, wake eventfd,
  * counters) is the core's driver kit, runtimes/core/kit.h.
+ *
+ * A driver built outside axbench is a shared object that exports one
+ * struct ax_driver_entry named ax_driver_entry (the AX_DRIVER_ENTRY macro
+ * below); ax_driver_load checks it and registers its driver. The headers
+ * such a driver may include are ax.h, this one, kit.h and theap.h (what
+ * `cmake --install` installs; docs/adding-a-runtime.md "Out of tree").
  */
 #ifndef AX_DRIVER_H
 #define AX_DRIVER_H
@@ -29,6 +35,15 @@
 #include "ax.h"
 
 #define AX_DRIVER_VERSION 1
+
+/* The binary interface between the core and a driver built apart from it,
+ * besides the vtable's own appended members (AX_DRIVER_VERSION): the
+ * layout and meaning of struct ax_op, ax_timer, ax_driver_stats, the
+ * kit's and the timer heap's structs and inline functions (kit.h,
+ * theap.h), and the set of core functions a driver may call (the export
+ * list, runtimes/driver.exports). Bumped by any incompatible change of
+ * those; the core loads only a driver built with its own value. */
+#define AX_DRIVER_ABI 1
 
 /* Operation kinds. */
 enum ax_op_kind {
@@ -199,6 +214,75 @@ struct ax_driver {
  * table of registered drivers (8) is full. Thread-safe, but call it before
  * creating the runtimes that should see it.                      [AX-DRV-1] */
 int ax_driver_register(const struct ax_driver *d);
+
+/* ------------------------------------------------------------------ */
+/* Drivers in shared objects                                           */
+/* ------------------------------------------------------------------ */
+
+#define AX_DRIVER_ENTRY_MAGIC 0x52445841u /* "AXDR" read little-endian */
+#define AX_DRIVER_ENTRY_SYMBOL "ax_driver_entry"
+
+/* What a driver's shared object exports, under the name
+ * AX_DRIVER_ENTRY_SYMBOL: its vtable and what it was compiled against.
+ * magic and abi come first and keep their places in every later ABI, so
+ * that any core can read them and refuse a driver it cannot serve. */
+struct ax_driver_entry {
+	uint32_t magic;       /* AX_DRIVER_ENTRY_MAGIC */
+	uint32_t abi;         /* AX_DRIVER_ABI */
+	uint32_t api;         /* AX_API_VERSION (ax.h) */
+	uint32_t entry_size;  /* sizeof(struct ax_driver_entry) */
+	/* the sizes of the structs the core and the driver share, a check
+	 * against a layout changed without an ABI bump or a mismatched
+	 * compiler target */
+	uint32_t driver_size; /* sizeof(struct ax_driver) */
+	uint32_t op_size;     /* sizeof(struct ax_op) */
+	uint32_t timer_size;  /* sizeof(struct ax_timer) */
+	uint32_t opts_size;   /* sizeof(struct ax_rt_opts) */
+	const struct ax_driver *driver;
+};
+
+/* Define the entry of a driver's shared object, for the vtable at drv:
+ *     AX_DRIVER_ENTRY(&my_driver);
+ * at file scope, once. Exported even under -fvisibility=hidden. */
+#define AX_DRIVER_ENTRY(drv)                                               \
+	__attribute__((visibility("default"), used))                        \
+	const struct ax_driver_entry ax_driver_entry = {                     \
+		.magic = AX_DRIVER_ENTRY_MAGIC,                              \
+		.abi = AX_DRIVER_ABI,                                        \
+		.api = AX_API_VERSION,                                       \
+		.entry_size = sizeof(struct ax_driver_entry),                \
+		.driver_size = sizeof(struct ax_driver),                     \
+		.op_size = sizeof(struct ax_op),                             \
+		.timer_size = sizeof(struct ax_timer),                       \
+		.opts_size = sizeof(struct ax_rt_opts),                      \
+		.driver = (drv),                                             \
+	}
+
+/* Load the driver of the shared object at path (dlopen, RTLD_NOW |
+ * RTLD_LOCAL: every symbol it needs is resolved now) and register it
+ * (ax_driver_register). The core functions a driver calls (ax_now, the
+ * kit, the timer heap) must be exported by the program: axbench exports
+ * exactly the list runtimes/driver.exports. Nothing of the object runs
+ * before its entry passed the checks, except its ELF constructors.
+ * Returns 0 and stores the driver in *out (out may be NULL), or -errno
+ * and writes a one-line reason to why (n bytes; the caller names the
+ * path):
+ *   -EINVAL   path is empty or has no '/' (dlopen would search the
+ *             library path for it);
+ *   -ENOENT   no file at path;
+ *   -ELIBBAD  dlopen refused it (not a shared object, another machine,
+ *             a symbol it needs is missing: dlerror's text);
+ *   -ENOEXEC  it exports no AX_DRIVER_ENTRY_SYMBOL: not an ax driver;
+ *   -EPROTO   the symbol is not a struct ax_driver_entry (a function,
+ *             an object too small), a wrong magic, AX_DRIVER_ABI,
+ *             AX_API_VERSION or struct size, or a vtable version this
+ *             core does not implement;
+ *   -EINVAL   the entry names no driver, or as ax_driver_register;
+ *   -EEXIST, -ENOSPC  as ax_driver_register.
+ * On an error the object is unloaded; a loaded driver stays for the life
+ * of the process. Thread-safe as ax_driver_register.             [AX-DRV-2] */
+int ax_driver_load(const char *path, const struct ax_driver **out, char *why,
+		   size_t n);
 
 /* The registry (runtimes/registry.c): compiled-in drivers in preference
  * order, then the registered ones. ax__driver_at(i) for i < ax__driver_n(). */

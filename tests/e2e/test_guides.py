@@ -26,7 +26,8 @@ needs_axbench = pytest.mark.skipif(
 # guide -> the source files its code blocks are taken from
 GUIDES = {
     "docs/adding-a-scenario.md": ["scenarios/example_pipeline.c"],
-    "docs/adding-a-runtime.md": ["tests/unit/toy_driver.c"],
+    "docs/adding-a-runtime.md": ["tests/unit/toy_driver.c",
+                                 "examples/out-of-tree-driver/oneshot.c"],
 }
 
 

@@ -40,11 +40,27 @@ static int t_failures;
  * every per-runtime test and registered when AX_RUNTIME names it. */
 extern const struct ax_driver ax_driver_toy;
 
-/* The runtime named by AX_RUNTIME (default: epoll). */
+/* The runtime named by AX_RUNTIME (default: epoll); a path (with a '/')
+ * names a driver's shared object, loaded here (ax_driver_load) and known
+ * by its own name. */
 static inline const char *t_runtime(void)
 {
 	static int registered;
+	static const char *loaded;
 	const char *r = getenv("AX_RUNTIME");
+	if (r && strchr(r, '/')) {
+		if (!loaded) {
+			const struct ax_driver *d;
+			char why[512];
+			int e = ax_driver_load(r, &d, why, sizeof why);
+			if (e < 0) {
+				fprintf(stderr, "ax_driver_load(%s): %s\n", r, why);
+				exit(1);
+			}
+			loaded = d->name;
+		}
+		return loaded;
+	}
 	if (r && !strcmp(r, "toy") && !registered) {
 		int e = ax_driver_register(&ax_driver_toy);
 		if (e < 0 && e != -EEXIST) {
