@@ -679,11 +679,12 @@ static void run_requests(struct lg *g, struct lg_run *run)
 			/* closed loop: the wait for the last responses counts from
 			 * when the end was seen (a busy machine may see it late) */
 			if (!open)
-				drain_end = run->t_stop + drain;
+				drain_end = run->t_stop + DRAIN_MAX_NS;
 		}
 		/* wait for the requests of the phase, bounded: open loop, those
 		 * it scheduled; closed loop, the last one of each connection,
-		 * so that a response missing bytes is found (lg_check_end) */
+		 * so that a response missing bytes is found (check_end; closed
+		 * loop: at most DRAIN_MAX_NS after the end was seen) */
 		if (ended && (open ? !g->inflight && !g->sched_open : lg_all_answered(g)))
 			break;
 		if (ended && now >= drain_end)
