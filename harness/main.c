@@ -65,8 +65,10 @@ static void usage(FILE *f)
 		if (!commands[i].hidden)
 			fprintf(f, "  %s\n", commands[i].summary);
 	fprintf(f, "every command takes -h/--help; exit status: 0 success, 1 a failed\n"
-		   "cell, case or regression, 2 bad input, 3 compare/ab inconclusive,\n"
-		   "4 internal error (reports), 130/143 interrupted\n"
+		   "cell, case or regression, 2 bad input, 3 inconclusive (compare, ab;\n"
+		   "conform: a case the environment kept from running), 4 internal\n"
+		   "error, 5 the result file could not be written, 128+N ended by\n"
+		   "signal N (129 SIGHUP, 130 SIGINT, 143 SIGTERM)\n"
 		   "see docs/harness.md\n");
 }
 

@@ -48,6 +48,11 @@ static const struct ax_driver *registered[AX_MAX_REGISTERED];
 static atomic_size_t nregistered;
 static pthread_mutex_t register_lock = PTHREAD_MUTEX_INITIALIZER;
 
+size_t ax__driver_compiled_n(void)
+{
+	return ncompiled;
+}
+
 size_t ax__driver_n(void)
 {
 	return ncompiled + atomic_load_explicit(&nregistered, memory_order_acquire);

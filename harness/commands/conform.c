@@ -36,17 +36,23 @@
 #define CONF_OUT_TAIL 8192 /* bytes of a child's output kept */
 #define CONF_EXIT_UNSUP 77
 
-enum conf_outcome { O_PENDING, O_PASS, O_FAIL, O_UNSUP, O_TIMEOUT, O_CRASH };
+/* O_ERROR: the test environment kept the case from running (a resource
+ * limit such as RLIMIT_NOFILE, a child that could not be started); it says
+ * nothing about the runtime, so it is not a FAIL. */
+enum conf_outcome { O_PENDING, O_PASS, O_FAIL, O_UNSUP, O_TIMEOUT, O_CRASH,
+		    O_ERROR };
 
 static const char *const conf_outcome_name[] = {
 	[O_PENDING] = "PENDING", [O_PASS] = "PASS", [O_FAIL] = "FAIL",
 	[O_UNSUP] = "UNSUPPORTED", [O_TIMEOUT] = "TIMEOUT", [O_CRASH] = "CRASH",
+	[O_ERROR] = "ERROR",
 };
 
 /* Short forms for the terminal matrix. */
 static const char *const conf_outcome_cell[] = {
 	[O_PENDING] = "?", [O_PASS] = "PASS", [O_FAIL] = "FAIL",
 	[O_UNSUP] = "UNSUP", [O_TIMEOUT] = "TIME", [O_CRASH] = "CRASH",
+	[O_ERROR] = "ERROR",
 };
 
 struct conf_rt {
@@ -55,7 +61,7 @@ struct conf_rt {
 	char why[256];
 	uint32_t features;
 	double seconds;      /* wall time spent in its cases */
-	unsigned count[O_CRASH + 1];
+	unsigned count[O_ERROR + 1];
 };
 
 struct conf_job {
@@ -211,7 +217,7 @@ static void conf_job_start(struct conf_job *j, const struct conf_rt *rt,
 	j->deadline = j->start + (int64_t)(tmo * 1e9);
 	int err = axb_child_start(&j->ch, &sp);
 	if (err) {
-		j->out = O_FAIL;
+		j->out = O_ERROR;
 		snprintf(j->detail, sizeof j->detail,
 			 "harness: cannot start the child: %s", strerror(-err));
 		return;
@@ -293,6 +299,7 @@ static void conf_job_finish(struct conf_job *j, int status, bool timed_out)
 	bool pass = strcmp(res, "PASS") == 0;
 	bool fail = strncmp(res, "FAIL ", 5) == 0;
 	bool unsup = strncmp(res, "UNSUPPORTED ", 12) == 0;
+	bool env = strncmp(res, "ERROR ", 6) == 0;
 	if (timed_out) {
 		j->out = O_TIMEOUT;
 		snprintf(j->detail, sizeof j->detail,
@@ -310,6 +317,10 @@ static void conf_job_finish(struct conf_job *j, int status, bool timed_out)
 		   unsup) {
 		j->out = O_UNSUP;
 		snprintf(j->detail, sizeof j->detail, "%.900s", res + 12);
+	} else if (WIFEXITED(status) && WEXITSTATUS(status) == CONF_EXIT_ENV &&
+		   env) {
+		j->out = O_ERROR;
+		snprintf(j->detail, sizeof j->detail, "environment: %.900s", res + 6);
 	} else if (fail) {
 		j->out = O_FAIL;
 		snprintf(j->detail, sizeof j->detail, "%.1000s", res + 5);
@@ -347,6 +358,12 @@ static int conf_reap(struct conf_job *jobs, size_t njobs)
 			kill(-j->ch.pid, SIGKILL);
 			waitpid(j->ch.pid, &st, 0);
 			conf_job_finish(j, st, true);
+			if (now < j->deadline) {
+				/* stopped by the interruption: no verdict */
+				j->out = O_PENDING;
+				free(j->output);
+				j->output = NULL;
+			}
 			ended++;
 		}
 	}
@@ -398,11 +415,15 @@ static void conf_print_matrix(const struct conf_job *jobs, size_t ncases,
 	for (size_t r = 0; r < nrt; r++) {
 		if (!rts[r].available)
 			continue;
-		printf("%s: %u pass, %u fail, %u unsupported, %u timeout, %u crash "
-		       "(%.1f s of case time)\n", rts[r].name, rts[r].count[O_PASS],
-		       rts[r].count[O_FAIL], rts[r].count[O_UNSUP],
-		       rts[r].count[O_TIMEOUT], rts[r].count[O_CRASH],
-		       rts[r].seconds);
+		printf("%s: %u pass, %u fail, %u unsupported, %u timeout, %u crash",
+		       rts[r].name, rts[r].count[O_PASS], rts[r].count[O_FAIL],
+		       rts[r].count[O_UNSUP], rts[r].count[O_TIMEOUT],
+		       rts[r].count[O_CRASH]);
+		if (rts[r].count[O_ERROR])
+			printf(", %u not run (environment)", rts[r].count[O_ERROR]);
+		if (rts[r].count[O_PENDING])
+			printf(", %u not run (interrupted)", rts[r].count[O_PENDING]);
+		printf(" (%.1f s of case time)\n", rts[r].seconds);
 	}
 }
 
@@ -413,7 +434,7 @@ static int conf_write_json(const char *path, json_t *root,
 			   const struct conf_job *jobs, size_t ncases,
 			   const struct conf_case **cases,
 			   const struct conf_rt *rts, size_t nrt, unsigned njobs,
-			   double timeout, bool ok)
+			   double timeout, bool ok, const char *status)
 {
 	/* generator.version since the common header; kept for older readers */
 	json_object_set_new(root, "axbench_version", json_string(AXB_VERSION));
@@ -467,7 +488,7 @@ static int conf_write_json(const char *path, json_t *root,
 		}
 		json_object_set_new(res, rts[r].name, per);
 		json_t *t = json_object();
-		for (int k = O_PASS; k <= O_CRASH; k++)
+		for (int k = O_PENDING; k <= O_ERROR; k++)
 			json_object_set_new(t, conf_outcome_name[k],
 					    json_integer(rts[r].count[k]));
 		json_object_set_new(tot, rts[r].name, t);
@@ -475,7 +496,7 @@ static int conf_write_json(const char *path, json_t *root,
 	json_object_set_new(root, "results", res);
 	json_object_set_new(root, "totals", tot);
 	json_object_set_new(root, "ok", json_boolean(ok));
-	axb_doc_status(root, "complete");
+	axb_doc_status(root, status);
 
 	int err = axb_doc_write(path, root, JSON_INDENT(2) | JSON_REAL_PRECISION(6));
 	json_decref(root);
@@ -495,7 +516,9 @@ static void conf_usage(void)
 	       "each case in a fresh child process; prints a matrix of cases x runtimes.\n"
 	       "A runtime may be a driver's shared object (--runtime ./libx.so).\n"
 	       "Exit status: 0 all passed (or unsupported), 1 a case failed, timed out\n"
-	       "or crashed, 2 bad input.\n");
+	       "or crashed, 2 bad input, 3 a case could not run in this environment\n"
+	       "(ERROR: a resource limit), 5 the --json file could not be written,\n"
+	       "128+N interrupted by signal N (the finished cases are kept).\n");
 }
 
 static double conf_parse_seconds(const char *v)
@@ -583,10 +606,9 @@ int axb_cmd_conform(int argc, char **argv)
 		axb_runtimes_parse("conform", "all",
 				   AXB_RT_AX_ONLY | AXB_RT_REGISTRY_ORDER, sel);
 	if (json_path) {
-		int e = axb_check_writable(json_path);
-		if (e < 0)
-			axb_bad_input("conform: cannot write %s: %s", json_path,
-				      strerror(-e));
+		char why[512];
+		if (axb_claim_output(json_path, why, sizeof why))
+			axb_bad_input("conform: --json: %s", why);
 	}
 
 	/* the cases */
@@ -705,16 +727,21 @@ int axb_cmd_conform(int argc, char **argv)
 	}
 	if (tty && !verbose)
 		fprintf(stderr, "\r\033[K");
-	if (axb_proc_interrupted()) {
+	int sig = axb_proc_interrupted();
+	if (sig) {
+		/* the cases still running are stopped and stay PENDING; the
+		 * finished ones are kept, as run keeps finished repetitions */
 		for (size_t k = 0; k < n; k++)
 			if (jobs[k].running)
 				conf_reap(&jobs[k], 1);
+		for (size_t k = 0; k < n; k++)
+			if (jobs[k].out == O_PENDING)
+				snprintf(jobs[k].detail, sizeof jobs[k].detail,
+					 "not run: interrupted");
 		axb_err("conform: interrupted");
-		json_decref(root);
-		return 128 + axb_proc_interrupted();
 	}
 
-	bool ok = true;
+	bool ok = true, env = false;
 	for (size_t k = 0; k < n; k++) {
 		struct conf_job *j = &jobs[k];
 		if (!rts[j->rt].available)
@@ -723,15 +750,23 @@ int axb_cmd_conform(int argc, char **argv)
 		rts[j->rt].seconds += j->seconds;
 		if (j->out == O_FAIL || j->out == O_TIMEOUT || j->out == O_CRASH)
 			ok = false;
+		env |= j->out == O_ERROR;
 	}
 	conf_print_matrix(jobs, ncases, cases, rts, nrt);
-	int rc = ok ? 0 : 1;
+	int rc = !ok ? AXB_EXIT_FAILED : env ? AXB_EXIT_INCONCLUSIVE : AXB_EXIT_OK;
+	if (sig)
+		rc = 128 + sig;
 	if (json_path) {
 		int e = conf_write_json(json_path, root, jobs, ncases, cases, rts,
-					nrt, njobs, timeout, ok);
+					nrt, njobs, timeout, ok,
+					sig ? "interrupted" : "complete");
 		if (e < 0) {
-			axb_err("conform: cannot write %s: %s", json_path, strerror(-e));
-			rc = 1;
+			axb_err("conform: results NOT written to %s: %s", json_path,
+				strerror(-e));
+			rc = AXB_EXIT_WRITE;
+		} else if (sig) {
+			axb_err("conform: the finished cases are in %s (interrupted)",
+				json_path);
 		}
 	}
 	for (size_t k = 0; k < n; k++)

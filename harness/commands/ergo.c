@@ -46,7 +46,8 @@ static void ergo_usage(void)
 	       "  --src DIR            source tree (default: found from the build)\n"
 	       "  --alloc-lib FILE     the LD_PRELOAD counter (default: beside axbench)\n"
 	       "  -h, --help           this help\n"
-	       "exit status: 0 done, 1 a measurement failed, 2 bad input.\n"
+	       "exit status: 0 done, 1 a measurement failed, 2 bad input, 5 the\n"
+	       "result file could not be written.\n"
 	       "see docs/ergonomics.md\n");
 }
 
@@ -190,9 +191,9 @@ static void resolve_json(struct axb_ergo *E)
 			axb_bad_input("cannot create directory results: %s", strerror(errno));
 		E->json_path = E->json_buf;
 	}
-	int err = axb_check_writable(E->json_path);
-	if (err)
-		axb_bad_input("cannot write %s: %s", E->json_path, strerror(-err));
+	char why[512];
+	if (axb_claim_output(E->json_path, why, sizeof why))
+		axb_bad_input("--json: %s", why);
 }
 
 static void resolve_alloc(struct axb_ergo *E, json_t *doc)
@@ -278,9 +279,10 @@ int axb_cmd_ergo(int argc, char **argv)
 	axb_ergo_print_table(rows, cost, run);
 	int rc = 0;
 	char *txt = json_dumps(doc, JSON_INDENT(1) | JSON_REAL_PRECISION(10));
-	if (!txt || axb_write_atomic(E.json_path, txt, strlen(txt))) {
-		axb_err("cannot write %s", E.json_path);
-		rc = 1;
+	int werr = txt ? axb_write_atomic(E.json_path, txt, strlen(txt)) : -ENOMEM;
+	if (werr) {
+		axb_err("results NOT written to %s: %s", E.json_path, strerror(-werr));
+		rc = AXB_EXIT_WRITE;
 	} else {
 		fprintf(stderr, "axbench ergo: results in %s\n", E.json_path);
 	}

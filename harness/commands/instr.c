@@ -562,7 +562,8 @@ int axb_cmd_instr(int argc, char **argv)
 			       "(ax runtimes and reference implementations) per message, from two\n"
 			       "runs of N/5 and N requests of the load generator (see docs/ci.md).\n"
 			       "exit status: 0 every cell ok, 1 some cell failed, 2 bad input\n"
-			       "(valgrind missing, an unknown runtime or scenario).\n",
+			       "(valgrind missing, an unknown runtime or scenario), 5 the result\n"
+			       "file could not be written.\n",
 			       INSTR_NET_MESSAGES);
 			return 0;
 		default:
@@ -579,8 +580,9 @@ int axb_cmd_instr(int argc, char **argv)
 		mkdir("results", 0777);
 		json_path = default_path;
 	}
-	if (axb_check_writable(json_path) < 0)
-		axb_bad_input("cannot write the result file %s", json_path);
+	char why[512];
+	if (axb_claim_output(json_path, why, sizeof why))
+		axb_bad_input("--json: %s", why);
 
 	/* cells: runtimes x scenarios */
 	static struct instr_cell cells[INSTR_MAX_CELLS];
@@ -614,6 +616,17 @@ int axb_cmd_instr(int argc, char **argv)
 			 * any implementation that serves the scenario */
 			if (!net && impls[i].kind != AXB_IMPL_AX)
 				continue;
+			/* callgrind's collection toggle is per thread: a local
+			 * workload is counted only when every task runs on the
+			 * thread that toggles it */
+			if (!net && !(ax_driver_features(impls[i].name) &
+				      AX_FEAT_ONE_THREAD)) {
+				fprintf(stderr, "axbench: skipping %s on %s: its tasks "
+					"run on threads of their own, and callgrind "
+					"counts only the thread that switches "
+					"collection on\n", sc->name, impls[i].name);
+				continue;
+			}
 			char why[256];
 			if (net && !axb_impl_supports(&impls[i], sc, why, sizeof why))
 				continue;
@@ -730,8 +743,8 @@ int axb_cmd_instr(int argc, char **argv)
 	int r = axb_doc_write(json_path, doc, JSON_INDENT(1) | JSON_SORT_KEYS);
 	json_decref(doc);
 	if (r < 0) {
-		axb_err("cannot write %s: %s", json_path, strerror(-r));
-		return 1;
+		axb_err("results NOT written to %s: %s", json_path, strerror(-r));
+		return AXB_EXIT_WRITE;
 	}
 	fprintf(stderr, "axbench: results in %s\n", json_path);
 	return failed ? 1 : 0;

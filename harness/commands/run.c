@@ -96,9 +96,10 @@ static void run_usage(void)
 	       "                           instead (axbench run --measure instructions -h)\n"
 	       "  -h, --help               this help\n"
 	       "exit status: 0 every cell ok or unsupported, 1 some cell failed (crash,\n"
-	       "timeout, error, failed check) or the result file could not be written,\n"
-	       "2 bad input (nothing was run), 130/143 interrupted (the file keeps the\n"
-	       "finished repetitions). See docs/harness.md.\n");
+	       "timeout, error, failed check), 2 bad input (nothing was run), 5 the\n"
+	       "result file could not be written, 129/130/143 interrupted by SIGHUP/\n"
+	       "SIGINT/SIGTERM (the file keeps the finished repetitions).\n"
+	       "See docs/harness.md.\n");
 }
 
 static struct sweep *sweep_add(struct run *R, const char *name, const char *how,
@@ -184,6 +185,9 @@ static void parse_opts(struct run *R, int argc, char **argv)
 			break;
 		}
 		case OPT_REPS:
+			if (R->reps_set)
+				axb_bad_input("--reps given twice (%d and %s)", R->reps,
+					      optarg);
 			errno = 0;
 			v = strtol(optarg, &end, 10);
 			if (errno || end == optarg || *end)
@@ -444,9 +448,9 @@ static void resolve_json(struct run *R)
 		}
 		R->json_path = R->json_buf;
 	}
-	int err = axb_check_writable(R->json_path);
-	if (err)
-		axb_bad_input("cannot write %s: %s", R->json_path, strerror(-err));
+	char why[512];
+	if (axb_claim_output(R->json_path, why, sizeof why))
+		axb_bad_input("--json: %s", why);
 }
 
 /* ------------------------------------------------------------------ */
@@ -983,7 +987,7 @@ static int run_timed(int argc, char **argv)
 	}
 	axb_result_doc_update(R->doc, R->cells, R->ncells, "running");
 	if (write_doc(R))
-		return 2;
+		return AXB_EXIT_WRITE;
 
 	/* interleaved: repetition 1 of every cell, then repetition 2, ... */
 	size_t total = 0, done = 0;
@@ -1049,8 +1053,12 @@ static int run_timed(int argc, char **argv)
 			      interrupted ? "interrupted" : "complete");
 	int werr = write_doc(R);
 	axb_summary_print(stdout, R->cells, R->ncells);
-	fprintf(stderr, "axbench: results in %s%s\n", R->json_path,
-		interrupted ? " (interrupted)" : "");
+	if (werr)
+		axb_err("results NOT written: %s keeps its previous version (%s)",
+			R->json_path, strerror(-werr));
+	else
+		fprintf(stderr, "axbench: results in %s%s\n", R->json_path,
+			interrupted ? " (interrupted)" : "");
 
 	int rc = 0;
 	for (size_t i = 0; i < R->ncells; i++) {
@@ -1058,10 +1066,10 @@ static int run_timed(int argc, char **argv)
 		if (strcmp(st, "ok") && strcmp(st, "unsupported") && strcmp(st, "pending"))
 			rc = 1;
 	}
-	if (werr)
-		rc = 1;
 	if (interrupted)
 		rc = 128 + axb_proc_interrupted();
+	if (werr)
+		rc = AXB_EXIT_WRITE;
 	for (size_t k = 0; k < R->nsweeps; k++)
 		free(R->sweeps[k].copy);
 	json_decref(R->doc);

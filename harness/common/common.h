@@ -12,6 +12,18 @@
 /* util.c                                                              */
 /* ------------------------------------------------------------------ */
 
+/* Exit statuses, the same for every command, C and Python (the table is
+ * in docs/harness.md, "Exit status"); 128 + N: ended by signal N, the
+ * work done before kept. */
+enum {
+	AXB_EXIT_OK = 0,
+	AXB_EXIT_FAILED = 1,       /* a cell, case or check failed; regression */
+	AXB_EXIT_BAD_INPUT = 2,    /* refused before anything ran */
+	AXB_EXIT_INCONCLUSIVE = 3, /* could not decide (compare, ab, conform) */
+	AXB_EXIT_INTERNAL = 4,     /* a bug of axbench */
+	AXB_EXIT_WRITE = 5,        /* the result file could not be written */
+};
+
 /* Print "axbench: <message>" on stderr and exit with status 2 (bad input). */
 _Noreturn void axb_bad_input(const char *fmt, ...)
 	__attribute__((format(printf, 1, 2)));

@@ -22,7 +22,7 @@ _Noreturn void axb_bad_input(const char *fmt, ...)
 	va_end(ap);
 	fprintf(stderr, "axbench: %s\n", msg);
 	fflush(stderr);
-	exit(2);
+	exit(AXB_EXIT_BAD_INPUT);
 }
 
 void axb_err(const char *fmt, ...)

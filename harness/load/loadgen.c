@@ -1261,22 +1261,15 @@ int axb_cmd_load(int argc, char **argv)
 		if (axs_param_parse(&wait_p, o.wait, true, &wait_ns))
 			axb_bad_input("malformed --wait '%s' (e.g. 10s, 500ms, 0)", o.wait);
 	}
-	if (o.server_pid && !hidden) {
-		/* a mistyped pid must not measure (or signal) a stranger */
-		int le = axb_pid_listens(o.server_pid, ntohs(((struct sockaddr_in *)&ss)->sin_port));
-		if (le == -ESRCH)
-			axb_bad_input("--server-pid %d: no such process", (int)o.server_pid);
-		if (le == -EACCES)
-			axb_bad_input("--server-pid %d: its descriptors cannot be read "
-				      "(another user's process?)", (int)o.server_pid);
-		if (le == 0)
-			axb_bad_input("--server-pid %d does not listen on port %d (is it "
-				      "the server of %s?)", (int)o.server_pid,
-				      ntohs(((struct sockaddr_in *)&ss)->sin_port), o.target);
-	}
-	int we = o.json_path ? axb_check_writable(o.json_path) : 0;
-	if (we)
-		axb_bad_input("cannot write %s: %s", o.json_path, strerror(-we));
+	char why[512];
+	if (o.json_path && axb_claim_output(o.json_path, why, sizeof why))
+		axb_bad_input("--json: %s", why);
+	/* signals and memory readings go only to the target's own server */
+	if (!hidden && o.server_pid &&
+	    lg_check_server_pid(o.server_pid, ntohs(ss.ss_family == AF_INET6
+		? ((struct sockaddr_in6 *)&ss)->sin6_port
+		: ((struct sockaddr_in *)&ss)->sin_port), why, sizeof why))
+		axb_bad_input("%s", why);
 
 	memset(&g, 0, sizeof g);
 	memset(&run, 0, sizeof run);
@@ -1556,6 +1549,9 @@ int axb_cmd_load(int argc, char **argv)
 				snprintf(why, sizeof why, "RLIMIT_NOFILE: load generator "
 					 "%ld, server %ld descriptors", run.nofile_self,
 					 run.nofile_server);
+			if (limited && !hidden) /* the figures are for fewer */
+				axb_err("limited: %zu of %zu connections opened (%s)",
+					g.nconns, run.requested, why);
 			double per_conn = run.rss0_kib >= 0 && run.rss1_kib >= 0
 				? (double)(run.rss1_kib - run.rss0_kib) * 1024.0 / (double)g.nconns
 				: NAN;
@@ -1584,24 +1580,33 @@ int axb_cmd_load(int argc, char **argv)
 								 util >= SATURATION * (double)nthreads));
 		json_object_set_new(j, "saturation_threshold", json_real(SATURATION));
 	}
+	int werr = 0;
 	if (hidden) {
 		axb_write_json_line(o.result_fd, j);
 	} else {
 		char *txt = json_dumps(j, JSON_INDENT(2) | JSON_REAL_PRECISION(10));
 		if (txt)
 			printf("%s\n", txt);
+		else
+			werr = -ENOMEM;
 		free(txt);
 		/* --json: a result file like run's, one cell, one repetition */
-		int werr = o.json_path ? axb_load_doc_write(o.json_path, argc, argv,
-			o.name ? o.name : "external", sc, values, o.cpu, j, srv_res) : 0;
+		if (!werr && o.json_path)
+			werr = axb_load_doc_write(o.json_path, argc, argv,
+				o.name ? o.name : "external", sc, values, o.cpu, j, srv_res);
 		if (werr)
-			axb_err("cannot write %s: %s", o.json_path, strerror(-werr));
+			axb_err("cannot write %s: %s: the results are lost", o.json_path
+				? o.json_path : "stdout", strerror(-werr));
 	}
 	json_decref(j);
 	json_decref(srv_res);
 	if (stalled && !hidden)
 		axb_err("no round trip completed in the measured phase");
+	if (g.failed && !hidden) /* the exit status alone says too little */
+		axb_err("check failed: %s", g.fail);
 	rc = g.failed || stalled ? 1 : 0;
+	if (werr)
+		rc = AXB_EXIT_WRITE;
 	if (hidden)
 		rc = 0; /* the verdict travels in the JSON */
 

@@ -156,6 +156,11 @@ void axb_backend_stop(struct axb_backend *b, uint64_t *calls, unsigned long *con
 extern const struct lg_proto lg_proto_echo;
 extern const struct lg_proto lg_proto_http;
 
+/* serverpid.c: 0 when process pid holds a socket listening on port on
+ * this host; else -errno and one line saying why (no such process, no
+ * listener on the port, another process's listener). */
+int lg_check_server_pid(pid_t pid, int port, char *why, size_t n);
+
 /* Record a verification failure (the first one wins). */
 void lg_fail(struct lg *g, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));

@@ -133,7 +133,9 @@ void axb_child_opts_parse(int argc, char **argv, const char *cmd,
 				       "  --name NAME          the implementation's name in that file (default\n"
 				       "                       external)\n"
 				       "exit status: 0 the check passed, 1 the check failed or nothing was\n"
-				       "answered (the reason on stderr), 2 bad input.\n"
+				       "answered (the reason on stderr), 2 bad input (also a --server-pid\n"
+				       "that does not listen on the target's port), 5 --json FILE could\n"
+				       "not be written.\n"
 				       "see docs/harness.md and docs/targets.md\n");
 			else
 				printf("usage: axbench %s --runtime R --scenario S [-p name=value]... [--port P]\n"

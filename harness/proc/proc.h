@@ -137,10 +137,10 @@ struct axb_child {
 	const char *kill_reason;
 };
 
-/* Install the SIGINT/SIGTERM handlers of the parent. Returns 0 or -errno. */
+/* Install the SIGINT/SIGTERM/SIGHUP handlers of the parent. Returns 0 or -errno. */
 int axb_proc_init(void);
 
-/* The signal that interrupted the run (SIGINT, SIGTERM), or 0. */
+/* The signal that interrupted the run (SIGINT, SIGTERM, SIGHUP), or 0. */
 int axb_proc_interrupted(void);
 
 /* Where a child's stdout or stderr goes. */

@@ -99,6 +99,7 @@ void axb_cpuload_read(struct axb_cpuload *c, const struct axb_cpus *cpus)
 				continue;
 			c->busy_s[k] = (double)(us + ni + sy + irq + sirq) / tick;
 			c->steal_s[k] = (double)st / tick;
+			c->total_s[k] = (double)(us + ni + sy + id + io + irq + sirq + st) / tick;
 		}
 	}
 	if (f)
@@ -110,12 +111,14 @@ void axb_cpuload_read(struct axb_cpuload *c, const struct axb_cpus *cpus)
 json_t *axb_cpuload_delta_json(const struct axb_cpuload *a,
 			       const struct axb_cpuload *b)
 {
-	json_t *cpus = json_array(), *busy = json_array(), *steal = json_array();
+	json_t *cpus = json_array(), *busy = json_array(), *steal = json_array(),
+	       *total = json_array();
 	for (int k = 0; k < a->n; k++) {
 		json_array_append_new(cpus, json_integer(a->cpu[k]));
 		json_array_append_new(busy, json_real(b->busy_s[k] - a->busy_s[k]));
 		json_array_append_new(steal, json_real(b->steal_s[k] - a->steal_s[k]));
+		json_array_append_new(total, json_real(b->total_s[k] - a->total_s[k]));
 	}
-	return json_pack("{s:o, s:o, s:o, s:f}", "cpus", cpus, "busy_s", busy,
-			 "steal_s", steal, "loadavg_1m", b->loadavg1);
+	return json_pack("{s:o, s:o, s:o, s:o, s:f}", "cpus", cpus, "busy_s", busy,
+			 "steal_s", steal, "total_s", total, "loadavg_1m", b->loadavg1);
 }

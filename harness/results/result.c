@@ -413,20 +413,30 @@ json_t *axb_rep_build(const struct axb_cell *c, const struct axb_rep_in *in)
 			local_numbers(rep, in);
 	}
 	/* Other work on the pinned CPUs: their busy time beyond what our
-	 * processes used (rusage of the children, whole lives) */
+	 * processes used (rusage of the children, whole lives), as a share of
+	 * the time those CPUs' counters advanced. /proc/stat counts in clock
+	 * ticks (10 ms), each field rounded on its own and read at other
+	 * moments than the wall clock: busy time over wall time could exceed
+	 * 1 on short repetitions ("107% busy"). Over the counters' own total
+	 * the share is at most 1 by construction; it is capped all the same. */
 	json_t *mach = axb_cpuload_delta_json(&in->load0, &in->load1);
 	json_t *busy = json_object_get(mach, "busy_s");
-	double bsum = 0, own = 0;
-	for (size_t i = 0; i < json_array_size(busy); i++)
+	json_t *tot = json_object_get(mach, "total_s");
+	double bsum = 0, own = 0, tsum = 0;
+	for (size_t i = 0; i < json_array_size(busy); i++) {
 		bsum += json_number_value(json_array_get(busy, i));
+		tsum += json_number_value(json_array_get(tot, i));
+	}
 	const struct axb_outcome *kids[3] = { &in->server, &in->loadgen, &in->local };
 	for (int i = 0; i < 3; i++) {
 		const json_t *ru = json_object_get(kids[i]->result, "rusage");
 		own += num(ru, "user_s") + num(ru, "sys_s");
 	}
 	double others = bsum > own ? bsum - own : 0;
-	double share = in->wall_s > 0 && json_array_size(busy)
-		? others / (in->wall_s * (double)json_array_size(busy)) : NAN;
+	double cap = tsum > 0 ? tsum : in->wall_s * (double)json_array_size(busy);
+	double share = cap > 0 ? others / cap : NAN;
+	if (share > 1)
+		share = 1;
 	json_object_set_new(mach, "others_cpu_s", json_real(others));
 	json_object_set_new(mach, "others_share", axb_real(share));
 	json_object_set_new(rep, "machine", mach);

@@ -18,12 +18,19 @@
 /* ------------------------------------------------------------------ */
 
 /* Write `len` bytes to path atomically: path.tmp.<pid>, fsync, rename,
- * fsync of the directory. Returns 0 or -errno. */
+ * fsync of the directory. Refuses (-EINVAL, -EISDIR, -ELOOP) when path
+ * names anything but a regular file or nothing (it never replaces a
+ * device, a FIFO, a directory or a symbolic link). Returns 0 or -errno. */
 int axb_write_atomic(const char *path, const char *data, size_t len);
 
-/* Check that a result file can be created at path (its directory exists
- * and is writable, and path is not a directory). Returns 0 or -errno. */
-int axb_check_writable(const char *path);
+/* Claim path for the result file of this process, before anything runs:
+ * it must name a regular file or nothing (a device, a FIFO, a directory,
+ * a socket or a symbolic link is refused), its directory must take new
+ * files, and no other process may be writing it: an exclusive lock on
+ * PATH.lock (holding the pid) is taken and kept until this process exits,
+ * when the lock file is removed. Returns 0, or -errno with one line saying
+ * why in why[0..n) (-EBUSY: another process holds the lock). */
+int axb_claim_output(const char *path, char *why, size_t n);
 
 /* ------------------------------------------------------------------ */
 /* machine.c                                                           */
@@ -47,6 +54,7 @@ struct axb_cpuload {
 	int n;
 	int cpu[AXB_MAX_CPUS];
 	double busy_s[AXB_MAX_CPUS], steal_s[AXB_MAX_CPUS];
+	double total_s[AXB_MAX_CPUS]; /* every field of the line, idle included */
 	double loadavg1;
 };
 void axb_cpuload_read(struct axb_cpuload *c, const struct axb_cpus *cpus);

@@ -74,6 +74,32 @@ static void varying_label(struct axb_cell *cells, size_t n, const struct axb_cel
 
 #define NCOL 9
 
+/* When a repetition of c measured less than asked (loadgen.idle.limited:
+ * fewer idle connections than requested, RLIMIT_NOFILE), one line saying
+ * how much less and why into buf, and true. */
+static bool limited_line(const struct axb_cell *c, char *buf, size_t bn)
+{
+	size_t k;
+	json_t *rep;
+	json_array_foreach(json_object_get(c->obj, "reps"), k, rep) {
+		json_t *idle = json_object_get(json_object_get(rep, "loadgen"), "idle");
+		if (!json_is_true(json_object_get(idle, "limited")))
+			continue;
+		const char *by = json_string_value(json_object_get(idle, "limited_by"));
+		snprintf(buf, bn, "%s %s %.200s rep %d: %lld of %lld connections "
+			 "opened (%.200s); its figures are for %lld connections",
+			 c->impl.name, c->sc->name, c->label,
+			 (int)json_integer_value(json_object_get(rep, "rep")),
+			 (long long)json_integer_value(json_object_get(idle, "connections")),
+			 (long long)json_integer_value(json_object_get(idle,
+							"connections_requested")),
+			 by ? by : "a resource limit",
+			 (long long)json_integer_value(json_object_get(idle, "connections")));
+		return true;
+	}
+	return false;
+}
+
 /* "name=median [lo, hi] unit" of metric key of a summary into buf; the
  * server's cost figures under short names. */
 static void fmt_metric(const json_t *sum, const char *key, bool named, char *buf,
@@ -126,7 +152,10 @@ void axb_summary_print(FILE *f, struct axb_cell *cells, size_t n)
 		snprintf(r[0], 192, "%s", c->impl.name);
 		snprintf(r[1], 192, "%s", c->sc->name);
 		varying_label(cells, n, c, r[2], 192);
-		snprintf(r[3], 192, "%s", st);
+		char lim[1024];
+		/* a cell that measured less than asked is never a plain ok */
+		snprintf(r[3], 192, "%s", !strcmp(st, "ok") && limited_line(c, lim, sizeof lim)
+			 ? "limited" : st);
 		for (int k = 4; k < NCOL; k++)
 			snprintf(r[k], 192, "-");
 		if (!json_is_object(sum))
@@ -188,6 +217,11 @@ widths:
 		fprintf(f, "(%zu unsupported cell%s not shown: the implementation lacks "
 			"a feature or does not serve the scenario)\n", hidden,
 			hidden == 1 ? "" : "s");
+	for (size_t i = 0; i < n; i++) {
+		char lim[1024];
+		if (!strcmp(rows[i][3], "limited") && limited_line(&cells[i], lim, sizeof lim))
+			fprintf(f, "limited: %s\n", lim);
+	}
 	if (any_bound)
 		fprintf(f, "* load-generator-bound: the load generator, not the server, was "
 			"the bottleneck; the\n  throughput is the client's, the server's "

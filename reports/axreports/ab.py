@@ -32,7 +32,7 @@ import time
 import uuid
 
 from . import compare, stats
-from .util import InputError, note, write_atomic
+from .util import InputError, claim_output, note, write_atomic
 
 MIN_PAIRS = 6   # the exact sign test reaches p < 0.05 from 6 pairs (2/64)
 DEFAULT_PAIRS = 9  # one disturbed pair still leaves p = 0.039
@@ -104,7 +104,8 @@ def merge_runs(paths):
     same cells (each usually `run --reps 1`), in run order: each cell's
     repetitions and per-metric values concatenated, its summary recomputed
     (median and distribution-free interval), a failure in any run kept."""
-    docs = [json.load(open(p, encoding="utf-8")) for p in paths]
+    from .results import read_json
+    docs = [read_json(p, "result file") for p in paths]
     out = copy.deepcopy(docs[0])
     by_id = {}
     order = []
@@ -180,7 +181,12 @@ def run(args):
     env_a, env_b = parse_env(args.a_env, "a"), parse_env(args.b_env, "b")
     settings = compare.Settings(floor=args.floor, metrics=compare.parse_metric_option(args.metric))
     work = os.path.abspath(args.work)
-    os.makedirs(work, exist_ok=True)
+    try:
+        os.makedirs(work, exist_ok=True)
+    except OSError as e:
+        raise InputError(f"--work {args.work}: {e.strerror or e}") from None
+    for name in ("A.json", "B.json", "compare.json", "compare.md"):
+        claim_output(os.path.join(work, name), "ab output")
     bin_a, info_a = resolve_side(args.a, work, "a")
     bin_b, info_b = resolve_side(args.b, work, "b")
     run_id = f"ab-{time.strftime('%Y%m%dT%H%M%SZ', time.gmtime())}-{uuid.uuid4().hex[:8]}"

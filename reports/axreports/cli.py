@@ -1,18 +1,22 @@
 """Command line of the reporting side: `compare`, `report` and `record`
 (the axbench binary forwards these subcommands here).
 
-Exit status (docs/reports.md): 0 success (compare: pass); 1 compare found a
-regression; 2 bad input (unreadable or corrupt file, wrong schema version,
-bad option), with one line `axbench: ...` on stderr; 3 compare is
-inconclusive; 4 an internal error (a bug: one line, never a traceback,
-unless AXBENCH_DEBUG=1).
+Exit status (docs/harness.md, "Exit status", the one table for every
+command): 0 success (compare: pass); 1 compare found a regression; 2 bad
+input (unreadable, oversized, non-regular or corrupt file, a file that
+breaks the schema, wrong schema version, bad option, an output path that is
+not a regular file or that another axbench is writing), with one line
+`axbench: ...` on stderr; 3 compare is inconclusive; 4 an internal error (a
+bug: one line, never a traceback, unless AXBENCH_DEBUG=1); 5 an output
+could not be written (disk full, I/O error); 130 interrupted.
 """
 
 import argparse
 import os
 import sys
 
-from .util import InputError
+from .util import (EXIT_BAD_INPUT, EXIT_INTERNAL, EXIT_WRITE, InputError,
+                   WriteError)
 
 PROG = "axbench"
 
@@ -130,7 +134,10 @@ def main(argv=None):
         return history.run_record(args)
     except InputError as e:
         print(f"{PROG}: {e}", file=sys.stderr)
-        return 2
+        return EXIT_BAD_INPUT
+    except WriteError as e:
+        print(f"{PROG}: {e}", file=sys.stderr)
+        return EXIT_WRITE
     except KeyboardInterrupt:
         print(f"{PROG}: interrupted", file=sys.stderr)
         return 130
@@ -141,4 +148,4 @@ def main(argv=None):
             raise
         print(f"{PROG}: internal error: {type(e).__name__}: {e} "
               f"(set AXBENCH_DEBUG=1 for a traceback)", file=sys.stderr)
-        return 4
+        return EXIT_INTERNAL

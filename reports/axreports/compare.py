@@ -31,6 +31,7 @@ run, which cancels it); otherwise *pass* (exit 0). Bad input is exit 2.
 import collections
 import json
 import math
+import os
 import zlib
 
 from . import stats
@@ -858,12 +859,20 @@ def to_markdown(rep, title="axbench compare"):
 
 def run(args):
     """The `compare` command: returns the exit status."""
-    from .util import write_atomic
+    from .util import claim_output, write_atomic
     settings = Settings(floor=args.floor, alpha=args.alpha,
                         metrics=parse_metric_option(args.metric),
                         instr_threshold=args.instr_threshold,
                         resamples=args.resamples, normalize=args.normalize,
                         max_interference=args.max_interference)
+    # the outputs are claimed before any work (regular file or new path,
+    # no other writer), so a bad path is bad input, not a late failure
+    if args.json:
+        claim_output(args.json, "--json")
+    if args.md:
+        if args.json and os.path.abspath(args.md) == os.path.abspath(args.json):
+            raise InputError(f"--json and --md name the same file {args.md}")
+        claim_output(args.md, "--md")
     base = load_results(args.base)
     new = load_results(args.new)
     # the environment warning comes first, before any verdict

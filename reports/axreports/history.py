@@ -15,9 +15,9 @@ import sqlite3
 import subprocess
 import time
 
-from .results import ADDED_PARAMS, load_results
+from .results import ADDED_PARAMS, load_results, read_bytes
 from .stats import median
-from .util import InputError, finite, note
+from .util import InputError, check_output_kind, file_kind, finite, note
 
 DB_SCHEMA_VERSION = 1
 
@@ -77,6 +77,9 @@ def cell_key_text(cell):
 def open_db(path, create):
     if not create and not os.path.exists(path):
         raise InputError(f"history database {path} does not exist (axbench record creates it)")
+    if os.path.exists(path) and not os.path.isfile(path):
+        raise InputError(f"history database {path}: "
+                         f"{file_kind(os.stat(path).st_mode)}, not a regular file")
     try:
         conn = sqlite3.connect(path, timeout=30)
         conn.execute("PRAGMA foreign_keys = ON")
@@ -119,9 +122,11 @@ def default_testbed(doc):
 
 
 def run_record(args):
+    # SQLite writes the database itself (its transactions keep it whole);
+    # the path must still be a regular file or a new one
+    check_output_kind(args.db, "--db")
     doc = load_results(args.results)
-    with open(args.results, "rb") as f:
-        digest = hashlib.sha256(f.read()).hexdigest()
+    digest = hashlib.sha256(read_bytes(args.results, "result file")).hexdigest()
     branch = args.branch or default_branch()
     testbed = args.testbed or default_testbed(doc)
     if doc.status != "complete":

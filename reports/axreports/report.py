@@ -19,7 +19,8 @@ from .compare import (BIMODAL_GAP, DEFAULT_GATES, LOAD_BOUND, TAIL_SUFFIXES, Set
 from .results import (format_param, hist_curve, load_conform, load_ergo, load_results,
                       short_label, varying_params)
 from .util import (PERCENTILE_FAMILIES, InputError, display_unit, finite, fmt_ns, fmt_pct, fmt_range, fmt_ratio,
-                   fmt_value, metric_title, note, scenario_title, warn, write_atomic)
+                   fmt_value, metric_title, note, scenario_title, warn, write_atomic,
+                   claim_output)
 
 # (id, title): the order of the page; ids are part of the interface.
 SECTIONS = [
@@ -82,7 +83,10 @@ HEADLINE = {"throughput": 0, "latency_p50": 1, "server_cpu_us_per_msg": 2,
             "server_maxrss_kib": 3}
 
 CONFORM_CLASSES = {"PASS": "pass", "FAIL": "fail", "UNSUPPORTED": "unsup",
-                   "TIMEOUT": "timeout", "CRASH": "crash", "PENDING": "pending"}
+                   "TIMEOUT": "timeout", "CRASH": "crash", "PENDING": "pending",
+                   # the environment kept the case from running (a resource
+                   # limit): not a verdict on the runtime
+                   "ERROR": "unsup"}
 
 CSS = """
 :root { --fg:#1d232a; --muted:#5b6673; --line:#d9dee4; --bg:#fff; --soft:#f5f7f9; }
@@ -1257,7 +1261,8 @@ class Report:
                                    ("PASS", "FAIL", "UNSUPPORTED", "TIMEOUT", "CRASH"))))
         parts = ['<p class="note">Each case ran in a fresh child process per runtime; hover a '
                  "cell for the detail. Green: pass; red: fail; orange: timeout; dark red: "
-                 "crash; grey: unsupported (a missing capability, not a failure).</p>"]
+                 "crash; grey: unsupported (a missing capability, not a failure) or ERROR (the "
+                 "environment kept the case from running, e.g. a descriptor limit).</p>"]
         parts.append('<div class="conform">' + table(["case"] + rts, rows, classes=classes)
                      + "</div>")
         parts.append("<h3>Totals</h3>")
@@ -1703,12 +1708,16 @@ def run(args):
         for label, a, b in env_differences(base, doc):
             warn(f"environment differs from the baseline: {label}: BASE {a!r}, NEW {b!r}")
     out = args.output
+    if os.path.lexists(out) and not os.path.isdir(out):
+        raise InputError(f"-o {out} exists and is not a directory")
     try:
         os.makedirs(out, exist_ok=True)
     except OSError as e:
         raise InputError(f"cannot create output directory {out}: {e.strerror or e}") from None
     if not os.access(out, os.W_OK):
         raise InputError(f"cannot write to output directory {out}")
+    for name in ("index.html", "summary.md"):
+        claim_output(os.path.join(out, name), "report output")
     page, md = Report(doc, conform, base, hist, args.floor, ergo,
                       args.max_interference).build()
     write_atomic(os.path.join(out, "index.html"), page)

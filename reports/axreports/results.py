@@ -5,14 +5,26 @@ matrices (schema "axbench-conform", version 1, docs/conformance.md).
 Everything the reporting side needs from a result file goes through here,
 so a schema change touches one module. A file that cannot be used raises
 InputError with a message naming the file and what is wrong.
+
+Reads are bounded (docs/reports.md, "Reading files"): regular files only
+(a FIFO or a device is refused before any read), at most MAX_INPUT_BYTES,
+no NaN or Infinity anywhere (Python's json accepts them, JSON does not),
+and a result file is checked against docs/results-schema.md, the error
+naming the first offending member (`r.json: cells[3].summary.metrics.rps.
+median: NaN is not a finite number`).
 """
 
 import json
 import math
 import os
+import stat
 
 from . import stats
-from .util import InputError, finite
+from .util import InputError, file_kind, finite
+
+# The largest file a reader takes: a full-profile run of every scenario
+# and runtime is a few MiB, histograms included.
+MAX_INPUT_BYTES = 256 << 20
 
 RESULTS_SCHEMA = "axbench-results"
 RESULTS_VERSION = 1
@@ -26,22 +38,216 @@ ERGO_VERSION = 1
 INSTRUCTIONS_UNIT = "instructions"
 
 
-def read_json(path, what="file"):
-    """Parse a JSON file or raise InputError with one clear line."""
+class _NonFinite:
+    """What NaN, Infinity, -Infinity or an overflowing literal (1e999)
+    parse to: kept as a marker so that the error can name where it is."""
+
+    __slots__ = ("text",)
+
+    def __init__(self, text):
+        self.text = text
+
+
+def _parse_float(text):
+    v = float(text)
+    return v if math.isfinite(v) else _NonFinite(text)
+
+
+def _json_path(parts):
+    out = ""
+    for p in parts:
+        out += f"[{p}]" if isinstance(p, int) else (f".{p}" if out else str(p))
+    return out or "(top level)"
+
+
+def _find_nonfinite(obj, parts):
+    """The path of the first non-finite number in obj, or None."""
+    stack = [(obj, parts)]
+    while stack:
+        o, at = stack.pop()
+        if isinstance(o, _NonFinite):
+            return at, o.text
+        if isinstance(o, dict):
+            stack.extend((v, at + [k]) for k, v in reversed(list(o.items())))
+        elif isinstance(o, list):
+            stack.extend((v, at + [i]) for i, v in reversed(list(enumerate(o))))
+    return None
+
+
+def read_bytes(path, what="file", limit=MAX_INPUT_BYTES):
+    """The bytes of a regular file of at most `limit` bytes, or InputError.
+    Opened without blocking, so a FIFO is refused at once rather than
+    waited on; a device (/dev/zero) is refused before any read."""
+    path = os.fspath(path)
     try:
-        with open(path, "rb") as f:
-            raw = f.read()
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
     except OSError as e:
         raise InputError(f"cannot read {what} {path}: {e.strerror or e}") from None
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            raise InputError(f"{path}: {file_kind(st.st_mode)}, not a regular file "
+                             f"(a {what} is read only from a regular file)")
+        if st.st_size > limit:
+            raise InputError(f"{path}: {st.st_size} bytes, more than the {limit >> 20} MiB "
+                             f"a {what} may have")
+        os.set_blocking(fd, True)
+        chunks, total = [], 0
+        while True:
+            chunk = os.read(fd, 1 << 20)
+            if not chunk:
+                break
+            total += len(chunk)
+            if total > limit:
+                raise InputError(f"{path}: grew beyond the {limit >> 20} MiB a {what} "
+                                 "may have while being read")
+            chunks.append(chunk)
+        return b"".join(chunks)
+    except OSError as e:
+        raise InputError(f"cannot read {what} {path}: {e.strerror or e}") from None
+    finally:
+        os.close(fd)
+
+
+def read_json(path, what="file"):
+    """Parse a JSON file or raise InputError with one clear line: a bounded
+    read of a regular file (read_bytes), strict JSON (no NaN, Infinity or
+    numbers beyond a double, named by their path)."""
+    raw = read_bytes(path, what)
     if not raw.strip():
         raise InputError(f"{path}: empty file, not JSON")
     try:
-        return json.loads(raw.decode("utf-8"))
+        doc = json.loads(raw.decode("utf-8"), parse_constant=_NonFinite,
+                         parse_float=_parse_float)
     except UnicodeDecodeError as e:
         raise InputError(f"{path}: not UTF-8 text ({e.reason})") from None
     except json.JSONDecodeError as e:
         raise InputError(f"{path}: not valid JSON ({e.msg} at line {e.lineno} "
                          f"column {e.colno}; truncated or corrupt?)") from None
+    except RecursionError:
+        raise InputError(f"{path}: JSON nested too deeply") from None
+    except ValueError as e:   # e.g. an integer literal too long to convert
+        raise InputError(f"{path}: not usable JSON ({e})") from None
+    bad = _find_nonfinite(doc, [])
+    if bad:
+        raise InputError(f"{path}: {_json_path(bad[0])}: {bad[1]} is not a finite number")
+    return doc
+
+
+# ---------------------------------------------------------------------------
+# The result schema (docs/results-schema.md), checked on reading: types of
+# the members the reports use. Members a reader does not know are allowed
+# (later versions of schema 1 only add members).
+
+class _SchemaError(Exception):
+    def __init__(self, parts, msg):
+        super().__init__(f"{_json_path(parts)}: {msg}")
+
+
+def _tname(v):
+    return {dict: "an object", list: "an array", str: "a string", bool: "a boolean",
+            type(None): "null", int: "a number", float: "a number"}.get(type(v), type(v).__name__)
+
+
+def _want(v, at, kind, nullable=False):
+    if v is None and nullable:
+        return
+    ok = {"object": isinstance(v, dict), "array": isinstance(v, list),
+          "string": isinstance(v, str),
+          "number": isinstance(v, (int, float)) and not isinstance(v, bool),
+          "integer": isinstance(v, int) and not isinstance(v, bool)}[kind]
+    if not ok:
+        art = "an" if kind[0] in "aeiou" else "a"
+        raise _SchemaError(at, f"{_tname(v)}, expected {art} {kind}"
+                               + (" or null" if nullable else ""))
+
+
+def _opt(obj, key, at, kind, nullable=False):
+    if key in obj:
+        _want(obj[key], at + [key], kind, nullable)
+
+
+def _check_metric_summary(m, at):
+    _want(m, at, "object")
+    _opt(m, "unit", at, "string", nullable=True)
+    if "better" in m and m["better"] not in (-1, 0, 1) or isinstance(m.get("better"), bool):
+        raise _SchemaError(at + ["better"], f"{json.dumps(m['better'])}, expected -1, 0 or 1")
+    for k in ("n", "median", "ci_low", "ci_high", "ci_level"):
+        _opt(m, k, at, "number", nullable=True)
+    if "values" in m:
+        _want(m["values"], at + ["values"], "array")
+        for i, v in enumerate(m["values"]):
+            _want(v, at + ["values", i], "number", nullable=True)
+
+
+def _check_histogram(h, at):
+    _want(h, at, "object")
+    _opt(h, "count", at, "integer")
+    if "buckets" in h:
+        _want(h["buckets"], at + ["buckets"], "array")
+        for i, b in enumerate(h["buckets"]):
+            if not (isinstance(b, list) and len(b) == 2
+                    and all(isinstance(x, int) and not isinstance(x, bool) for x in b)):
+                raise _SchemaError(at + ["buckets", i], f"{json.dumps(b)[:40]}, expected "
+                                   "[index, count] integers")
+
+
+def _check_cell(c, at):
+    _want(c, at, "object")
+    for k in ("id", "runtime", "scenario", "status"):
+        if k not in c:
+            raise _SchemaError(at, f"no \"{k}\" member")
+        _want(c[k], at + [k], "string")
+    _opt(c, "params", at, "object")
+    _opt(c, "label", at, "string")
+    _opt(c, "message", at, "string", nullable=True)
+    _opt(c, "reps", at, "array")
+    _opt(c, "summary", at, "object", nullable=True)
+    for j, rep in enumerate(c.get("reps") or []):
+        rat = at + ["reps", j]
+        _want(rep, rat, "object")
+        _opt(rep, "status", rat, "string")
+        _opt(rep, "metrics", rat, "object")
+        for name, m in (rep.get("metrics") or {}).items():
+            _want(m, rat + ["metrics", name], "object")
+            _opt(m, "value", rat + ["metrics", name], "number", nullable=True)
+        _opt(rep, "machine", rat, "object")
+        _opt(rep, "loadgen", rat, "object")
+    s = c.get("summary")
+    if c["status"] == "ok" and not isinstance(s, dict):
+        raise _SchemaError(at + ["summary"], "a cell with status \"ok\" has no summary")
+    if isinstance(s, dict):
+        sat = at + ["summary"]
+        if c["status"] == "ok" and "metrics" not in s:
+            raise _SchemaError(sat, "no \"metrics\" member")
+        _opt(s, "metrics", sat, "object")
+        for name, m in (s.get("metrics") or {}).items():
+            _check_metric_summary(m, sat + ["metrics", name])
+        lm = s.get("latency_merged")
+        if lm is not None:
+            _want(lm, sat + ["latency_merged"], "object")
+            if "histogram" in lm:
+                _check_histogram(lm["histogram"], sat + ["latency_merged", "histogram"])
+        hm = s.get("histograms_merged")
+        if hm is not None:
+            _want(hm, sat + ["histograms_merged"], "object")
+            for name, h in hm.items():
+                _want(h, sat + ["histograms_merged", name], "object")
+                if "histogram" in h:
+                    _check_histogram(h["histogram"],
+                                     sat + ["histograms_merged", name, "histogram"])
+
+
+def validate_results(raw):
+    """Raise _SchemaError at the first member of a result document that
+    breaks docs/results-schema.md (in the members the reports read)."""
+    for k in ("environment", "config", "counts", "generator"):
+        _opt(raw, k, [], "object")
+    _opt(raw, "status", [], "string")
+    _opt(raw, "command", [], "array")
+    _want(raw.get("cells"), ["cells"], "array")
+    for i, c in enumerate(raw["cells"]):
+        _check_cell(c, ["cells", i])
 
 
 class Metric:
@@ -231,6 +437,10 @@ def load_results(path):
                          f"(this axbench reads version {RESULTS_VERSION})")
     if not isinstance(raw.get("cells"), list):
         raise InputError(f"{path}: malformed result file: no \"cells\" array")
+    try:
+        validate_results(raw)
+    except _SchemaError as e:
+        raise InputError(f"{path}: {e} (docs/results-schema.md)") from None
     return ResultDoc(path, raw)
 
 

@@ -1,15 +1,36 @@
-"""Small shared pieces: the one-line error convention, atomic file writes
-and number formatting."""
+"""Small shared pieces: the one-line error convention, exit statuses,
+safe file writes (claimed output paths, a lock, atomic replacement) and
+number formatting."""
 
+import atexit
+import errno
+import fcntl
 import math
 import os
+import stat
 import sys
 import tempfile
 
+# Exit statuses, the same for every command of axbench, C and Python (the
+# table is in docs/harness.md, "Exit status"; harness/common/common.h).
+EXIT_OK = 0
+EXIT_FAILED = 1        # compare: regression
+EXIT_BAD_INPUT = 2
+EXIT_INCONCLUSIVE = 3
+EXIT_INTERNAL = 4
+EXIT_WRITE = 5         # an output could not be written (disk full, I/O error)
+
 
 class InputError(Exception):
-    """Bad input (unreadable or corrupt file, wrong schema, bad option): the
-    command prints `axbench: <message>` on one line and exits 2."""
+    """Bad input (unreadable or corrupt file, wrong schema, bad option, an
+    output path that is not a regular file or is locked by another writer):
+    the command prints `axbench: <message>` on one line and exits 2."""
+
+
+class WriteError(Exception):
+    """An output could not be written at the end (disk full, I/O error):
+    `axbench: <message>` and exit 5; the old file, if any, is left as it
+    was."""
 
 
 def warn(msg):
@@ -21,16 +42,136 @@ def note(msg):
     print(f"axbench: {msg}", file=sys.stderr)
 
 
+_KINDS = ((stat.S_ISDIR, "a directory"), (stat.S_ISCHR, "a character device"),
+          (stat.S_ISBLK, "a block device"), (stat.S_ISFIFO, "a FIFO"),
+          (stat.S_ISSOCK, "a socket"), (stat.S_ISLNK, "a symbolic link"))
+
+
+def file_kind(mode):
+    """What a file of this st_mode is, in words ('a FIFO')."""
+    for test, name in _KINDS:
+        if test(mode):
+            return name
+    return "not a regular file"
+
+
+def check_output_kind(path, what):
+    """Raise InputError unless `path` names a regular file or nothing. A
+    symbolic link is refused, even to a regular file: the rename would
+    replace the link itself (the same rule as the C harness)."""
+    try:
+        st = os.lstat(path)
+    except FileNotFoundError:
+        return
+    except OSError as e:
+        raise InputError(f"{what} {path}: {e.strerror or e}") from None
+    if stat.S_ISREG(st.st_mode):
+        return
+    if stat.S_ISLNK(st.st_mode):
+        raise InputError(f"{what} {path} is a symbolic link (to {os.readlink(path)}); "
+                         "output goes only to a regular file or a new path: give the "
+                         "target's own path")
+    raise InputError(f"{what} {path} is {file_kind(st.st_mode)}, not a regular file; output "
+                     "goes only to a regular file or a new path")
+
+
+_claims = []          # [(lock path, fd)] held until exit
+_claims_owner = None
+
+
+def _release_claims():
+    if os.getpid() != _claims_owner:
+        return
+    while _claims:
+        lock, fd = _claims.pop()
+        try:
+            os.unlink(lock)   # while still held: a waiter sees it replaced
+        except OSError:
+            pass
+        os.close(fd)
+
+
+def _take_lock(path, what):
+    """An exclusive flock on PATH.lock (with our pid inside), kept until the
+    process exits: the same protocol as harness/results/atomic.c, so C and
+    Python writers of one path exclude each other."""
+    global _claims_owner
+    lock = path + ".lock"
+    for _ in range(100):
+        try:
+            fd = os.open(lock, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o644)
+        except OSError as e:
+            raise InputError(f"{what} {path}: cannot create the lock file {lock}: "
+                             f"{e.strerror or e}") from None
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            os.close(fd)
+            raise InputError(f"{what} {path}: the lock file {lock} is not a regular file")
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError as e:
+            holder = os.pread(fd, 32, 0).decode("ascii", "replace").strip() or "?"
+            os.close(fd)
+            if e.errno not in (errno.EWOULDBLOCK, errno.EAGAIN):
+                raise InputError(f"{what} {path}: cannot lock {lock}: {e.strerror}") from None
+            raise InputError(f"{what} {path} is being written by another axbench (process "
+                             f"{holder} holds {lock}); wait for it to finish or choose "
+                             "another path") from None
+        try:
+            same = os.path.samestat(os.fstat(fd), os.stat(lock))
+        except OSError:
+            same = False
+        if not same:
+            os.close(fd)      # removed or replaced meanwhile: again
+            continue
+        try:    # who holds it, for the message of a refused writer
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+        except OSError:
+            pass    # a full disk: the lock holds all the same
+        if _claims_owner is None:
+            _claims_owner = os.getpid()
+            atexit.register(_release_claims)
+        _claims.append((lock, fd))
+        return
+    raise InputError(f"{what} {path}: cannot lock {lock}: it keeps being replaced")
+
+
+def claim_output(path, what="output"):
+    """Before any work: make sure `path` can receive an output file (a
+    regular file or a new path in a writable directory) and that no other
+    axbench process is writing it (a lock on PATH.lock, held until exit).
+    Raises InputError (exit 2) saying why not."""
+    path = os.fspath(path)
+    if not path:
+        raise InputError(f"{what}: an empty path cannot hold output")
+    check_output_kind(path, what)
+    directory = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(directory):
+        raise InputError(f"{what} {path}: directory {directory} does not exist")
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix="-check", dir=directory)
+    except OSError as e:
+        raise InputError(f"{what} {path}: cannot create files in {directory}: "
+                         f"{e.strerror or e}") from None
+    os.close(fd)
+    os.unlink(tmp)
+    _take_lock(path, what)
+
+
 def write_atomic(path, data):
     """Write `data` (str or bytes) to `path` through a temporary file in the
     same directory and a rename, so a reader never sees a half-written file
-    and an interrupted write leaves the old file intact."""
+    and an interrupted write leaves the old file intact. Refuses a path
+    that names anything but a regular file or nothing (InputError); a
+    failed write (disk full, I/O error) raises WriteError."""
     path = os.fspath(path)
+    check_output_kind(path, "output")
     directory = os.path.dirname(os.path.abspath(path))
     mode = "wb" if isinstance(data, (bytes, bytearray)) else "w"
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix="-" + os.path.basename(path),
-                               dir=directory)
+    tmp = None
     try:
+        fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix="-" + os.path.basename(path),
+                                   dir=directory)
         with os.fdopen(fd, mode, **({} if mode == "wb" else {"encoding": "utf-8"})) as f:
             f.write(data)
             f.flush()
@@ -40,12 +181,17 @@ def write_atomic(path, data):
         os.umask(umask)
         os.chmod(tmp, 0o666 & ~umask)
         os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
+        tmp = None
+    except OSError as e:
+        raise WriteError(f"{path} NOT written: {e.strerror or e}"
+                         + (" (the previous version is left as it was)"
+                            if os.path.exists(path) else "")) from None
+    finally:
+        if tmp is not None:
+            try:
+                os.unlink(tmp)
+            except OSError:
+                pass
 
 
 def finite(x):

@@ -8,8 +8,15 @@
  * the ring by the receiver that makes room. Either way the element order is
  * the send order ([AX-CHAN-1]), and a waiter is woken only once its transfer
  * is complete, so an interrupted waiter either got its element or none.
+ *
+ * Channels belong to no runtime: a waiting task is parked and woken by its
+ * own design (design.h: chan_enter, chan_wait, chan_wake), so tasks of the
+ * core and of the thread-per-task design can share a channel.
  */
-#include "core.h"
+#include <pthread.h>
+#include <stdbool.h>
+
+#include "design.h"
 
 #include <errno.h>
 #include <stdlib.h>
@@ -19,7 +26,8 @@ enum { W_WAITING, W_DONE, W_CLOSED, W_GONE };
 
 struct ax__waiter {
 	struct ax__waiter *next, *prev;
-	struct ax_task *task;   /* NULL: a plain thread waiting on cond */
+	void *task;             /* NULL: a plain thread waiting on cond */
+	const struct ax__design *design; /* the task's, which wakes it */
 	pthread_cond_t cond;
 	void *elem;             /* send: source; recv: destination */
 	int state;
@@ -75,7 +83,7 @@ static void chan_release(struct ax__waiter *w, int st)
 {
 	w->state = st;
 	if (w->task)
-		ax__wake_any(w->task);
+		w->design->chan_wake(w->task);
 	else
 		pthread_cond_signal(&w->cond);
 }
@@ -151,16 +159,14 @@ static int chan_recv_locked(struct ax_chan *c, void *elem)
 	return 0;
 }
 
-/* Wait (locked on entry, unlocked on return) until w is released. */
+/* Wait (locked on entry, unlocked on return) until w is released: a plain
+ * thread on its condition variable, a task through its design. */
 static int chan_wait(struct ax_chan *c, struct ax__waiter *w)
 {
-	struct ax_rt *rt = ax__tls_rt;
-	struct ax_task *t = rt ? rt->current : NULL;
 	struct ax_wlist *l = w->sender ? &c->senders : &c->receivers;
 	w->chan = c;
 	w->state = W_WAITING;
-	w->task = t;
-	if (!t) {
+	if (!w->task) {
 		pthread_cond_init(&w->cond, NULL);
 		wl_push(l, w);
 		while (w->state == W_WAITING)
@@ -170,44 +176,41 @@ static int chan_wait(struct ax_chan *c, struct ax__waiter *w)
 		return w->state == W_DONE ? 0 : -EPIPE;
 	}
 	wl_push(l, w);
-	t->cw = w;
 	pthread_mutex_unlock(&c->lock);
-	int64_t dl = ax__deadline_of(t);
-	if (dl != INT64_MAX)
-		ax__timer_arm(t, dl);
-	int bits = ax__park(w->sender ? AX_W_CHAN_SEND : AX_W_CHAN_RECV, c);
-	ax__timer_disarm(t);
-	t->cw = NULL;
-	/* a completed transfer wins over a cancel: [AX-CANCEL-3] */
-	if (w->state == W_DONE)
-		return 0;
-	if (w->state == W_CLOSED)
-		return -EPIPE;
-	return ax__interrupt_errno(t, bits);
+	return w->design->chan_wait(w, w->task, c, w->sender);
 }
 
-void ax__chan_unwait(struct ax_task *t)
+bool ax__chan_unwait(struct ax__waiter *w)
 {
-	struct ax__waiter *w = t->cw;
-	if (!w)
-		return;
 	struct ax_chan *c = w->chan;
+	bool gone = false;
 	pthread_mutex_lock(&c->lock);
 	if (w->state == W_WAITING) {
 		wl_del(w->sender ? &c->senders : &c->receivers, w);
 		w->state = W_GONE;
-		ax__ready(t);
+		gone = true;
 	}
 	pthread_mutex_unlock(&c->lock);
+	return gone;
+}
+
+int ax__chan_outcome(struct ax__waiter *w)
+{
+	struct ax_chan *c = w->chan;
+	pthread_mutex_lock(&c->lock);
+	int st = w->state;
+	pthread_mutex_unlock(&c->lock);
+	return st == W_DONE ? 0 : st == W_CLOSED ? -EPIPE : -EAGAIN;
 }
 
 int ax_chan_send(ax_chan *c, const void *elem)
 {
-	struct ax_task *t;
-	int r = 0;
+	void *task;
 	if (!c || !elem)
 		return -EINVAL;
-	if (ax__tls_rt && ax__tls_rt->current && (r = ax__enter(&t)) < 0)
+	const struct ax__design *d = ax__tls_design;
+	int r = d->chan_enter(&task);
+	if (r < 0)
 		return r;
 	pthread_mutex_lock(&c->lock);
 	r = chan_send_locked(c, elem);
@@ -215,17 +218,19 @@ int ax_chan_send(ax_chan *c, const void *elem)
 		pthread_mutex_unlock(&c->lock);
 		return r;
 	}
-	struct ax__waiter w = {.elem = (void *)elem, .sender = true};
+	struct ax__waiter w = {.elem = (void *)elem, .sender = true,
+			       .task = task, .design = d};
 	return chan_wait(c, &w);
 }
 
 int ax_chan_recv(ax_chan *c, void *elem)
 {
-	struct ax_task *t;
-	int r = 0;
+	void *task;
 	if (!c || !elem)
 		return -EINVAL;
-	if (ax__tls_rt && ax__tls_rt->current && (r = ax__enter(&t)) < 0)
+	const struct ax__design *d = ax__tls_design;
+	int r = d->chan_enter(&task);
+	if (r < 0)
 		return r;
 	pthread_mutex_lock(&c->lock);
 	r = chan_recv_locked(c, elem);
@@ -233,7 +238,8 @@ int ax_chan_recv(ax_chan *c, void *elem)
 		pthread_mutex_unlock(&c->lock);
 		return r;
 	}
-	struct ax__waiter w = {.elem = elem, .sender = false};
+	struct ax__waiter w = {.elem = elem, .sender = false,
+			       .task = task, .design = d};
 	return chan_wait(c, &w);
 }
 

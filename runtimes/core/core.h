@@ -12,6 +12,7 @@
 
 #include "ax.h"
 #include "ax_driver.h"
+#include "design.h"
 #include "kit.h"
 
 /* ---- context switch (ctx_<arch>.S) ---- */
@@ -102,6 +103,7 @@ struct ax_task {
 };
 
 struct ax_rt {
+	struct ax__rt_head head;   /* first: the design (design.h) */
 	const struct ax_driver *drv;
 	void *drv_state;
 	struct ax_rt_opts opts;
@@ -183,7 +185,6 @@ void ax__interrupt(struct ax_task *t, int reason);
 void ax__inbox_push(struct ax_rt *rt, struct ax__msg *m);
 
 /* Channel and pool hooks used by cancellation (chan.c, pool.c). */
-void ax__chan_unwait(struct ax_task *t);
 void ax__pool_unwait(struct ax_task *t);
 void ax__pool_destroy(struct ax__pool *p);
 
@@ -194,5 +195,51 @@ int ax__pool_call(struct ax_task *t, intptr_t (*fn)(void *), void *arg,
 /* Translate the outcome of an interrupted wait into the errno to return,
  * consuming a cancel request. */
 int ax__interrupt_errno(struct ax_task *t, int bits);
+
+/* What the core design adds to its drivers' feature bits: tasks are small
+ * stackful coroutines (100k live at once) whose stack overflows are caught
+ * and reported by name (guard page or canary), all on the thread running
+ * ax_rt_run. */
+#define AX__CORE_FEATURES \
+	(AX_FEAT_CHEAP_TASKS | AX_FEAT_STACK_CHECK | AX_FEAT_ONE_THREAD)
+
+/* The core's ax.h functions, which design.c reaches through
+ * ax__design_core (design.h). */
+int ax__core_rt_create(ax_rt **out, const char *driver,
+		       const struct ax_rt_opts *opts);
+int ax__core_rt_run(ax_rt *rt, ax_task_fn fn, void *arg, intptr_t *result);
+int ax__core_rt_destroy(ax_rt *rt);
+const char *ax__core_rt_driver(const ax_rt *rt);
+uint32_t ax__core_rt_features(const ax_rt *rt);
+const char *ax__core_rt_engine_info(const ax_rt *rt);
+void ax__core_rt_stats(const ax_rt *rt, struct ax_rt_stats *st);
+int ax__core_dump(ax_rt *rt, FILE *f);
+int ax__core_post(ax_rt *rt, void (*fn)(void *arg), void *arg);
+ax_rt *ax__core_rt_current(void);
+int ax__core_spawn_at(ax_task **out, ax_task_fn fn, void *arg,
+		      const char *name, const char *file, int line);
+int ax__core_join(ax_task *t, intptr_t *result);
+int ax__core_detach(ax_task *t);
+int ax__core_cancel(ax_task *t);
+int ax__core_yield(void);
+ax_task *ax__core_current(void);
+int ax__core_task_set_name(ax_task *t, const char *name);
+const char *ax__core_task_name(const ax_task *t);
+int ax__core_sleep_until(int64_t at);
+int ax__core_deadline_enter(struct ax_deadline *d, int64_t at);
+int ax__core_deadline_leave(struct ax_deadline *d);
+bool ax__core_deadline_expired(void);
+int ax__core_accept(int lfd);
+int ax__core_connect(const char *host, uint16_t port);
+ssize_t ax__core_read(int fd, void *buf, size_t n);
+ssize_t ax__core_write(int fd, const void *buf, size_t n);
+int ax__core_close(int fd);
+ssize_t ax__core_pread(int fd, void *buf, size_t n, int64_t off);
+ssize_t ax__core_pwrite(int fd, const void *buf, size_t n, int64_t off);
+int ax__core_blocking(intptr_t (*fn)(void *arg), void *arg, intptr_t *result);
+int ax__core_chan_enter(void **task);
+int ax__core_chan_wait(struct ax__waiter *w, void *task, const void *chan,
+		       bool sender);
+void ax__core_chan_wake(void *task);
 
 #endif

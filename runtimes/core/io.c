@@ -150,7 +150,7 @@ int ax_tcp_port(int fd)
 	return -EAFNOSUPPORT;
 }
 
-int ax_accept(int lfd)
+int ax__core_accept(int lfd)
 {
 	struct ax_task *t;
 	int r = ax__enter(&t);
@@ -161,7 +161,7 @@ int ax_accept(int lfd)
 	return (int)io_run(t);
 }
 
-int ax_connect(const char *host, uint16_t port)
+int ax__core_connect(const char *host, uint16_t port)
 {
 	struct ax_task *t;
 	int r = ax__enter(&t);
@@ -174,7 +174,7 @@ int ax_connect(const char *host, uint16_t port)
 	return (int)io_run(t);
 }
 
-ssize_t ax_read(int fd, void *buf, size_t n)
+ssize_t ax__core_read(int fd, void *buf, size_t n)
 {
 	struct ax_task *t;
 	int r = ax__enter(&t);
@@ -187,7 +187,7 @@ ssize_t ax_read(int fd, void *buf, size_t n)
 	return (ssize_t)io_run(t);
 }
 
-ssize_t ax_write(int fd, const void *buf, size_t n)
+ssize_t ax__core_write(int fd, const void *buf, size_t n)
 {
 	struct ax_task *t;
 	int r = ax__enter(&t);
@@ -207,7 +207,7 @@ int ax_shutdown(int fd, int how)
 	return shutdown(fd, how) < 0 ? -errno : 0;
 }
 
-int ax_close(int fd)
+int ax__core_close(int fd)
 {
 	struct ax_rt *rt = ax__tls_rt;
 	if (fd < 0)
@@ -271,12 +271,12 @@ static ssize_t io_file(enum ax_op_kind kind, int fd, void *buf, size_t n,
 	return (ssize_t)io_run(t);
 }
 
-ssize_t ax_pread(int fd, void *buf, size_t n, int64_t off)
+ssize_t ax__core_pread(int fd, void *buf, size_t n, int64_t off)
 {
 	return io_file(AX_OP_PREAD, fd, buf, n, off);
 }
 
-ssize_t ax_pwrite(int fd, const void *buf, size_t n, int64_t off)
+ssize_t ax__core_pwrite(int fd, const void *buf, size_t n, int64_t off)
 {
 	return io_file(AX_OP_PWRITE, fd, (void *)buf, n, off);
 }

@@ -129,7 +129,7 @@ void ax__pool_unwait(struct ax_task *t)
 		ax__ready(t);
 }
 
-int ax_blocking(intptr_t (*fn)(void *arg), void *arg, intptr_t *result)
+int ax__core_blocking(intptr_t (*fn)(void *arg), void *arg, intptr_t *result)
 {
 	struct ax_task *t;
 	int r = ax__enter(&t);

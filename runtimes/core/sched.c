@@ -53,60 +53,6 @@ static const struct ax_driver *sched_find_driver(const char *name)
 	return NULL;
 }
 
-size_t ax_driver_count(void)
-{
-	return ax__driver_n();
-}
-
-const char *ax_driver_name(size_t i)
-{
-	const struct ax_driver *d = ax__driver_at(i);
-	return d ? d->name : NULL;
-}
-
-const char *ax_driver_summary(const char *name)
-{
-	const struct ax_driver *d = sched_find_driver(name);
-	return d ? d->summary : NULL;
-}
-
-uint32_t ax_driver_features(const char *name)
-{
-	const struct ax_driver *d = sched_find_driver(name);
-	return d ? d->features : 0;
-}
-
-bool ax_driver_available(const char *name, char *why, size_t n)
-{
-	const struct ax_driver *d = sched_find_driver(name);
-	if (!d) {
-		if (why && n)
-			snprintf(why, n, "no runtime named '%s' is compiled in", name);
-		return false;
-	}
-	char buf[256] = "";
-	if (d->probe && d->probe(buf, sizeof buf) < 0) {
-		if (why && n)
-			snprintf(why, n, "%s", buf[0] ? buf : "unavailable");
-		return false;
-	}
-	return true;
-}
-
-const char *ax_feature_name(uint32_t bit)
-{
-	switch (bit) {
-	case AX_FEAT_TCP: return "tcp";
-	case AX_FEAT_FILE: return "file";
-	case AX_FEAT_NATIVE_CANCEL: return "native-cancel";
-	case AX_FEAT_NATIVE_POOL: return "native-pool";
-	case AX_FEAT_COMPLETION: return "completion";
-	case AX_FEAT_NATIVE_TIMERS: return "native-timers";
-	case AX_FEAT_XTHREAD: return "xthread";
-	default: return NULL;
-	}
-}
-
 /* ------------------------------------------------------------------ */
 /* time                                                                */
 /* ------------------------------------------------------------------ */
@@ -132,7 +78,7 @@ void ax_rt_opts_init(struct ax_rt_opts *opts)
 	opts->tick_ns = AX_TICK_NS;
 }
 
-int ax_rt_create(ax_rt **out, const char *driver, const struct ax_rt_opts *opts)
+int ax__core_rt_create(ax_rt **out, const char *driver, const struct ax_rt_opts *opts)
 {
 	struct ax_rt_opts def;
 	const struct ax_driver *drv = NULL;
@@ -142,9 +88,7 @@ int ax_rt_create(ax_rt **out, const char *driver, const struct ax_rt_opts *opts)
 		ax_rt_opts_init(&def);
 		opts = &def;
 	}
-	if (opts->stack_size < 16 * 1024 || opts->stack_size > (1u << 30) ||
-	    opts->tick_ns < -1 ||
-	    opts->pool_threads < 1 || opts->pool_threads > 256)
+	if (ax__opts_check(opts) < 0)
 		return -EINVAL;
 	if (driver) {
 		drv = sched_find_driver(driver);
@@ -166,6 +110,7 @@ int ax_rt_create(ax_rt **out, const char *driver, const struct ax_rt_opts *opts)
 	struct ax_rt *rt = calloc(1, sizeof *rt);
 	if (!rt)
 		return -ENOMEM;
+	rt->head.design = &ax__design_core;
 	rt->drv = drv;
 	rt->opts = *opts;
 	if (opts->engine_flags) {
@@ -197,7 +142,7 @@ fail_free:
 
 bool ax__tasks_reap_all(struct ax_rt *rt);
 
-int ax_rt_destroy(ax_rt *rt)
+int ax__core_rt_destroy(ax_rt *rt)
 {
 	if (!rt)
 		return -EINVAL;
@@ -221,29 +166,29 @@ int ax_rt_destroy(ax_rt *rt)
 	return 0;
 }
 
-ax_rt *ax_rt_current(void)
+ax_rt *ax__core_rt_current(void)
 {
 	return ax__tls_rt;
 }
 
-const char *ax_rt_driver(const ax_rt *rt)
+const char *ax__core_rt_driver(const ax_rt *rt)
 {
 	return rt->drv->name;
 }
 
-uint32_t ax_rt_features(const ax_rt *rt)
+uint32_t ax__core_rt_features(const ax_rt *rt)
 {
-	return rt->drv->features;
+	return rt->drv->features | AX__CORE_FEATURES;
 }
 
-const char *ax_rt_engine_info(const ax_rt *rt)
+const char *ax__core_rt_engine_info(const ax_rt *rt)
 {
 	if (rt->drv->engine_info)
 		return rt->drv->engine_info(rt->drv_state);
 	return rt->drv->name;
 }
 
-void ax_rt_stats(const ax_rt *rt, struct ax_rt_stats *st)
+void ax__core_rt_stats(const ax_rt *rt, struct ax_rt_stats *st)
 {
 	struct ax_driver_stats ds = {0};
 	if (rt->drv->stats)
@@ -522,7 +467,7 @@ void ax__wake_any(struct ax_task *t)
 	ax__inbox_push(rt, &t->remote_wake);
 }
 
-int ax_post(ax_rt *rt, void (*fn)(void *arg), void *arg)
+int ax__core_post(ax_rt *rt, void (*fn)(void *arg), void *arg)
 {
 	if (!rt || !fn)
 		return -EINVAL;
@@ -564,12 +509,13 @@ static int sched_drain_inbox(struct ax_rt *rt)
 /* stack overflow reporting                                            */
 /* ------------------------------------------------------------------ */
 
-static void sched_segv(int sig, siginfo_t *si, void *uc)
+/* The core's part of the SIGSEGV handler (design.c): a fault just below
+ * the running task's guarded stack is an overflow. */
+static void sched_segv_report(const void *fault)
 {
-	(void)uc;
 	struct ax_rt *rt = ax__tls_rt;
 	struct ax_task *t = rt ? rt->current : NULL;
-	char *addr = si->si_addr;
+	const char *addr = fault;
 	if (t && t->stack) {
 		long pg = sysconf(_SC_PAGESIZE);
 		char *lo = t->stack->lo;
@@ -584,21 +530,17 @@ static void sched_segv(int sig, siginfo_t *si, void *uc)
 				n = 0;
 		}
 	}
-	/* die of the original signal with the default action */
-	signal(sig, SIG_DFL);
 }
 
 /* The SIGSEGV action is process-wide while the alternate signal stack is
  * per thread, and several runtimes may run at once on different threads
- * (thread-per-core). The first runtime to start installs the handler and
- * the last to stop restores the action it found; each thread has its own
- * alternate stack. (Installing and restoring per run would let two
- * overlapping runs restore each other's action in the wrong order and
- * leave the handler behind, or remove it under a runtime still running.) */
-static pthread_mutex_t segv_lock = PTHREAD_MUTEX_INITIALIZER;
-static unsigned segv_users;
-static struct sigaction segv_old_sa;
-
+ * (thread-per-core, or runtimes of other designs). The handler is shared
+ * by every design and counted (ax__segv_hold, design.c): the first runtime
+ * to start installs it and the last to stop restores the action it found;
+ * each thread has its own alternate stack. (Installing and restoring per
+ * run would let two overlapping runs restore each other's action in the
+ * wrong order and leave the handler behind, or remove it under a runtime
+ * still running.) */
 static void sched_install_segv(stack_t *alt, stack_t *old_alt)
 {
 	alt->ss_size = 64 * 1024;
@@ -607,26 +549,14 @@ static void sched_install_segv(stack_t *alt, stack_t *old_alt)
 	if (!alt->ss_sp)
 		return;
 	sigaltstack(alt, old_alt);
-	pthread_mutex_lock(&segv_lock);
-	if (segv_users++ == 0) {
-		struct sigaction sa;
-		memset(&sa, 0, sizeof sa);
-		sa.sa_sigaction = sched_segv;
-		sa.sa_flags = SA_SIGINFO | SA_ONSTACK | SA_NODEFER;
-		sigemptyset(&sa.sa_mask);
-		sigaction(SIGSEGV, &sa, &segv_old_sa);
-	}
-	pthread_mutex_unlock(&segv_lock);
+	ax__segv_hold();
 }
 
 static void sched_remove_segv(stack_t *alt, stack_t *old_alt)
 {
 	if (!alt->ss_sp)
 		return;
-	pthread_mutex_lock(&segv_lock);
-	if (--segv_users == 0)
-		sigaction(SIGSEGV, &segv_old_sa, NULL);
-	pthread_mutex_unlock(&segv_lock);
+	ax__segv_release();
 	sigaltstack(old_alt->ss_sp ? old_alt : NULL, NULL);
 	if (!old_alt->ss_sp) {
 		stack_t dis = {.ss_flags = SS_DISABLE};
@@ -665,7 +595,7 @@ static int sched_poll(struct ax_rt *rt, bool block)
 	return n;
 }
 
-int ax_rt_run(ax_rt *rt, ax_task_fn fn, void *arg, intptr_t *result)
+int ax__core_rt_run(ax_rt *rt, ax_task_fn fn, void *arg, intptr_t *result)
 {
 	struct ax_task *main_task;
 	sigset_t pipe_set, old_set;
@@ -741,3 +671,144 @@ out:
 	pthread_sigmask(SIG_SETMASK, &old_set, NULL);
 	return r;
 }
+
+/* ------------------------------------------------------------------ */
+/* the core as a design (design.h): its runtimes are its drivers       */
+/* ------------------------------------------------------------------ */
+
+/* Discovery lists the compiled-in drivers first (the default design's
+ * preference order), the other designs' runtimes next, and the drivers
+ * registered at run time last ([AX-DRV-1]): the core appears twice in
+ * design.c's list, as ax__design_core (compiled-in drivers) and
+ * ax__design_core_registered (the rest), with the same calls. */
+static size_t core_count(void)
+{
+	return ax__driver_compiled_n();
+}
+
+static size_t core_reg_count(void)
+{
+	return ax__driver_n() - ax__driver_compiled_n();
+}
+
+static const struct ax_driver *core_drv(size_t i, bool reg)
+{
+	return ax__driver_at(reg ? i + ax__driver_compiled_n() : i);
+}
+
+static bool core_probe(const struct ax_driver *d, char *why, size_t n)
+{
+	char buf[256] = "";
+	if (d->probe && d->probe(buf, sizeof buf) < 0) {
+		if (why && n)
+			snprintf(why, n, "%s", buf[0] ? buf : "unavailable");
+		return false;
+	}
+	return true;
+}
+
+#define CORE_DISCOVERY(pre, reg)                                           \
+	static const char *pre##_rt_name(size_t i)                         \
+	{                                                                  \
+		return core_drv(i, reg)->name;                             \
+	}                                                                  \
+	static const char *pre##_summary(size_t i)                         \
+	{                                                                  \
+		return core_drv(i, reg)->summary;                          \
+	}                                                                  \
+	static uint32_t pre##_features(size_t i)                           \
+	{                                                                  \
+		return core_drv(i, reg)->features | AX__CORE_FEATURES;     \
+	}                                                                  \
+	static bool pre##_available(size_t i, char *why, size_t n)         \
+	{                                                                  \
+		return core_probe(core_drv(i, reg), why, n);               \
+	}
+CORE_DISCOVERY(core, false)
+CORE_DISCOVERY(core_reg, true)
+
+const struct ax__design ax__design_core = {
+	.name = "core",
+	.count = core_count,
+	.rt_name = core_rt_name,
+	.summary = core_summary,
+	.features = core_features,
+	.available = core_available,
+	.create = ax__core_rt_create,
+	.run = ax__core_rt_run,
+	.destroy = ax__core_rt_destroy,
+	.rt_driver = ax__core_rt_driver,
+	.rt_features = ax__core_rt_features,
+	.engine_info = ax__core_rt_engine_info,
+	.stats = ax__core_rt_stats,
+	.dump = ax__core_dump,
+	.post = ax__core_post,
+	.rt_current = ax__core_rt_current,
+	.spawn = ax__core_spawn_at,
+	.join = ax__core_join,
+	.detach = ax__core_detach,
+	.cancel = ax__core_cancel,
+	.yield = ax__core_yield,
+	.current = ax__core_current,
+	.set_name = ax__core_task_set_name,
+	.task_name = ax__core_task_name,
+	.sleep_until = ax__core_sleep_until,
+	.deadline_enter = ax__core_deadline_enter,
+	.deadline_leave = ax__core_deadline_leave,
+	.deadline_expired = ax__core_deadline_expired,
+	.accept = ax__core_accept,
+	.connect = ax__core_connect,
+	.read = ax__core_read,
+	.write = ax__core_write,
+	.close = ax__core_close,
+	.pread = ax__core_pread,
+	.pwrite = ax__core_pwrite,
+	.blocking = ax__core_blocking,
+	.chan_enter = ax__core_chan_enter,
+	.chan_wait = ax__core_chan_wait,
+	.chan_wake = ax__core_chan_wake,
+	.segv_report = sched_segv_report,
+};
+
+const struct ax__design ax__design_core_registered = {
+	.name = "core",
+	.count = core_reg_count,
+	.rt_name = core_reg_rt_name,
+	.summary = core_reg_summary,
+	.features = core_reg_features,
+	.available = core_reg_available,
+	.create = ax__core_rt_create,
+	.run = ax__core_rt_run,
+	.destroy = ax__core_rt_destroy,
+	.rt_driver = ax__core_rt_driver,
+	.rt_features = ax__core_rt_features,
+	.engine_info = ax__core_rt_engine_info,
+	.stats = ax__core_rt_stats,
+	.dump = ax__core_dump,
+	.post = ax__core_post,
+	.rt_current = ax__core_rt_current,
+	.spawn = ax__core_spawn_at,
+	.join = ax__core_join,
+	.detach = ax__core_detach,
+	.cancel = ax__core_cancel,
+	.yield = ax__core_yield,
+	.current = ax__core_current,
+	.set_name = ax__core_task_set_name,
+	.task_name = ax__core_task_name,
+	.sleep_until = ax__core_sleep_until,
+	.deadline_enter = ax__core_deadline_enter,
+	.deadline_leave = ax__core_deadline_leave,
+	.deadline_expired = ax__core_deadline_expired,
+	.accept = ax__core_accept,
+	.connect = ax__core_connect,
+	.read = ax__core_read,
+	.write = ax__core_write,
+	.close = ax__core_close,
+	.pread = ax__core_pread,
+	.pwrite = ax__core_pwrite,
+	.blocking = ax__core_blocking,
+	.chan_enter = ax__core_chan_enter,
+	.chan_wait = ax__core_chan_wait,
+	.chan_wake = ax__core_chan_wake,
+	.segv_report = sched_segv_report,
+};

@@ -105,7 +105,7 @@ int ax__spawn_main(struct ax_rt *rt, ax_task_fn fn, void *arg,
 	return r;
 }
 
-int ax_spawn_at(ax_task **out, ax_task_fn fn, void *arg, const char *name,
+int ax__core_spawn_at(ax_task **out, ax_task_fn fn, void *arg, const char *name,
 		const char *file, int line)
 {
 	struct ax_rt *rt = ax__tls_rt;
@@ -239,7 +239,9 @@ void ax__interrupt(struct ax_task *t, int reason)
 		break;
 	case AX_W_CHAN_SEND:
 	case AX_W_CHAN_RECV:
-		ax__chan_unwait(t);
+		/* when the release came first, its wake is on its way */
+		if (t->cw && ax__chan_unwait(t->cw))
+			ax__ready(t);
 		break;
 	case AX_W_JOIN: {
 		struct ax_task *target = (struct ax_task *)t->wait_obj;
@@ -260,7 +262,7 @@ void ax__interrupt(struct ax_task *t, int reason)
 /* tasks                                                               */
 /* ------------------------------------------------------------------ */
 
-int ax_join(ax_task *t, intptr_t *result)
+int ax__core_join(ax_task *t, intptr_t *result)
 {
 	struct ax_task *self;
 	int r = ax__enter(&self);
@@ -292,7 +294,7 @@ int ax_join(ax_task *t, intptr_t *result)
 	return 0;
 }
 
-int ax_detach(ax_task *t)
+int ax__core_detach(ax_task *t)
 {
 	if (!t || t->detached || t->joiner)
 		return -EINVAL;
@@ -306,7 +308,7 @@ int ax_detach(ax_task *t)
 	return 0;
 }
 
-int ax_cancel(ax_task *t)
+int ax__core_cancel(ax_task *t)
 {
 	if (!t)
 		return -EINVAL;
@@ -318,7 +320,7 @@ int ax_cancel(ax_task *t)
 	return 0;
 }
 
-int ax_yield(void)
+int ax__core_yield(void)
 {
 	struct ax_task *t;
 	int r = ax__enter(&t);
@@ -332,12 +334,12 @@ int ax_yield(void)
 	return 0;
 }
 
-ax_task *ax_current(void)
+ax_task *ax__core_current(void)
 {
 	return ax__tls_rt ? ax__tls_rt->current : NULL;
 }
 
-int ax_task_set_name(ax_task *t, const char *name)
+int ax__core_task_set_name(ax_task *t, const char *name)
 {
 	if (!t || !name)
 		return -EINVAL;
@@ -345,7 +347,7 @@ int ax_task_set_name(ax_task *t, const char *name)
 	return 0;
 }
 
-const char *ax_task_name(const ax_task *t)
+const char *ax__core_task_name(const ax_task *t)
 {
 	return t ? t->name : "";
 }
@@ -407,7 +409,7 @@ static void task_describe_wait(const struct ax_task *t, char *buf, size_t n)
 	}
 }
 
-int ax_dump(ax_rt *rt, FILE *f)
+int ax__core_dump(ax_rt *rt, FILE *f)
 {
 	int count = 0;
 	int64_t now = ax__coarse_now();
@@ -456,7 +458,7 @@ bool ax__tasks_reap_all(struct ax_rt *rt)
 /* time                                                                */
 /* ------------------------------------------------------------------ */
 
-int ax_sleep_until(int64_t at)
+int ax__core_sleep_until(int64_t at)
 {
 	struct ax_task *t;
 	int r = ax__enter(&t);
@@ -484,16 +486,9 @@ int ax_sleep_until(int64_t at)
 	return 0;
 }
 
-int ax_sleep(int64_t ns)
+int ax__core_deadline_enter(struct ax_deadline *d, int64_t at)
 {
-	if (ns <= 0)
-		return ax_sleep_until(0);
-	return ax_sleep_until(ax_now() + ns);
-}
-
-int ax_deadline_enter(struct ax_deadline *d, int64_t at)
-{
-	struct ax_task *t = ax_current();
+	struct ax_task *t = ax__core_current();
 	if (!t)
 		return -EPERM;
 	d->at = at;
@@ -503,17 +498,53 @@ int ax_deadline_enter(struct ax_deadline *d, int64_t at)
 	return 0;
 }
 
-int ax_deadline_leave(struct ax_deadline *d)
+int ax__core_deadline_leave(struct ax_deadline *d)
 {
-	struct ax_task *t = ax_current();
+	struct ax_task *t = ax__core_current();
 	if (!t || t->dl != d)
 		return -EINVAL;
 	t->dl = d->outer;
 	return 0;
 }
 
-bool ax_deadline_expired(void)
+bool ax__core_deadline_expired(void)
 {
-	struct ax_task *t = ax_current();
+	struct ax_task *t = ax__core_current();
 	return t && t->dl && ax_now() >= t->dl->effective;
+}
+
+/* ------------------------------------------------------------------ */
+/* channel waits of core tasks (design.h)                              */
+/* ------------------------------------------------------------------ */
+
+int ax__core_chan_enter(void **task)
+{
+	struct ax_rt *rt = ax__tls_rt;
+	struct ax_task *t = NULL;
+	int r = 0;
+	if (rt && rt->current)
+		r = ax__enter(&t);
+	*task = t;
+	return r;
+}
+
+int ax__core_chan_wait(struct ax__waiter *w, void *task, const void *chan,
+		       bool sender)
+{
+	struct ax_task *t = task;
+	t->cw = w;
+	int64_t dl = ax__deadline_of(t);
+	if (dl != INT64_MAX)
+		ax__timer_arm(t, dl);
+	int bits = ax__park(sender ? AX_W_CHAN_SEND : AX_W_CHAN_RECV, chan);
+	ax__timer_disarm(t);
+	t->cw = NULL;
+	/* a completed transfer wins over a cancel: [AX-CANCEL-3] */
+	int o = ax__chan_outcome(w);
+	return o != -EAGAIN ? o : ax__interrupt_errno(t, bits);
+}
+
+void ax__core_chan_wake(void *task)
+{
+	ax__wake_any(task);
 }

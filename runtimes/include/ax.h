@@ -68,6 +68,15 @@ enum {
 	AX_FEAT_COMPLETION = 1u << 4,   /* completion engine (not readiness) */
 	AX_FEAT_NATIVE_TIMERS = 1u << 5, /* engine's own timer structure     */
 	AX_FEAT_XTHREAD = 1u << 6,      /* ax_post / cross-thread wake       */
+	AX_FEAT_CHEAP_TASKS = 1u << 7,  /* a task costs a small stack: 100k
+	                                   can be live at once [AX-TASK-9]   */
+	AX_FEAT_STACK_CHECK = 1u << 8,  /* a task's stack overflow is caught
+	                                   and reported with its name
+	                                                      [AX-TASK-9]   */
+	AX_FEAT_ONE_THREAD = 1u << 9,   /* every task runs on the thread
+	                                   running ax_rt_run (per-thread
+	                                   tools, such as callgrind's
+	                                   collection toggle, see them all)  */
 };
 
 /* Options for ax_rt_create. Initialise with ax_rt_opts_init, then change
@@ -424,7 +433,8 @@ size_t ax_chan_len(ax_chan *c);
 /* Cross-thread post                                                   */
 /* ------------------------------------------------------------------ */
 
-/* Run fn(arg) on rt's thread, outside any task, soon. Each posted function
+/* Run fn(arg) on rt's thread (the one running ax_rt_run), outside any
+ * task, soon. Each posted function
  * runs exactly once, in posting order per posting thread.     [AX-POST-1]
  * A post that arrives while rt is blocked in its engine wakes it; no wake
  * is lost.                                                    [AX-POST-2]

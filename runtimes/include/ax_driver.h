@@ -287,6 +287,7 @@ int ax_driver_load(const char *path, const struct ax_driver **out, char *why,
 /* The registry (runtimes/registry.c): compiled-in drivers in preference
  * order, then the registered ones. ax__driver_at(i) for i < ax__driver_n(). */
 size_t ax__driver_n(void);
+size_t ax__driver_compiled_n(void); /* the compiled-in ones come first */
 const struct ax_driver *ax__driver_at(size_t i);
 
 #endif /* AX_DRIVER_H */

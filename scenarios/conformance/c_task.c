@@ -786,11 +786,11 @@ const struct conf_case conf_cases_task[] = {
 	{"task.100k", "[AX-TASK-9] a task costs one small stack: 100k tasks can "
 	 "be live at once (16 KiB stacks)",
 	 "100,000 tasks blocked on one channel, all woken by its close",
-	 0, 60, CONF_SERIAL, case_100k},
+	 AX_FEAT_CHEAP_TASKS, 60, CONF_SERIAL, case_100k},
 	{"task.stack_overflow", "[AX-TASK-9] a task overflowing its stack is "
 	 "caught (guard page or canary) and reported with the task's name",
 	 "a grandchild process recurses far past 64 KiB in a task and must die "
-	 "with a report naming it", 0, 30, 0, case_stack_overflow},
+	 "with a report naming it", AX_FEAT_STACK_CHECK, 30, 0, case_stack_overflow},
 	{"task.dump", "[AX-TASK-5] ax_dump writes every live task with its name, "
 	 "state, what a blocked task waits on (fd and operation, timer, channel, "
 	 "join) and its spawn site",
@@ -815,6 +815,7 @@ const struct conf_case conf_cases_task[] = {
 	 "from a canary slab is caught at its next switch and reported with its "
 	 "name", "a grandchild uses up the guarded stacks, then a task on a "
 	 "slab stack writes a few KiB past its bottom and yields",
-	 0, 60, CONF_SERIAL, case_overflow_slab},
+	 AX_FEAT_STACK_CHECK | AX_FEAT_CHEAP_TASKS, 60, CONF_SERIAL,
+	 case_overflow_slab},
 	{NULL, NULL, NULL, 0, 0, 0, NULL},
 };

@@ -403,8 +403,13 @@ static intptr_t em_main(void *arg)
 			maxfd = fd;
 	low = old;
 	low.rlim_cur = (rlim_t)maxfd + 32;
+	if (low.rlim_cur > old.rlim_max)
+		conf_env_error("RLIMIT_NOFILE hard limit %llu is below the %llu "
+			       "descriptors this case needs (raise it: ulimit -n)",
+			       (unsigned long long)old.rlim_max,
+			       (unsigned long long)low.rlim_cur);
 	if (setrlimit(RLIMIT_NOFILE, &low) < 0)
-		conf_die("setrlimit: %s", strerror(errno));
+		conf_env_error("setrlimit: %s", strerror(errno));
 	for (;;) {
 		int fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
 		if (fd < 0)
@@ -570,15 +575,7 @@ static intptr_t k_main(void *arg)
 
 static void case_1000(void)
 {
-	struct rlimit rl;
-	getrlimit(RLIMIT_NOFILE, &rl);
-	if (rl.rlim_cur < 2 * K_N + 64) {
-		rl.rlim_cur = rl.rlim_max < 4096 ? rl.rlim_max : 4096;
-		setrlimit(RLIMIT_NOFILE, &rl);
-	}
-	if (rl.rlim_cur < 2 * K_N + 64)
-		conf_die("RLIMIT_NOFILE hard limit %llu is too low for %d "
-			 "connections", (unsigned long long)rl.rlim_max, K_N);
+	conf_need_nofile(2 * K_N + 64);
 	conf_run(k_main, NULL);
 	CONF_EQ(k_ok, K_N, "connections whose 8-byte echo came back intact");
 	CONF_EQ(k_served, K_N, "connections the server served to EOF");
@@ -1238,6 +1235,7 @@ static intptr_t rc_main(void *arg)
 
 static void case_cancel_race(void)
 {
+	conf_need_nofile(2 * RC_CONNS + 64); /* both ends of every connection */
 	conf_run(rc_main, NULL);
 }
 
@@ -1497,6 +1495,7 @@ static intptr_t rp_main(void *arg)
 
 static void case_reuseport(void)
 {
+	conf_need_nofile(2 * RP_N + 64);
 	conf_run(rp_main, NULL);
 }
 

@@ -103,12 +103,18 @@ static void eo_round(const char *how, int (*yields)(int))
 {
 	struct eo_arg args[EO_N];
 	ax_task *t[EO_N];
-	int64_t at = ax_now() + 30 * CONF_MS;
+	/* far enough for every task to arm before the instant: a task that
+	 * arms after it yields instead ([AX-TIME-3]) and wakes out of order;
+	 * 64 thread creations (runtime threads) under ASan on a loaded
+	 * machine took over 30 ms */
+	int64_t at = ax_now() + 250 * CONF_MS;
 	eo_narm = eo_nwake = 0;
 	for (int i = 0; i < EO_N; i++) {
 		args[i] = (struct eo_arg){i, yields(i), at};
 		ax_spawn(&t[i], eo_task, &args[i], "equal");
 	}
+	CONF_TRUE(ax_now() < at, "%s: the instant passed before the %d tasks "
+		  "were spawned (the case needs a later instant)", how, EO_N);
 	for (int i = 0; i < EO_N; i++)
 		CONF_EQ(conf_join(t[i]), 0, "ax_sleep_until of task %d", i);
 	CONF_EQ(eo_nwake, EO_N, "sleeps that ended");

@@ -68,7 +68,7 @@ static intptr_t pm_main(void *arg)
 	pthread_t th[PM_THREADS];
 	int v;
 	pm_rt = ax_rt_current();
-	pm_loop = pthread_self();
+	pm_loop = conf_rt_thread();
 	ax_chan_create(&pm_done, sizeof(int), 1);
 	for (uintptr_t i = 0; i < PM_THREADS; i++)
 		conf_thread(&th[i], pm_thread, (void *)i);
@@ -314,7 +314,7 @@ static intptr_t pc_main(void *arg)
 	pthread_t th;
 	int v;
 	pc.rt = ax_rt_current();
-	pc.loop = pthread_self();
+	pc.loop = conf_rt_thread();
 	ax_chan_create(&pc.done, sizeof(int), 1);
 	ax_spawn(&pc.sleeper, pc_sleeper, NULL, "sleeper");
 	conf_thread(&th, pc_thread, NULL);

@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -119,6 +120,42 @@ _Noreturn void conf_die_at(const char *file, int line, const char *fmt, ...)
 	_exit(1);
 }
 
+_Noreturn void conf_env_error(const char *fmt, ...)
+{
+	char msg[640], line[700];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof msg, fmt, ap);
+	va_end(ap);
+	for (char *p = msg; *p; p++)
+		if (*p == '\n' || *p == '\r')
+			*p = '|';
+	int n = snprintf(line, sizeof line, "ERROR %s\n", msg);
+	if (n >= (int)sizeof line)
+		n = (int)sizeof line - 1;
+	line[n - 1] = '\n';
+	/* one write, atomic on the pipe; nothing to do if it fails */
+	(void)!write(conf_st.result_fd, line, (size_t)n);
+	_exit(CONF_EXIT_ENV);
+}
+
+void conf_need_nofile(unsigned need)
+{
+	struct rlimit rl;
+	if (getrlimit(RLIMIT_NOFILE, &rl))
+		conf_env_error("getrlimit(RLIMIT_NOFILE): %s", strerror(errno));
+	if (rl.rlim_cur >= need)
+		return;
+	if (rl.rlim_max < need)
+		conf_env_error("RLIMIT_NOFILE hard limit %llu is below the %u "
+			       "descriptors this case needs (raise it: ulimit -n)",
+			       (unsigned long long)rl.rlim_max, need);
+	rl.rlim_cur = need;
+	if (setrlimit(RLIMIT_NOFILE, &rl))
+		conf_env_error("setrlimit(RLIMIT_NOFILE, %u): %s", need,
+			       strerror(errno));
+}
+
 const char *conf_val(long long v, char *buf, size_t n)
 {
 	const char *name = v < 0 && v > -4096 ? strerrorname_np((int)-v) : NULL;
@@ -153,16 +190,30 @@ ax_rt *conf_rt(const struct ax_rt_opts *opts)
 	ax_rt *rt;
 	char v[32];
 	int r = ax_rt_create(&rt, conf_st.runtime, opts);
+	/* no descriptor for the engine before the case has opened any: the
+	 * environment's limit, not the runtime */
+	if (r == -EMFILE || r == -ENFILE)
+		conf_env_error("ax_rt_create(%s) returned %s: the descriptor limit "
+			       "of this environment is too low", conf_st.runtime,
+			       conf_val(r, v, sizeof v));
 	if (r < 0)
 		conf_die("ax_rt_create(%s) returned %s", conf_st.runtime,
 			 conf_val(r, v, sizeof v));
 	return rt;
 }
 
+static pthread_t conf_runner;
+
+pthread_t conf_rt_thread(void)
+{
+	return conf_runner;
+}
+
 intptr_t conf_run_opts(ax_task_fn fn, void *arg, const struct ax_rt_opts *opts)
 {
 	ax_rt *rt = conf_rt(opts);
 	intptr_t res = INTPTR_MIN;
+	conf_runner = pthread_self();
 	CONF_EQ(ax_rt_run(rt, fn, arg, &res), 0, "ax_rt_run");
 	CONF_EQ(ax_rt_destroy(rt), 0, "ax_rt_destroy after the run");
 	return res;

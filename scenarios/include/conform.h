@@ -85,6 +85,19 @@ _Noreturn void conf_die_at(const char *file, int line, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
 #define conf_die(...) conf_die_at(__FILE__, __LINE__, __VA_ARGS__)
 
+/* The test environment cannot run this case (a resource limit below what
+ * it needs, such as RLIMIT_NOFILE's hard limit): report "ERROR <reason>"
+ * and end the child with CONF_EXIT_ENV. Says nothing about the runtime:
+ * the runner shows ERROR with the reason, not FAIL. */
+#define CONF_EXIT_ENV 78
+_Noreturn void conf_env_error(const char *fmt, ...)
+	__attribute__((format(printf, 1, 2)));
+
+/* Make at least `need` descriptors available (the soft RLIMIT_NOFILE
+ * raised toward the hard one); conf_env_error when the hard limit is
+ * lower. */
+void conf_need_nofile(unsigned need);
+
 /* True once a failure was recorded. */
 bool conf_failed(void);
 
@@ -109,12 +122,18 @@ const char *conf_val(long long v, char *buf, size_t n);
 /* ------------------------------------------------------------------ */
 
 /* Create a runtime of the driver under test (opts may be NULL); on error
- * the case dies with the reason. */
+ * the case dies with the reason (conf_env_error for -EMFILE/-ENFILE: no
+ * descriptor left before the case opened any is the environment's limit). */
 ax_rt *conf_rt(const struct ax_rt_opts *opts);
 
 /* Create a runtime, run fn(arg) as its main task, check that run and
  * destroy both return 0, and return the main task's result. */
 intptr_t conf_run_opts(ax_task_fn fn, void *arg, const struct ax_rt_opts *opts);
+/* The thread that called ax_rt_run in conf_run: "rt's thread", where
+ * posted functions run ([AX-POST-1]); with one thread per task (runtime
+ * threads) it is not the thread of any task. */
+pthread_t conf_rt_thread(void);
+
 intptr_t conf_run(ax_task_fn fn, void *arg);
 
 /* Join t, expecting success; returns its result (or INTPTR_MIN). */

@@ -910,7 +910,12 @@ def test_sign_test_known_answers():
 
 
 def test_exit_codes_are_distinct_and_documented():
-    doc = (ROOT / "docs" / "reports.md").read_text()
+    # the one table of every command's exit statuses
+    doc = (ROOT / "docs" / "harness.md").read_text()
     for code, word in ((0, "pass"), (1, "regression"), (2, "bad input"), (3, "inconclusive"),
-                       (4, "internal error")):
+                       (4, "internal error"), (5, "could not be written")):
         assert re.search(rf"\|\s*`?{code}`?\s*\|[^|\n]*{word}", doc, re.I), (code, word)
+    # and the codes the reports use are those of that table
+    from axreports import util
+    assert (util.EXIT_OK, util.EXIT_FAILED, util.EXIT_BAD_INPUT, util.EXIT_INCONCLUSIVE,
+            util.EXIT_INTERNAL, util.EXIT_WRITE) == (0, 1, 2, 3, 4, 5)

@@ -336,7 +336,7 @@ def test_load_refuses_a_server_pid_that_is_not_the_server(tmp_path):
             r = axbench("load", "--scenario", "tcp_echo", "--target", f"127.0.0.1:{port}",
                         "--server-pid", str(stranger.pid), "--duration", "0.2")
             assert r.returncode == 2
-            assert f"does not listen on port {port}" in r.stderr
+            assert f"is not the process listening on port {port}" in r.stderr
             # and it was not signalled
             assert stranger.poll() is None
     finally:
