@@ -29,6 +29,9 @@ static const struct command commands[] = {
 	{"load", "load --scenario S --target HOST:PORT [-p name=value]... [--json FILE]\n"
 		 "                       the load generator alone",
 	 axb_cmd_load, false},
+	{"targets", "targets [--build] [NAME...]\n"
+		    "                       external targets: availability; build them",
+	 axb_cmd_targets, false},
 	{"conform", "conform [options]    run the conformance cases (axbench conform --help)",
 	 axb_cmd_conform, false},
 	{"ergo", "ergo [options]       ergonomics table, cost of the abstraction (axbench ergo --help)",

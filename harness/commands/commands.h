@@ -7,6 +7,9 @@
 #ifndef AXB_COMMANDS_H
 #define AXB_COMMANDS_H
 
+#include <stdbool.h>
+#include <stdint.h>
+
 int axb_cmd_list(int argc, char **argv);       /* list.c */
 int axb_cmd_run(int argc, char **argv);        /* run.c */
 int axb_cmd_serve(int argc, char **argv);      /* serve.c: serve, __server */
@@ -19,5 +22,16 @@ int axb_cmd_case(int argc, char **argv);       /* conform.c: __case */
 int axb_cmd_ergo(int argc, char **argv);       /* ergo.c */
 int axb_cmd_reports(int argc, char **argv);    /* reports.c: compare, report, record */
 int axb_cmd_version(int argc, char **argv);    /* version.c */
+int axb_cmd_targets(int argc, char **argv);    /* targets.c: targets [--build] */
+
+/* target_serve.c: the server side of scenario sc on an external target
+ * (im->kind == AXB_IMPL_EXT), for serve.c's server_main once the options
+ * are validated. */
+struct axb_child_opts;
+struct axb_impl;
+struct axs_scenario;
+int axb_target_serve(const struct axb_child_opts *o, const struct axb_impl *im,
+		     const struct axs_scenario *sc, const int64_t *values,
+		     bool foreground);
 
 #endif

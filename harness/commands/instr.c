@@ -589,7 +589,7 @@ int axb_cmd_instr(int argc, char **argv)
 	size_t ncells = 0;
 	struct axb_rt_sel rsel, *sel = &rsel;
 	memset(sel, 0, sizeof *sel);
-	axb_runtimes_parse(NULL, runtimes, AXB_RT_AVAILABLE, sel);
+	axb_runtimes_parse(NULL, runtimes, AXB_RT_AVAILABLE | AXB_RT_NO_EXTERNAL, sel);
 	const struct axb_impl *impls = sel->impls;
 	size_t nimpl = sel->n;
 	char sbuf[512];

@@ -1,5 +1,6 @@
 /* list.c - `axbench list [--json]`: the ax runtimes, the reference
- * implementations and the scenarios with their parameters. */
+ * implementations, the external targets (targets/) and the scenarios with
+ * their parameters. */
 #include "commands.h"
 #include "harness.h"
 
@@ -29,6 +30,7 @@ static int list_json(void)
 	struct axb_impl all[64];
 	size_t n = axb_impl_all(all, 64);
 	json_t *rts = json_array(), *refs = json_array(), *scs = json_array();
+	json_t *exts = json_array();
 	for (size_t i = 0; i < n; i++) {
 		char why[256], feats[256] = "";
 		bool ok = axb_impl_available(&all[i], why, sizeof why);
@@ -38,6 +40,15 @@ static int list_json(void)
 				"name", all[i].name, "summary", axb_impl_summary(&all[i]),
 				"available", ok, "unavailable_reason", ok ? NULL : why,
 				"features", feats, "path", axb_plugin_path(all[i].name)));
+		} else if (all[i].kind == AXB_IMPL_EXT) {
+			const struct axb_target *t = all[i].target;
+			json_t *s = json_array();
+			for (size_t k = 0; t->scenarios && t->scenarios[k]; k++)
+				json_array_append_new(s, json_string(t->scenarios[k]));
+			json_array_append_new(exts, json_pack("{s:s, s:s, s:b, s:s?, s:o, s:s, s:b}",
+				"name", all[i].name, "summary", axb_impl_summary(&all[i]),
+				"available", ok, "unavailable_reason", ok ? NULL : why,
+				"scenarios", s, "dir", t->dir, "signals", t->signals));
 		} else {
 			json_t *s = json_array();
 			for (size_t k = 0; all[i].ref->scenarios[k]; k++)
@@ -65,8 +76,21 @@ static int list_json(void)
 			"protocol", sc->kind == AXS_NET ? sc->protocol : NULL,
 			"features", feats, "params", ps));
 	}
-	json_t *j = json_pack("{s:o, s:o, s:o}", "runtimes", rts,
-			      "references", refs, "scenarios", scs);
+	/* targets whose spec is broken are listed too (unavailable) */
+	const struct axb_target *ts;
+	size_t nt = axb_targets(&ts);
+	for (size_t i = 0; i < nt; i++) {
+		struct axb_impl im;
+		if (axb_impl_find(ts[i].name, &im) == 0 && im.target == &ts[i])
+			continue;
+		json_array_append_new(exts, json_pack("{s:s, s:s, s:b, s:s, s:[], s:s, s:b}",
+			"name", ts[i].name, "summary", ts[i].description ? ts[i].description : "",
+			"available", false, "unavailable_reason", ts[i].error[0] ? ts[i].error
+			: "its name is taken by an ax runtime or a reference",
+			"scenarios", "dir", ts[i].dir, "signals", false));
+	}
+	json_t *j = json_pack("{s:o, s:o, s:o, s:o}", "runtimes", rts,
+			      "references", refs, "targets", exts, "scenarios", scs);
 	char *txt = json_dumps(j, JSON_INDENT(2));
 	if (txt)
 		printf("%s\n", txt);
@@ -80,7 +104,8 @@ int axb_cmd_list(int argc, char **argv)
 	if (argc == 2 && (!strcmp(argv[1], "-h") || !strcmp(argv[1], "--help"))) {
 		printf("usage: axbench list [--json]\n"
 		       "The runtimes (availability, feature bits), the reference\n"
-		       "implementations and the scenarios with their parameters; --json\n"
+		       "implementations, the external targets (availability, and why not)\n"
+		       "and the scenarios with their parameters; --json\n"
 		       "prints the same as JSON. Drivers in shared objects are listed\n"
 		       "when AXBENCH_DRIVERS names them (AXBENCH_DRIVERS=$PWD/libx.so).\n"
 		       "exit status: 0, or 2 on bad input.\n");
@@ -122,6 +147,33 @@ int axb_cmd_list(int argc, char **argv)
 		for (size_t k = 0; all[i].ref->scenarios[k]; k++)
 			printf(" %s", all[i].ref->scenarios[k]);
 		printf("\n");
+	}
+	printf("\nexternal targets (targets/, docs/targets.md):\n");
+	const struct axb_target *ts;
+	size_t nt = axb_targets(&ts);
+	if (!nt)
+		printf("  none found%s\n", getenv("AXBENCH_TARGETS")
+		       ? " in AXBENCH_TARGETS" : "");
+	for (size_t i = 0; i < nt; i++) {
+		const struct axb_target *t = &ts[i];
+		struct axb_impl im;
+		char why[512];
+		bool ok;
+		if (axb_impl_find(t->name, &im) == 0 && im.target == t) {
+			ok = axb_impl_available(&im, why, sizeof why);
+		} else {
+			ok = false;
+			snprintf(why, sizeof why, "%s", t->error[0] ? t->error
+				 : "its name is taken by an ax runtime or a reference");
+		}
+		printf("  %-14s %-12s %s\n", t->name, ok ? "available" : "unavailable",
+		       t->description ? t->description : "");
+		printf("  %-14s scenarios:", "");
+		for (size_t k = 0; t->scenarios && t->scenarios[k]; k++)
+			printf(" %s", t->scenarios[k]);
+		printf("\n");
+		if (!ok)
+			printf("  %-14s %s\n", "", why);
 	}
 	printf("\nscenarios:\n");
 	for (size_t i = 0; axs_scenarios[i]; i++) {

@@ -584,8 +584,10 @@ static void plan_group(struct run *R, const struct axs_scenario *sc,
 			if (c->runnable && wi >= 0 && vals[wi] > 1 &&
 			    c->impl.kind != AXB_IMPL_AX) {
 				c->runnable = false;
-				snprintf(c->why, sizeof c->why, "reference %s has no "
-					 "thread-per-core mode (workers > 1)", c->impl.name);
+				snprintf(c->why, sizeof c->why, "%s %s has no "
+					 "thread-per-core mode (workers > 1)",
+					 c->impl.kind == AXB_IMPL_EXT ? "external target"
+					 : "reference", c->impl.name);
 			}
 			if (c->runnable)
 				c->runnable = axb_fault_supported(sc, vals, c->why, sizeof c->why);
@@ -976,8 +978,9 @@ static int run_timed(int argc, char **argv)
 	json_object_set_new(config, "port", R->port ? json_integer(R->port) : json_null());
 	json_object_set_new(config, "timeout_s", R->timeout_ns
 			    ? json_real((double)R->timeout_ns / 1e9) : json_null());
-	R->doc = axb_result_doc_new(axb_command_json(argc, argv), config,
-				    axb_environment(&R->pin));
+	json_t *env = axb_environment(&R->pin);
+	json_object_set_new(env, "targets", axb_env_targets(R->impls, R->nimpls));
+	R->doc = axb_result_doc_new(axb_command_json(argc, argv), config, env);
 	json_t *cells = json_object_get(R->doc, "cells");
 	for (size_t i = 0; i < R->ncells; i++) {
 		struct axb_cell *c = &R->cells[i];

@@ -351,6 +351,12 @@ static int server_main(const struct axb_child_opts *o, bool foreground)
 		axs_out_init(&w->out);
 	}
 
+	if (s->impl.kind == AXB_IMPL_EXT) {
+		/* another program: started, pinned and metered from here */
+		rc = axb_target_serve(o, &s->impl, s->sc, s->values, foreground);
+		goto free_srv;
+	}
+
 	/* Every thread created from here on inherits the pinning and the
 	 * blocked signals, which only the signal thread waits for. One
 	 * worker: the thread that runs it on the set's first CPU (as with

@@ -100,16 +100,20 @@ const char *axb_profile_entry(const char *profile, const char *scenario,
 /* impl.c: implementations = ax runtimes + native references           */
 /* ------------------------------------------------------------------ */
 
-enum axb_impl_kind { AXB_IMPL_AX, AXB_IMPL_REF };
+enum axb_impl_kind { AXB_IMPL_AX, AXB_IMPL_REF, AXB_IMPL_EXT };
+
+struct axb_target;
 
 struct axb_impl {
 	const char *name;
 	enum axb_impl_kind kind;
 	const struct axr_ref *ref;     /* AXB_IMPL_REF only */
+	const struct axb_target *target; /* AXB_IMPL_EXT only */
 };
 
 /* Every implementation: the compiled-in ax drivers in preference order,
- * then the references. Returns the count stored (at most max). */
+ * then the references, then the external targets (targets.c). Returns the
+ * count stored (at most max). */
 size_t axb_impl_all(struct axb_impl *out, size_t max);
 
 /* Look an implementation up by name. Returns 0 or -ENOENT. */
@@ -127,6 +131,65 @@ bool axb_impl_supports(const struct axb_impl *im, const struct axs_scenario *sc,
 
 /* Comma-separated feature names of an ax driver into buf. */
 void axb_features_str(uint32_t feats, char *buf, size_t n);
+
+/* ------------------------------------------------------------------ */
+/* targets.c: external targets (targets/README.md)                     */
+/* ------------------------------------------------------------------ */
+
+#define AXB_MAX_TARGETS 32
+
+/* One target.json. A spec that does not parse keeps its folder's name and
+ * says why in error (the target is then unavailable). */
+struct axb_target {
+	char *name, *description;
+	char *dir;                 /* absolute */
+	char **requires;           /* NULL-terminated, or NULL */
+	char **build;              /* argv, or NULL */
+	char *built;               /* relative to dir, or NULL */
+	char **command;            /* argv with placeholders */
+	char **workers_env;        /* names set to the CPU count, or NULL */
+	json_t *env;               /* object of strings, or NULL */
+	double ready_timeout_s, stop_grace_s;
+	char **scenarios;
+	char **version;            /* argv, or NULL */
+	char **probe;              /* argv that must exit 0 for it to be
+	                              available (a Python module, ...), or NULL */
+	bool probe_done;           /* its result, cached */
+	int probe_status;
+	bool signals;              /* understands SIGUSR1/SIGUSR2 marks */
+	char error[256];
+};
+
+/* The targets found (the source tree's targets/ folder, or the
+ * colon-separated folders of AXBENCH_TARGETS), in name order. */
+size_t axb_targets(const struct axb_target **out);
+const struct axb_target *axb_target_find(const char *name);
+
+/* Its spec parses and every program it requires is there (else why). */
+bool axb_target_toolchain_ok(const struct axb_target *t, char *why, size_t n);
+/* Its `built` file exists (or it has no build step). */
+bool axb_target_built(const struct axb_target *t);
+/* Both, with the reason when not. */
+bool axb_target_available(const struct axb_target *t, char *why, size_t n);
+bool axb_target_serves(const struct axb_target *t, const char *scenario);
+
+/* prog as given when it has a '/', else searched in PATH, into path;
+ * whether it is an executable file. */
+bool axb_find_program(const char *prog, char *path, size_t n);
+
+/* The values of the placeholders of a target's command. */
+struct axb_target_vars {
+	const char *dir;
+	int port;
+	const struct axs_scenario *sc;
+	const int64_t *values;     /* the scenario's parameter values */
+	int ncpus;
+	const char *cpu_list;      /* "0", "0-3" */
+	const char *backend;       /* "127.0.0.1:P" or NULL */
+};
+
+/* s with its placeholders replaced (malloc'd; targets/README.md). */
+char *axb_target_expand(const char *s, const struct axb_target_vars *v);
 
 /* ------------------------------------------------------------------ */
 /* plugin.c: drivers loaded from shared objects                        */
@@ -162,6 +225,9 @@ enum {
 	AXB_RT_AVAILABLE = 1 << 1,
 	/* in the registry's order (axb_impl_all), not the list's */
 	AXB_RT_REGISTRY_ORDER = 1 << 2,
+	/* no external targets ("all" leaves them out, naming one is an
+	 * error): modes that run code inside axbench's own processes */
+	AXB_RT_NO_EXTERNAL = 1 << 3,
 };
 
 /* The implementations selected by one or more --runtime lists. Start from

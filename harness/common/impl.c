@@ -1,7 +1,8 @@
 /* impl.c - the implementations axbench can measure: every compiled-in ax
- * driver, then the reference implementations (references/), looked up by
- * name. A reference whose name is also an ax driver's is shadowed by the
- * driver. */
+ * driver, then the reference implementations (references/), then the
+ * external targets (targets/, targets.c), looked up by name. A reference
+ * whose name is also an ax driver's is shadowed by the driver; a target
+ * whose name is taken by either is shadowed too. */
 #include "harness.h"
 
 #include <errno.h>
@@ -26,6 +27,19 @@ size_t axb_impl_all(struct axb_impl *out, size_t max)
 		out[n].name = axr_refs[i]->name;
 		out[n].kind = AXB_IMPL_REF;
 		out[n].ref = axr_refs[i];
+		out[n].target = NULL;
+		n++;
+	}
+	const struct axb_target *ts;
+	size_t nt = axb_targets(&ts);
+	for (size_t i = 0; i < nt && n < max; i++) {
+		struct axb_impl tmp;
+		if (axb_impl_find(ts[i].name, &tmp) == 0 && tmp.kind != AXB_IMPL_EXT)
+			continue; /* shadowed */
+		out[n].name = ts[i].name;
+		out[n].kind = AXB_IMPL_EXT;
+		out[n].ref = NULL;
+		out[n].target = &ts[i];
 		n++;
 	}
 	return n;
@@ -40,6 +54,7 @@ int axb_impl_find(const char *name, struct axb_impl *out)
 			out->name = ax_driver_name(i);
 			out->kind = AXB_IMPL_AX;
 			out->ref = NULL;
+			out->target = NULL;
 			return 0;
 		}
 	for (size_t i = 0; axr_refs[i]; i++)
@@ -47,20 +62,32 @@ int axb_impl_find(const char *name, struct axb_impl *out)
 			out->name = axr_refs[i]->name;
 			out->kind = AXB_IMPL_REF;
 			out->ref = axr_refs[i];
+			out->target = NULL;
 			return 0;
 		}
+	const struct axb_target *t = axb_target_find(name);
+	if (t) {
+		out->name = t->name;
+		out->kind = AXB_IMPL_EXT;
+		out->ref = NULL;
+		out->target = t;
+		return 0;
+	}
 	return -ENOENT;
 }
 
 const char *axb_impl_kind_name(const struct axb_impl *im)
 {
-	return im->kind == AXB_IMPL_AX ? "ax" : "reference";
+	return im->kind == AXB_IMPL_AX ? "ax" : im->kind == AXB_IMPL_REF ? "reference"
+	       : "external";
 }
 
 const char *axb_impl_summary(const struct axb_impl *im)
 {
 	if (im->kind == AXB_IMPL_REF)
 		return im->ref->summary;
+	if (im->kind == AXB_IMPL_EXT)
+		return im->target->description ? im->target->description : "";
 	const char *s = ax_driver_summary(im->name);
 	return s ? s : "";
 }
@@ -91,6 +118,8 @@ bool axb_impl_available(const struct axb_impl *im, char *why, size_t n)
 	}
 	if (im->kind == AXB_IMPL_REF)
 		return true;
+	if (im->kind == AXB_IMPL_EXT)
+		return axb_target_available(im->target, why, n);
 	return ax_driver_available(im->name, why, n);
 }
 
@@ -120,6 +149,13 @@ bool axb_impl_supports(const struct axb_impl *im, const struct axs_scenario *sc,
 {
 	if (n)
 		why[0] = 0;
+	if (im->kind == AXB_IMPL_EXT) {
+		if (axb_target_serves(im->target, sc->name))
+			return true;
+		snprintf(why, n, "target %s does not serve %s (its target.json)",
+			 im->name, sc->name);
+		return false;
+	}
 	if (im->kind == AXB_IMPL_REF) {
 		bool can = sc->kind == AXS_NET ? im->ref->serve != NULL
 						 : im->ref->run_local != NULL;

@@ -10,6 +10,8 @@
 /* Whether im is one the flags let a list name. */
 static bool in_scope(const struct axb_impl *im, unsigned flags)
 {
+	if ((flags & AXB_RT_NO_EXTERNAL) && im->kind == AXB_IMPL_EXT)
+		return false;
 	return !(flags & AXB_RT_AX_ONLY) || im->kind == AXB_IMPL_AX;
 }
 
@@ -88,6 +90,11 @@ void axb_runtimes_parse(const char *cmd, const char *list, unsigned flags,
 			continue;
 		}
 		struct axb_impl im;
+		if (!axb_impl_find(t, &im) && im.kind == AXB_IMPL_EXT &&
+		    !in_scope(&im, flags))
+			axb_bad_input("%s%s%s is an external target, which this command "
+				      "cannot run (only `axbench run` and `serve` do)",
+				      cmd ? cmd : "", cmd ? ": " : "", t);
 		if (axb_impl_find(t, &im) || !in_scope(&im, flags))
 			unknown(cmd, t, all, n, flags);
 		char why[256];

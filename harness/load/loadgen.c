@@ -86,7 +86,9 @@ static int64_t param_or(const struct axs_scenario *sc, const int64_t *values,
 	return i < 0 ? def : values[i];
 }
 
-/* Parse "HOST:PORT" or "[V6]:PORT" (numeric only). Returns 0 or -EINVAL. */
+/* Parse "HOST:PORT" or "[V6]:PORT", HOST a name or an address (the first
+ * address getaddrinfo gives). Returns 0, -EINVAL (malformed) or -ENOENT
+ * (the name does not resolve). */
 static int parse_target(const char *t, struct sockaddr_storage *ss, socklen_t *len)
 {
 	char host[128];
@@ -114,11 +116,10 @@ static int parse_target(const char *t, struct sockaddr_storage *ss, socklen_t *l
 	long port = strtol(colon + 1, &end, 10);
 	if (end == colon + 1 || *end || port < 1 || port > 65535)
 		return -EINVAL;
-	struct addrinfo hints = { .ai_flags = AI_NUMERICHOST | AI_NUMERICSERV,
-				  .ai_socktype = SOCK_STREAM };
+	struct addrinfo hints = { .ai_flags = AI_NUMERICSERV, .ai_socktype = SOCK_STREAM };
 	struct addrinfo *ai = NULL;
 	if (getaddrinfo(host, colon + 1, &hints, &ai) || !ai)
-		return -EINVAL;
+		return -ENOENT;
 	memcpy(ss, ai->ai_addr, ai->ai_addrlen);
 	*len = ai->ai_addrlen;
 	freeaddrinfo(ai);
@@ -529,6 +530,9 @@ struct lg_run {
 	long nofile_self, nofile_server;
 	double connect_s;
 	long rss0_kib, rss1_kib;
+	/* the server's CPU and memory at the marks (meter.c) */
+	struct axb_meter meter[2];
+	bool have_meter[2];
 };
 
 /* Start (SIGUSR1) and end (SIGUSR2) of the measured phase: rusage marks
@@ -538,16 +542,20 @@ static void mark_start(struct lg *g, struct lg_run *run)
 	getrusage(RUSAGE_SELF, &run->ru0);
 	g->t_mstart = axb_mono_ns();
 	g->measuring = true;
-	if (g->server_pid)
+	if (g->server_pid && g->signal_server)
 		kill(g->server_pid, SIGUSR1);
+	if (g->server_pid)
+		run->have_meter[0] = axb_meter_read(g->server_pid, &run->meter[0]) == 0;
 }
 
 static void mark_end(struct lg *g, struct lg_run *run)
 {
 	run->t_stop = axb_mono_ns();
 	getrusage(RUSAGE_SELF, &run->ru1);
-	if (g->server_pid)
+	if (g->server_pid && g->signal_server)
 		kill(g->server_pid, SIGUSR2);
+	if (g->server_pid)
+		run->have_meter[1] = axb_meter_read(g->server_pid, &run->meter[1]) == 0;
 }
 
 /* A loop saw the measured phase start (at `now`) or end. On one thread
@@ -669,11 +677,18 @@ static void run_requests(struct lg *g, struct lg_run *run)
 		if (!ended && now >= g->t_end) {
 			phase_end(g, run);
 			ended = true;
+			/* closed loop: the wait for the last responses counts from
+			 * when the end was seen (a busy machine may see it late) */
 			if (!open)
-				break;
+				drain_end = run->t_stop + DRAIN_MAX_NS;
 		}
-		/* open loop: wait for the requests of the phase, bounded */
-		if (ended && ((!g->inflight && !g->sched_open) || now >= drain_end))
+		/* wait for the requests of the phase, bounded: open loop, those
+		 * it scheduled; closed loop, the last one of each connection,
+		 * so that a response missing bytes is found (check_end; closed
+		 * loop: at most DRAIN_MAX_NS after the end was seen) */
+		if (ended && (open ? !g->inflight && !g->sched_open : lg_all_answered(g)))
+			break;
+		if (ended && now >= drain_end)
 			break;
 		int64_t next = !g->measuring ? g->t_measure : !ended ? g->t_end : drain_end;
 		if (open) {
@@ -697,6 +712,8 @@ static void run_requests(struct lg *g, struct lg_run *run)
 	if (g->max_msgs && g->measured < g->max_msgs && !g->failed)
 		lg_fail(g, "only %llu of the %llu requests were answered",
 			(unsigned long long)g->measured, (unsigned long long)g->max_msgs);
+	if (!open && !g->failed && !lg_stopped(g) && g->proto->check_end)
+		g->proto->check_end(g, (double)(axb_mono_ns() - run->t_stop) / 1e9);
 	if (open) {
 		int64_t now = axb_mono_ns();
 		run->drain_ns = now - run->t_stop;
@@ -1232,9 +1249,20 @@ int axb_cmd_load(int argc, char **argv)
 		axb_bad_input("scenario %s is not a network scenario", sc->name);
 	if (!o.target)
 		axb_bad_input("--target HOST:PORT is required");
-	if (parse_target(o.target, &ss, &sl))
-		axb_bad_input("malformed --target '%s' (want HOST:PORT, numeric)",
+	int te = parse_target(o.target, &ss, &sl);
+	if (te == -ENOENT)
+		axb_bad_input("--target '%s': cannot resolve the host name", o.target);
+	if (te)
+		axb_bad_input("malformed --target '%s' (want HOST:PORT or [V6]:PORT)",
 			      o.target);
+	int64_t wait_ns = 10 * INT64_C(1000000000);
+	if (o.wait) {
+		static const struct axs_param_def wait_p = {
+			"wait", AXS_P_DURATION, "", "", 0, 3600000000000LL,
+		};
+		if (axs_param_parse(&wait_p, o.wait, true, &wait_ns))
+			axb_bad_input("malformed --wait '%s' (e.g. 10s, 500ms, 0)", o.wait);
+	}
 	char why[512];
 	if (o.json_path && axb_claim_output(o.json_path, why, sizeof why))
 		axb_bad_input("--json: %s", why);
@@ -1262,6 +1290,9 @@ int axb_cmd_load(int argc, char **argv)
 	g.rate = param_or(sc, values, "rate", 0);
 	g.arrivals = param_or(sc, values, "arrivals", 0) ? LG_POISSON : LG_UNIFORM;
 	g.server_pid = o.server_pid;
+	/* run's own servers understand the marks; any other server gets
+	 * them only when asked (most programs die of SIGUSR1) */
+	g.signal_server = hidden || o.server_signals;
 	g.max_msgs = (uint64_t)o.messages;
 	g.budget = g.max_msgs ? g.max_msgs : UINT64_MAX;
 	if (g.max_msgs) {
@@ -1365,6 +1396,15 @@ int axb_cmd_load(int argc, char **argv)
 		}
 	}
 
+	/* a server started just before: wait (bounded) until it accepts */
+	if (!hidden && wait_ns > 0 && axb_wait_connect(&ss, sl, wait_ns)) {
+		char msg[600];
+		snprintf(msg, sizeof msg, "%s does not accept connections (waited %.1f s; "
+			 "--wait sets how long)", o.target, (double)wait_ns / 1e9);
+		rc = report_error(&o, hidden, msg);
+		goto free_lg;
+	}
+
 	/* --- the measurement ---------------------------------------- */
 	json_t *threads = NULL;
 	if (nthreads > 1) {
@@ -1420,6 +1460,29 @@ int axb_cmd_load(int argc, char **argv)
 		"message", g.failed ? g.fail : NULL));
 	json_object_set_new(j, "rusage", axb_rusage_json(&ru_all));
 	json_object_set_new(j, "stalled", json_boolean(stalled));
+	/* every request and response of the run, all phases (rpc_fanout's
+	 * backend count is checked against them) */
+	uint64_t nreq = 0, nresp = 0;
+	for (size_t i = 0; i < g.nconns; i++) {
+		nreq += g.conns[i].next_send;
+		nresp += g.conns[i].next_recv;
+	}
+	json_object_set_new(j, "requests", json_integer((json_int_t)nreq));
+	json_object_set_new(j, "responses", json_integer((json_int_t)nresp));
+	/* a server metered from outside (`load --server-pid`) */
+	json_t *srv_res = NULL;
+	if (!hidden && g.server_pid) {
+		srv_res = json_pack("{s:s, s:s, s:I, s:{s:b}}", "event", "result",
+				    "role", "server", "pid", (json_int_t)g.server_pid,
+				    "check", "passed", true);
+		json_object_set_new(srv_res, "measured", run.have_meter[0] && run.have_meter[1]
+			? axb_meter_delta_json(&run.meter[0], &run.meter[1]) : json_null());
+		json_object_set_new(srv_res, "rusage", json_pack("{s:o}", "maxrss_kb",
+			run.have_meter[1] && run.meter[1].hwm_kib >= 0
+			? json_integer(run.meter[1].hwm_kib) : json_null()));
+		json_object_set_new(srv_res, "engine_info", json_string(o.name ? o.name : "external"));
+		json_object_set_new(j, "server", json_incref(srv_res));
+	}
 	/* several load threads: each one's share (the merged figures are
 	 * the sums of theirs, the histograms their bucket-wise sums) */
 	if (threads)
@@ -1541,18 +1604,21 @@ int axb_cmd_load(int argc, char **argv)
 		axb_write_json_line(o.result_fd, j);
 	} else {
 		char *txt = json_dumps(j, JSON_INDENT(2) | JSON_REAL_PRECISION(10));
-		if (txt && o.json_path)
-			werr = axb_write_atomic(o.json_path, txt, strlen(txt));
-		else if (txt)
+		if (txt)
 			printf("%s\n", txt);
-		if (!txt)
+		else
 			werr = -ENOMEM;
+		free(txt);
+		/* --json: a result file like run's, one cell, one repetition */
+		if (!werr && o.json_path)
+			werr = axb_load_doc_write(o.json_path, argc, argv,
+				o.name ? o.name : "external", sc, values, o.cpu, j, srv_res);
 		if (werr)
 			axb_err("cannot write %s: %s: the results are lost", o.json_path
 				? o.json_path : "stdout", strerror(-werr));
-		free(txt);
 	}
 	json_decref(j);
+	json_decref(srv_res);
 	if (stalled && !hidden)
 		axb_err("no round trip completed in the measured phase");
 	if (g.failed && !hidden) /* the exit status alone says too little */

@@ -95,7 +95,8 @@ struct lg {
 	uint64_t max_msgs, budget;
 	bool failed;         /* verification failed: no numbers */
 	char fail[512];
-	pid_t server_pid;    /* told about the measured phase, 0: nobody */
+	pid_t server_pid;    /* metered over the measured phase, 0: nobody */
+	bool signal_server;  /* and told about it with SIGUSR1/SIGUSR2 */
 	/* several load threads: the phases' times are set by the
 	 * coordinating thread, which also takes the marks; stop is raised
 	 * when a thread failed, and every thread then ends its loop */
@@ -130,7 +131,27 @@ struct lg_proto {
 	 * g->fail. */
 	ssize_t (*consume)(struct lg *g, struct lg_conn *c, const uint8_t *p,
 			   size_t n, bool *done);
+	/* Closed loop, after the measured phase and the wait for the last
+	 * responses (waited_s): fail the check for what a per-byte check
+	 * cannot see, a response that never came whole, a connection that
+	 * stalled while the others went on. NULL: nothing more to check. */
+	void (*check_end)(struct lg *g, double waited_s);
 };
+
+/* Whether every request sent has been answered (closed loop). */
+bool lg_all_answered(const struct lg *g);
+
+/* proto_echo.c: the end check of the request protocols: every response
+ * complete, no connection left behind (used by echo and http). */
+void lg_check_connections(struct lg *g, double waited_s);
+
+/* backend.c: the harness's rpc_fanout backend, for external targets. A
+ * thread serving 16-byte calls on 127.0.0.1:*port, counting them. */
+struct axb_backend;
+int axb_backend_start(struct axb_backend **b, int *port);
+uint64_t axb_backend_calls(struct axb_backend *b);
+/* Stop it: the calls answered and the connections accepted. */
+void axb_backend_stop(struct axb_backend *b, uint64_t *calls, unsigned long *conns);
 
 extern const struct lg_proto lg_proto_echo;
 extern const struct lg_proto lg_proto_http;

@@ -138,10 +138,68 @@ static ssize_t echo_consume(struct lg *g, struct lg_conn *c, const uint8_t *p,
 	return (ssize_t)k;
 }
 
+bool lg_all_answered(const struct lg *g)
+{
+	for (size_t i = 0; i < g->nconns; i++)
+		if (g->conns[i].fd >= 0 && g->conns[i].next_recv != g->conns[i].next_send)
+			return false;
+	return true;
+}
+
+/* A connection must not fall behind the others: one that completed no
+ * round trip in the whole measured phase while the others averaged at
+ * least STALL_PEERS_MIN each stalled (a lost byte leaves a ping-pong
+ * connection waiting forever while the rest go on). The floor keeps a
+ * short phase over many connections, where a fair server may leave one
+ * connection without a turn, from failing. */
+#define STALL_PEERS_MIN 10
+
+void lg_check_connections(struct lg *g, double waited_s)
+{
+	/* no response stopped short: part of one came back and the rest did
+	 * not within the wait. A response none of which came back is not
+	 * judged here: a server kept off its CPU by other work looks the
+	 * same (a connection that got nothing while the others went on is
+	 * the stall check's below) */
+	for (size_t i = 0; i < g->nconns; i++) {
+		const struct lg_conn *c = &g->conns[i];
+		if (c->fd < 0 || c->next_recv == c->next_send || c->rx_off == 0)
+			continue;
+		uint64_t missing = c->next_send - c->next_recv;
+		if (g->proto == &lg_proto_echo)
+			lg_fail(g, "connection %u: message %llu came back incomplete "
+				"(%zu of %zu bytes, %zu missing) and %llu more unanswered, "
+				"%.0f ms after the measured phase: the server lost bytes "
+				"or stalled this connection", c->id,
+				(unsigned long long)c->next_recv, c->rx_off, g->size,
+				g->size - c->rx_off, (unsigned long long)(missing - 1),
+				waited_s * 1e3);
+		else
+			lg_fail(g, "connection %u: %llu responses missing (the first "
+				"%zu bytes in) %.0f ms after the measured phase: the "
+				"server lost them or stalled this connection", c->id,
+				(unsigned long long)missing, c->rx_off, waited_s * 1e3);
+		return;
+	}
+	if (g->max_msgs || g->measured < STALL_PEERS_MIN * (uint64_t)g->nconns)
+		return;
+	for (size_t i = 0; i < g->nconns; i++) {
+		const struct lg_conn *c = &g->conns[i];
+		if (c->fd >= 0 && c->measured == 0) {
+			lg_fail(g, "connection %u completed no round trip in the "
+				"measured phase while the %zu others completed %llu: "
+				"the server stalled it", c->id, g->nconns - 1,
+				(unsigned long long)g->measured);
+			return;
+		}
+	}
+}
+
 const struct lg_proto lg_proto_echo = {
 	.name = "echo",
 	.init = echo_init,
 	.fini = echo_fini,
 	.request = echo_request,
 	.consume = echo_consume,
+	.check_end = lg_check_connections,
 };

@@ -143,4 +143,5 @@ const struct lg_proto lg_proto_http = {
 	.fini = http_fini,
 	.request = http_request,
 	.consume = http_consume,
+	.check_end = lg_check_connections,
 };

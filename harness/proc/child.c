@@ -15,7 +15,8 @@
 enum {
 	OPT_IMPL = 256, OPT_SCENARIO, OPT_CPU, OPT_PORT, OPT_RESULT_FD,
 	OPT_SERVER_PID, OPT_MESSAGES, OPT_CLOCK_FREE, OPT_TARGET, OPT_JSON, OPT_QUICK, OPT_DURATION,
-	OPT_WARMUP, OPT_HELP, OPT_CPUS, OPT_THREAD_HISTS,
+	OPT_WARMUP, OPT_HELP, OPT_CPUS, OPT_THREAD_HISTS, OPT_SERVER_SIGNALS, OPT_WAIT,
+	OPT_NAME,
 };
 
 static long parse_long(const char *cmd, const char *opt, const char *v,
@@ -45,6 +46,9 @@ void axb_child_opts_parse(int argc, char **argv, const char *cmd,
 		{ "port", required_argument, NULL, OPT_PORT },
 		{ "result-fd", required_argument, NULL, OPT_RESULT_FD },
 		{ "server-pid", required_argument, NULL, OPT_SERVER_PID },
+		{ "server-signals", no_argument, NULL, OPT_SERVER_SIGNALS },
+		{ "wait", required_argument, NULL, OPT_WAIT },
+		{ "name", required_argument, NULL, OPT_NAME },
 		{ "messages", required_argument, NULL, OPT_MESSAGES },
 		{ "clock-free", no_argument, NULL, OPT_CLOCK_FREE },
 		{ "target", required_argument, NULL, OPT_TARGET },
@@ -80,6 +84,9 @@ void axb_child_opts_parse(int argc, char **argv, const char *cmd,
 			o->cpu = o->cpus.cpu[0];
 			break;
 		case OPT_THREAD_HISTS: o->thread_hists = true; break;
+		case OPT_SERVER_SIGNALS: o->server_signals = true; break;
+		case OPT_WAIT: o->wait = optarg; break;
+		case OPT_NAME: o->name = optarg; break;
 		case OPT_PORT: o->port = (int)parse_long(cmd, "--port", optarg, 1, 65535); break;
 		case OPT_RESULT_FD: o->result_fd = (int)parse_long(cmd, "--result-fd", optarg, 1, 1 << 20); break;
 		case OPT_SERVER_PID: o->server_pid = (pid_t)parse_long(cmd, "--server-pid", optarg, 1, 1L << 30); break;
@@ -98,23 +105,38 @@ void axb_child_opts_parse(int argc, char **argv, const char *cmd,
 		case 'h':
 		case OPT_HELP:
 			if (!strcmp(cmd, "load"))
-				printf("usage: axbench load --scenario S --target HOST:PORT [-p name=value]...\n"
-				       "                    [--duration D] [--warmup D] [--cpu N | --cpus LIST]\n"
-				       "                    [--json FILE] [--server-pid PID] [--messages N]\n"
-				       "                    [--thread-histograms]\n"
+				printf("usage: axbench load --scenario S --target HOST:PORT [options]\n"
 				       "The load generator alone, against any server speaking the scenario's\n"
-				       "protocol (docs/protocols.md); prints its result object, or writes it\n"
-				       "to --json FILE. --server-pid: the server's process, whose CPU time is\n"
-				       "read over the measured phase. --messages N: exactly N requests in a\n"
-				       "closed loop from the first one (no warm-up, no time limit but 600 s);\n"
-				       "fewer answers fail the check. --cpus LIST: one load thread per CPU\n"
-				       "of the list, connections and the open-loop rate split among them;\n"
-				       "--thread-histograms: each thread's histogram in the result too.\n"
+				       "protocol (docs/protocols.md). Prints its result object on stdout.\n"
+				       "  --target HOST:PORT   the server (a name or an address; [V6]:PORT)\n"
+				       "  --scenario S         a network scenario (axbench list)\n"
+				       "  -p name=value        a scenario parameter (one value)\n"
+				       "  --duration D, --warmup D  the phases (a bare number: seconds)\n"
+				       "  --cpu N, --cpus LIST pin the load generator; with a list, one load\n"
+				       "                       thread per CPU, connections and the open-loop\n"
+				       "                       rate split among them\n"
+				       "  --thread-histograms  each load thread's histogram in the result too\n"
+				       "  --wait D             wait up to D for the server to accept connections\n"
+				       "                       (default 10s; 0: do not wait)\n"
+				       "  --server-pid PID     the server's process (on this host): its CPU time\n"
+				       "                       (every thread and child) and memory are read from\n"
+				       "                       /proc over the measured phase; it must listen on\n"
+				       "                       the target's port. Nothing is sent to it\n"
+				       "  --server-signals     also mark the measured phase to it with SIGUSR1 and\n"
+				       "                       SIGUSR2 (only for servers that handle them, such as\n"
+				       "                       axbench serve; most programs die of them)\n"
+				       "  --messages N         exactly N requests in a closed loop from the first\n"
+				       "                       one (no warm-up, no time limit but 600 s); fewer\n"
+				       "                       answers fail the check\n"
+				       "  --json FILE          also write a result file (the schema of axbench run,\n"
+				       "                       one cell) that compare, report and record accept\n"
+				       "  --name NAME          the implementation's name in that file (default\n"
+				       "                       external)\n"
 				       "exit status: 0 the check passed, 1 the check failed or nothing was\n"
 				       "answered (the reason on stderr), 2 bad input (also a --server-pid\n"
 				       "that does not listen on the target's port), 5 --json FILE could\n"
 				       "not be written.\n"
-				       "see docs/harness.md\n");
+				       "see docs/harness.md and docs/targets.md\n");
 			else
 				printf("usage: axbench %s --runtime R --scenario S [-p name=value]... [--port P]\n"
 				       "                     [--cpu N | --cpus LIST]\n"

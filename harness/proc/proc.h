@@ -83,6 +83,10 @@ struct axb_child_opts {
 	int port;                /* --port, 0: any */
 	int result_fd;           /* --result-fd, default 1 (stdout) */
 	pid_t server_pid;        /* --server-pid (load generator), 0: none */
+	bool server_signals;     /* --server-signals: mark the phase to it with
+	                            SIGUSR1/SIGUSR2 (run's own servers) */
+	const char *wait;        /* --wait D: for the target to accept (load) */
+	const char *name;        /* --name: the implementation in --json's file */
 	long messages;           /* --messages N (load generator, count mode), 0: none */
 	const char *target;      /* --target HOST:PORT (load generator) */
 	const char *json_path;   /* --json (standalone load) */
@@ -209,5 +213,90 @@ char *axb_child_bad_output(const struct axb_child *c);
 
 /* The last `max` bytes of its captured output (malloc'd), or NULL. */
 char *axb_child_stderr(const struct axb_child *c, size_t max);
+
+/* ------------------------------------------------------------------ */
+/* meter.c: CPU and memory of any process, read from /proc             */
+/* ------------------------------------------------------------------ */
+
+/* A reading of a process and its live descendants. */
+struct axb_meter {
+	int64_t t_ns;           /* monotonic time of the reading */
+	double cpu_s;           /* CPU clocks of the tree + reaped children */
+	double user_ticks_s, sys_ticks_s; /* /proc/PID/stat, for the split */
+	double reaped_s;        /* cutime + cstime of the process */
+	long rss_kib;           /* VmRSS summed over the tree */
+	long hwm_kib;           /* VmHWM of the process itself */
+	long minflt, majflt, nvcsw, nivcsw, threads;
+	int procs;              /* processes in the tree */
+};
+
+/* Read pid's figures. Returns 0 or -errno (-ENOENT: no such process). */
+int axb_meter_read(pid_t pid, struct axb_meter *m);
+
+/* User and system CPU between two readings. */
+void axb_meter_delta(const struct axb_meter *a, const struct axb_meter *b,
+		     double *user_s, double *sys_s);
+
+/* Whether pid (or one of its descendants) holds a socket listening on TCP
+ * port `port`: 1, 0, -ESRCH (no such process), -EACCES (its descriptors
+ * cannot be read). */
+int axb_pid_listens(pid_t pid, int port);
+
+/* Whether any socket of this host listens on TCP port `port`. */
+bool axb_port_listened(int port);
+
+/* The `measured` block of a server result from two readings. */
+json_t *axb_meter_delta_json(const struct axb_meter *a, const struct axb_meter *b);
+
+/* ------------------------------------------------------------------ */
+/* target.c: an external target's server process                       */
+/* ------------------------------------------------------------------ */
+
+#include <sched.h>
+#include <sys/socket.h>
+
+struct axb_tproc {
+	pid_t pid;              /* also its process group */
+	int pidfd;
+	bool exited;
+	int wstatus;
+	struct rusage ru;       /* wait4's, once exited */
+};
+
+/* Start argv[0] (searched in PATH when it has no '/') with envp, in cwd,
+ * pinned to cpus, stdout+stderr to out_fd (-1: inherited), in a process
+ * group of its own, killed when this process dies. Returns 0 or -errno
+ * (-ENOENT: no such program). */
+int axb_tproc_start(struct axb_tproc *p, char *const argv[], char *const envp[],
+		    const char *cwd, const cpu_set_t *cpus, int out_fd);
+
+/* Whether it exited (reaping it). */
+bool axb_tproc_exited(struct axb_tproc *p);
+
+/* Wait until a TCP connect to 127.0.0.1:port succeeds and the listening
+ * socket is the target's (or one of its children's): 0, -ECHILD when it
+ * exited first, -ETIMEDOUT, -EADDRINUSE when another process answers on
+ * the port, -EINTR when the run is interrupted. */
+int axb_tproc_wait_ready(struct axb_tproc *p, int port, int64_t timeout_ns);
+
+/* Wait until the server at ss accepts: on loopback until a socket listens
+ * on its port (/proc/net/tcp, no connection made), elsewhere until a TCP
+ * connect succeeds. 0 or -ETIMEDOUT. */
+struct sockaddr_storage;
+int axb_wait_connect(const struct sockaddr_storage *ss, socklen_t sl, int64_t timeout_ns);
+
+/* SIGTERM to its group, at most grace_ns for it to exit, then SIGKILL to
+ * the group; reaps it. Returns how it ended, for the result. */
+const char *axb_tproc_stop(struct axb_tproc *p, int64_t grace_ns);
+
+void axb_tproc_free(struct axb_tproc *p);
+
+/* The first line argv prints (stdout or stderr), run in cwd, at most
+ * timeout_ns; "" when nothing came. Returns 0 or -errno. */
+int axb_first_line(char *const argv[], const char *cwd, int64_t timeout_ns,
+		   char *buf, size_t n);
+
+/* "0-3,6" for set into buf; returns the count of CPUs. */
+int axb_cpu_list(const cpu_set_t *set, char *buf, size_t n);
 
 #endif

@@ -303,3 +303,28 @@ json_t *axb_environment(const struct axb_pin *pin)
 		"sysctl", sysctl,
 		"runtimes", runtimes_json());
 }
+
+json_t *axb_env_targets(const struct axb_impl *impls, size_t n)
+{
+	json_t *o = json_object();
+	for (size_t i = 0; i < n; i++) {
+		const struct axb_target *t = impls[i].target;
+		if (impls[i].kind != AXB_IMPL_EXT || !t)
+			continue;
+		char line[256] = "";
+		if (t->version)
+			axb_first_line(t->version, t->dir, 10 * INT64_C(1000000000),
+				       line, sizeof line);
+		json_t *we = json_array();
+		for (size_t k = 0; t->workers_env && t->workers_env[k]; k++)
+			json_array_append_new(we, json_string(t->workers_env[k]));
+		json_t *cmd = json_array();
+		for (size_t k = 0; t->command[k]; k++)
+			json_array_append_new(cmd, json_string(t->command[k]));
+		json_object_set_new(o, t->name, json_pack("{s:s, s:s?, s:s, s:o, s:o, s:b}",
+			"description", t->description ? t->description : "",
+			"version", line[0] ? line : NULL, "dir", t->dir,
+			"command", cmd, "workers_env", we, "signals", t->signals));
+	}
+	return o;
+}

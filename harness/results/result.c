@@ -100,7 +100,7 @@ static void net_numbers(json_t *rep, const struct axb_rep_in *in)
 {
 	static const char *const srv_keys[] = { "engine_info", "serve_result", "rusage",
 		"measured", "stats", "metrics", "destroy_result", "cpus", "workers",
-		"per_worker", NULL };
+		"per_worker", "target", "backend", NULL };
 	static const char *const lg_keys[] = { "mode", "connections", "pipeline", "size",
 		"measured", "warmup_round_trips", "rusage", "saturated", "open_loop",
 		"idle", "measure_start_late_s", "cpus", "threads", "per_thread", "fault", NULL };
@@ -224,6 +224,32 @@ static void local_numbers(json_t *rep, const struct axb_rep_in *in)
 	json_object_set(rep, "stats", json_object_get(r, "stats"));
 }
 
+/* rpc_fanout on an external target: the harness's backend counted the
+ * calls the server made; each answered request needs `fanout` of them,
+ * and no request makes more (the requests sent bound it). True, with the
+ * message, when the count is off. */
+static bool backend_short(const struct axb_rep_in *in, char *msg, size_t n)
+{
+	const json_t *b = json_object_get(in->server.result, "backend");
+	const json_t *lr = in->loadgen.result;
+	if (!json_is_object(b) || !json_object_get(lr, "responses"))
+		return false;
+	double calls = num(b, "calls"), fanout = num(b, "fanout");
+	double resp = num(lr, "responses"), req = num(lr, "requests");
+	if (calls >= resp * fanout && calls <= req * fanout)
+		return false;
+	char want[96];
+	if (req > resp)
+		snprintf(want, sizeof want, "%.0f to %.0f", resp * fanout, req * fanout);
+	else
+		snprintf(want, sizeof want, "%.0f", resp * fanout);
+	snprintf(msg, n, "server: its backend received %.0f calls for %.0f answered "
+		 "requests at fanout %.0f (expected %s): %s", calls, resp, fanout, want,
+		 calls < resp * fanout ? "requests were answered without their fan-out"
+				       : "more calls than the requests allow");
+	return true;
+}
+
 /* Decide a repetition's status from what its children left. */
 static const char *classify(const struct axb_rep_in *in, bool net,
 			    const char **role, char *msg, size_t n)
@@ -273,8 +299,9 @@ static const char *classify(const struct axb_rep_in *in, bool net,
 	}
 	for (size_t i = 0; i < k; i++) {
 		const struct axb_outcome *o = outs[i];
+		/* (one that said why in an error event is reported below) */
 		if (net && o == &in->server && o->exited && !o->ready &&
-		    !o->killed) {
+		    !o->killed && !o->error) {
 			*role = o->role;
 			if (WIFEXITED(o->wstatus))
 				snprintf(msg, n, "the server exited with status %d "
@@ -352,6 +379,10 @@ static const char *classify(const struct axb_rep_in *in, bool net,
 				 outs[i]->role, m ? m : "check failed");
 		if (w > 0 && (size_t)w < n - off)
 			off += (size_t)w;
+	}
+	if (!*role && net && backend_short(in, msg, n)) {
+		*role = "server";
+		return "check_failed";
 	}
 	if (*role)
 		return "check_failed";

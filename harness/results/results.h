@@ -96,6 +96,11 @@ int axb_doc_write(const char *path, const json_t *doc, size_t flags);
  * nothing is pinned). */
 json_t *axb_environment(const struct axb_pin *pin);
 
+/* The external targets among impls: {name: {description, version (the
+ * first line of its version command), dir, command, workers_env,
+ * signals}}; for environment.targets. */
+json_t *axb_env_targets(const struct axb_impl *impls, size_t n);
+
 /* Build-time facts (compiler, flags, library versions) as JSON. */
 json_t *axb_build_info(void);
 
@@ -172,6 +177,14 @@ json_t *axb_rep_build(const struct axb_cell *c, const struct axb_rep_in *in);
 /* aggregate.c: append a repetition (stolen) and recompute the cell's
  * status and summary. */
 void axb_cell_add_rep(struct axb_cell *c, json_t *rep);
+
+/* loaddoc.c: `axbench load --json FILE`: a result file with one cell
+ * (implementation `name`, kind external) built from the load generator's
+ * result and, when the server was metered (--server-pid), its figures.
+ * Returns 0 or -errno. */
+int axb_load_doc_write(const char *path, int argc, char **argv, const char *name,
+		       const struct axs_scenario *sc, const int64_t *values,
+		       int cpu, const json_t *loadgen, const json_t *server);
 
 /* summary.c: the terminal summary table. */
 void axb_summary_print(FILE *f, struct axb_cell *cells, size_t n);
