@@ -73,7 +73,7 @@ const httpMax = 16384
 var (
 	crlf2      = []byte("\r\n\r\n")
 	badRequest = []byte("HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
-	response   atomic.Pointer[[]byte] // the whole 200 response, its Date refreshed each second
+	response   atomic.Pointer[[]byte] // the whole 200 response, rebuilt each second for its Date
 )
 
 func makeResponse(now time.Time) {
@@ -253,9 +253,11 @@ func main() {
 		serve = func(c net.Conn) { echoConn(c, bufsize) }
 	case "http_plaintext":
 		makeResponse(time.Now())
-		go func() {
-			for now := range time.Tick(time.Second) {
-				makeResponse(now)
+		go func() { // refresh Date just after each second begins
+			for {
+				next := time.Now().Truncate(time.Second).Add(time.Second)
+				time.Sleep(time.Until(next))
+				makeResponse(time.Now())
 			}
 		}()
 		serve = httpConn

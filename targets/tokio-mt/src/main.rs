@@ -18,6 +18,7 @@
 
 use std::cell::RefCell;
 use std::process::exit;
+use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -272,10 +273,10 @@ async fn call(b: &mut TcpStream, id: u64, value: u64) -> Result<(), String> {
     Ok(())
 }
 
-async fn fanout_conn(mut s: TcpStream, backend: &str, fanout: usize, size: usize) {
+async fn fanout_conn(mut s: TcpStream, backend: Arc<str>, fanout: usize, size: usize) {
     let mut back = Vec::with_capacity(fanout);
     for _ in 0..fanout {
-        match TcpStream::connect(backend).await {
+        match TcpStream::connect(&*backend).await {
             Ok(b) => {
                 let _ = b.set_nodelay(true);
                 back.push(b);
@@ -331,7 +332,7 @@ async fn serve(o: Opts) {
             exit(1)
         }
     };
-    let backend: &'static str = Box::leak(o.backend.into_boxed_str());
+    let backend: Arc<str> = o.backend.into();
     let (scenario, size, fanout) = (o.scenario, o.size, o.fanout);
     loop {
         let s = match listener.accept().await {
@@ -347,7 +348,7 @@ async fn serve(o: Opts) {
         match scenario {
             Scenario::TcpEcho => tokio::spawn(echo_conn(s, size.clamp(4096, 65536))),
             Scenario::HttpPlaintext => tokio::spawn(http_conn(s)),
-            Scenario::RpcFanout => tokio::spawn(fanout_conn(s, backend, fanout, size)),
+            Scenario::RpcFanout => tokio::spawn(fanout_conn(s, backend.clone(), fanout, size)),
         };
     }
 }
