@@ -164,6 +164,7 @@ class Backend {
     writeU64(msg, 0, id);
     writeU64(msg, 8, value);
     const reply = await new Promise((resolve, reject) => {
+      if (this.sock.destroyed) return reject(new Error('backend closed'));
       this.waiter = { resolve, reject };
       this.sock.write(msg);
     });
@@ -174,17 +175,19 @@ class Backend {
 
 async function fanoutConn(sock, opt) {
   sock.setNoDelay(true);
+  sock.on('error', () => sock.destroy()); // 'close' follows
   sock.pause();
-  let backends;
-  try {
-    backends = await Promise.all(Array.from({ length: opt.fanout }, () => Backend.connect(opt.backend)));
-  } catch (err) {
-    process.stderr.write(`node-net: backend ${opt.backend.host}:${opt.backend.port}: ${err.message}\n`);
+  const settled = await Promise.allSettled(
+    Array.from({ length: opt.fanout }, () => Backend.connect(opt.backend)));
+  const backends = settled.filter((r) => r.status === 'fulfilled').map((r) => r.value);
+  const failed = settled.find((r) => r.status === 'rejected');
+  if (failed || sock.destroyed) {
+    if (failed) process.stderr.write(`node-net: backend ${opt.backend.host}:${opt.backend.port}: ${failed.reason.message}\n`);
     sock.destroy();
+    for (const b of backends) b.sock.destroy();
     return;
   }
   const closeAll = () => { sock.destroy(); for (const b of backends) b.sock.destroy(); };
-  sock.on('error', closeAll);
   sock.on('close', closeAll);
   let rx = Buffer.alloc(0);
   let nextId = 0;
