@@ -10,6 +10,7 @@
 static const struct axs_param_def storm_params[] = {
 	{"connections", AXS_P_INT, "16", "concurrent connectors", 1, 10000},
 	{"size", AXS_P_BYTES, "64", "message echoed on each connection", 1, 65536},
+	AX_SC_WORKERS_PARAM,
 	{"duration", AXS_P_DURATION, "2s", "measured phase", 1000000, 3600000000000},
 	{"warmup", AXS_P_DURATION, "500ms", "warm-up before measuring", 0, 600000000000},
 };

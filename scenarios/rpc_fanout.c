@@ -178,6 +178,7 @@ static const struct axs_param_def rpc_params[] = {
 	{"size", AXS_P_BYTES, "64", "request size in bytes", 16, 65536},
 	{"pipeline", AXS_P_INT, "1", "requests in flight per connection", 1, 1},
 	AX_SC_OPEN_LOOP_PARAMS,
+	AX_SC_WORKERS_PARAM,
 	{"duration", AXS_P_DURATION, "2s", "measured phase", 1000000, 3600000000000},
 	{"warmup", AXS_P_DURATION, "500ms", "warm-up before measuring", 0, 600000000000},
 };

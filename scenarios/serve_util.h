@@ -17,6 +17,15 @@
 	{"rate", AXS_P_INT, "0", "open loop: requests/s over all connections (0: closed loop)", 0, 10000000}, \
 	{"arrivals", AXS_P_ENUM, "uniform", "uniform|poisson: open-loop gaps between requests", 0, 1}
 
+/* Thread-per-core (docs/harness.md): the harness runs `workers`
+ * independent runtimes of the engine under test, one per server CPU, each
+ * with its own SO_REUSEPORT listener on the common port and its own call of
+ * serve. A scenario declares this parameter when its server keeps all its
+ * state in its serve call (no process-wide state), so that N of them can
+ * run side by side. */
+#define AX_SC_WORKERS_PARAM \
+	{"workers", AXS_P_INT, "1", "thread-per-core: runtimes, one per server CPU, each with its own SO_REUSEPORT listener", 1, 1024}
+
 /* One open connection, usually on its task's stack. */
 struct axs_conn {
 	ax_task *task;

@@ -649,7 +649,7 @@ int axb_cmd_conform(int argc, char **argv)
 
 	if (axb_proc_init())
 		axb_bad_input("conform: cannot install signal handlers");
-	struct axb_pin nopin = {"none", -1, -1};
+	static struct axb_pin nopin = {.mode = "none", .server_cpu = -1, .load_cpu = -1};
 	json_t *root = json_path ? axb_doc_header("axbench-conform", CONF_SCHEMA_VERSION,
 						  axb_command_json(argc, argv),
 						  axb_environment(&nopin))

@@ -269,8 +269,10 @@ int axb_cmd_ergo(int argc, char **argv)
 	json_t *cost = E.measure ? axb_ergo_measure(&E, &run) : json_null();
 	json_object_set_new(doc, "abstraction_cost", cost);
 	json_object_set_new(doc, "abstraction_cost_run", run);
-	struct axb_pin pin = {E.server_cpu != E.load_cpu ? "split" : "same",
-			      E.server_cpu, E.load_cpu};
+	static struct axb_pin pin;
+	pin.mode = E.server_cpu != E.load_cpu ? "split" : "same";
+	pin.server_cpu = E.server_cpu;
+	pin.load_cpu = E.load_cpu;
 	json_object_set_new(doc, "environment", axb_environment(&pin));
 
 	axb_ergo_print_table(rows, cost, run);

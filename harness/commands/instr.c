@@ -676,7 +676,10 @@ int axb_cmd_instr(int argc, char **argv)
 	int allowed[2] = { -1, -1 };
 	int nallowed = axb_allowed_cpus(allowed, 2);
 	int cpus[2] = { nallowed >= 2 ? allowed[0] : -1, nallowed >= 2 ? allowed[1] : -1 };
-	struct axb_pin pin = {cpus[0] >= 0 ? "split" : "none", cpus[0], cpus[1]};
+	static struct axb_pin pin;
+	pin.mode = cpus[0] >= 0 ? "split" : "none";
+	pin.server_cpu = cpus[0];
+	pin.load_cpu = cpus[1];
 	json_t *doc = axb_doc_header("axbench-results", AXB_SCHEMA_VERSION,
 				     axb_command_json(argc, argv), axb_environment(&pin));
 	json_object_set_new(doc, "measure", json_string("instructions"));

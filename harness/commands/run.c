@@ -36,6 +36,7 @@ struct sweep {
 struct run {
 	/* options */
 	const char *runtimes_arg, *scenarios_arg, *profile, *pin_arg;
+	const char *server_cpus_arg, *load_cpus_arg; /* --server-cpus, --load-cpus */
 	const char *json_path;
 	char json_buf[512];
 	int reps;
@@ -64,7 +65,7 @@ struct run {
 
 enum {
 	OPT_REPS = 256, OPT_DURATION, OPT_WARMUP, OPT_PROFILE, OPT_JSON,
-	OPT_PIN, OPT_PORT, OPT_TIMEOUT, OPT_HELP,
+	OPT_PIN, OPT_PORT, OPT_TIMEOUT, OPT_HELP, OPT_SERVER_CPUS, OPT_LOAD_CPUS,
 };
 
 static void run_usage(void)
@@ -75,10 +76,18 @@ static void run_usage(void)
 	       "  -p name=v[,v...]         set a parameter; a list sweeps it\n"
 	       "  --reps N                 repetitions per cell (default 5; quick: 3)\n"
 	       "  --duration D, --warmup D shortcuts for -p duration=, -p warmup=\n"
-	       "  --profile quick|full     the profile's parameters and sweeps (default:\n"
-	       "                           the scenarios' defaults; see docs/harness.md)\n"
+	       "  --profile quick|full|scaling  the profile's parameters and sweeps\n"
+	       "                           (default: the scenarios' defaults; scaling:\n"
+	       "                           -p workers=1,2,4,... up to the server's CPUs;\n"
+	       "                           see docs/harness.md)\n"
 	       "  --json FILE              result file (default results/<time>.json)\n"
-	       "  --pin split|same         split: server CPU 0, load CPU 1; same: both on 0\n"
+	       "  --pin split|same         split: server on the first half of the allowed\n"
+	       "                           CPUs, load generator on the rest (2 CPUs: 0 and\n"
+	       "                           1); same: both on the first CPU\n"
+	       "  --server-cpus LIST       the server's CPU set (\"0-3\"; replaces --pin);\n"
+	       "                           worker i of -p workers=N runs on its i-th CPU\n"
+	       "  --load-cpus LIST         the load generator's CPU set, one thread per CPU\n"
+	       "                           (default: the allowed CPUs not in --server-cpus)\n"
 	       "  --port P                 server port (default: any free port)\n"
 	       "  --timeout D              watchdog per repetition (default: see docs)\n"
 	       "  -v, --verbose            children's stderr to the terminal\n"
@@ -137,6 +146,8 @@ static void parse_opts(struct run *R, int argc, char **argv)
 		{ "profile", required_argument, NULL, OPT_PROFILE },
 		{ "json", required_argument, NULL, OPT_JSON },
 		{ "pin", required_argument, NULL, OPT_PIN },
+		{ "server-cpus", required_argument, NULL, OPT_SERVER_CPUS },
+		{ "load-cpus", required_argument, NULL, OPT_LOAD_CPUS },
 		{ "port", required_argument, NULL, OPT_PORT },
 		{ "timeout", required_argument, NULL, OPT_TIMEOUT },
 		{ "verbose", no_argument, NULL, 'v' },
@@ -185,9 +196,9 @@ static void parse_opts(struct run *R, int argc, char **argv)
 		case OPT_WARMUP: sweep_add(R, "warmup", "--warmup", true, optarg); break;
 		case OPT_PROFILE:
 			if (strcmp(optarg, "quick") && strcmp(optarg, "full") &&
-			    strcmp(optarg, "default"))
-				axb_bad_input("--profile must be quick, full or default, "
-					      "not '%s'", optarg);
+			    strcmp(optarg, "scaling") && strcmp(optarg, "default"))
+				axb_bad_input("--profile must be quick, full, scaling or "
+					      "default, not '%s'", optarg);
 			R->profile = optarg;
 			break;
 		case OPT_JSON: R->json_path = optarg; break;
@@ -196,6 +207,8 @@ static void parse_opts(struct run *R, int argc, char **argv)
 				axb_bad_input("--pin must be same or split, not '%s'", optarg);
 			R->pin_arg = optarg;
 			break;
+		case OPT_SERVER_CPUS: R->server_cpus_arg = optarg; break;
+		case OPT_LOAD_CPUS: R->load_cpus_arg = optarg; break;
 		case OPT_PORT:
 			errno = 0;
 			v = strtol(optarg, &end, 10);
@@ -322,22 +335,78 @@ static void validate_sweeps(struct run *R)
 	}
 }
 
+/* A CPU set option: parsed, and every CPU in it allowed here. */
+static void cpus_option(const char *opt, const char *arg,
+			const struct axb_cpus *allowed, struct axb_cpus *out)
+{
+	char al[256];
+	axb_cpus_format(allowed, al, sizeof al);
+	int e = axb_cpus_parse(arg, out);
+	if (e)
+		axb_bad_input("%s: %s '%s' (want a CPU list such as 0-3,6)", opt,
+			      e == -ERANGE ? "CPU number out of range in" : "malformed",
+			      arg);
+	for (int i = 0; i < out->n; i++)
+		if (!axb_cpus_has(allowed, out->cpu[i]))
+			axb_bad_input("%s: CPU %d is not one this process may use "
+				      "(allowed: %s)", opt, out->cpu[i], al);
+}
+
+/* The CPU sets of the server and of the load generator: --server-cpus and
+ * --load-cpus (either alone: the other gets the allowed CPUs it leaves),
+ * else --pin: split gives the server the first half of the allowed CPUs
+ * (at least one) and the load generator the rest, same puts both on the
+ * first allowed CPU. */
 static void resolve_pin(struct run *R)
 {
-	int cpus[2];
-	int n = axb_allowed_cpus(cpus, 2);
-	if (n < 1)
+	struct axb_cpus allowed;
+	if (axb_cpus_allowed(&allowed) || allowed.n < 1)
 		axb_bad_input("cannot read the CPU affinity mask");
 	R->pin.mode = R->pin_arg;
-	R->pin.server_cpu = cpus[0];
-	if (!strcmp(R->pin_arg, "split")) {
-		if (n < 2)
+	if (R->server_cpus_arg || R->load_cpus_arg) {
+		R->pin.mode = "sets";
+		if (R->server_cpus_arg)
+			cpus_option("--server-cpus", R->server_cpus_arg, &allowed, &R->pin.server);
+		if (R->load_cpus_arg)
+			cpus_option("--load-cpus", R->load_cpus_arg, &allowed, &R->pin.load);
+		struct axb_cpus *given = R->server_cpus_arg ? &R->pin.server : &R->pin.load;
+		struct axb_cpus *rest = R->server_cpus_arg ? &R->pin.load : &R->pin.server;
+		if (!R->server_cpus_arg || !R->load_cpus_arg) {
+			rest->n = 0;
+			for (int i = 0; i < allowed.n; i++)
+				if (!axb_cpus_has(given, allowed.cpu[i]))
+					rest->cpu[rest->n++] = allowed.cpu[i];
+			if (!rest->n)
+				axb_bad_input("%s takes every allowed CPU: give %s too "
+					      "(the two sets may overlap)",
+					      R->server_cpus_arg ? "--server-cpus" : "--load-cpus",
+					      R->server_cpus_arg ? "--load-cpus" : "--server-cpus");
+		}
+	} else if (!strcmp(R->pin_arg, "split")) {
+		if (allowed.n < 2)
 			axb_bad_input("--pin split needs two CPUs and only one is allowed "
 				      "here; use --pin same");
-		R->pin.load_cpu = cpus[1];
+		int ns = allowed.n / 2;
+		R->pin.server.n = R->pin.load.n = 0;
+		for (int i = 0; i < allowed.n; i++) {
+			struct axb_cpus *to = i < ns ? &R->pin.server : &R->pin.load;
+			to->cpu[to->n++] = allowed.cpu[i];
+		}
 	} else {
-		R->pin.load_cpu = cpus[0];
+		R->pin.server.n = R->pin.load.n = 1;
+		R->pin.server.cpu[0] = R->pin.load.cpu[0] = allowed.cpu[0];
 	}
+	R->pin.server_cpu = R->pin.server.cpu[0];
+	R->pin.load_cpu = R->pin.load.cpu[0];
+}
+
+/* The CPUs of both sets (for the machine's busy time), ascending. */
+static void pinned_cpus(const struct run *R, struct axb_cpus *u)
+{
+	u->n = 0;
+	for (int c = 0; c < AXB_MAX_CPUS; c++)
+		if (axb_cpus_has(&R->pin.server, c) || axb_cpus_has(&R->pin.load, c))
+			u->cpu[u->n++] = c;
 }
 
 static void check_port(struct run *R)
@@ -506,6 +575,13 @@ static void plan_group(struct run *R, const struct axs_scenario *sc,
 			memcpy(c->values, vals, sizeof vals);
 			snprintf(c->label, sizeof c->label, "%s", label);
 			c->runnable = axb_impl_supports(&c->impl, sc, c->why, sizeof c->why);
+			int wi = axs_param_index(sc, "workers");
+			if (c->runnable && wi >= 0 && vals[wi] > 1 &&
+			    c->impl.kind != AXB_IMPL_AX) {
+				c->runnable = false;
+				snprintf(c->why, sizeof c->why, "reference %s has no "
+					 "thread-per-core mode (workers > 1)", c->impl.name);
+			}
 			c->reps_planned = c->runnable ? R->reps : 0;
 			c->timeout_ns = R->timeout_ns ? R->timeout_ns : default_timeout(c);
 			c->est_s = estimate_s(c);
@@ -540,7 +616,8 @@ static void plan_cells(struct run *R)
 		if (axs_param_defaults(sc, base, &bad))
 			axb_bad_input("scenario %s: the default of %s does not parse",
 				      sc->name, bad);
-		const char *entry = axb_profile_entry(R->profile, sc->name);
+		const char *entry = axb_profile_entry(R->profile, sc->name,
+						      R->pin.server.n);
 		/* a scenario the table leaves out (test-only ones): the quick
 		 * profile still shortens its phases */
 		if (R->quick && !entry) {
@@ -605,16 +682,18 @@ static void av_free(struct argv_buf *a)
 
 /* The arguments common to every child of cell c. */
 static void av_cell(struct argv_buf *a, struct run *R, const struct axb_cell *c,
-		    const char *sub, int cpu)
+		    const char *sub, const struct axb_cpus *cpus)
 {
+	char cl[1024];
 	av_add(a, "axbench");
 	av_add(a, sub);
 	av_add(a, "--impl");
 	av_add(a, c->impl.name);
 	av_add(a, "--scenario");
 	av_add(a, c->sc->name);
-	av_add(a, "--cpu");
-	av_addf(a, "%ld", cpu);
+	axb_cpus_format(cpus, cl, sizeof cl);
+	av_add(a, "--cpus");
+	av_add(a, cl);
 	av_add(a, "--result-fd");
 	av_add(a, "3");
 	if (R->quick)
@@ -666,7 +745,7 @@ static bool run_net(struct run *R, struct axb_cell *c, struct axb_rep_in *in)
 
 	axb_netc_read(&in->net0);
 	axb_child_none(&cli);
-	av_cell(&a, R, c, "__server", R->pin.server_cpu);
+	av_cell(&a, R, c, "__server", &R->pin.server);
 	if (R->port) {
 		av_add(&a, "--port");
 		av_addf(&a, "%ld", R->port);
@@ -688,7 +767,7 @@ static bool run_net(struct run *R, struct axb_cell *c, struct axb_rep_in *in)
 		int port = (int)json_integer_value(json_object_get(ready, "port"));
 		char target[64];
 		snprintf(target, sizeof target, "127.0.0.1:%d", port);
-		av_cell(&a, R, c, "__load", R->pin.load_cpu);
+		av_cell(&a, R, c, "__load", &R->pin.load);
 		av_add(&a, "--target");
 		av_add(&a, target);
 		av_add(&a, "--server-pid");
@@ -756,7 +835,11 @@ static bool run_local(struct run *R, struct axb_cell *c, struct axb_rep_in *in)
 	struct axb_child ch;
 	bool ok = true;
 
-	av_cell(&a, R, c, "__local", R->pin.server_cpu);
+	/* a local scenario is single-threaded: the server set's first CPU */
+	static struct axb_cpus first;
+	first.n = 1;
+	first.cpu[0] = R->pin.server_cpu;
+	av_cell(&a, R, c, "__local", &first);
 	int r = axb_child_spawn(&ch, "local", a.v, !R->verbose);
 	av_free(&a);
 	if (r) {
@@ -875,11 +958,14 @@ static int run_timed(int argc, char **argv)
 	json_object_set_new(config, "profile", json_string(R->profile));
 	json_t *pp = json_object();
 	for (size_t i = 0; i < R->nscs; i++) {
-		const char *e = axb_profile_entry(R->profile, R->scs[i]->name);
+		const char *e = axb_profile_entry(R->profile, R->scs[i]->name,
+						  R->pin.server.n);
 		json_object_set_new(pp, R->scs[i]->name, e ? json_string(e) : json_null());
 	}
 	json_object_set_new(config, "profile_params", pp);
 	json_object_set_new(config, "pin", json_string(R->pin.mode));
+	json_object_set_new(config, "server_cpus", axb_cpus_json(&R->pin.server));
+	json_object_set_new(config, "load_cpus", axb_cpus_json(&R->pin.load));
 	json_object_set_new(config, "port", R->port ? json_integer(R->port) : json_null());
 	json_object_set_new(config, "timeout_s", R->timeout_ns
 			    ? json_real((double)R->timeout_ns / 1e9) : json_null());
@@ -904,6 +990,8 @@ static int run_timed(int argc, char **argv)
 			est_total += R->cells[i].est_s * R->reps;
 		}
 	bool interrupted = false;
+	static struct axb_cpus pinned;
+	pinned_cpus(R, &pinned);
 	for (int rep = 1; rep <= R->reps && !interrupted; rep++) {
 		for (size_t i = 0; i < R->ncells && !interrupted; i++) {
 			struct axb_cell *c = &R->cells[i];
@@ -915,10 +1003,10 @@ static int run_timed(int argc, char **argv)
 			in.rep = rep;
 			in.pin = &R->pin;
 			int64_t t0 = axb_mono_ns(), w0 = axb_wall_ns();
-			axb_cpuload_read(&in.load0, R->pin.server_cpu, R->pin.load_cpu);
+			axb_cpuload_read(&in.load0, &pinned);
 			bool ok = c->sc->kind == AXS_NET ? run_net(R, c, &in)
 							   : run_local(R, c, &in);
-			axb_cpuload_read(&in.load1, R->pin.server_cpu, R->pin.load_cpu);
+			axb_cpuload_read(&in.load1, &pinned);
 			in.wall_s = (double)(axb_mono_ns() - t0) / 1e9;
 			in.started_wall_ns = w0;
 			if (!ok) {

@@ -76,10 +76,13 @@ const char *axb_signal_name(int sig, char *buf, size_t n);
 /* profile.c                                                           */
 /* ------------------------------------------------------------------ */
 
-/* what profile "quick" or "full" sets for a scenario: groups
+/* what profile "quick", "full" or "scaling" sets for a scenario: groups
  * separated by '|', each "param=v[,v...];param=v..." (a Cartesian
- * product); NULL when the table has no row for it. */
-const char *axb_profile_entry(const char *profile, const char *scenario);
+ * product); NULL when the table has no row for it. The workers sweep is
+ * 1, 2, 4, ... up to server_cpus (at least 1,2). The text may live in a
+ * static buffer, valid until the next call. */
+const char *axb_profile_entry(const char *profile, const char *scenario,
+			      int server_cpus);
 
 /* ------------------------------------------------------------------ */
 /* impl.c: implementations = ax runtimes + native references           */

@@ -3,7 +3,10 @@
  * server in closed loop, open loop at a fixed rate (latency from each
  * request's intended send time), idle connections or a connection storm;
  * verifies every response through its protocol module and times round
- * trips into histograms. */
+ * trips into histograms. The closed and open loops and the connection
+ * storm run on one thread per CPU of its CPU set (--cpus), each with its own epoll set, its share of
+ * the connections (and so of the open-loop rate) and its own histograms,
+ * merged exactly (same layout, counts added) at the end. */
 #include "commands.h"
 #include "proc.h"
 #include "results.h"
@@ -15,6 +18,7 @@
 #include <netdb.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -23,12 +27,13 @@
 #include <sys/epoll.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
 #define MAX_EVENTS 256
 #define RX_CAP (256 * 1024)
 /* The load generator is the bottleneck when its own CPU time reaches this
- * share of the measured wall time. */
+ * share of the measured wall time of its load threads. */
 #define SATURATION 0.90
 /* Open loop: the rate counts as sustained when the responses completed in
  * the measured phase reach this share of the requests scheduled in it. */
@@ -241,7 +246,7 @@ static void advance(struct lg *g, struct lg_conn *c)
 	c->scheduled++;
 	if (g->arrivals == LG_UNIFORM)
 		c->next_due = g->t_start + (int64_t)(((double)c->scheduled +
-			(double)c->id / (double)g->nconns) * g->mean_gap_ns);
+			(double)c->id / (double)g->nconns_all) * g->mean_gap_ns);
 	else
 		c->next_due += (int64_t)(-log(unit_rand(&c->rng)) * g->mean_gap_ns);
 	if (open && c->next_due >= g->t_end)
@@ -465,7 +470,7 @@ static int connect_all(struct lg *g, const struct sockaddr_storage *ss,
 		c->fd = socket(ss->ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
 		if (c->fd < 0) {
 			int e = errno;
-			snprintf(err, errn, "connection %zu: socket: %s", i, strerror(e));
+			snprintf(err, errn, "connection %u: socket: %s", c->id, strerror(e));
 			return -e;
 		}
 		setsockopt(c->fd, SOL_SOCKET, SO_SNDTIMEO, &tmo, sizeof tmo);
@@ -475,7 +480,7 @@ static int connect_all(struct lg *g, const struct sockaddr_storage *ss,
 		while (r && errno == EINTR);
 		if (r) {
 			int e = errno;
-			snprintf(err, errn, "connection %zu: connect failed: %s", i,
+			snprintf(err, errn, "connection %u: connect failed: %s", c->id,
 				 strerror(e));
 			return -e;
 		}
@@ -516,6 +521,8 @@ struct lg_run {
 	struct rusage ru0, ru1;
 	int64_t t_stop;          /* end of the measured phase, as observed */
 	int64_t drain_ns;        /* open loop: time spent waiting after it */
+	int64_t mstart_last;     /* several threads: when the last one saw the
+	                            measured phase start (0: one thread) */
 	/* idle mode */
 	size_t requested;        /* connections asked for */
 	long nofile_self, nofile_server;
@@ -540,6 +547,34 @@ static void mark_end(struct lg *g, struct lg_run *run)
 	getrusage(RUSAGE_SELF, &run->ru1);
 	if (g->server_pid)
 		kill(g->server_pid, SIGUSR2);
+}
+
+/* A loop saw the measured phase start (at `now`) or end. On one thread
+ * it takes the marks itself; a coordinated load thread only notes the
+ * time (the coordinator takes the marks). Returns the phase's start. */
+static int64_t phase_start(struct lg *g, struct lg_run *run, int64_t now)
+{
+	if (!g->coordinated) {
+		mark_start(g, run);
+		return g->t_mstart;
+	}
+	g->t_mstart = now;
+	g->measuring = true;
+	return now;
+}
+
+static void phase_end(struct lg *g, struct lg_run *run)
+{
+	if (g->coordinated)
+		run->t_stop = axb_mono_ns();
+	else
+		mark_end(g, run);
+}
+
+/* Another load thread failed: this one stops too. */
+static inline bool lg_stopped(const struct lg *g)
+{
+	return g->stop && atomic_load_explicit(g->stop, memory_order_relaxed);
 }
 
 /* Open loop, when the run gives up at `now`: a request of the measured
@@ -583,21 +618,24 @@ static void run_requests(struct lg *g, struct lg_run *run)
 	struct epoll_event evs[MAX_EVENTS];
 	bool open = g->mode == LG_OPEN, ended = false;
 
-	g->t_start = axb_mono_ns();
-	g->t_measure = g->t_start + g->warmup_ns;
-	g->t_end = g->t_measure + g->duration_ns;
+	if (!g->coordinated) {
+		g->t_start = axb_mono_ns();
+		g->t_measure = g->t_start + g->warmup_ns;
+		g->t_end = g->t_measure + g->duration_ns;
+	}
 	int64_t drain = g->duration_ns < DRAIN_MAX_NS ? g->duration_ns : DRAIN_MAX_NS;
 	int64_t drain_end = g->t_end + drain;
 	if (open) {
 		/* precise wake-ups for the schedule (default slack: 50 us) */
 		prctl(PR_SET_TIMERSLACK, 1UL, 0, 0, 0);
-		g->mean_gap_ns = 1e9 * (double)g->nconns / (double)g->rate;
+		/* every connection of every thread sends rate / nconns_all */
+		g->mean_gap_ns = 1e9 * (double)g->nconns_all / (double)g->rate;
 		for (size_t i = 0; i < g->nconns; i++) {
 			struct lg_conn *c = &g->conns[i];
-			c->rng = 0x9e3779b97f4a7c15ull * (i + 1) ^ 0xd1b54a32d192ed03ull;
+			c->rng = 0x9e3779b97f4a7c15ull * (c->id + 1) ^ 0xd1b54a32d192ed03ull;
 			if (g->arrivals == LG_UNIFORM)
 				c->next_due = g->t_start + (int64_t)((double)c->id /
-					(double)g->nconns * g->mean_gap_ns);
+					(double)g->nconns_all * g->mean_gap_ns);
 			else
 				c->next_due = g->t_start + (int64_t)(-log(unit_rand(&c->rng)) *
 								  g->mean_gap_ns);
@@ -617,18 +655,18 @@ static void run_requests(struct lg *g, struct lg_run *run)
 	}
 	while (!g->failed) {
 		int64_t now = axb_mono_ns();
+		if (lg_stopped(g))
+			break;
 		if (g->max_msgs && g->measured == g->max_msgs) {
 			/* count mode: every request answered */
 			mark_end(g, run);
 			ended = true;
 			break;
 		}
-		if (!g->measuring && now >= g->t_measure) {
-			mark_start(g, run);
-			now = g->t_mstart;
-		}
+		if (!g->measuring && now >= g->t_measure)
+			now = phase_start(g, run, now);
 		if (!ended && now >= g->t_end) {
-			mark_end(g, run);
+			phase_end(g, run);
 			ended = true;
 			if (!open)
 				break;
@@ -652,7 +690,7 @@ static void run_requests(struct lg *g, struct lg_run *run)
 		handle_events(g, evs, n);
 	}
 	if (!ended)
-		mark_end(g, run);
+		phase_end(g, run);
 	/* count mode promises the count: fewer answers is a failed check,
 	 * never a figure over fewer messages */
 	if (g->max_msgs && g->measured < g->max_msgs && !g->failed)
@@ -788,19 +826,19 @@ static void run_connect(struct lg *g, struct lg_run *run,
 	struct epoll_event evs[MAX_EVENTS];
 	bool ended = false;
 
-	g->t_start = axb_mono_ns();
-	g->t_measure = g->t_start + g->warmup_ns;
-	g->t_end = g->t_measure + g->duration_ns;
+	if (!g->coordinated) {
+		g->t_start = axb_mono_ns();
+		g->t_measure = g->t_start + g->warmup_ns;
+		g->t_end = g->t_measure + g->duration_ns;
+	}
 	for (size_t i = 0; i < g->nconns && !g->failed; i++)
 		storm_open(g, &g->conns[i], ss, sl, g->t_start);
-	while (!g->failed) {
+	while (!g->failed && !lg_stopped(g)) {
 		int64_t now = axb_mono_ns();
-		if (!g->measuring && now >= g->t_measure) {
-			mark_start(g, run);
-			now = g->t_mstart;
-		}
+		if (!g->measuring && now >= g->t_measure)
+			now = phase_start(g, run, now);
 		if (now >= g->t_end) {
-			mark_end(g, run);
+			phase_end(g, run);
 			ended = true;
 			break;
 		}
@@ -813,7 +851,8 @@ static void run_connect(struct lg *g, struct lg_run *run,
 			break;
 		}
 		for (int i = 0; i < n && !g->failed; i++) {
-			struct lg_conn *c = &g->conns[(uint32_t)evs[i].data.u64];
+			/* by id, from this thread's first connector */
+			struct lg_conn *c = &g->conns[(uint32_t)evs[i].data.u64 - g->conns[0].id];
 			if ((uint32_t)(evs[i].data.u64 >> 32) != c->gen || c->fd < 0)
 				continue; /* an event of a connection already closed */
 			if (c->connecting) {
@@ -848,7 +887,243 @@ static void run_connect(struct lg *g, struct lg_run *run,
 		}
 	}
 	if (!ended)
+		phase_end(g, run);
+}
+
+/* --- several load threads -------------------------------------------- */
+
+/* One load thread: its own engine state over a slice of the connections
+ * (conns points into the coordinator's array), its own histograms, pinned
+ * to one CPU of the set. */
+struct lg_thread {
+	struct lg g;
+	struct lg_run run;
+	int cpu;
+	pthread_t th;
+	bool started;
+	int err;              /* setup (pinning, connecting): 0 or -errno */
+	char msg[512];
+	struct lg_pool *pool;
+};
+
+struct lg_pool {
+	pthread_mutex_t mu;
+	pthread_cond_t cv;
+	size_t connected;     /* threads done connecting */
+	bool go;              /* the coordinator set the phases' times */
+	atomic_bool stop;
+	const struct sockaddr_storage *ss;
+	socklen_t sl;
+};
+
+static void *lg_thread_main(void *arg)
+{
+	struct lg_thread *t = arg;
+	if (axb_pin_cpu(t->cpu)) {
+		t->err = -EPERM;
+		snprintf(t->msg, sizeof t->msg, "cannot pin a load thread to CPU %d",
+			 t->cpu);
+	} else if (t->g.mode != LG_CONNECT) {
+		t->err = connect_all(&t->g, t->pool->ss, t->pool->sl, t->msg, sizeof t->msg);
+	}
+	/* the coordinator sets the phases' times, then lets everyone go */
+	pthread_mutex_lock(&t->pool->mu);
+	t->pool->connected++;
+	pthread_cond_broadcast(&t->pool->cv);
+	while (!t->pool->go)
+		pthread_cond_wait(&t->pool->cv, &t->pool->mu);
+	pthread_mutex_unlock(&t->pool->mu);
+	if (!atomic_load(&t->pool->stop)) {
+		if (t->g.mode == LG_CONNECT)
+			run_connect(&t->g, &t->run, t->pool->ss, t->pool->sl);
+		else
+			run_requests(&t->g, &t->run);
+	}
+	if (t->g.failed)
+		atomic_store(&t->pool->stop, true);
+	return NULL;
+}
+
+/* Sleep until the monotonic time `until`, or until a thread failed. */
+static void sleep_until(int64_t until, atomic_bool *stop)
+{
+	for (;;) {
+		int64_t now = axb_mono_ns();
+		if (now >= until || atomic_load(stop))
+			return;
+		int64_t d = until - now < 10000000 ? until - now : 10000000;
+		struct timespec ts = { .tv_sec = 0, .tv_nsec = (long)d };
+		nanosleep(&ts, NULL);
+	}
+}
+
+/* Give thread t its share [lo, lo + n) of g's connections and its own
+ * epoll set, receive buffer, open-loop queues and histograms. */
+static int lg_thread_init(struct lg_thread *t, const struct lg *g, size_t lo,
+			  size_t n, struct lg_pool *pool)
+{
+	t->g = *g; /* configuration, protocol state, a failure already recorded */
+	t->pool = pool;
+	t->g.conns = g->conns + lo;
+	t->g.nconns = n;
+	t->g.coordinated = true;
+	t->g.stop = &pool->stop;
+	t->g.ep = epoll_create1(EPOLL_CLOEXEC);
+	t->g.rx = malloc(g->rx_cap);
+	t->g.heap = calloc(n, sizeof *t->g.heap);
+	t->g.dirty = calloc(n, sizeof *t->g.dirty);
+	t->g.hist = axm_hist_new();
+	t->g.hist_unc = axm_hist_new();
+	t->g.hist_lag = axm_hist_new();
+	t->run.rss0_kib = t->run.rss1_kib = -1;
+	return t->g.ep >= 0 && t->g.rx && t->g.heap && t->g.dirty && t->g.hist &&
+	       t->g.hist_unc && t->g.hist_lag ? 0 : -ENOMEM;
+}
+
+static void lg_thread_free(struct lg_thread *t)
+{
+	if (t->g.ep >= 0)
+		close(t->g.ep);
+	free(t->g.rx);
+	free(t->g.heap);
+	free(t->g.dirty);
+	axm_hist_free(t->g.hist);
+	axm_hist_free(t->g.hist_unc);
+	axm_hist_free(t->g.hist_lag);
+}
+
+/* Add thread t's counts and histograms into the coordinator's g. */
+static void lg_merge(struct lg *g, struct lg_run *run, const struct lg_thread *t)
+{
+	g->measured += t->g.measured;
+	g->warm += t->g.warm;
+	g->sched_measured += t->g.sched_measured;
+	g->done_measured += t->g.done_measured;
+	g->censored += t->g.censored;
+	g->inflight += t->g.inflight;
+	axm_hist_merge(g->hist, t->g.hist);
+	axm_hist_merge(g->hist_unc, t->g.hist_unc);
+	axm_hist_merge(g->hist_lag, t->g.hist_lag);
+	if (t->run.drain_ns > run->drain_ns)
+		run->drain_ns = t->run.drain_ns;
+	if (t->g.failed && !g->failed) {
+		g->failed = true;
+		memcpy(g->fail, t->g.fail, sizeof g->fail);
+	}
+}
+
+/* The closed or open loop (or the connection storm) on nt threads, thread
+ * i on cpus->cpu[i] with connections [i * N / nt, (i + 1) * N / nt). The
+ * calling thread coordinates: once every thread has connected (the storm:
+ * is ready) it sets the phases' times,
+ * takes the measurement marks (rusage of the whole process, the server's
+ * signals) at their times, joins the threads and merges their counts and
+ * histograms into g. Returns 0, or -errno with err set when a thread could
+ * not be set up or connect; threads_out: one object per thread (its CPU,
+ * connections, round trips, latency; with thread_hists its histogram). */
+static int run_threads(struct lg *g, struct lg_run *run, const struct axb_cpus *cpus,
+		       size_t nt, const struct sockaddr_storage *ss, socklen_t sl,
+		       bool thread_hists, json_t **threads_out, char *err, size_t errn)
+{
+	struct lg_pool pool = { .ss = ss, .sl = sl };
+	struct lg_thread *ts = calloc(nt, sizeof *ts);
+	size_t started = 0;
+	int rc = 0;
+
+	*threads_out = NULL;
+	if (!ts) {
+		snprintf(err, errn, "out of memory");
+		return -ENOMEM;
+	}
+	atomic_init(&pool.stop, false);
+	for (size_t i = 0; i < nt; i++) {
+		ts[i].g.ep = -1;
+		ts[i].cpu = cpus->cpu[i];
+		size_t lo = i * g->nconns / nt, hi = (i + 1) * g->nconns / nt;
+		if (lg_thread_init(&ts[i], g, lo, hi - lo, &pool)) {
+			snprintf(err, errn, "load generator setup failed (out of memory?)");
+			rc = -ENOMEM;
+		}
+	}
+	if (rc) {
+		for (size_t i = 0; i < nt; i++)
+			lg_thread_free(&ts[i]);
+		free(ts);
+		return rc;
+	}
+	pthread_mutex_init(&pool.mu, NULL);
+	pthread_cond_init(&pool.cv, NULL);
+	for (; started < nt; started++)
+		if (pthread_create(&ts[started].th, NULL, lg_thread_main, &ts[started]))
+			break;
+	pthread_mutex_lock(&pool.mu);
+	while (pool.connected < started)
+		pthread_cond_wait(&pool.cv, &pool.mu);
+	if (started < nt) {
+		snprintf(err, errn, "cannot start load thread %zu", started);
+		rc = -EAGAIN;
+	}
+	for (size_t i = 0; i < started && !rc; i++)
+		if (ts[i].err) {
+			snprintf(err, errn, "%s", ts[i].msg);
+			rc = ts[i].err;
+		}
+	if (rc)
+		atomic_store(&pool.stop, true);
+	/* everyone connected: one warm-up, one measured phase for all */
+	g->t_start = axb_mono_ns();
+	g->t_measure = g->t_start + g->warmup_ns;
+	g->t_end = g->t_measure + g->duration_ns;
+	if (g->mode == LG_OPEN)
+		g->mean_gap_ns = 1e9 * (double)g->nconns_all / (double)g->rate;
+	for (size_t i = 0; i < nt; i++) {
+		ts[i].g.t_start = g->t_start;
+		ts[i].g.t_measure = g->t_measure;
+		ts[i].g.t_end = g->t_end;
+	}
+	pool.go = true;
+	pthread_cond_broadcast(&pool.cv);
+	pthread_mutex_unlock(&pool.mu);
+	if (!rc) {
+		sleep_until(g->t_measure, &pool.stop);
+		if (!atomic_load(&pool.stop))
+			mark_start(g, run);
+		sleep_until(g->t_end, &pool.stop);
 		mark_end(g, run);
+	}
+	json_t *arr = json_array();
+	int64_t first = 0;
+	for (size_t i = 0; i < nt; i++) {
+		if (i < started)
+			pthread_join(ts[i].th, NULL);
+		lg_merge(g, run, &ts[i]);
+		if (ts[i].g.t_mstart && (!first || ts[i].g.t_mstart < first))
+			first = ts[i].g.t_mstart;
+		if (ts[i].g.t_mstart > run->mstart_last)
+			run->mstart_last = ts[i].g.t_mstart;
+		json_t *o = json_pack("{s:i, s:I, s:I, s:I}", "cpu", ts[i].cpu,
+			"connections", (json_int_t)ts[i].g.nconns,
+			"round_trips", (json_int_t)ts[i].g.measured,
+			"warmup_round_trips", (json_int_t)ts[i].g.warm);
+		json_object_set_new(o, "latency", axm_hist_percentiles_json(ts[i].g.hist));
+		if (thread_hists) {
+			json_object_set_new(o, "histogram", axm_hist_to_json(ts[i].g.hist));
+			if (g->mode == LG_OPEN)
+				json_object_set_new(o, "histogram_uncorrected",
+						    axm_hist_to_json(ts[i].g.hist_unc));
+		}
+		json_array_append_new(arr, o);
+		lg_thread_free(&ts[i]);
+	}
+	/* the phase as the threads counted it: from the first thread that
+	 * saw it start (the coordinator's wake-up may come a little later) */
+	if (first && (!g->t_mstart || first < g->t_mstart))
+		g->t_mstart = first;
+	pthread_mutex_destroy(&pool.mu);
+	pthread_cond_destroy(&pool.cv);
+	free(ts);
+	*threads_out = arr;
+	return rc;
 }
 
 /* --- setup and result ------------------------------------------------- */
@@ -1006,8 +1281,22 @@ int axb_cmd_load(int argc, char **argv)
 		axb_bad_input("--messages needs a closed-loop request scenario "
 			      "(%s is not one)", sc->name);
 
-	if (o.cpu >= 0 && axb_pin_cpu(o.cpu)) {
-		snprintf(err, sizeof err, "cannot pin to CPU %d", o.cpu);
+	/* One thread per CPU of the set for the closed and open loops by time
+	 * and the connection storm (never more threads than connections or
+	 * connectors); idle connections and count mode run on one thread,
+	 * the set's first CPU. Several threads: the coordinating thread (which mostly
+	 * sleeps) may run anywhere in the set, each load thread on its CPU. */
+	size_t nthreads = 1;
+	if (g.mode != LG_IDLE && !g.max_msgs && o.cpus.n > 1)
+		nthreads = (size_t)o.cpus.n < g.nconns ? (size_t)o.cpus.n : g.nconns;
+	if (o.cpus.n && (nthreads > 1 ? axb_pin_cpus(&o.cpus) : axb_pin_cpu(o.cpu))) {
+		char cl[256];
+		if (nthreads > 1)
+			axb_cpus_format(&o.cpus, cl, sizeof cl);
+		else
+			snprintf(cl, sizeof cl, "%d", o.cpu);
+		snprintf(err, sizeof err, "cannot pin to CPU%s %s",
+			 nthreads > 1 ? "s" : "", cl);
 		return report_error(&o, hidden, err);
 	}
 	signal(SIGPIPE, SIG_IGN);
@@ -1030,6 +1319,7 @@ int axb_cmd_load(int argc, char **argv)
 				   ? (size_t)run.nofile_server - FD_SPARE : 1;
 	}
 
+	g.nconns_all = g.nconns;
 	/* everything is allocated here, before the first message */
 	int e = g.proto->init(&g);
 	g.hist = axm_hist_new();
@@ -1062,7 +1352,17 @@ int axb_cmd_load(int argc, char **argv)
 	}
 
 	/* --- the measurement ---------------------------------------- */
-	if (g.mode == LG_CONNECT) {
+	json_t *threads = NULL;
+	if (nthreads > 1) {
+		if (run_threads(&g, &run, &o.cpus, nthreads, &ss, sl, o.thread_hists,
+				&threads, err, sizeof err)) {
+			char msg[700];
+			snprintf(msg, sizeof msg, "cannot connect to %s: %s", o.target, err);
+			json_decref(threads);
+			rc = report_error(&o, hidden, msg);
+			goto free_lg;
+		}
+	} else if (g.mode == LG_CONNECT) {
 		run_connect(&g, &run, &ss, sl);
 	} else if ((g.mode == LG_IDLE ? run_idle(&g, &run, &ss, sl, err, sizeof err)
 		    : connect_all(&g, &ss, sl, err, sizeof err))) {
@@ -1092,6 +1392,8 @@ int axb_cmd_load(int argc, char **argv)
 	json_object_set_new(j, "target", json_string(o.target));
 	json_object_set_new(j, "mode", json_string(mode_name(g.mode)));
 	json_object_set_new(j, "connections", json_integer((json_int_t)g.nconns));
+	json_object_set_new(j, "cpus", o.cpus.n ? axb_cpus_json(&o.cpus) : json_null());
+	json_object_set_new(j, "threads", json_integer((json_int_t)nthreads));
 	json_object_set_new(j, "pipeline", json_integer(g.depth));
 	json_object_set_new(j, "size", axs_param_index(sc, "size") >= 0
 			    ? json_integer((json_int_t)g.size) : json_null());
@@ -1101,10 +1403,16 @@ int axb_cmd_load(int argc, char **argv)
 		"message", g.failed ? g.fail : NULL));
 	json_object_set_new(j, "rusage", axb_rusage_json(&ru_all));
 	json_object_set_new(j, "stalled", json_boolean(stalled));
+	/* several load threads: each one's share (the merged figures are
+	 * the sums of theirs, the histograms their bucket-wise sums) */
+	if (threads)
+		json_object_set_new(j, "per_thread", threads);
 	/* how late the load generator noticed the start of the measured
 	 * phase: far beyond the warm-up, it was itself kept off its CPU */
-	json_object_set_new(j, "measure_start_late_s", g.t_mstart
-			    ? json_real((double)(g.t_mstart - g.t_measure) / 1e9) : json_null());
+	/* (several threads: the last of them, the one kept off its CPU) */
+	int64_t late = run.mstart_last ? run.mstart_last : g.t_mstart;
+	json_object_set_new(j, "measure_start_late_s", late
+			    ? json_real((double)(late - g.t_measure) / 1e9) : json_null());
 	if (!g.failed && !stalled) {
 		const struct rusage *ru0 = &run.ru0, *ru1 = &run.ru1;
 		double wall = (double)(run.t_stop - g.t_mstart) / 1e9;
@@ -1197,7 +1505,7 @@ int axb_cmd_load(int argc, char **argv)
 		json_object_set_new(j, "metrics", metrics);
 		/* idle mode: the load generator waits, it cannot be the bottleneck */
 		json_object_set_new(j, "saturated", json_boolean(g.mode != LG_IDLE &&
-								 util >= SATURATION));
+								 util >= SATURATION * (double)nthreads));
 		json_object_set_new(j, "saturation_threshold", json_real(SATURATION));
 	}
 	if (hidden) {

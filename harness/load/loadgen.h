@@ -2,7 +2,9 @@
  * loadgen.h - the load generator's engine state and its protocol modules.
  *
  * The engine (loadgen.c) runs over raw edge-triggered epoll in one of four
- * modes: a closed loop of N connections each keeping `depth` requests in
+ * modes (all but the idle one on one thread per CPU of the load
+ * generator's CPU set, each with its share of the connections and of the
+ * rate): a closed loop of N connections each keeping `depth` requests in
  * flight; an open loop sending requests at a fixed rate from a schedule
  * (latency from each request's intended send time); idle connections (the
  * server's memory per connection); and a storm of short-lived connections.
@@ -13,6 +15,7 @@
 #ifndef AXB_LOADGEN_H
 #define AXB_LOADGEN_H
 
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -61,12 +64,16 @@ struct lg_conn {
 
 struct lg {
 	const struct lg_proto *proto;
-	void *pstate;        /* the protocol module's own */
+	/* the protocol module's own, shared by the load threads: what is per
+	 * connection is indexed by lg_conn.id and touched only by the thread
+	 * that owns the connection; the rest is read-only after init */
+	void *pstate;
 	enum lg_mode mode;
 	/* configuration, from the scenario's parameters */
 	size_t size;         /* "size": message size in bytes */
 	unsigned depth;      /* "pipeline": requests in flight per connection */
-	size_t nconns;       /* "connections" */
+	size_t nconns;       /* "connections" (of this thread: its share) */
+	size_t nconns_all;   /* all threads' connections (open-loop schedule) */
 	int64_t warmup_ns, duration_ns;
 	int64_t rate;        /* "rate": requests/s over all connections (open) */
 	enum lg_arrivals arrivals;
@@ -89,6 +96,11 @@ struct lg {
 	bool failed;         /* verification failed: no numbers */
 	char fail[512];
 	pid_t server_pid;    /* told about the measured phase, 0: nobody */
+	/* several load threads: the phases' times are set by the
+	 * coordinating thread, which also takes the marks; stop is raised
+	 * when a thread failed, and every thread then ends its loop */
+	bool coordinated;
+	atomic_bool *stop;
 	/* open loop */
 	double mean_gap_ns;  /* mean time between two requests of a connection */
 	struct lg_conn **heap;     /* connections that may send, by next_due */

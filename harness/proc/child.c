@@ -15,7 +15,7 @@
 enum {
 	OPT_IMPL = 256, OPT_SCENARIO, OPT_CPU, OPT_PORT, OPT_RESULT_FD,
 	OPT_SERVER_PID, OPT_MESSAGES, OPT_CLOCK_FREE, OPT_TARGET, OPT_JSON, OPT_QUICK, OPT_DURATION,
-	OPT_WARMUP, OPT_HELP,
+	OPT_WARMUP, OPT_HELP, OPT_CPUS, OPT_THREAD_HISTS,
 };
 
 static long parse_long(const char *cmd, const char *opt, const char *v,
@@ -40,6 +40,8 @@ void axb_child_opts_parse(int argc, char **argv, const char *cmd,
 		{ "runtime", required_argument, NULL, OPT_IMPL },
 		{ "scenario", required_argument, NULL, OPT_SCENARIO },
 		{ "cpu", required_argument, NULL, OPT_CPU },
+		{ "cpus", required_argument, NULL, OPT_CPUS },
+		{ "thread-histograms", no_argument, NULL, OPT_THREAD_HISTS },
 		{ "port", required_argument, NULL, OPT_PORT },
 		{ "result-fd", required_argument, NULL, OPT_RESULT_FD },
 		{ "server-pid", required_argument, NULL, OPT_SERVER_PID },
@@ -65,7 +67,19 @@ void axb_child_opts_parse(int argc, char **argv, const char *cmd,
 		switch (c) {
 		case OPT_IMPL: o->impl = optarg; break;
 		case OPT_SCENARIO: o->scenario = optarg; break;
-		case OPT_CPU: o->cpu = (int)parse_long(cmd, "--cpu", optarg, 0, CPU_SETSIZE - 1); break;
+		case OPT_CPU:
+			o->cpu = (int)parse_long(cmd, "--cpu", optarg, 0, AXB_MAX_CPUS - 1);
+			o->cpus.n = 1;
+			o->cpus.cpu[0] = o->cpu;
+			break;
+		case OPT_CPUS:
+			if (axb_cpus_parse(optarg, &o->cpus))
+				axb_bad_input("%s: malformed --cpus '%s' (want a CPU list "
+					      "such as 0-3,6, CPUs 0..%d)", cmd, optarg,
+					      AXB_MAX_CPUS - 1);
+			o->cpu = o->cpus.cpu[0];
+			break;
+		case OPT_THREAD_HISTS: o->thread_hists = true; break;
 		case OPT_PORT: o->port = (int)parse_long(cmd, "--port", optarg, 1, 65535); break;
 		case OPT_RESULT_FD: o->result_fd = (int)parse_long(cmd, "--result-fd", optarg, 1, 1 << 20); break;
 		case OPT_SERVER_PID: o->server_pid = (pid_t)parse_long(cmd, "--server-pid", optarg, 1, 1L << 30); break;
@@ -85,21 +99,27 @@ void axb_child_opts_parse(int argc, char **argv, const char *cmd,
 		case OPT_HELP:
 			if (!strcmp(cmd, "load"))
 				printf("usage: axbench load --scenario S --target HOST:PORT [-p name=value]...\n"
-				       "                    [--duration D] [--warmup D] [--cpu N] [--json FILE]\n"
-				       "                    [--server-pid PID] [--messages N]\n"
+				       "                    [--duration D] [--warmup D] [--cpu N | --cpus LIST]\n"
+				       "                    [--json FILE] [--server-pid PID] [--messages N]\n"
+				       "                    [--thread-histograms]\n"
 				       "The load generator alone, against any server speaking the scenario's\n"
 				       "protocol (docs/protocols.md); prints its result object, or writes it\n"
 				       "to --json FILE. --server-pid: the server's process, whose CPU time is\n"
 				       "read over the measured phase. --messages N: exactly N requests in a\n"
 				       "closed loop from the first one (no warm-up, no time limit but 600 s);\n"
-				       "fewer answers fail the check.\n"
+				       "fewer answers fail the check. --cpus LIST: one load thread per CPU\n"
+				       "of the list, connections and the open-loop rate split among them;\n"
+				       "--thread-histograms: each thread's histogram in the result too.\n"
 				       "exit status: 0 the check passed, 1 the check failed or nothing was\n"
 				       "answered (the reason on stderr), 2 bad input.\n"
 				       "see docs/harness.md\n");
 			else
-				printf("usage: axbench %s --runtime R --scenario S [-p name=value]... [--port P] [--cpu N]\n"
+				printf("usage: axbench %s --runtime R --scenario S [-p name=value]... [--port P]\n"
+				       "                     [--cpu N | --cpus LIST]\n"
 				       "The server side of a network scenario alone, on 127.0.0.1, until\n"
-				       "Ctrl-C or SIGTERM; then its result object on stdout.\n"
+				       "Ctrl-C or SIGTERM; then its result object on stdout. With -p workers=N\n"
+				       "(thread-per-core), N runtimes on N threads, worker i pinned to the\n"
+				       "i-th CPU of --cpus (round robin).\n"
 				       "exit status: 0 served and stopped cleanly, 1 the server failed, 2 bad\n"
 				       "input (a port in use, an unknown runtime or scenario).\n"
 				       "see docs/harness.md\n", cmd);

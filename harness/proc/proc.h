@@ -21,17 +21,46 @@
 /* pin.c                                                               */
 /* ------------------------------------------------------------------ */
 
-/* Where `run` pins its children: "split" (server and load generator on
- * CPUs of their own), "same" (both on one), "none". */
+/* A CPU set, ascending CPU numbers without repeats. */
+#define AXB_MAX_CPUS 1024
+struct axb_cpus {
+	int n;
+	int cpu[AXB_MAX_CPUS];
+};
+
+/* Where `run` pins its children: mode "split" (server and load generator
+ * on CPU sets of their own, by default the first half of the allowed CPUs
+ * and the rest), "same" (both on the first allowed CPU), "sets" (given by
+ * --server-cpus / --load-cpus), "none". server_cpu and load_cpu are the
+ * first CPU of each set. */
 struct axb_pin {
 	const char *mode;
 	int server_cpu;
 	int load_cpu;
+	struct axb_cpus server, load;
 };
 
-/* Pin the calling thread (and threads it creates later) to one CPU.
- * Returns 0 or -errno. */
+/* Pin the calling thread (and threads it creates later) to one CPU, or to
+ * a set of CPUs. Returns 0 or -errno. */
 int axb_pin_cpu(int cpu);
+int axb_pin_cpus(const struct axb_cpus *c);
+
+/* Parse a CPU list "0-3,6" (ranges and single CPUs, any order, repeats
+ * merged). Returns 0, -EINVAL when malformed or -ERANGE for a CPU number
+ * beyond AXB_MAX_CPUS - 1. */
+int axb_cpus_parse(const char *s, struct axb_cpus *out);
+
+/* Write c as the shortest list ("0-3,6") into buf. */
+void axb_cpus_format(const struct axb_cpus *c, char *buf, size_t n);
+
+/* Whether cpu is in c. */
+bool axb_cpus_has(const struct axb_cpus *c, int cpu);
+
+/* c as a JSON array of CPU numbers. */
+json_t *axb_cpus_json(const struct axb_cpus *c);
+
+/* The CPUs the process may run on, as a set. Returns 0 or -errno. */
+int axb_cpus_allowed(struct axb_cpus *c);
 
 /* The CPUs the process may run on, ascending; returns how many were stored
  * (at most max) or -errno. */
@@ -44,7 +73,13 @@ int axb_allowed_cpus(int *cpus, int max);
 struct axb_child_opts {
 	const char *impl;        /* --impl / --runtime */
 	const char *scenario;    /* --scenario */
-	int cpu;                 /* --cpu, -1: not pinned */
+	int cpu;                 /* --cpu, or the first of --cpus; -1: not pinned */
+	struct axb_cpus cpus;    /* --cpus LIST (or --cpu N: that one CPU); n 0:
+	                            not pinned. The server pins worker i of
+	                            `workers` to cpus.cpu[i % n], the load
+	                            generator runs one thread per CPU */
+	bool thread_hists;       /* --thread-histograms (load): each load
+	                            thread's histogram in the result too */
 	int port;                /* --port, 0: any */
 	int result_fd;           /* --result-fd, default 1 (stdout) */
 	pid_t server_pid;        /* --server-pid (load generator), 0: none */

@@ -252,6 +252,23 @@ static json_t *runtimes_json(void)
 	return a;
 }
 
+/* Where the children ran: the mode, the first CPU of each side and, when
+ * run set them, the whole CPU sets of the server and the load generator. */
+static json_t *pinning_json(const struct axb_pin *pin)
+{
+	json_t *j = json_pack("{s:s, s:i, s:i}", "mode", pin->mode,
+			      "server_cpu", pin->server_cpu, "load_cpu", pin->load_cpu);
+	if (pin->server.n && pin->load.n) {
+		bool overlap = false;
+		for (int i = 0; i < pin->server.n; i++)
+			overlap |= axb_cpus_has(&pin->load, pin->server.cpu[i]);
+		json_object_set_new(j, "server_cpus", axb_cpus_json(&pin->server));
+		json_object_set_new(j, "load_cpus", axb_cpus_json(&pin->load));
+		json_object_set_new(j, "overlap", json_boolean(overlap));
+	}
+	return j;
+}
+
 json_t *axb_environment(const struct axb_pin *pin)
 {
 	char host[256] = "", when[64];
@@ -282,9 +299,7 @@ json_t *axb_environment(const struct axb_pin *pin)
 		"build", axb_build_info(),
 		"git", git_json(),
 		"time_utc", when,
-		"pinning", json_pack("{s:s, s:i, s:i}", "mode", pin->mode,
-				     "server_cpu", pin->server_cpu,
-				     "load_cpu", pin->load_cpu),
+		"pinning", pinning_json(pin),
 		"sysctl", sysctl,
 		"runtimes", runtimes_json());
 }

@@ -78,15 +78,15 @@ void axb_loadavg(double la[3])
 	fclose(f);
 }
 
-void axb_cpuload_read(struct axb_cpuload *c, int cpu0, int cpu1)
+void axb_cpuload_read(struct axb_cpuload *c, const struct axb_cpus *cpus)
 {
 	char line[512];
 	double tick = (double)sysconf(_SC_CLK_TCK);
 	double la[3];
 
 	memset(c, 0, sizeof *c);
-	c->cpu[0] = cpu0;
-	c->cpu[1] = cpu1;
+	c->n = cpus->n;
+	memcpy(c->cpu, cpus->cpu, (size_t)cpus->n * sizeof c->cpu[0]);
 	FILE *f = fopen("/proc/stat", "re");
 	while (f && fgets(line, sizeof line, f)) {
 		int n;
@@ -94,7 +94,7 @@ void axb_cpuload_read(struct axb_cpuload *c, int cpu0, int cpu1)
 		if (sscanf(line, "cpu%d %llu %llu %llu %llu %llu %llu %llu %llu", &n,
 			   &us, &ni, &sy, &id, &io, &irq, &sirq, &st) != 9)
 			continue;
-		for (int k = 0; k < 2; k++) {
+		for (int k = 0; k < c->n; k++) {
 			if (n != c->cpu[k])
 				continue;
 			c->busy_s[k] = (double)(us + ni + sy + irq + sirq) / tick;
@@ -110,9 +110,8 @@ void axb_cpuload_read(struct axb_cpuload *c, int cpu0, int cpu1)
 json_t *axb_cpuload_delta_json(const struct axb_cpuload *a,
 			       const struct axb_cpuload *b)
 {
-	bool same = a->cpu[0] == a->cpu[1];
 	json_t *cpus = json_array(), *busy = json_array(), *steal = json_array();
-	for (int k = 0; k < (same ? 1 : 2); k++) {
+	for (int k = 0; k < a->n; k++) {
 		json_array_append_new(cpus, json_integer(a->cpu[k]));
 		json_array_append_new(busy, json_real(b->busy_s[k] - a->busy_s[k]));
 		json_array_append_new(steal, json_real(b->steal_s[k] - a->steal_s[k]));

@@ -99,10 +99,11 @@ static json_t *pick(const json_t *src, const char *const *keys)
 static void net_numbers(json_t *rep, const struct axb_rep_in *in)
 {
 	static const char *const srv_keys[] = { "engine_info", "serve_result", "rusage",
-		"measured", "stats", "metrics", "destroy_result", NULL };
+		"measured", "stats", "metrics", "destroy_result", "cpus", "workers",
+		"per_worker", NULL };
 	static const char *const lg_keys[] = { "mode", "connections", "pipeline", "size",
 		"measured", "warmup_round_trips", "rusage", "saturated", "open_loop",
-		"idle", "measure_start_late_s", NULL };
+		"idle", "measure_start_late_s", "cpus", "threads", "per_thread", NULL };
 	const json_t *sr = in->server.result, *lr = in->loadgen.result;
 	const json_t *lm = json_object_get(lr, "measured");
 	const json_t *sm = json_object_get(sr, "measured");
@@ -159,10 +160,13 @@ static void net_numbers(json_t *rep, const struct axb_rep_in *in)
 	json_object_set_new(rep, "metrics", m);
 
 	/* Split pinning: the load generator is the bottleneck when it keeps
-	 * its own CPU busy. Same CPU: when the shared CPU is busy and the
-	 * load generator takes at least the server's share. */
-	bool sat;
-	if (!strcmp(in->pin->mode, "same"))
+	 * its own CPUs busy. Shared CPUs (same, or overlapping sets): when
+	 * they are busy and the load generator takes at least the server's
+	 * share. */
+	bool sat, shared = !strcmp(in->pin->mode, "same");
+	for (int i = 0; i < in->pin->server.n; i++)
+		shared |= axb_cpus_has(&in->pin->load, in->pin->server.cpu[i]);
+	if (shared)
 		sat = json_is_object(sm) &&
 		      num(lm, "cpu_util") + num(sm, "cpu_util") >= 0.9 &&
 		      num(lm, "cpu_util") >= num(sm, "cpu_util");

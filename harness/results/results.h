@@ -40,15 +40,16 @@ void axb_netc_read(struct axb_netc *c);
 /* b - a as a JSON object. */
 json_t *axb_netc_delta_json(const struct axb_netc *a, const struct axb_netc *b);
 
-/* Busy (non-idle) and steal time of two CPUs from /proc/stat, seconds;
- * and the 1-minute load average. To tell whether other work shared the
- * CPUs of a repetition. */
+/* Busy (non-idle) and steal time of the pinned CPUs (the server's and the
+ * load generator's sets) from /proc/stat, seconds; and the 1-minute load
+ * average. To tell whether other work shared the CPUs of a repetition. */
 struct axb_cpuload {
-	int cpu[2];
-	double busy_s[2], steal_s[2];
+	int n;
+	int cpu[AXB_MAX_CPUS];
+	double busy_s[AXB_MAX_CPUS], steal_s[AXB_MAX_CPUS];
 	double loadavg1;
 };
-void axb_cpuload_read(struct axb_cpuload *c, int cpu0, int cpu1);
+void axb_cpuload_read(struct axb_cpuload *c, const struct axb_cpus *cpus);
 json_t *axb_cpuload_delta_json(const struct axb_cpuload *a,
 			       const struct axb_cpuload *b);
 /* The load averages (1, 5, 15 minutes); -1 when unreadable. */

@@ -204,10 +204,16 @@ ENV_FACTS = [
     ("pinning", ("pinning", "mode")),
     ("server CPU", ("pinning", "server_cpu")),
     ("load generator CPU", ("pinning", "load_cpu")),
+    ("server CPU set", ("pinning", "server_cpus")),
+    ("load generator CPU set", ("pinning", "load_cpus")),
     ("libuv", ("libraries", "libuv", "loaded")),
     ("libevent", ("libraries", "libevent", "loaded")),
     ("liburing", ("libraries", "liburing", "loaded")),
 ]
+
+
+# Facts older result files lack: compared only when both files have them.
+OPTIONAL_FACTS = {"server_cpus", "load_cpus"}
 
 
 def env_differences(base, new):
@@ -215,6 +221,8 @@ def env_differences(base, new):
     out = []
     for label, path in ENV_FACTS:
         a, b = _get(base.env, *path), _get(new.env, *path)
+        if path[-1] in OPTIONAL_FACTS and (a is None or b is None):
+            continue  # a file written before the fact was recorded
         if a != b and not (a is None and b is None):
             out.append((label, a, b))
     return out

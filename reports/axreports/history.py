@@ -15,7 +15,7 @@ import sqlite3
 import subprocess
 import time
 
-from .results import load_results
+from .results import ADDED_PARAMS, load_results
 from .stats import median
 from .util import InputError, finite, note
 
@@ -67,7 +67,11 @@ CREATE TABLE IF NOT EXISTS metrics (
 
 
 def cell_key_text(cell):
-    return json.dumps([cell.runtime, cell.scenario, cell.params], sort_keys=True)
+    # a parameter added later, at its "as before" value, is left out so
+    # that the cell continues the history of the older files' cell
+    params = {k: v for k, v in cell.params.items()
+              if not (k in ADDED_PARAMS and v == ADDED_PARAMS[k])}
+    return json.dumps([cell.runtime, cell.scenario, params], sort_keys=True)
 
 
 def open_db(path, create):

@@ -29,6 +29,7 @@ SECTIONS = [
     ("latency", "Latency percentiles"),
     ("offered-load", "Latency against offered load"),
     ("scaling", "Scaling with connections"),
+    ("cores", "Scaling with cores (thread-per-core)"),
     ("cpu", "CPU per operation"),
     ("memory", "Memory"),
     ("conformance", "Conformance matrix"),
@@ -39,7 +40,7 @@ SECTIONS = [
 ]
 
 # Shorter names for the navigation bar, so it fits one line.
-NAV = {"offered-load": "Offered load", "scaling": "Scaling", "cpu": "CPU",
+NAV = {"offered-load": "Offered load", "scaling": "Scaling", "cores": "Cores", "cpu": "CPU",
        "conformance": "Conformance", "comparison": "Comparison", "latency": "Latency"}
 
 # A report of a big sweep would otherwise carry hundreds of charts.
@@ -1084,6 +1085,84 @@ class Report:
                                "with e.g. -p connections=1,16,256)")
         return '<div class="charts">' + "\n".join(parts) + "</div>"
 
+    def cpu_sets(self):
+        """The server's and the load generator's CPU sets of the run (lists
+        of CPU numbers; older files: the one CPU of each)."""
+        pin = self.doc.env.get("pinning") if isinstance(self.doc.env, dict) else None
+        pin = pin if isinstance(pin, dict) else {}
+        srv = pin.get("server_cpus") or ([pin["server_cpu"]] if pin.get("server_cpu") is not None
+                                        else [])
+        load = pin.get("load_cpus") or ([pin["load_cpu"]] if pin.get("load_cpu") is not None
+                                       else [])
+        return [c for c in srv if isinstance(c, int)], [c for c in load if isinstance(c, int)]
+
+    def sec_cores(self):
+        """Throughput and server CPU per message against `workers` (the
+        thread-per-core sweep), per scenario and combination of the other
+        parameters; says when the workers outnumber the server's CPUs or
+        share them with the load generator, where the curve shows no
+        scaling of the design but the machine's limit."""
+        parts = []
+        srv, load = self.cpu_sets()
+        shared = sorted(set(srv) & set(load))
+        for sc in self.scenarios:
+            cells = [c for c in self.cells_of(sc) if "workers" in c.params
+                     and not self.is_open_loop(c)]
+            if len({c.params["workers"] for c in cells}) < 2:
+                continue
+            by = {}
+            for c in cells:
+                rest = {k: v for k, v in c.params.items() if k != "workers"}
+                by.setdefault(json.dumps(rest, sort_keys=True), []).append(c)
+            for rest, group in by.items():
+                ws = sorted({c.params["workers"] for c in group})
+                if len(ws) < 2:
+                    continue
+                restd = json.loads(rest)
+                vary = [k for k in self.varying.get(sc, []) if k != "workers"]
+                rest_txt = ",".join(f"{k}={format_param(k, restd[k])}" for k in vary if k in restd)
+                name = f"{sc}{' ' + rest_txt if rest_txt else ''}"
+                p = group[0].primary_metric()
+                for metric, unit_title in ((p.name if p else None, None),
+                                           ("server_cpu_us_per_msg", "server CPU per message")):
+                    if not metric:
+                        continue
+                    series = {}
+                    for c in group:
+                        t = mtriple(c, metric)
+                        if t:
+                            series.setdefault(c.runtime, []).append((c.params["workers"], *t))
+                    if not series:
+                        continue
+                    unit = next((c.metrics[metric].unit for c in group if metric in c.metrics), "")
+                    svg = charts.lines_xy(f"{name}: {unit_title or metric} by workers", series,
+                                          "workers (runtimes, one per server CPU; log2)",
+                                          f"{unit_title or metric} ({unit})", self.colours,
+                                          logx=True, xticks=ws)
+                    parts.append(figure(svg, "Median with the confidence interval of the median.",
+                                        alt=f"{sc} {metric} by workers"))
+                over = [w for w in ws if srv and w > len(srv)]
+                notes = []
+                if over:
+                    notes.append(f"workers={','.join(str(w) for w in over)} outnumber the server's "
+                                 f"{len(srv)} CPU{'s' if len(srv) != 1 else ''} "
+                                 f"({','.join(map(str, srv))}): those workers share CPUs")
+                if shared:
+                    notes.append(f"the server and the load generator share CPU"
+                                 f"{'s' if len(shared) > 1 else ''} {','.join(map(str, shared))}: "
+                                 "more workers also take CPU from the load generator")
+                msg = ('<p class="note">' + esc("; ".join(notes) + ". The curve then shows "
+                       "the machine's limit, not how the design scales.") + "</p>")
+                if notes and msg not in parts:
+                    parts.append(msg)
+        if not parts:
+            return placeholder("no workers sweep in these results (run a network scenario with "
+                               "e.g. --profile scaling or -p workers=1,2,4)")
+        head = (f"<p>Server CPUs {','.join(map(str, srv)) or '-'}; load generator CPUs "
+                f"{','.join(map(str, load)) or '-'}.</p>")
+        return head + '<div class="charts">' + "\n".join(p for p in parts if p.startswith("<figure")) \
+            + "</div>" + "\n".join(p for p in parts if not p.startswith("<figure"))
+
     def sec_cpu(self):
         parts = []
         net = [c for c in self.doc.cells if c.ok and "server_cpu_us_per_msg" in c.metrics]
@@ -1267,8 +1346,12 @@ class Report:
             ("io_uring", ur_txt),
             ("commit", f"{g('git', 'commit')}{' (dirty)' if g('git', 'dirty') else ''}"),
             ("time", g("time_utc")),
-            ("pinning", f"{pin.get('mode')}: server on CPU {pin.get('server_cpu')}, load "
-                        f"generator on CPU {pin.get('load_cpu')}"),
+            ("pinning", f"{pin.get('mode')}: server on CPU"
+                        f"{'s' if len(self.cpu_sets()[0]) > 1 else ''} "
+                        f"{','.join(map(str, self.cpu_sets()[0])) or '-'}, load generator on CPU"
+                        f"{'s' if len(self.cpu_sets()[1]) > 1 else ''} "
+                        f"{','.join(map(str, self.cpu_sets()[1])) or '-'}"
+                        f"{' (shared)' if pin.get('overlap') else ''}"),
             ("command", " ".join(self.doc.raw.get("command") or [])),
         ]
         parts = [kv_table([(k, "-" if v is None else v) for k, v in rows])]

@@ -588,8 +588,18 @@ static void sched_segv(int sig, siginfo_t *si, void *uc)
 	signal(sig, SIG_DFL);
 }
 
-static void sched_install_segv(stack_t *alt, stack_t *old_alt,
-			       struct sigaction *old_sa)
+/* The SIGSEGV action is process-wide while the alternate signal stack is
+ * per thread, and several runtimes may run at once on different threads
+ * (thread-per-core). The first runtime to start installs the handler and
+ * the last to stop restores the action it found; each thread has its own
+ * alternate stack. (Installing and restoring per run would let two
+ * overlapping runs restore each other's action in the wrong order and
+ * leave the handler behind, or remove it under a runtime still running.) */
+static pthread_mutex_t segv_lock = PTHREAD_MUTEX_INITIALIZER;
+static unsigned segv_users;
+static struct sigaction segv_old_sa;
+
+static void sched_install_segv(stack_t *alt, stack_t *old_alt)
 {
 	alt->ss_size = 64 * 1024;
 	alt->ss_sp = malloc(alt->ss_size);
@@ -597,20 +607,26 @@ static void sched_install_segv(stack_t *alt, stack_t *old_alt,
 	if (!alt->ss_sp)
 		return;
 	sigaltstack(alt, old_alt);
-	struct sigaction sa;
-	memset(&sa, 0, sizeof sa);
-	sa.sa_sigaction = sched_segv;
-	sa.sa_flags = SA_SIGINFO | SA_ONSTACK | SA_NODEFER;
-	sigemptyset(&sa.sa_mask);
-	sigaction(SIGSEGV, &sa, old_sa);
+	pthread_mutex_lock(&segv_lock);
+	if (segv_users++ == 0) {
+		struct sigaction sa;
+		memset(&sa, 0, sizeof sa);
+		sa.sa_sigaction = sched_segv;
+		sa.sa_flags = SA_SIGINFO | SA_ONSTACK | SA_NODEFER;
+		sigemptyset(&sa.sa_mask);
+		sigaction(SIGSEGV, &sa, &segv_old_sa);
+	}
+	pthread_mutex_unlock(&segv_lock);
 }
 
-static void sched_remove_segv(stack_t *alt, stack_t *old_alt,
-			      struct sigaction *old_sa)
+static void sched_remove_segv(stack_t *alt, stack_t *old_alt)
 {
 	if (!alt->ss_sp)
 		return;
-	sigaction(SIGSEGV, old_sa, NULL);
+	pthread_mutex_lock(&segv_lock);
+	if (--segv_users == 0)
+		sigaction(SIGSEGV, &segv_old_sa, NULL);
+	pthread_mutex_unlock(&segv_lock);
 	sigaltstack(old_alt->ss_sp ? old_alt : NULL, NULL);
 	if (!old_alt->ss_sp) {
 		stack_t dis = {.ss_flags = SS_DISABLE};
@@ -654,7 +670,6 @@ int ax_rt_run(ax_rt *rt, ax_task_fn fn, void *arg, intptr_t *result)
 	struct ax_task *main_task;
 	sigset_t pipe_set, old_set;
 	stack_t alt = {0}, old_alt = {0};
-	struct sigaction old_sa;
 	int r;
 
 	if (!rt || !fn)
@@ -665,7 +680,7 @@ int ax_rt_run(ax_rt *rt, ax_task_fn fn, void *arg, intptr_t *result)
 	sigemptyset(&pipe_set);
 	sigaddset(&pipe_set, SIGPIPE);
 	pthread_sigmask(SIG_BLOCK, &pipe_set, &old_set);
-	sched_install_segv(&alt, &old_alt, &old_sa);
+	sched_install_segv(&alt, &old_alt);
 	ax__san_thread_stack(&rt->sched_stack_lo, &rt->sched_stack_size);
 
 	rt->owner = pthread_self();
@@ -716,7 +731,7 @@ int ax_rt_run(ax_rt *rt, ax_task_fn fn, void *arg, intptr_t *result)
 out:
 	ax__tls_rt = NULL;
 	rt->running = false;
-	sched_remove_segv(&alt, &old_alt, &old_sa);
+	sched_remove_segv(&alt, &old_alt);
 	{
 		/* swallow a SIGPIPE raised while blocked, then restore */
 		struct timespec zero = {0, 0};

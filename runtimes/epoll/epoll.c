@@ -16,6 +16,7 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -31,8 +32,17 @@
 /* Test hook: AX_TEST_ECHO_DELAY_NS busy-waits that long after every read
  * that returned data, a deliberate slowdown of this runtime only, so that
  * the regression tests can check that `axbench compare` flags exactly it.
- * Read once at init; unset (0) in every real run. */
+ * Read once per process (runtimes on several threads share it; the
+ * variable does not change while the process runs); unset (0) in every
+ * real run. */
 static int64_t ep_test_delay_ns;
+static pthread_once_t ep_test_delay_once = PTHREAD_ONCE_INIT;
+
+static void ep_test_delay_read(void)
+{
+	const char *delay = getenv("AX_TEST_ECHO_DELAY_NS");
+	ep_test_delay_ns = delay ? strtoll(delay, NULL, 10) : 0;
+}
 
 struct ep_fd {
 	struct ax__sides op; /* the ops waiting */
@@ -355,8 +365,7 @@ static int epoll_init(void **state, const struct ax_rt_opts *opts)
 {
 	(void)opts;
 	int r;
-	const char *delay = getenv("AX_TEST_ECHO_DELAY_NS");
-	ep_test_delay_ns = delay ? strtoll(delay, NULL, 10) : 0;
+	pthread_once(&ep_test_delay_once, ep_test_delay_read);
 	struct ep_state *s = calloc(1, sizeof *s);
 	if (!s)
 		return -ENOMEM;

@@ -328,5 +328,5 @@ def test_user_parameter_replaces_the_profiles(tmp_path):
                        "--scenario", "tcp_echo", "-p", "connections=2,3", "--reps", "1")
     labels = sorted(c["label"] for c in doc["cells"])
     assert labels == [
-        "connections=2,size=64,pipeline=1,rate=0,arrivals=uniform,duration=300ms,warmup=100ms",
-        "connections=3,size=64,pipeline=1,rate=0,arrivals=uniform,duration=300ms,warmup=100ms"]
+        "connections=2,size=64,pipeline=1,rate=0,arrivals=uniform,workers=1,duration=300ms,warmup=100ms",
+        "connections=3,size=64,pipeline=1,rate=0,arrivals=uniform,workers=1,duration=300ms,warmup=100ms"]

@@ -32,7 +32,7 @@ from axreports import browser  # noqa: E402
 from axreports.report import SECTIONS  # noqa: E402
 
 SECTION_IDS = [sid for sid, _ in SECTIONS]
-REQUIRED_IDS = ["answer", "summary", "throughput", "latency", "offered-load", "scaling", "cpu", "memory",
+REQUIRED_IDS = ["answer", "summary", "throughput", "latency", "offered-load", "scaling", "cores", "cpu", "memory",
                 "conformance", "ergonomics", "environment", "comparison", "history"]
 
 pytestmark = pytest.mark.skipif(
