@@ -1,0 +1,3 @@
+module axbench/targets/go-http
+
+go 1.19

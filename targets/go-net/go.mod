@@ -1,0 +1,3 @@
+module axbench/targets/go-net
+
+go 1.19
