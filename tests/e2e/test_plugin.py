@@ -184,7 +184,9 @@ def test_conformance_suite_passes_from_outside(pkg):
     doc = json.loads(out.read_text())
     assert [rt["name"] for rt in doc["runtimes"]] == ["oneshot"]
     feats = set(doc["runtimes"][0]["features"])
-    assert feats == {"tcp", "xthread"}
+    # the driver declares tcp and xthread; the core adds what every driver
+    # under its scheduler has (cheap-tasks, stack-check, one-thread)
+    assert feats == {"tcp", "xthread", "cheap-tasks", "stack-check", "one-thread"}
     res = doc["results"]["oneshot"]
     assert {c["id"] for c in doc["cases"]} == set(res)
     listed = ax(pkg, "conform", "--list").stdout
