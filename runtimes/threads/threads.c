@@ -249,8 +249,18 @@ static void thr_give(struct thr_rt *rt, struct ax_task *t)
 }
 
 /* Under mu: hand the token to the head of the ready queue, or free it. */
+static void thr_fire_due(struct thr_rt *rt, int64_t now);
+
 static void thr_hand_next(struct thr_rt *rt)
 {
+	/* Sleeps that are due join the queue before the token moves on: a
+	 * sleeper's own thread notices its deadline only when the kernel runs
+	 * it, which on a busy machine can be long after tasks doing ready I/O
+	 * have passed the token round many times (conformance cases
+	 * time.lateness_busy, tcp.lateness_io). One clock read per hand-off,
+	 * only while a sleep is armed. */
+	if (ax__theap_min(&rt->timers))
+		thr_fire_due(rt, ax_now());
 	struct ax_task *n = rt->rq_head;
 	if (!n) {
 		rt->holder = NULL;
