@@ -727,6 +727,44 @@ static bool core_probe(const struct ax_driver *d, char *why, size_t n)
 CORE_DISCOVERY(core, false)
 CORE_DISCOVERY(core_reg, true)
 
+/* The calls, the same for both tables: only discovery differs (compiled-in
+ * drivers, or drivers registered at run time). */
+#define CORE_CALLS \
+	.create = ax__core_rt_create, \
+	.run = ax__core_rt_run, \
+	.destroy = ax__core_rt_destroy, \
+	.rt_driver = ax__core_rt_driver, \
+	.rt_features = ax__core_rt_features, \
+	.engine_info = ax__core_rt_engine_info, \
+	.stats = ax__core_rt_stats, \
+	.dump = ax__core_dump, \
+	.post = ax__core_post, \
+	.rt_current = ax__core_rt_current, \
+	.spawn = ax__core_spawn_at, \
+	.join = ax__core_join, \
+	.detach = ax__core_detach, \
+	.cancel = ax__core_cancel, \
+	.yield = ax__core_yield, \
+	.current = ax__core_current, \
+	.set_name = ax__core_task_set_name, \
+	.task_name = ax__core_task_name, \
+	.sleep_until = ax__core_sleep_until, \
+	.deadline_enter = ax__core_deadline_enter, \
+	.deadline_leave = ax__core_deadline_leave, \
+	.deadline_expired = ax__core_deadline_expired, \
+	.accept = ax__core_accept, \
+	.connect = ax__core_connect, \
+	.read = ax__core_read, \
+	.write = ax__core_write, \
+	.close = ax__core_close, \
+	.pread = ax__core_pread, \
+	.pwrite = ax__core_pwrite, \
+	.blocking = ax__core_blocking, \
+	.chan_enter = ax__core_chan_enter, \
+	.chan_wait = ax__core_chan_wait, \
+	.chan_wake = ax__core_chan_wake, \
+	.segv_report = sched_segv_report,
+
 const struct ax__design ax__design_core = {
 	.name = "core",
 	.count = core_count,
@@ -734,40 +772,7 @@ const struct ax__design ax__design_core = {
 	.summary = core_summary,
 	.features = core_features,
 	.available = core_available,
-	.create = ax__core_rt_create,
-	.run = ax__core_rt_run,
-	.destroy = ax__core_rt_destroy,
-	.rt_driver = ax__core_rt_driver,
-	.rt_features = ax__core_rt_features,
-	.engine_info = ax__core_rt_engine_info,
-	.stats = ax__core_rt_stats,
-	.dump = ax__core_dump,
-	.post = ax__core_post,
-	.rt_current = ax__core_rt_current,
-	.spawn = ax__core_spawn_at,
-	.join = ax__core_join,
-	.detach = ax__core_detach,
-	.cancel = ax__core_cancel,
-	.yield = ax__core_yield,
-	.current = ax__core_current,
-	.set_name = ax__core_task_set_name,
-	.task_name = ax__core_task_name,
-	.sleep_until = ax__core_sleep_until,
-	.deadline_enter = ax__core_deadline_enter,
-	.deadline_leave = ax__core_deadline_leave,
-	.deadline_expired = ax__core_deadline_expired,
-	.accept = ax__core_accept,
-	.connect = ax__core_connect,
-	.read = ax__core_read,
-	.write = ax__core_write,
-	.close = ax__core_close,
-	.pread = ax__core_pread,
-	.pwrite = ax__core_pwrite,
-	.blocking = ax__core_blocking,
-	.chan_enter = ax__core_chan_enter,
-	.chan_wait = ax__core_chan_wait,
-	.chan_wake = ax__core_chan_wake,
-	.segv_report = sched_segv_report,
+	CORE_CALLS
 };
 
 const struct ax__design ax__design_core_registered = {
@@ -777,38 +782,5 @@ const struct ax__design ax__design_core_registered = {
 	.summary = core_reg_summary,
 	.features = core_reg_features,
 	.available = core_reg_available,
-	.create = ax__core_rt_create,
-	.run = ax__core_rt_run,
-	.destroy = ax__core_rt_destroy,
-	.rt_driver = ax__core_rt_driver,
-	.rt_features = ax__core_rt_features,
-	.engine_info = ax__core_rt_engine_info,
-	.stats = ax__core_rt_stats,
-	.dump = ax__core_dump,
-	.post = ax__core_post,
-	.rt_current = ax__core_rt_current,
-	.spawn = ax__core_spawn_at,
-	.join = ax__core_join,
-	.detach = ax__core_detach,
-	.cancel = ax__core_cancel,
-	.yield = ax__core_yield,
-	.current = ax__core_current,
-	.set_name = ax__core_task_set_name,
-	.task_name = ax__core_task_name,
-	.sleep_until = ax__core_sleep_until,
-	.deadline_enter = ax__core_deadline_enter,
-	.deadline_leave = ax__core_deadline_leave,
-	.deadline_expired = ax__core_deadline_expired,
-	.accept = ax__core_accept,
-	.connect = ax__core_connect,
-	.read = ax__core_read,
-	.write = ax__core_write,
-	.close = ax__core_close,
-	.pread = ax__core_pread,
-	.pwrite = ax__core_pwrite,
-	.blocking = ax__core_blocking,
-	.chan_enter = ax__core_chan_enter,
-	.chan_wait = ax__core_chan_wait,
-	.chan_wake = ax__core_chan_wake,
-	.segv_report = sched_segv_report,
+	CORE_CALLS
 };
