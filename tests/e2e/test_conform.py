@@ -21,6 +21,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
+from conftest import run_axbench
 
 ROOT = Path(__file__).resolve().parents[2]
 AXBENCH = Path(os.environ.get("AXBENCH", ROOT / "build" / "axbench"))
@@ -32,25 +33,8 @@ pytestmark = pytest.mark.skipif(
 )
 
 OUTCOMES = {"PASS", "FAIL", "UNSUPPORTED", "TIMEOUT", "CRASH"}
-HOOKS = (
-    "AXBENCH_TEST_CONFORM_SELFTEST",
-    "AXBENCH_TEST_CONFORM_NO_FEATURES",
-    "AXBENCH_TEST_UNAVAILABLE",
-    "AXBENCH_TEST_FAULT",
-)
-
-
-def axbench(*args, env=None, timeout=600):
-    full_env = {k: v for k, v in os.environ.items() if k not in HOOKS}
-    if env:
-        full_env.update(env)
-    return subprocess.run(
-        [str(AXBENCH), *args],
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        env=full_env,
-    )
+# the runner (test-only hooks of axbench never inherited) is conftest's
+axbench = run_axbench
 
 
 # The feature bits each compiled-in runtime must advertise, exactly. A
