@@ -77,6 +77,13 @@ enum {
 	                                   running ax_rt_run (per-thread
 	                                   tools, such as callgrind's
 	                                   collection toggle, see them all)  */
+	AX_FEAT_ONE_WORKER = 1u << 10,  /* tasks never run in parallel, so the
+	                                   ordering sentences ([AX-TASK-1],
+	                                   [AX-TASK-3], [AX-TASK-12],
+	                                   [AX-TIME-2]) hold runtime-wide    */
+	AX_FEAT_MULTI_WORKER = 1u << 11, /* tasks run on several worker
+	                                   threads at once and migrate
+	                                   between them: [AX-MT-...]          */
 };
 
 /* Options for ax_rt_create. Initialise with ax_rt_opts_init, then change
@@ -165,6 +172,17 @@ struct ax_rt_stats {
 	uint64_t posts;            /* ax_post functions run */
 	uint64_t stacks_guarded;   /* live stacks with a guard page */
 	uint64_t stacks_slab;      /* live stacks from canary slabs */
+	/* multi-worker runtimes (AX_FEAT_MULTI_WORKER); 0 elsewhere */
+	uint64_t workers;          /* worker threads */
+	uint64_t steals;           /* successful steals (each takes half of
+	                              a victim's queue) */
+	uint64_t parks;            /* times a worker found nothing and
+	                              blocked in its engine */
+	uint64_t wakes_remote;     /* wakes delivered to a worker by another
+	                              thread (another worker, a plain thread,
+	                              the blocking pool) */
+	uint64_t hops;             /* moves of a task to the worker owning
+	                              the descriptor it operates on */
 };
 
 /* Copy the runtime's counters into *st. Never fails. */
