@@ -183,6 +183,10 @@ struct ax__stack *ax__ws_stack_get(struct ax_rt *rt);
 /* a yield that stays on the calling worker (the readiness fast path's
  * budget: the task keeps the worker that owns its descriptor) */
 void ax__ws_yield_here(struct ax_task *t);
+/* the group's blocking pool, shared by its workers (created on first
+ * use) */
+struct ax__pool *ax__ws_pool(struct ax_rt *rt);
+struct ax__pool *ax__pool_create(struct ax_rt *rt);
 /* the group's list of every task */
 void ax__ws_link(struct ax_task *t);
 void ax__ws_unlink(struct ax_task *t);

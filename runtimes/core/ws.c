@@ -95,7 +95,8 @@ struct ax__ws {
 	/* stacks, shared: a task ends where it ends, not where it began */
 	pthread_mutex_t slock;
 	struct ax__stack_pool stacks;
-	/* ax_post: run by one worker at a time, in order */
+	struct ax__pool *pool;        /* slock */
+	/* ax_post: run by worker 0, the thread running ax_rt_run */
 	pthread_mutex_t plock;
 	struct ax__msg *p_head, *p_tail;
 	atomic_int p_n;
@@ -403,6 +404,17 @@ struct ax__stack *ax__ws_stack_get(struct ax_rt *rt)
 	return s;
 }
 
+struct ax__pool *ax__ws_pool(struct ax_rt *rt)
+{
+	struct ax__ws *g = rt->ws;
+	pthread_mutex_lock(&g->slock);
+	if (!g->pool)
+		g->pool = ax__pool_create(rt);
+	struct ax__pool *p = g->pool;
+	pthread_mutex_unlock(&g->slock);
+	return p;
+}
+
 void ax__ws_link(struct ax_task *t)
 {
 	struct ax__ws *g = t->rt->ws;
@@ -489,6 +501,14 @@ static int ws_cancel(ax_task *t)
 	unsigned old = atomic_fetch_or(&t->ws_flags, WS_XCANCEL);
 	if ((old & WS_BLOCKED) && !(old & WS_XCANCEL)) {
 		struct ax_rt *to = atomic_load(&t->ws_wait_rt);
+		if (to == ax__tls_rt) {
+			/* blocked on this worker: interrupt it now, as the
+			 * one-thread core does */
+			atomic_fetch_and(&t->ws_flags, ~(unsigned)WS_XCANCEL);
+			t->cancel_pending = true;
+			ax__interrupt(t, AX_INT_CANCEL);
+			return 0;
+		}
 		struct ws_cancel_msg *cm = malloc(sizeof *cm);
 		if (!cm) {
 			atomic_fetch_and(&t->ws_flags, ~(unsigned)WS_XCANCEL);
@@ -804,23 +824,20 @@ static int ws_post(ax_rt *rt_, void (*fn)(void *), void *arg)
 		g->p_head = m;
 	g->p_tail = m;
 	atomic_fetch_add(&g->p_n, 1);
-	/* a parked worker runs it, else whoever loops next; under the lock,
-	 * which a worker takes before its engine goes away */
+	/* worker 0 runs it; the wake is made under the lock, which a worker
+	 * takes before its engine goes away */
 	if (g->running)
-		for (unsigned i = 0; i < g->n; i++)
-			if (atomic_exchange(&g->w[i].parked, 0)) {
-				atomic_fetch_sub(&g->n_idle, 1);
-				ws_wake_worker(&g->w[i]);
-				break;
-			}
+		ws_wake_worker(&g->w[0]);
 	pthread_mutex_unlock(&g->plock);
 	return 0;
 }
 
-/* Run the posts, one worker at a time so that they keep their order. */
+/* Run the posts on worker 0, the thread running ax_rt_run, in order
+ * ([AX-POST-1] holds as on one thread). */
 static void ws_run_posts(struct ax__ws *g, struct ax_rt *rt)
 {
-	if (atomic_load(&g->p_n) == 0 || atomic_exchange(&g->p_busy, 1))
+	if (rt->ws_index != 0 || atomic_load(&g->p_n) == 0 ||
+	    atomic_exchange(&g->p_busy, 1))
 		return;
 	pthread_mutex_lock(&g->plock);
 	struct ax__msg *m = g->p_head;
@@ -860,7 +877,7 @@ static void ws_publish(struct ws_worker *w)
 
 static bool ws_work_visible(struct ax__ws *g, struct ws_worker *me)
 {
-	if (ax__gq_len(&g->global) || atomic_load(&g->p_n))
+	if (ax__gq_len(&g->global) || (me->idx == 0 && atomic_load(&g->p_n)))
 		return true;
 	for (unsigned i = 0; i < g->n; i++)
 		if (&g->w[i] != me && ax__wsq_len(&g->w[i].q))
@@ -898,7 +915,8 @@ static void ws_loop(struct ax_rt *rt)
 			ws_publish(w);
 			continue;
 		}
-		if (atomic_load(&g->live) == 0 && atomic_load(&g->p_n) == 0)
+		if (atomic_load(&g->live) == 0 &&
+		    (w->idx != 0 || atomic_load(&g->p_n) == 0))
 			break;
 		/* park: announce, look once more, then wait in the engine,
 		 * whose wake any worker may call ([AX-MT-2]) */
@@ -952,7 +970,8 @@ static void ws_worker_body(struct ws_worker *w)
 	pthread_mutex_lock(&g->plock); /* a post's wake of us is over */
 	pthread_mutex_unlock(&g->plock);
 	if (w->create_r == 0) {
-		w->rt->ws = NULL; /* its lists are empty: destroy as core */
+		w->rt->ws = NULL;
+		w->rt->pool = NULL; /* the group's */ /* its lists are empty: destroy as core */
 		ax__core_rt_destroy(w->rt);
 		w->rt = NULL;
 	}
@@ -1008,6 +1027,10 @@ static int ws_run(ax_rt *rt_, ax_task_fn fn, void *arg, intptr_t *result)
 	for (unsigned i = 1; i < started; i++)
 		pthread_join(g->w[i].thr, NULL);
 	pthread_barrier_destroy(&g->bar);
+	if (g->pool) {
+		ax__pool_destroy(g->pool);
+		g->pool = NULL;
+	}
 	for (unsigned i = 0; i < g->n; i++) {
 		struct ws_worker *w = &g->w[i];
 		if (w->create_r < 0 && r == 0)

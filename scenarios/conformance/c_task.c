@@ -796,7 +796,7 @@ const struct conf_case conf_cases_task[] = {
 	 "first suspends before ax_spawn returns, and the parent resumes before "
 	 "any other ready task",
 	 "log the order in which a parent, its children and a grandchild run",
-	 0, 10, 0, case_spawn_eager},
+	 AX_FEAT_ONE_WORKER, 10, 0, case_spawn_eager},
 	{"task.join_result", "[AX-TASK-2] ax_join returns 0 and the task's result; "
 	 "-EINVAL for the caller itself or a task that already has a joiner",
 	 "join running and ended tasks, the caller, and a task joined twice",
@@ -806,11 +806,11 @@ const struct conf_case conf_cases_task[] = {
 	 "joined again",
 	 "cancel a joiner, time out a join, then join the target for its "
 	 "result; cancel a joiner whose target ends before it resumes",
-	 0, 10, 0, case_join_interrupted},
+	 AX_FEAT_ONE_WORKER, 10, 0, case_join_interrupted},
 	{"task.yield_fair", "[AX-TASK-3] ax_yield lets every other ready task run "
 	 "once before the caller resumes",
 	 "five yielding tasks each advance exactly one step per main-task yield",
-	 0, 10, 0, case_yield_fair},
+	 AX_FEAT_ONE_WORKER, 10, 0, case_yield_fair},
 	{"task.spawn_nested", "[AX-TASK-1] [AX-RT-1] tasks spawn tasks; ax_rt_run "
 	 "returns only when every task, detached ones included, has ended",
 	 "a tree of 4 tasks spawning 16 detached sleeping leaves; main returns "
