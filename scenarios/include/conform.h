@@ -57,6 +57,7 @@ extern const struct conf_case conf_cases_chan[];
 extern const struct conf_case conf_cases_xthread[];
 extern const struct conf_case conf_cases_pool[];
 extern const struct conf_case conf_cases_rt[];
+extern const struct conf_case conf_cases_mt[];
 extern const struct conf_case conf_cases_selftest[];
 
 /* ------------------------------------------------------------------ */
