@@ -1150,7 +1150,11 @@ static int ws_create(ax_rt **out, const char *name, const struct ax_rt_opts *o)
 	g->lifo_on = true;
 	snprintf(g->name, sizeof g->name, "%s", name);
 	struct ws_flags_ctx fc = {.g = g};
-	int r = ax__flags_each(o->engine_flags, ws_flag, &fc);
+	/* AX_WS_FLAGS first (the harness's servers take no engine_flags),
+	 * then the runtime's own engine_flags */
+	int r = ax__flags_each(getenv("AX_WS_FLAGS"), ws_flag, &fc);
+	if (r == 0)
+		r = ax__flags_each(o->engine_flags, ws_flag, &fc);
 	if (r < 0) {
 		free(g);
 		return -EINVAL;
