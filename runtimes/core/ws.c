@@ -59,6 +59,7 @@ struct ws_worker {
 	int create_r;
 	struct ax__wsq q;
 	struct ax_task *lifo;    /* owner only */
+	bool lifo_front;         /* lifo is the parent of an eager spawn */
 	unsigned lifo_streak;
 	struct ax_task *pin_head, *pin_tail; /* hops in, owner only */
 	struct ax_task *defer;   /* switched away, to queue after the switch */
@@ -165,15 +166,25 @@ static void ws_wake_all(struct ax__ws *g)
 /* queues                                                              */
 /* ------------------------------------------------------------------ */
 
-/* Queue t on worker w (its owner thread): the LIFO slot for a task just
- * woken (when enabled), the ring otherwise; a full ring moves half of
+/* How a task joins its worker's queues. */
+enum ws_how {
+	WS_TAIL,  /* the ring's tail: a yield, a new task */
+	WS_WOKEN, /* the LIFO slot when it is on (lifo=1), else the tail */
+	WS_FRONT, /* the LIFO slot always: the parent of an eager spawn runs
+	             next on this worker ([AX-TASK-1] on one worker) */
+};
+
+/* Queue t on worker w (its owner thread); a full ring moves half of
  * itself and t to the global queue. */
-static void ws_enqueue(struct ws_worker *w, struct ax_task *t, bool lifo)
+static void ws_enqueue(struct ws_worker *w, struct ax_task *t, enum ws_how how)
 {
 	struct ax__ws *g = w->g;
-	if (lifo && g->lifo_on) {
+	if (how == WS_WOKEN && w->lifo && w->lifo_front)
+		how = WS_TAIL; /* an eager spawn's parent keeps the slot */
+	if (how == WS_FRONT || (how == WS_WOKEN && g->lifo_on)) {
 		struct ax_task *old = w->lifo;
 		w->lifo = t;
+		w->lifo_front = how == WS_FRONT;
 		if (!old)
 			return; /* not stealable: nobody to wake for it */
 		t = old;
@@ -221,7 +232,8 @@ void ax__ws_ready(struct ax_task *t, bool front)
 		w->defer_front = front;
 		return;
 	}
-	ws_enqueue(w, t, front || t->wait != AX_W_YIELD);
+	ws_enqueue(w, t, front ? WS_FRONT
+			       : t->wait == AX_W_YIELD ? WS_TAIL : WS_WOKEN);
 }
 
 /* Steal half of another worker's ring into ours; returns one task to run
@@ -275,6 +287,13 @@ struct ax_task *ax__ws_pop(struct ax_rt *rt)
 {
 	struct ws_worker *w = ws_me(rt);
 	struct ax_task *t = NULL;
+	if (w->lifo && w->lifo_front) {
+		/* the parent of an eager spawn resumes first ([AX-TASK-1]) */
+		t = w->lifo;
+		w->lifo = NULL;
+		w->lifo_front = false;
+		goto found;
+	}
 	if (++w->pops % WS_GLOBAL_EVERY == 0)
 		t = ws_global(w);
 	if (!t && w->lifo) {
@@ -288,7 +307,7 @@ struct ax_task *ax__ws_pop(struct ax_rt *rt)
 			 * others, so that two tasks waking each other cannot
 			 * starve the ring */
 			w->lifo_streak = 0;
-			ws_enqueue(w, l, false);
+			ws_enqueue(w, l, WS_TAIL);
 		}
 	} else {
 		w->lifo_streak = 0;
@@ -311,6 +330,7 @@ struct ax_task *ax__ws_pop(struct ax_rt *rt)
 	}
 	if (!t)
 		return NULL;
+found:
 	if (t->rt != rt)
 		t->rt = rt; /* migrated: it runs here now */
 	t->in_rq = false;
@@ -376,7 +396,8 @@ void ax__ws_after_switch(struct ax_rt *rt)
 			ax__inbox_push(to, &t->remote_wake);
 			return;
 		}
-		ws_enqueue(w, t, w->defer_front || t->wait != AX_W_YIELD);
+		ws_enqueue(w, t, w->defer_front ? WS_FRONT
+				 : t->wait == AX_W_YIELD ? WS_TAIL : WS_WOKEN);
 	}
 }
 
