@@ -906,11 +906,6 @@ static bool ws_work_visible(struct ax__ws *g, struct ws_worker *me)
 	return false;
 }
 
-static bool ws_local_work(struct ws_worker *w)
-{
-	return w->lifo || w->pin_head || ax__wsq_len(&w->q);
-}
-
 static void ws_loop(struct ax_rt *rt)
 {
 	struct ws_worker *w = ws_me(rt);
@@ -931,8 +926,10 @@ static void ws_loop(struct ax_rt *rt)
 		struct ax_task *t = ax__ws_pop(rt);
 		if (t) {
 			ax__sched_dispatch(rt, t);
-			if (ws_local_work(w))
-				ax__sched_poll(rt, false);
+			/* every tick polls this worker's engine: a worker that
+			 * keeps finding work to steal must still deliver the
+			 * events of the descriptors it owns */
+			ax__sched_poll(rt, false);
 			ws_publish(w);
 			continue;
 		}

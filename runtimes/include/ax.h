@@ -464,6 +464,48 @@ size_t ax_chan_len(ax_chan *c);
 int ax_post(ax_rt *rt, void (*fn)(void *arg), void *arg);
 
 /* ------------------------------------------------------------------ */
+/* Multi-worker runtimes (AX_FEAT_MULTI_WORKER)                        */
+/* ------------------------------------------------------------------ */
+
+/* A runtime with AX_FEAT_MULTI_WORKER (the work-stealing runtimes,
+ * "ws-<engine>") runs its tasks on several worker threads at once; the
+ * thread calling ax_rt_run is worker 0. Everything above holds, except
+ * where these sentences say otherwise; a scenario or conformance case
+ * that needs the one-worker orderings declares AX_FEAT_ONE_WORKER.
+ *
+ * A task runs on one worker at a time and may resume on another after
+ * any suspension. A wake (I/O completion, timer, channel transfer, join,
+ * cancel) that arrives while the task runs makes it run exactly once
+ * more; it never runs on two workers at once.                  [AX-MT-1]
+ * A worker with nothing to run parks in its engine; work that becomes
+ * ready anywhere (a wake, a spawn, a post, a send from another thread)
+ * unparks one: no wake is lost.                                [AX-MT-2]
+ * Channels keep [AX-CHAN-1] between tasks on different workers: one
+ * receiver sees one sender's elements in order.                [AX-MT-3]
+ * ax_cancel and ax_join may be called from any worker of the task's
+ * runtime. A cancel from the worker the task waits on takes effect at
+ * once, as on one worker; from another worker it takes effect when that
+ * worker handles it, so an operation that completes meanwhile returns its
+ * real result and the request stays pending for the next suspending call
+ * ([AX-CANCEL-3]).                                             [AX-MT-4]
+ * Tasks migrate with their stacks: thread-local state (errno, the address
+ * of any _Thread_local) must not be kept across a suspending call, and
+ * pthread_self() may differ after one.                         [AX-MT-5]
+ * ax_detach and ax_join of a task running on another worker are safe; the
+ * task is freed once, by whichever comes last.                 [AX-MT-6]
+ * What holds only on one worker: the eager spawn's "before any other
+ * ready task" ([AX-TASK-1]) and a yield's "every other ready task runs
+ * first" ([AX-TASK-3], [AX-TIME-3]) hold per worker; equal deadlines
+ * ([AX-TIME-2]) keep their order per worker; posts ([AX-POST-1]) run on
+ * worker 0, in order; a descriptor's operations run on the worker that
+ * owns its engine state, so an I/O call (and ax_close) may first move the
+ * calling task there.                                          [AX-MT-7]
+ * Worker count and the LIFO slot are engine_flags of the runtime
+ * ("workers=N,lifo=0|1"; the environment variable AX_WS_FLAGS, read
+ * first, sets them for runtimes the harness starts); the default is one
+ * worker per CPU the process may run on, LIFO slot on.         [AX-MT-8] */
+
+/* ------------------------------------------------------------------ */
 /* Blocking offload                                                    */
 /* ------------------------------------------------------------------ */
 
