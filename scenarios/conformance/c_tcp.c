@@ -497,7 +497,9 @@ static void case_emfile(void)
 /* ------------------------------------------------------------------ */
 
 #define K_N 1000
-static int k_port, k_connected, k_served, k_ok;
+static int k_port;
+/* counted by tasks that may run on several workers at once (ws-<engine>) */
+static atomic_int k_connected, k_served, k_ok;
 static ax_chan *k_go;
 
 static intptr_t k_handler(void *arg)
