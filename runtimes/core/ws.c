@@ -109,6 +109,11 @@ struct ax__ws {
 	/* the run */
 	bool running;
 	pthread_barrier_t bar;
+	/* the start gate: worker threads wait until every one was created
+	 * (go = 1) or one could not be (go = -1: they leave at once) */
+	pthread_mutex_t gate_lock;
+	pthread_cond_t gate_cond;
+	int go;
 	ax_task_fn main_fn;
 	void *main_arg;
 	struct ax_task *main;
@@ -997,8 +1002,24 @@ static void ws_worker_body(struct ws_worker *w)
 
 static void *ws_thread(void *arg)
 {
-	ws_worker_body(arg);
+	struct ws_worker *w = arg;
+	struct ax__ws *g = w->g;
+	pthread_mutex_lock(&g->gate_lock);
+	while (g->go == 0)
+		pthread_cond_wait(&g->gate_cond, &g->gate_lock);
+	int go = g->go;
+	pthread_mutex_unlock(&g->gate_lock);
+	if (go > 0)
+		ws_worker_body(w);
 	return NULL;
+}
+
+static void ws_open_gate(struct ax__ws *g, int go)
+{
+	pthread_mutex_lock(&g->gate_lock);
+	g->go = go;
+	pthread_cond_broadcast(&g->gate_cond);
+	pthread_mutex_unlock(&g->gate_lock);
 }
 
 static int ws_run(ax_rt *rt_, ax_task_fn fn, void *arg, intptr_t *result)
@@ -1016,7 +1037,7 @@ static int ws_run(ax_rt *rt_, ax_task_fn fn, void *arg, intptr_t *result)
 	g->main = NULL;
 	g->run_r = 0;
 	atomic_store(&g->live, 1); /* the main task */
-	pthread_barrier_init(&g->bar, NULL, g->n);
+	g->go = 0;
 	for (unsigned i = 0; i < g->n; i++) {
 		struct ws_worker *w = &g->w[i];
 		w->lifo = w->pin_head = w->pin_tail = w->defer = NULL;
@@ -1035,12 +1056,17 @@ static int ws_run(ax_rt *rt_, ax_task_fn fn, void *arg, intptr_t *result)
 		started++;
 	}
 	if (r < 0) {
-		/* the barrier counts n: stand in for the threads that did not
-		 * start by failing creation for them */
-		fprintf(stderr, "ax: ws: cannot start worker threads: %s\n",
-			strerror(-r));
-		abort();
+		/* no run without every worker: the started ones leave */
+		ws_open_gate(g, -1);
+		for (unsigned i = 1; i < started; i++)
+			pthread_join(g->w[i].thr, NULL);
+		pthread_mutex_lock(&g->plock);
+		g->running = false;
+		pthread_mutex_unlock(&g->plock);
+		return r;
 	}
+	pthread_barrier_init(&g->bar, NULL, g->n);
+	ws_open_gate(g, 1);
 	ws_worker_body(&g->w[0]);
 	for (unsigned i = 1; i < started; i++)
 		pthread_join(g->w[i].thr, NULL);
@@ -1199,6 +1225,8 @@ static int ws_create(ax_rt **out, const char *name, const struct ax_rt_opts *o)
 	pthread_mutex_init(&g->tlock, NULL);
 	pthread_mutex_init(&g->slock, NULL);
 	pthread_mutex_init(&g->plock, NULL);
+	pthread_mutex_init(&g->gate_lock, NULL);
+	pthread_cond_init(&g->gate_cond, NULL);
 	ax__gq_init(&g->global);
 	ax__stack_pool_init(&g->stacks, o->stack_size);
 	for (unsigned i = 0; i < g->n; i++) {
@@ -1245,6 +1273,8 @@ static int ws_destroy(ax_rt *rt_)
 	pthread_mutex_destroy(&g->tlock);
 	pthread_mutex_destroy(&g->slock);
 	pthread_mutex_destroy(&g->plock);
+	pthread_mutex_destroy(&g->gate_lock);
+	pthread_cond_destroy(&g->gate_cond);
 	free(g->w);
 	free(g);
 	return 0;

@@ -503,7 +503,8 @@ int ax_post(ax_rt *rt, void (*fn)(void *arg), void *arg);
  * Worker count and the LIFO slot are engine_flags of the runtime
  * ("workers=N,lifo=0|1"; the environment variable AX_WS_FLAGS, read
  * first, sets them for runtimes the harness starts); the default is one
- * worker per CPU the process may run on, LIFO slot on.         [AX-MT-8] */
+ * worker per CPU the process may run on, LIFO slot on. ax_rt_run returns
+ * -EAGAIN (nothing run) when a worker thread cannot be started. [AX-MT-8] */
 
 /* ------------------------------------------------------------------ */
 /* Blocking offload                                                    */
