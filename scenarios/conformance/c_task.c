@@ -6,6 +6,7 @@
 #include <alloca.h>
 #include <errno.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -301,7 +302,8 @@ static void case_spawn_nested(void)
 /* ------------------------------------------------------------------ */
 
 #define HK_N 100000
-static int hk_started, hk_ended, hk_epipe;
+/* counted by tasks that may run on several workers at once (ws-<engine>) */
+static atomic_int hk_started, hk_ended, hk_epipe;
 
 static intptr_t hk_task(void *arg)
 {
