@@ -99,7 +99,9 @@ static bool conf_rt_available(const char *name, char *why, size_t n)
  * exercises the UNSUPPORTED path. */
 static uint32_t conf_rt_features(const char *name)
 {
-	uint32_t f = ax_driver_features(name);
+	struct axb_impl im;
+	uint32_t f = axb_impl_find(name, &im) == 0 && im.driver
+		     ? ax_driver_features(im.driver) : 0;
 	const char *mask = getenv("AXBENCH_TEST_CONFORM_NO_FEATURES");
 	char buf[256], *save = NULL;
 	if (!mask || !*mask)
@@ -192,7 +194,9 @@ int axb_cmd_case(int argc, char **argv)
 	}
 	/* a SIGPIPE that escapes the runtime must kill the child visibly */
 	signal(SIGPIPE, SIG_DFL);
-	conf_child_init(runtime, fd);
+	struct axb_impl im;
+	axb_impl_find(runtime, &im); /* found: conf_rt_available */
+	conf_child_init(im.driver, im.engine_flags, fd);
 	c->run();
 	return conf_child_finish();
 }
@@ -450,7 +454,9 @@ static int conf_write_json(const char *path, json_t *root,
 				      "reason", rts[r].available
 					? json_null() : json_string(rts[r].why),
 				      "features", conf_features_json(rts[r].features));
-		const char *sum = ax_driver_summary(rts[r].name);
+		struct axb_impl im;
+		const char *sum = axb_impl_find(rts[r].name, &im) == 0 && im.driver
+				  ? ax_driver_summary(im.driver) : NULL;
 		json_object_set_new(o, "summary", sum ? json_string(sum) : json_null());
 		json_array_append_new(jr, o);
 	}

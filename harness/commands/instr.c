@@ -104,9 +104,11 @@ int axb_cmd_instr_child(int argc, char **argv)
 		axb_bad_input("scenario %s has no instructions workload", j.sc->name);
 
 	struct ax_rt_opts ro;
+	struct axb_impl im;
 	ax_rt_opts_init(&ro);
 	axb_rt_opts_clock_free(&ro);
-	int r = ax_rt_create(&rt, o.impl, &ro);
+	int r = axb_impl_find(o.impl, &im) == 0 && im.kind == AXB_IMPL_AX
+		? axb_impl_rt_create(&rt, &im, &ro) : -ENOENT;
 	if (r < 0) {
 		fprintf(stderr, "axbench: cannot create runtime %s: %s\n", o.impl,
 			strerror(-r));
@@ -623,7 +625,7 @@ int axb_cmd_instr(int argc, char **argv)
 			/* callgrind's collection toggle is per thread: a local
 			 * workload is counted only when every task runs on the
 			 * thread that toggles it */
-			if (!net && !(ax_driver_features(impls[i].name) &
+			if (!net && !(ax_driver_features(impls[i].driver) &
 				      AX_FEAT_ONE_THREAD)) {
 				fprintf(stderr, "axbench: skipping %s on %s: its tasks "
 					"run on threads of their own, and callgrind "
