@@ -83,14 +83,21 @@ struct conf_job {
 /* ------------------------------------------------------------------ */
 
 /* Whether runtime `name` can run here, as every axbench command sees it
- * (including the AXBENCH_TEST_UNAVAILABLE hook, docs/harness.md). */
-static bool conf_rt_available(const char *name, char *why, size_t n)
+ * (including the AXBENCH_TEST_UNAVAILABLE hook, docs/harness.md). A
+ * variant's engine flags are tried (a runtime created and destroyed) only
+ * when try_flags: the parent does it once; a case's child must not, as
+ * that runtime's leftovers (an SQPOLL thread ending) would blur the case's
+ * own thread and descriptor counts. */
+static bool conf_rt_available(const char *name, bool try_flags, char *why,
+			      size_t n)
 {
 	struct axb_impl im;
 	if (axb_impl_find(name, &im) < 0 || im.kind != AXB_IMPL_AX) {
 		snprintf(why, n, "no runtime named '%s' is compiled in", name);
 		return false;
 	}
+	if (!try_flags)
+		im.engine_flags = NULL;
 	return axb_impl_available(&im, why, n);
 }
 
@@ -179,7 +186,7 @@ int axb_cmd_case(int argc, char **argv)
 		axb_bad_input("__case: unknown case '%s'", id);
 	if (!runtime)
 		axb_bad_input("__case: --runtime is required");
-	if (!conf_rt_available(runtime, why, sizeof why)) {
+	if (!conf_rt_available(runtime, false, why, sizeof why)) {
 		snprintf(line, sizeof line, "UNSUPPORTED runtime unavailable: %s\n",
 			 why);
 		conf_verdict(fd, line);
@@ -648,7 +655,7 @@ int axb_cmd_conform(int argc, char **argv)
 		memset(r, 0, sizeof *r);
 		r->name = sel->impls[i].name;
 		r->features = conf_rt_features(r->name);
-		r->available = conf_rt_available(r->name, r->why, sizeof r->why);
+		r->available = conf_rt_available(r->name, true, r->why, sizeof r->why);
 	}
 
 	/* one job per case and runtime, row-major as the matrix */
