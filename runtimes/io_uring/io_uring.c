@@ -67,6 +67,54 @@
  * before close(2) (the kernel resolves the fd when the cancel is issued),
  * and only when an op on that fd is in flight; the cancelled ops complete
  * later with -EBADF ([AX-TCP-15]).
+ *
+ * Design options, each an engine flag so that a run compares them as
+ * runtimes of their own (io_uring:recv=multishot, docs/harness.md "Engine
+ * variants"; measured in docs/decisions.md, "io_uring at its best"). A
+ * variant the kernel cannot run fails init with its reason on stderr; it
+ * never runs as another under its name.
+ *
+ * recv=multishot: a socket's first READ arms one IORING_OP_RECV with
+ * IORING_RECV_MULTISHOT, selecting buffers from a provided-buffer ring
+ * (registered with io_uring_register_buf_ring over our own mmap; liburing
+ * 2.3 has no io_uring_setup_buf_ring). Every CQE brings bytes in a ring
+ * buffer; they join the descriptor's queue, and a READ copies from the
+ * queue into the caller's buffer (ax_read's contract is unchanged: the
+ * caller's buffer, at most n bytes), leaving the rest queued; a buffer
+ * read to its end goes back to the ring. A READ that finds bytes queued
+ * finishes in try_now (or, past the core's fast-path budget, through the
+ * deferred queue); one that finds none waits as the descriptor's reader
+ * and is in no SQE. Cancelling it completes it at once with -ECANCELED:
+ * the multishot stays armed, and what it brings stays queued for the next
+ * read, so nothing is lost or reordered ([AX-TCP-17], [AX-CANCEL-2]: the
+ * kernel never had the caller's buffer). EOF or an error ends the
+ * multishot and is queued behind the bytes, delivered once, and the next
+ * READ arms again (a recv at EOF returns 0 again). An empty ring ends the
+ * multishot with ENOBUFS: a waiting reader then gets one plain recv into
+ * its own buffer, and the next READ arms the multishot again; an idle
+ * connection holds at most what it received. close_fd drops the queue
+ * (buffers back to the ring), completes a waiting reader with -EBADF and
+ * cancels the multishot by fd; CQEs of a closed descriptor's multishot are
+ * recognised by the fd generation in their user_data and dropped. A
+ * descriptor that is no socket (ENOTSOCK) falls back to plain reads.
+ *
+ * files=fixed: a sparse fixed-file table (one slot per possible
+ * descriptor, up to RLIMIT_NOFILE or 65536); a descriptor is registered at
+ * the index of its own number on its first op (one register call per
+ * connection) and its SQEs carry IOSQE_FIXED_FILE, sparing the kernel the
+ * fd lookup and reference per request. close_fd clears the slot before
+ * close(2) (the table holds a reference to the file).
+ *
+ * batch=N (batch_us=U, default 50): a blocking wait asks the kernel for
+ * min(N, requests in flight) completions, waiting at most U microseconds
+ * (or until the next timer): fewer loop iterations and kernel entries per
+ * message at the cost of at most U of added latency. Submission is batched
+ * in every mode (one io_uring_enter per loop iteration).
+ *
+ * setup=sqpoll (sq_idle_ms=M, default 2): a kernel thread polls the SQ, so
+ * submitting costs no system call while it is awake; the kernel refuses
+ * COOP/DEFER_TASKRUN beside it. Waiting for CQEs still enters. close_fd
+ * waits until the SQ thread has taken the cancel before close(2).
  */
 #include <errno.h>
 #include <sched.h>
@@ -180,6 +228,7 @@ struct uring {
 	                            work (no TASKRUN_FLAG) */
 	bool kernel_timers;      /* timers=kernel */
 	bool send_now;           /* write=now: try send(2) before the ring */
+	bool accept_now;         /* accept=now: try accept4(2) before the ring */
 	unsigned entries;
 
 	struct ax__wake wake;    /* read only through the ring */
@@ -444,7 +493,7 @@ static long uring_flag_num(const char *val, unsigned long lo, unsigned long hi)
 
 /* Apply one engine_flags item: setup=auto|defer|coop|none|sqpoll,
  * timers=heap|kernel, write=now|ring, entries=N (SQ size, 8..32768),
- * recv=single|multishot, bufs=N (a power of two, 16..32768),
+ * accept=now|ring, recv=single|multishot, bufs=N (a power of two, 16..32768),
  * bufsize=B (64..65536), files=plain|fixed, batch=N (1..4096),
  * batch_us=U (1..100000), sq_idle_ms=M (1..10000). Returns 0 or -EINVAL. */
 static int uring_flag(void *ctx, const char *key, const char *val)
@@ -455,6 +504,7 @@ static int uring_flag(void *ctx, const char *key, const char *val)
 	static const char *const writes[] = {"now", "ring", NULL};
 	static const char *const recvs[] = {"single", "multishot", NULL};
 	static const char *const files[] = {"plain", "fixed", NULL};
+	static const char *const accepts[] = {"now", "ring", NULL};
 	struct uring_conf *c = ctx;
 	struct uring *u = c->u;
 	long x;
@@ -475,6 +525,10 @@ static int uring_flag(void *ctx, const char *key, const char *val)
 		if ((x = uring_flag_num(val, 8, 32768)) < 0)
 			return -EINVAL;
 		u->entries = (unsigned)x;
+	} else if (!strcmp(key, "accept")) {
+		if ((i = ax__flag_pick(val, accepts)) < 0)
+			return i;
+		u->accept_now = i == 0;
 	} else if (!strcmp(key, "recv")) {
 		if ((i = ax__flag_pick(val, recvs)) < 0)
 			return i;
@@ -595,8 +649,9 @@ static void uring_describe(struct uring *u)
 		}
 	if (!any)
 		URING_PUT("0");
-	URING_PUT(" sq=%u cq=%u timers=%s write=%s wake=eventfd-read features=",
+	URING_PUT(" sq=%u cq=%u accept=%s timers=%s write=%s wake=eventfd-read features=",
 		  u->ring.sq.ring_entries, u->ring.cq.ring_entries,
+		  u->accept_now ? "now(accept4 first)" : "ring",
 		  u->kernel_timers ? "kernel(one IORING_OP_TIMEOUT each)"
 				   : "heap(wait timeout)",
 		  u->send_now ? "now(send first, ring on EAGAIN)" : "ring");
@@ -1214,7 +1269,12 @@ close_socket:
 	return r;
 }
 
-/* vtable try_now. recv=multishot: a READ whose descriptor has bytes (or
+/* vtable try_now. accept=now (the default): an ACCEPT takes a queued
+ * connection at once with accept4(2), and goes through the ring only when
+ * none is queued: through the ring alone, an accept completes once per
+ * loop iteration, and with 1,000 busy connections an iteration is long
+ * enough that the last connections wait seconds in the accept queue.
+ * recv=multishot: a READ whose descriptor has bytes (or
  * its end) queued finishes at once from the queue, with no system call.
  * write=now: a WRITE on a socket is sent at once with a
  * non-blocking send(2), so that the task goes on without waiting for a
@@ -1226,6 +1286,8 @@ close_socket:
 static int uring_try_now(void *state, struct ax_op *op)
 {
 	struct uring *u = state;
+	if (op->kind == AX_OP_ACCEPT)
+		return u->accept_now ? ax__nb_accept(op) : 0;
 	if (op->kind == AX_OP_READ && u->multishot && op->len > 0) {
 		struct uring_fd *s = ax__fdtab_find(&u->fds, op->fd);
 		if (!s || !uring_q_ready(s))
@@ -1601,6 +1663,8 @@ static int uring_init(void **state, const struct ax_rt_opts *opts)
 	u->nbufs = URING_BUFS_DEFAULT;
 	u->bufsize = URING_BUFSIZE_DEFAULT;
 	u->batch = 1;
+	/* accept=now by default: docs/decisions.md, "io_uring at its best" */
+	u->accept_now = true;
 	u->batch_us = 50;
 	u->sq_idle_ms = 2;
 	/* write=ring by default: docs/decisions.md, "io_uring: writes through
