@@ -1547,13 +1547,18 @@ static int uring_poll(void *state, bool block)
 		n += uring_reap(u, &woke);
 		n += uring_fire(u);
 	}
+	bool batched = false;
 	while (block && n == 0 && !woke) {
 		struct io_uring_cqe *cqe;
 		int64_t ns = uring_next_timeout(u);
 		unsigned want = 1;
-		if (u->batch > 1 && u->inflight > 1) {
+		if (u->batch > 1 && u->inflight > 1 && !batched) {
 			/* batch=N: wait for up to N completions, but never
-			 * longer than batch_us (nor past the next timer) */
+			 * longer than batch_us (nor past the next timer); when
+			 * that brought nothing, the next wait is an ordinary
+			 * one, so that an idle loop does not wake every
+			 * batch_us */
+			batched = true;
 			int64_t cap = (int64_t)u->batch_us * 1000;
 			want = u->inflight < u->batch ? u->inflight : u->batch;
 			if (ns < 0 || ns > cap)
