@@ -139,7 +139,7 @@ int axb_cmd_instr_child(int argc, char **argv)
 /* ------------------------------------------------------------------ */
 
 struct instr_cell {
-	char runtime[32];
+	const char *runtime;    /* its name (a variant's label may be long) */
 	bool reference;         /* a reference implementation, not an ax runtime */
 	const struct axs_scenario *sc;
 	int64_t values[AXS_MAX_PARAMS];
@@ -196,7 +196,7 @@ static double instr_rep(struct instr_cell *c, const char *self, double timeout_s
 	argv[a++] = (char *)self;
 	argv[a++] = "__instr";
 	argv[a++] = "--runtime";
-	argv[a++] = c->runtime;
+	argv[a++] = (char *)c->runtime;
 	argv[a++] = "--scenario";
 	argv[a++] = (char *)c->sc->name;
 	for (size_t i = 0; i < c->sc->nparams && i < AXS_MAX_PARAMS; i++) {
@@ -638,7 +638,7 @@ int axb_cmd_instr(int argc, char **argv)
 				continue;
 			struct instr_cell *c = &cells[ncells++];
 			memset(c, 0, sizeof *c);
-			snprintf(c->runtime, sizeof c->runtime, "%s", impls[i].name);
+			c->runtime = impls[i].name; /* lives as long as the process */
 			c->reference = impls[i].kind != AXB_IMPL_AX;
 			c->sc = sc;
 			const char *bad = NULL;
