@@ -60,7 +60,9 @@ static int find_variant(const char *name, struct axb_impl *out)
 	const char *colon = strchr(name, ':');
 	const char *drv = NULL;
 	size_t len = colon ? (size_t)(colon - name) : 0;
-	if (!colon || !colon[1])
+	/* the core keeps 127 bytes of engine_flags (core.h): a longer list
+	 * would be cut, and run as something else under this label */
+	if (!colon || !colon[1] || strlen(colon + 1) > 127)
 		return -ENOENT;
 	for (size_t i = 0; i < ax_driver_count(); i++)
 		if (strlen(ax_driver_name(i)) == len &&
