@@ -15,5 +15,9 @@ const struct axr_ref *const axr_refs[] = {
 #ifdef AX_HAVE_IO_URING
 	&axr_native_io_uring,
 #endif
+	/* two threads on epoll: the engine owned per thread, or shared
+	 * (docs/decisions.md, "Work stealing") */
+	&axr_native_epoll_mt_owned,
+	&axr_native_epoll_mt_shared,
 	NULL,
 };

@@ -50,5 +50,8 @@ extern const struct axr_ref axr_native_epoll;
 extern const struct axr_ref axr_native_libuv;
 extern const struct axr_ref axr_native_libevent;
 extern const struct axr_ref axr_native_io_uring;
+/* tcp_echo on two threads: an epoll set each, or one shared (epoll_echo_mt.c) */
+extern const struct axr_ref axr_native_epoll_mt_owned;
+extern const struct axr_ref axr_native_epoll_mt_shared;
 
 #endif
