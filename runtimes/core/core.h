@@ -88,8 +88,8 @@ struct ax_task {
 	unsigned fast_streak;    /* ops finished in a row without waiting */
 	struct ax_task *joiner;
 	struct ax_deadline *dl;
-	/* ready queue and all-tasks links */
-	struct ax_task *rq_next, *rq_prev;
+	/* ready queue (singly linked) and all-tasks links */
+	struct ax_task *rq_next;
 	bool in_rq;
 	struct ax_task *all_next, *all_prev;
 	/* the things a task can wait on (one at a time) */
