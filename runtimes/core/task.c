@@ -14,6 +14,7 @@
 #include "core.h"
 
 #include <errno.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -38,7 +39,14 @@ struct ax_task *ax__task_alloc(struct ax_rt *rt)
 		return calloc(1, sizeof *t);
 	rt->task_cache = t->all_next;
 	rt->task_cache_n--;
-	memset(t, 0, sizeof *t);
+	/* Zero all but the embedded op (a third of the record, most of it the
+	 * connect address): every I/O call sets the fields it uses and the
+	 * core zeroes the driver's words before each op (io.c), so a reused
+	 * record's op is no staler than the op a task left from its last call. */
+	const size_t op_lo = offsetof(struct ax_task, op);
+	const size_t op_hi = op_lo + sizeof t->op;
+	memset(t, 0, op_lo);
+	memset((char *)t + op_hi, 0, sizeof *t - op_hi);
 	return t;
 }
 
@@ -91,7 +99,9 @@ static int task_new(struct ax_rt *rt, ax_task_fn fn, void *arg,
 	rt->all = t;
 	rt->n_spawned++;
 	rt->n_live++;
-	t->last_run = ax__coarse_now();
+	/* the scheduler's coarse time: switching in sets it again, so it only
+	 * shows in a dump taken before the task first ran */
+	t->last_run = rt->tick_time;
 	*out = t;
 	return 0;
 }
@@ -100,8 +110,10 @@ int ax__spawn_main(struct ax_rt *rt, ax_task_fn fn, void *arg,
 		   struct ax_task **out)
 {
 	int r = task_new(rt, fn, arg, "main", "ax_rt_run", 0, out);
-	if (r == 0)
+	if (r == 0) {
+		(*out)->last_run = ax__coarse_now();
 		ax__ready(*out);
+	}
 	return r;
 }
 
