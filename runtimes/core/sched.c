@@ -651,9 +651,17 @@ int ax__core_rt_run(ax_rt *rt, ax_task_fn fn, void *arg, intptr_t *result)
 
 	for (;;) {
 		sched_drain_inbox(rt);
-		rt->tick_time = ax__coarse_now();
 		if (rt->rq_head) {
-			rt->tick_start = ax_now();
+			/* one clock read per tick: the tick's start (when ticks
+			 * are timed) doubles as its coarse time, which only
+			 * stamps the dump's "last ran" (hog detection reads its
+			 * own clock at the switch) */
+			if (rt->opts.tick_ns >= 0) {
+				rt->tick_start = ax_now();
+				rt->tick_time = rt->tick_start;
+			} else {
+				rt->tick_time = ax__coarse_now();
+			}
 			rt->budget = AX_TICK_DISPATCHES - 1;
 			struct ax_task *t = sched_pop(rt);
 			sched_switch(rt, NULL, t, false);

@@ -172,27 +172,6 @@ void ax__task_exit(struct ax_task *t)
 /* the wait protocol                                                   */
 /* ------------------------------------------------------------------ */
 
-int64_t ax__deadline_of(const struct ax_task *t)
-{
-	return t->dl ? t->dl->effective : INT64_MAX;
-}
-
-int ax__enter(struct ax_task **tp)
-{
-	struct ax_rt *rt = ax__tls_rt;
-	struct ax_task *t = rt ? rt->current : NULL;
-	if (!t)
-		return -EPERM;
-	*tp = t;
-	if (t->cancel_pending) {
-		t->cancel_pending = false;
-		return -ECANCELED;
-	}
-	if (t->dl && ax_now() >= t->dl->effective)
-		return -ETIMEDOUT;
-	return 0;
-}
-
 int ax__interrupt_errno(struct ax_task *t, int bits)
 {
 	if (bits & AX_INT_CANCEL) {
@@ -228,12 +207,10 @@ int ax__timer_arm(struct ax_task *t, int64_t at)
 	return r;
 }
 
-void ax__timer_disarm(struct ax_task *t)
+void ax__timer_disarm_slow(struct ax_task *t)
 {
-	if (t->timer_armed) {
-		t->rt->drv->timer_cancel(t->rt->drv_state, &t->timer);
-		t->timer_armed = false;
-	}
+	t->rt->drv->timer_cancel(t->rt->drv_state, &t->timer);
+	t->timer_armed = false;
 }
 
 void ax__interrupt(struct ax_task *t, int reason)
@@ -445,7 +422,8 @@ int ax__core_dump(ax_rt *rt, FILE *f)
 			    (unsigned long long)t->id, t->name,
 			    task_state_name(t->state), wait,
 			    t->spawn_file ? t->spawn_file : "?", t->spawn_line,
-			    t->state == AX_T_RUNNING ? 0.0 : (now - t->last_run) / 1e6) < 0)
+			    t->state == AX_T_RUNNING || now < t->last_run
+				    ? 0.0 : (now - t->last_run) / 1e6) < 0)
 			return -EIO;
 		count++;
 	}
