@@ -29,9 +29,9 @@ static int64_t io_wait(struct ax_task *t, struct ax__sides *b, bool sided);
 /* Run the task's prepared op to completion, honouring cancel and deadline
  * (see the wait protocol in task.c). `sided` is constant at each call:
  * READ and ACCEPT take a descriptor's read side, WRITE its write side
- * ([AX-TCP-9]); CONNECT, files and calls take none. Inline into each call: the part an op
- * finished at once runs (the readiness fast path) is a few tests and the
- * driver's try; waiting is io_wait's. */
+ * ([AX-TCP-9]); CONNECT, files and calls take none. Inlined into each
+ * call: an op that finishes at once (the readiness fast path) costs a few
+ * tests and the driver's try; submitting and waiting are io_wait's. */
 static inline __attribute__((always_inline)) int64_t io_run(struct ax_task *t,
 							    bool sided)
 {
