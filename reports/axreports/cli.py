@@ -101,6 +101,9 @@ def build_parser():
     from . import ab
     ab.add_parser(sub, _fraction)
 
+    from . import functions
+    functions.add_parser(sub)
+
     d = sub.add_parser("record", prog=f"{PROG} record",
                        help="append a result file to the SQLite history",
                        description="Append RESULTS.json to a SQLite database keyed by "
@@ -130,6 +133,9 @@ def main(argv=None):
         if args.command == "ab":
             from . import ab
             return ab.run(args)
+        if args.command == "functions":
+            from . import functions
+            return functions.run(args)
         from . import history
         return history.run_record(args)
     except InputError as e:
