@@ -234,9 +234,9 @@ def _sccs(nodes, succ):
     return comps, comp_of
 
 
-def attribute(prof):
-    """Per function: self, inclusive (module docstring), calls received,
-    whether it may switch stacks and whether it is in a call cycle."""
+def real_calls(prof):
+    """The call arcs of a profile that are calls: (caller, callee) ->
+    [calls, callgrind's inclusive cost of them]."""
     arcs = {}
     for k, v in prof.arcs.items():
         if k[0] is None or k[0][1] in SWITCH_FUNCTIONS or k[0] == k[1]:
@@ -252,7 +252,43 @@ def attribute(prof):
             if real != v[0]:
                 v = [real, v[1]]
         arcs[k] = v
-    nodes = set(prof.self_cost)
+    return arcs
+
+
+def difference(p2, p1):
+    """The per-function difference of two runs of one server (N2 and N1
+    messages): self costs, callgrind's call costs and call counts
+    subtracted function by function and arc by arc. Returns (self costs,
+    arcs, measured, calls), as attribute takes: the arcs keep the larger
+    run's call counts, which say how a callee's cost is shared among its
+    callers (a loop called once in both runs still owns what it calls)."""
+    self_cost = {f: p2.self_cost.get(f, 0) - p1.self_cost.get(f, 0)
+                 for f in set(p2.self_cost) | set(p1.self_cost)}
+    a1, a2 = real_calls(p1), real_calls(p2)
+    arcs, calls = {}, {}
+    for k, (n2, c2) in a2.items():
+        n1, c1 = a1.get(k, (0, 0))
+        arcs[k] = [n2, c2 - c1]
+        calls[k[1]] = calls.get(k[1], 0) + n2 - n1
+    for k, (n1, _) in a1.items():
+        if k not in a2:
+            calls[k[1]] = calls.get(k[1], 0) - n1
+    return self_cost, arcs, _measured(p1) and _measured(p2), calls
+
+
+def _measured(prof):
+    """Whether callgrind's call costs can be used as they are: only when
+    no task switched stacks."""
+    return not any(f[1] in SWITCH_FUNCTIONS for f in prof.self_cost)
+
+
+def attribute(self_cost, arcs, measured, calls=None):
+    """Per function: self, inclusive (module docstring), calls received,
+    whether it may switch stacks and whether it is in a call cycle.
+    arcs: (caller, callee) -> [calls, cost]. measured: use callgrind's
+    call costs (no stack switch in the run) rather than the per-call
+    charge. calls: the calls to show per function (default: the arcs')."""
+    nodes = set(self_cost)
     for a, b in arcs:
         nodes.add(a)
         nodes.add(b)
@@ -279,11 +315,10 @@ def attribute(prof):
     # without a switch, callgrind's call costs are exact; with one, its
     # shadow stack loses frames at every switch and charges calls with
     # time spent elsewhere, so every call is charged per call instead
-    measured = not any(n[1] in SWITCH_FUNCTIONS for n in nodes)
     incl = {}
     for comp in comps:  # callees first
         for f in comp:
-            total = prof.self_cost.get(f, 0)
+            total = self_cost.get(f, 0)
             for g in succ.get(f, ()):
                 if comp_of[g] == comp_of[f]:
                     continue  # a call inside the cycle
@@ -296,13 +331,13 @@ def attribute(prof):
     out = {}
     for f in nodes:
         out[f] = {
-            "self": prof.self_cost.get(f, 0),
+            "self": self_cost.get(f, 0),
             "inclusive": incl[f],
-            "calls": calls_in.get(f, 0),
+            "calls": (calls if calls is not None else calls_in).get(f, 0),
             "switches": f in switching,
             "cycle": len(comps[comp_of[f]]) > 1,
         }
-    return out, ("callgrind" if measured else "per-call")
+    return out
 
 
 def _per_op(cell, base):
@@ -317,30 +352,20 @@ def _per_op(cell, base):
         p1 = parse_callgrind(os.path.join(base, r1["file"]))
         p2 = parse_callgrind(os.path.join(base, r2["file"]))
         ops = r2["messages"] - r1["messages"]
-        (a1, m1), (a2, m2) = attribute(p1), attribute(p2)
-        method = m1 if m1 == m2 else "per-call"
         files = [(r1["file"], p1), (r2["file"], p2)]
         total = (p2.total - p1.total) / ops
-        funcs = {}
-        for f in set(a1) | set(a2):
-            x = a2.get(f) or {"self": 0, "inclusive": 0, "calls": 0}
-            y = a1.get(f) or {"self": 0, "inclusive": 0, "calls": 0}
-            funcs[f] = {
-                "self": (x["self"] - y["self"]) / ops,
-                "inclusive": (x["inclusive"] - y["inclusive"]) / ops,
-                "calls": (x["calls"] - y["calls"]) / ops,
-                "switches": (a2.get(f) or a1[f])["switches"],
-                "cycle": (a2.get(f) or a1[f])["cycle"],
-            }
+        self_cost, arcs, measured, calls = difference(p2, p1)
     else:
         p = parse_callgrind(os.path.join(base, rep["file"]))
         ops = rep["ops"]
         files = [(rep["file"], p)]
         total = p.total / ops
-        a, method = attribute(p)
-        funcs = {f: dict(v, self=v["self"] / ops, inclusive=v["inclusive"] / ops,
-                         calls=v["calls"] / ops)
-                 for f, v in a.items()}
+        self_cost, arcs, measured, calls = p.self_cost, real_calls(p), _measured(p), None
+    a = attribute(self_cost, arcs, measured, calls)
+    method = "callgrind" if measured else "per-call"
+    funcs = {f: dict(v, self=v["self"] / ops, inclusive=v["inclusive"] / ops,
+                     calls=v["calls"] / ops)
+             for f, v in a.items()}
     checks = []
     for name, p in files:
         s = sum(p.self_cost.values())
@@ -350,12 +375,13 @@ def _per_op(cell, base):
 
 
 def _slug(cell, i):
-    name = cell["scenario"] + (("-" + cell["workload"]) if cell.get("workload") else "")
+    name = cell["scenario"].replace(":", "-").replace("/", "-")
     return f"{i + 1:02d}-{cell['runtime']}-{name}"
 
 
 def _scenario_key(cell):
-    return cell["scenario"] + ((":" + cell["workload"]) if cell.get("workload") else "")
+    """The workload's name: the scenario, or SCENARIO:WORKLOAD."""
+    return cell["scenario"]
 
 
 def _fmt(v):
@@ -484,6 +510,68 @@ def build(directory, top=25):
     write_atomic(os.path.join(directory, "functions.json"),
                  json.dumps(result, indent=1, sort_keys=True) + "\n")
     return result
+
+
+def _number(x):
+    return isinstance(x, (int, float)) and not isinstance(x, bool)
+
+
+def load(path):
+    """Read DIR/functions.json (or the file named) for the report: the
+    document, checked member by member; InputError with the first bad
+    path."""
+    from .results import read_json
+    if os.path.isdir(path):
+        path = os.path.join(path, "functions.json")
+    doc = read_json(path, "functions file")
+    if not isinstance(doc, dict) or doc.get("schema") != "axbench-functions":
+        raise InputError(f"{path}: not an axbench functions file (write it with axbench "
+                         f"run --measure instructions --profile-functions DIR)")
+    if doc.get("schema_version") != 1:
+        raise InputError(f"{path}: functions schema version {doc.get('schema_version')!r} "
+                         f"is not supported (this axbench reads version 1)")
+    cells = doc.get("cells")
+    if not isinstance(cells, list):
+        raise InputError(f"{path}: cells: not a list")
+    for i, c in enumerate(cells):
+        where = f"{path}: cells[{i}]"
+        if not isinstance(c, dict):
+            raise InputError(f"{where}: not an object")
+        for k in ("runtime", "scenario", "operation"):
+            if not isinstance(c.get(k), str):
+                raise InputError(f"{where}.{k}: not a string")
+        if not _number(c.get("instructions_per_op")):
+            raise InputError(f"{where}.instructions_per_op: not a number")
+        if not isinstance(c.get("functions"), list):
+            raise InputError(f"{where}.functions: not a list")
+        for j, f in enumerate(c["functions"]):
+            if not isinstance(f, dict) or not isinstance(f.get("function"), str) \
+                    or not isinstance(f.get("object"), str) \
+                    or not all(_number(f.get(k)) for k in ("self", "inclusive", "calls")):
+                raise InputError(f"{where}.functions[{j}]: not a function's figures")
+    doc["path"] = path
+    return doc
+
+
+def matrix(doc):
+    """(runtimes in order, [(operation short name, {runtime: per op})])."""
+    runtimes, rows = [], {}
+    for c in doc["cells"]:
+        if c["runtime"] not in runtimes:
+            runtimes.append(c["runtime"])
+        key = _scenario_key(c)
+        rows.setdefault(SHORT.get(key, key), {})[c["runtime"]] = c["instructions_per_op"]
+    return runtimes, list(rows.items())
+
+
+def matrix_markdown(doc):
+    runtimes, rows = matrix(doc)
+    lines = ["| operation | " + " | ".join(runtimes) + " |",
+             "|---|" + "---:|" * len(runtimes)]
+    for name, row in rows:
+        lines.append(f"| {name} | "
+                     + " | ".join(_fmt(row[r]) if r in row else "-" for r in runtimes) + " |")
+    return lines
 
 
 def add_parser(sub):
