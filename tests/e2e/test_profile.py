@@ -117,7 +117,7 @@ def test_profile_tables_add_up(tmp_path):
     assert "## Instructions per operation" in md and "| timer arm+fire |" in md
     page = (out / "index.html").read_text()
     sec = page.split('id="functions"', 1)[1].split("</section>", 1)[0]
-    assert sec.count("<details>") == 5 and "ax__ctx_switch" in sec
+    assert sec.count("<details>") == 5 and f"<td>{cell['functions'][0]['function']}</td>" in sec
 
 
 @needs_axbench
