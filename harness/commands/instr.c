@@ -22,6 +22,11 @@
  * depend on the count (start-up, accepting the connections, shutdown):
  * instructions per message = (I(N2) - I(N1)) / (N2 - N1). The same client
  * counts for every server, so the figures compare servers, not clients.
+ *
+ * A scenario may name further workloads (`--scenario timers:fire`), which
+ * the native versions that do the same work run too. `--profile-functions
+ * DIR` keeps callgrind's files and has reports/axreports/functions.py
+ * write the instructions per operation of each function (docs/profiles.md).
  */
 #include "commands.h"
 #include "proc.h"
