@@ -785,6 +785,8 @@ int axb_cmd_instr(int argc, char **argv)
 	}
 	if (optind < argc)
 		axb_bad_input("unexpected argument '%s'", argv[optind]);
+	if (top != INSTR_PROFILE_TOP && !prof_dir)
+		axb_bad_input("--top is the length of the tables of --profile-functions DIR");
 	if (prof_dir)
 		instr_profile_dir(prof_dir);
 	char default_path[128];

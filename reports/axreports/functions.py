@@ -56,6 +56,7 @@ SHORT = {
     "rpc_fanout": "rpc request",
 }
 
+_TABLE = re.compile(r"^\d{2,}-.+\.(md|json)$")
 _REC = re.compile(r"'\d+$")  # callgrind's recursion-level suffix: name'2
 _COMPRESSED = re.compile(r"^\((\d+)\)(?: (.*))?$")
 
@@ -468,6 +469,7 @@ def build(directory, top=25):
             or doc.get("schema_version") != 1 or not isinstance(doc.get("cells"), list):
         raise InputError(f"{path}: not an axbench-profile-input file, version 1")
     out_cells, index_rows, matrix = [], [], {}
+    written = set()
     for i, cell in enumerate(doc["cells"]):
         key = _scenario_key(cell)
         if cell.get("status") != "ok":
@@ -478,6 +480,7 @@ def build(directory, top=25):
         if res is None:
             continue
         slug = _slug(cell, i)
+        written.update((slug + ".md", slug + ".json"))
         write_atomic(os.path.join(directory, slug + ".md"), _cell_markdown(cell, res, top))
         cj = _cell_json(cell, res, top)
         cj["table"] = slug + ".md"
@@ -509,6 +512,14 @@ def build(directory, top=25):
               "cells": out_cells}
     write_atomic(os.path.join(directory, "functions.json"),
                  json.dumps(result, indent=1, sort_keys=True) + "\n")
+    # an earlier run's tables of cells this one does not have would read
+    # as this run's: only the tables named as this builder names them go
+    for name in os.listdir(directory):
+        if _TABLE.match(name) and name not in written:
+            try:
+                os.unlink(os.path.join(directory, name))
+            except OSError:
+                pass
     return result
 
 
