@@ -12,18 +12,19 @@ do in the total.
 
 Self cost is exact: callgrind charges every instruction to the function
 whose code it is (an inlined function's instructions to the function it
-was inlined into). Inclusive cost is self plus the callees' cost per call
-made. callgrind measures a call's cost from the call to its return on one
-stack; a task switch (ax__ctx_switch) leaves a stack mid-call and resumes
-another, so the costs callgrind records for calls that may switch mix
-other tasks' work in (it reports inclusive costs above 100%). Here a call
-into a function that cannot reach a switch keeps callgrind's measured
-cost (exact); a call into one that can is charged the callee's inclusive
-cost per call times the calls made (gprof's assumption: every call of it
-costs the same), and the "calls" that callgrind sees out of
-ax__ctx_switch (the resumption of another task) are not calls at all and
-are dropped. Functions in a call cycle get only the calls that leave
-the cycle.
+was inlined into). Inclusive cost is self plus what the function's calls
+cost. callgrind measures a call's cost from the call to its return on one
+stack, with a shadow call stack per thread; a task switch
+(ax__ctx_switch) leaves a stack mid-call and resumes another, so in a run
+where tasks switch, callgrind records resumptions as calls and charges
+calls with other tasks' work (inclusive costs above 100%). There, the
+resumptions are dropped (told apart by their address: a call arrives at
+its callee's entry, a resumption in its middle; and nothing is called
+from ax__ctx_switch) and every call is charged its callee's inclusive cost
+per call (gprof's assumption: every call of a function costs the same).
+In a run without a switch (the native versions) callgrind's own call
+costs are exact and used as they are. Functions in a call cycle get only
+the calls that leave the cycle.
 """
 
 import json
@@ -106,19 +107,82 @@ def _fn_name(name):
     return _REC.sub("", name)
 
 
+class _Reader:
+    """The state of reading one callgrind file, line by line."""
+
+    def __init__(self, path):
+        self.path, self.prof = path, Profile()
+        self.objs, self.fns = {}, {}      # the two name-compression tables
+        self.npos, self.ev, self.ipos = 1, 0, -1
+        self.last = 0                     # the last cost line's address
+        self.ob = self.cob = "???"
+        self.fn = self.callee = None
+        self.pending = None               # (callee, calls, target) of a calls= line
+        self.totals = self.summary = None
+
+    def line(self, line, lineno):
+        prof, c = self.prof, line[0]
+        if c.isdigit() or c in "+-*":
+            parts = line.split()
+            vals = parts[self.npos:]
+            v = int(vals[self.ev]) if self.ev < len(vals) else 0
+            if self.pending is not None:
+                # a call's cost line: its position is the call site's,
+                # and it does not move the last position
+                callee, calls, target = self.pending
+                arc = prof.arcs.setdefault((self.fn, callee), [0, 0])
+                arc[0] += calls
+                arc[1] += v
+                if target is not None:
+                    t = prof.targets.setdefault((self.fn, callee), {})
+                    t[target] = t.get(target, 0) + calls
+                self.pending = None
+            elif self.fn is not None:
+                prof.self_cost[self.fn] = prof.self_cost.get(self.fn, 0) + v
+                if self.ipos >= 0:
+                    self.last = a = _addr(parts[self.ipos], self.last)
+                    if a < prof.low.get(self.fn, a + 1):
+                        prof.low[self.fn] = a
+            return
+        key, _, value = line.partition("=")
+        if key == "ob":
+            self.ob = self.cob = _name(self.objs, value, self.path, lineno)
+        elif key == "fn":
+            self.fn = (self.ob, _fn_name(_name(self.fns, value, self.path, lineno)))
+            self.cob = self.ob
+        elif key == "cob":
+            self.cob = _name(self.objs, value, self.path, lineno)
+        elif key == "cfn":
+            self.callee = (self.cob, _fn_name(_name(self.fns, value, self.path, lineno)))
+        elif key == "calls":
+            if self.callee is None:
+                raise InputError(f"{self.path}:{lineno}: calls= without cfn=")
+            words = value.split()
+            target = _addr(words[1 + self.ipos], self.last) if self.ipos >= 0 else None
+            self.pending = (self.callee, int(words[0]), target)
+            self.cob = self.ob
+        elif line.startswith("positions:"):
+            names = line.split(":", 1)[1].split()
+            self.npos = len(names)
+            self.ipos = names.index("instr") if "instr" in names else -1
+            prof.addresses = self.ipos >= 0
+        elif line.startswith("events:"):
+            names = line.split(":", 1)[1].split()
+            if "Ir" not in names:
+                raise InputError(f"{self.path}: no Ir event (events: {' '.join(names)})")
+            self.ev = names.index("Ir")
+        elif line.startswith("totals:"):
+            self.totals = (self.totals or 0) + int(line.split()[1 + self.ev])
+        elif line.startswith("summary:"):
+            self.summary = (self.summary or 0) + int(line.split()[1 + self.ev])
+        # fl, fi, fe, cfi, cfl, jump, jcnd, desc, ...: not needed here
+
+
 def parse_callgrind(path):
     """Read one callgrind output file (docs: valgrind's "Callgrind Format
     Specification"). Returns a Profile; InputError on a file it cannot
     read or understand."""
-    prof = Profile()
-    objs, fns = {}, {}
-    npos, ev, ipos = 1, 0, -1
-    last = 0
-    ob = cob = "???"
-    fn = None
-    pending = None  # (callee key, calls) after a calls= line
-    callee = None
-    totals = summary = None
+    r = _Reader(path)
     try:
         f = open(path, encoding="utf-8", errors="replace")
     except OSError as e:
@@ -128,63 +192,13 @@ def parse_callgrind(path):
             line = line.rstrip("\n")
             if not line or line[0] == "#":
                 continue
-            c = line[0]
-            if c.isdigit() or c in "+-*":
-                parts = line.split()
-                vals = parts[npos:]
-                v = int(vals[ev]) if ev < len(vals) else 0
-                if pending is not None:
-                    # a call's cost line: its position is the call site's,
-                    # and it does not move the last position
-                    callee, calls, target = pending
-                    arc = prof.arcs.setdefault((fn, callee), [0, 0])
-                    arc[0] += calls
-                    arc[1] += v
-                    if target is not None:
-                        t = prof.targets.setdefault((fn, callee), {})
-                        t[target] = t.get(target, 0) + calls
-                    pending = None
-                elif fn is not None:
-                    prof.self_cost[fn] = prof.self_cost.get(fn, 0) + v
-                    if ipos >= 0:
-                        last = _addr(parts[ipos], last)
-                        if last < prof.low.get(fn, last + 1):
-                            prof.low[fn] = last
-                continue
-            key, _, value = line.partition("=")
-            if key == "ob":
-                ob = cob = _name(objs, value, path, lineno)
-            elif key == "fn":
-                fn = (ob, _fn_name(_name(fns, value, path, lineno)))
-                cob = ob
-            elif key == "cob":
-                cob = _name(objs, value, path, lineno)
-            elif key == "cfn" or key == "cfnc":
-                cfn = _fn_name(_name(fns, value, path, lineno))
-                callee = (cob, cfn)
-            elif key == "calls":
-                if callee is None:
-                    raise InputError(f"{path}:{lineno}: calls= without cfn=")
-                words = value.split()
-                target = _addr(words[1 + ipos], last) if ipos >= 0 else None
-                pending = (callee, int(words[0]), target)
-                cob = ob
-            elif line.startswith("positions:"):
-                names = line.split(":", 1)[1].split()
-                npos = len(names)
-                ipos = names.index("instr") if "instr" in names else -1
-                prof.addresses = ipos >= 0
-            elif line.startswith("events:"):
-                names = line.split(":", 1)[1].split()
-                if "Ir" not in names:
-                    raise InputError(f"{path}: no Ir event (events: {' '.join(names)})")
-                ev = names.index("Ir")
-            elif line.startswith("totals:"):
-                totals = (totals or 0) + int(line.split()[1 + ev])
-            elif line.startswith("summary:"):
-                summary = (summary or 0) + int(line.split()[1 + ev])
-            # fl, fi, fe, cfi, cfl, jump, jcnd, desc, ...: not needed here
-    prof.total = totals if totals is not None else (summary or 0)
+            try:
+                r.line(line, lineno)
+            except (ValueError, IndexError):
+                raise InputError(f"{path}:{lineno}: not callgrind's format: "
+                                 f"{line[:60]!r}") from None
+    prof = r.prof
+    prof.total = r.totals if r.totals is not None else (r.summary or 0)
     if prof.total <= 0:
         raise InputError(f"{path}: not a callgrind output file (no totals)")
     return prof

@@ -198,3 +198,16 @@ def test_parser_names_addresses_and_resumptions(tmp_path):
     assert attr[run]["inclusive"] == 25 + 660
     assert attr[main]["inclusive"] == 10 + 685 == p.total
     assert attr[work]["switches"] and attr[main]["switches"]
+
+
+def test_parser_refuses_what_is_not_callgrind(tmp_path):
+    bad = tmp_path / "bad.callgrind"
+    bad.write_text("events: Ir\nfn=(1) f\n12 x\n")
+    with pytest.raises(functions.InputError, match="bad.callgrind:3"):
+        functions.parse_callgrind(str(bad))
+    bad.write_text("events: Ir\nfn=(7)\n")
+    with pytest.raises(functions.InputError, match="before its definition"):
+        functions.parse_callgrind(str(bad))
+    bad.write_text("# not a profile\n")
+    with pytest.raises(functions.InputError, match="no totals"):
+        functions.parse_callgrind(str(bad))
