@@ -32,6 +32,7 @@
 #include "proc.h"
 #include "results.h"
 
+#include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
@@ -165,7 +166,7 @@ int axb_cmd_instr_child(int argc, char **argv)
 		struct ax_rt_opts ro;
 		ax_rt_opts_init(&ro);
 		axb_rt_opts_clock_free(&ro);
-		r = ax_rt_create(&rt, o.impl, &ro);
+		r = axb_impl_rt_create(&rt, &impl, &ro);
 		if (r < 0) {
 			fprintf(stderr, "axbench: cannot create runtime %s: %s\n", o.impl,
 				strerror(-r));
@@ -198,7 +199,7 @@ int axb_cmd_instr_child(int argc, char **argv)
 /* ------------------------------------------------------------------ */
 
 struct instr_cell {
-	char runtime[32];
+	const char *runtime;    /* its name (a variant's label may be long) */
 	bool reference;         /* a reference implementation, not an ax runtime */
 	const struct axs_scenario *sc;
 	const struct axs_instr_alt *alt; /* a named workload (timers:fire) */
@@ -265,7 +266,7 @@ static double instr_rep(struct instr_cell *c, const char *self, double timeout_s
 	argv[a++] = (char *)self;
 	argv[a++] = "__instr";
 	argv[a++] = "--runtime";
-	argv[a++] = c->runtime;
+	argv[a++] = (char *)c->runtime;
 	argv[a++] = "--scenario";
 	argv[a++] = c->name;
 	for (size_t i = 0; i < c->sc->nparams && i < AXS_MAX_PARAMS; i++) {
@@ -559,13 +560,15 @@ static void instr_profile_dir(const char *dir)
 static void instr_profile_file(const struct instr_cell *c, size_t i, int rep,
 			       const char *run, char *buf, size_t n)
 {
-	char name[96];
-	snprintf(name, sizeof name, "%s", c->name);
+	char name[256];
+	/* runtime-scenario; a variant's or workload's ':' (and anything
+	 * else that is not plain in a file name) becomes '-' */
+	snprintf(name, sizeof name, "%s-%s", c->runtime, c->name);
 	for (char *p = name; *p; p++)
-		if (*p == ':' || *p == '/')
+		if (!isalnum((unsigned char)*p) && !strchr("._+=-", *p))
 			*p = '-';
-	snprintf(buf, n, "raw/%02zu-%s-%s.rep%d%s%s.callgrind", i + 1, c->runtime, name,
-		 rep + 1, run[0] ? "." : "", run);
+	snprintf(buf, n, "raw/%02zu-%s.rep%d%s%s.callgrind", i + 1, name, rep + 1,
+		 run[0] ? "." : "", run);
 }
 
 /* DIR/cells.json: every cell, with the kept callgrind file and the
@@ -853,7 +856,7 @@ int axb_cmd_instr(int argc, char **argv)
 			/* callgrind's collection toggle is per thread: a local
 			 * workload is counted only when every task runs on the
 			 * thread that toggles it */
-			if (!net && !native && !(ax_driver_features(impls[i].name) &
+			if (!net && !native && !(ax_driver_features(impls[i].driver) &
 						 AX_FEAT_ONE_THREAD)) {
 				fprintf(stderr, "axbench: skipping %s on %s: its tasks "
 					"run on threads of their own, and callgrind "
@@ -866,7 +869,7 @@ int axb_cmd_instr(int argc, char **argv)
 				continue;
 			struct instr_cell *c = &cells[ncells++];
 			memset(c, 0, sizeof *c);
-			snprintf(c->runtime, sizeof c->runtime, "%s", impls[i].name);
+			c->runtime = impls[i].name; /* lives as long as the process */
 			c->reference = impls[i].kind != AXB_IMPL_AX;
 			c->sc = sc;
 			c->alt = alt;

@@ -390,8 +390,10 @@ def _per_op(cell, base):
 
 
 def _slug(cell, i):
-    name = cell["scenario"].replace(":", "-").replace("/", "-")
-    return f"{i + 1:02d}-{cell['runtime']}-{name}"
+    """NN-RUNTIME-SCENARIO, with a variant's or workload's ':' (and
+    anything else not plain in a file name) as '-'."""
+    name = re.sub(r"[^A-Za-z0-9._+=-]", "-", f"{cell['runtime']}-{cell['scenario']}")
+    return f"{i + 1:02d}-{name}"
 
 
 def _scenario_key(cell):
