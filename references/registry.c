@@ -21,6 +21,7 @@ const struct axr_ref *const axr_refs[] = {
 #endif
 #ifdef AX_HAVE_IO_URING
 	&axr_native_io_uring_heap,
+	&axr_native_io_uring_multishot,
 #endif
 	NULL,
 };

@@ -1,6 +1,7 @@
 /* native.c - the native references (native-epoll, native-libuv,
  * native-libevent, native-io_uring, and the labelled second idioms
- * native-libevent-bufferevent and native-io_uring-heap): each maps a
+ * native-libevent-bufferevent, native-io_uring-heap and
+ * native-io_uring-multishot): each maps a
  * scenario to the version written straight on its engine, and all share one
  * stop, shutting the listener down, which every engine sees as a failing
  * accept. */
@@ -134,4 +135,10 @@ NATIVE_REF(io_uring_heap, "native-io_uring-heap", timers_only,
 	   "(references/native/uring_timers_heap.c)",
 	   "liburing, binary heap + io_uring_submit_and_wait_timeout (EXT_ARG)",
 	   .timers = axr_uring_timers_heap)
+NATIVE_REF(io_uring_multishot, "native-io_uring-multishot", echo_only,
+	   "tcp_echo on liburing: multishot recv into a provided-buffer ring "
+	   "(references/native/uring_echo_multishot.c)",
+	   "liburing, multishot accept + multishot recv, provided buffer ring, "
+	   "SINGLE_ISSUER|DEFER_TASKRUN when the kernel has it",
+	   .echo = axr_uring_echo_multishot)
 #endif

@@ -42,6 +42,7 @@ int axr_libevent_rpc(struct axr_run *r);
 intptr_t axr_libevent_timers(struct axs_ctx *ctx);
 
 int axr_uring_echo(struct axr_run *r);
+int axr_uring_echo_multishot(struct axr_run *r);
 int axr_uring_rpc(struct axr_run *r);
 intptr_t axr_uring_timers(struct axs_ctx *ctx);
 intptr_t axr_uring_timers_heap(struct axs_ctx *ctx);
@@ -55,5 +56,6 @@ extern const struct axr_ref axr_native_io_uring;
 /* labelled idiom variants (native.c) */
 extern const struct axr_ref axr_native_libevent_bev;
 extern const struct axr_ref axr_native_io_uring_heap;
+extern const struct axr_ref axr_native_io_uring_multishot;
 
 #endif
