@@ -2,7 +2,9 @@
  * and backend services on one loop; each front connection connects its K
  * backend connections (uv_tcp_connect), then per request reads `size`
  * bytes, writes K calls, counts the K replies in their read callbacks and
- * writes the answer. Same protocol and check as scenarios/rpc_fanout.c. */
+ * writes the answer; every write is uv_try_write first and uv_write only
+ * for what the socket refused, as in libuv_echo.c. Same protocol and check
+ * as scenarios/rpc_fanout.c. */
 #include <errno.h>
 #include <stdbool.h>
 #include <stdlib.h>
@@ -120,6 +122,25 @@ static void backend_close(struct backend *b)
 		uv_close((uv_handle_t *)&b->h, on_backend_closed);
 }
 
+/* Write buf[0, len) on st as Node.js streams do: uv_try_write first, which
+ * needs no request and no callback when the socket takes it all (the
+ * usual case for these small messages), else uv_write of the rest through
+ * req, whose callback cb finishes. Returns 1 when all was written at once,
+ * 0 when cb will be called, or a libuv error (nothing will be called). */
+static int write_now_or_queue(uv_stream_t *st, uv_write_t *req, char *buf,
+			      size_t len, uv_write_cb cb)
+{
+	uv_buf_t b = uv_buf_init(buf, (unsigned)len);
+	int w = uv_try_write(st, &b, 1);
+	if (w == (int)len)
+		return 1;
+	if (w < 0 && w != UV_EAGAIN)
+		return w;
+	w = w < 0 ? 0 : w;
+	b = uv_buf_init(buf + w, (unsigned)(len - (size_t)w));
+	return uv_write(req, st, &b, 1, cb);
+}
+
 /* --- the backend service ------------------------------------------ */
 
 static void on_backend_alloc(uv_handle_t *h, size_t hint, uv_buf_t *b)
@@ -149,9 +170,9 @@ static void on_backend_read(uv_stream_t *st, ssize_t n, const uv_buf_t *b)
 		return;
 	be->in_got = 0;
 	be->out = (struct rpc_msg){be->in.id, 2 * be->in.value + 1};
-	uv_buf_t out = uv_buf_init((char *)&be->out, sizeof be->out);
 	be->wreq.data = be;
-	if (uv_write(&be->wreq, st, &out, 1, on_backend_written) < 0)
+	if (write_now_or_queue(st, &be->wreq, (char *)&be->out, sizeof be->out,
+			       on_backend_written) < 0)
 		backend_close(be);
 }
 
@@ -184,13 +205,18 @@ static void on_front_alloc(uv_handle_t *h, size_t hint, uv_buf_t *b)
 	*b = uv_buf_init(f->req + f->got, (unsigned)(f->s->size - f->got));
 }
 
-static void on_answered(uv_write_t *req, int status)
+/* The answer is written (status 0) or failed: read the next request. */
+static void front_answered(struct front *f, int status)
 {
-	struct front *f = req->data;
 	f->got = 0;
 	if (status < 0 ||
 	    uv_read_start((uv_stream_t *)&f->h, on_front_alloc, on_front_read) < 0)
 		front_close(f);
+}
+
+static void on_answered(uv_write_t *req, int status)
+{
+	front_answered(req->data, status);
 }
 
 static void on_call_alloc(uv_handle_t *h, size_t hint, uv_buf_t *b)
@@ -221,10 +247,11 @@ static void on_call_read(uv_stream_t *st, ssize_t n, const uv_buf_t *b)
 	}
 	if (--f->pending > 0)
 		return;
-	uv_buf_t ans = uv_buf_init(f->req, (unsigned)f->s->size);
 	f->wreq.data = f;
-	if (uv_write(&f->wreq, (uv_stream_t *)&f->h, &ans, 1, on_answered) < 0)
-		front_close(f);
+	int r = write_now_or_queue((uv_stream_t *)&f->h, &f->wreq, f->req,
+				   f->s->size, on_answered);
+	if (r != 0)
+		front_answered(f, r < 0 ? r : 0);
 }
 
 static void on_call_written(uv_write_t *req, int status)
@@ -252,8 +279,8 @@ static void on_front_read(uv_stream_t *st, ssize_t n, const uv_buf_t *b)
 		struct call *c = &f->calls[i];
 		uint64_t id = ++f->next_id;
 		c->out = (struct rpc_msg){id, (uint64_t)i * 7 + id};
-		uv_buf_t out = uv_buf_init((char *)&c->out, sizeof c->out);
-		if (uv_write(&c->wreq, (uv_stream_t *)&c->h, &out, 1, on_call_written) < 0) {
+		if (write_now_or_queue((uv_stream_t *)&c->h, &c->wreq, (char *)&c->out,
+				       sizeof c->out, on_call_written) < 0) {
 			front_close(f);
 			return;
 		}
