@@ -8,6 +8,7 @@
 #include <errno.h>
 #include <stdbool.h>
 #include <stdlib.h>
+#include <string.h>
 #include <unistd.h>
 
 #include <uv.h>
@@ -15,6 +16,8 @@
 #include "native.h"
 
 #define MAX_FANOUT 64
+/* The loop's read buffer, libuv's suggested size. */
+#define RBUF_SIZE 65536
 
 /* A backend call: {id, value} -> {id, 2 * value + 1}. */
 struct rpc_msg {
@@ -55,6 +58,7 @@ struct backend {
 	struct backend *next, *prev;
 	struct rpc_msg in, out;
 	size_t in_got;
+	bool writing;               /* wreq is in flight */
 };
 
 struct server {
@@ -68,6 +72,10 @@ struct server {
 	uint64_t bad_replies;
 	int err;
 	struct axr_run *r;
+	/* Calls and the backend read into this loop-wide buffer and copy out
+	 * the 16-byte messages: a read that fills its buffer makes libuv read
+	 * again (and meet EAGAIN), a short one ends its read loop. */
+	char *rbuf;
 };
 
 static void front_free_part(struct front *f)
@@ -147,33 +155,50 @@ static void on_backend_alloc(uv_handle_t *h, size_t hint, uv_buf_t *b)
 {
 	struct backend *be = h->data;
 	(void)hint;
-	*b = uv_buf_init((char *)&be->in + be->in_got,
-			 (unsigned)(sizeof be->in - be->in_got));
+	*b = uv_buf_init(be->s->rbuf, RBUF_SIZE);
 }
 
 static void on_backend_written(uv_write_t *req, int status)
 {
+	struct backend *be = req->data;
+	be->writing = false;
 	if (status < 0)
-		backend_close(req->data);
+		backend_close(be);
 }
 
+/* Answer each call completed by these n bytes. A front sends a call only
+ * after the last one's answer, so a second call while an answer is still
+ * queued breaks the protocol: the connection is closed. */
 static void on_backend_read(uv_stream_t *st, ssize_t n, const uv_buf_t *b)
 {
 	struct backend *be = st->data;
-	(void)b;
 	if (n < 0) {
 		backend_close(be);
 		return;
 	}
-	be->in_got += (size_t)n;
-	if (be->in_got < sizeof be->in)
-		return;
-	be->in_got = 0;
-	be->out = (struct rpc_msg){be->in.id, 2 * be->in.value + 1};
-	be->wreq.data = be;
-	if (write_now_or_queue(st, &be->wreq, (char *)&be->out, sizeof be->out,
-			       on_backend_written) < 0)
-		backend_close(be);
+	for (size_t at = 0; at < (size_t)n;) {
+		size_t take = sizeof be->in - be->in_got;
+		take = take < (size_t)n - at ? take : (size_t)n - at;
+		memcpy((char *)&be->in + be->in_got, b->base + at, take);
+		at += take;
+		be->in_got += take;
+		if (be->in_got < sizeof be->in)
+			return;
+		be->in_got = 0;
+		if (be->writing) {
+			backend_close(be);
+			return;
+		}
+		be->out = (struct rpc_msg){be->in.id, 2 * be->in.value + 1};
+		be->wreq.data = be;
+		int r = write_now_or_queue(st, &be->wreq, (char *)&be->out,
+					   sizeof be->out, on_backend_written);
+		if (r < 0) {
+			backend_close(be);
+			return;
+		}
+		be->writing = r == 0;
+	}
 }
 
 static void on_backend_conn(uv_stream_t *l, int status)
@@ -223,23 +248,28 @@ static void on_call_alloc(uv_handle_t *h, size_t hint, uv_buf_t *b)
 {
 	struct call *c = h->data;
 	(void)hint;
-	*b = uv_buf_init((char *)&c->in + c->in_got,
-			 (unsigned)(sizeof c->in - c->in_got));
+	*b = uv_buf_init(c->f->s->rbuf, RBUF_SIZE);
 }
 
 static void on_call_read(uv_stream_t *st, ssize_t n, const uv_buf_t *b)
 {
 	struct call *c = st->data;
 	struct front *f = c->f;
-	(void)b;
 	if (n < 0) {
 		front_close(f);
 		return;
 	}
+	/* one reply is awaited: more bytes than it has are wrong */
+	if ((size_t)n > sizeof c->in - c->in_got) {
+		f->s->bad_replies++;
+		front_close(f);
+		return;
+	}
+	memcpy((char *)&c->in + c->in_got, b->base, (size_t)n);
 	c->in_got += (size_t)n;
 	if (c->in_got < sizeof c->in)
 		return;
-	c->in_got = 0; /* libuv reads on while the buffer it got was full */
+	c->in_got = 0;
 	if (c->in.id != c->out.id || c->in.value != 2 * c->out.value + 1) {
 		f->s->bad_replies++;
 		front_close(f);
@@ -362,9 +392,12 @@ int axr_libuv_rpc(struct axr_run *r)
 		.r = r,
 	};
 	int len = sizeof s.back_addr;
-	int err = uv_loop_init(&s.loop);
-	if (err < 0)
+	s.rbuf = malloc(RBUF_SIZE);
+	int err = s.rbuf ? uv_loop_init(&s.loop) : UV_ENOMEM;
+	if (err < 0) {
+		free(s.rbuf);
 		return err;
+	}
 	uv_tcp_init(&s.loop, &s.front_l);
 	uv_tcp_init(&s.loop, &s.back_l);
 	s.front_l.data = s.back_l.data = &s;
@@ -390,6 +423,7 @@ int axr_libuv_rpc(struct axr_run *r)
 	server_stop(&s);
 	uv_run(&s.loop, UV_RUN_DEFAULT); /* runs the close callbacks */
 	uv_loop_close(&s.loop);
+	free(s.rbuf);
 	if (s.bad_replies)
 		axr_fail(r, "%llu backend replies were wrong",
 			 (unsigned long long)s.bad_replies);
