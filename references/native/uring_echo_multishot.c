@@ -22,8 +22,8 @@
 
 #define RING_ENTRIES 4096
 #define BGID 0                    /* the one buffer group */
-#define POOL_BYTES (8u << 20)     /* the provided buffers, in all */
-#define MAX_BUFS 2048u            /* at most this many (a power of two) */
+#define POOL_BYTES (4u << 20)     /* the provided buffers, in all */
+#define MAX_BUFS 1024u            /* at most this many (a power of two) */
 #define NO_BUF 0xffffu
 
 /* What a completion finishes: the low bits of its user_data (the rest is

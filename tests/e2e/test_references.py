@@ -39,7 +39,8 @@ def short(scenarios):
     """Short-run options that every scenario in the list accepts."""
     args = ["--reps", "1"]
     if set(scenarios) - {"timers"}:
-        args += ["--duration", "0.3s", "--warmup", "0.1s", "-p", "connections=8"]
+        # generous phases: a loaded machine must not empty them
+        args += ["--duration", "1s", "--warmup", "0.5s", "-p", "connections=8"]
     if "timers" in scenarios:
         args += ["-p", "count=20000", "-p", "samples=5"]
     return args
@@ -119,7 +120,7 @@ def test_variant_refuses_other_scenarios(tmp_path, name):
 
 def test_multishot_survives_an_empty_buffer_ring(tmp_path):
     """native-io_uring-multishot: 128 connections with 4 messages of 20000
-    bytes in flight each outrun its ring of provided buffers (8 MiB: 256 of
+    bytes in flight each outrun its ring of provided buffers (4 MiB: 128 of
     20000 bytes; measured: thousands of recvs a second end with ENOBUFS),
     so multishot recvs end and are re-armed as buffers come back; every
     byte still echoes intact (the load generator's check)."""
@@ -127,7 +128,7 @@ def test_multishot_survives_an_empty_buffer_ring(tmp_path):
         pytest.skip("native-io_uring not built here")
     r, cells = run_cells(tmp_path, "--runtime", "native-io_uring-multishot",
                          "--scenario", "tcp_echo", "--reps", "1",
-                         "--duration", "0.3s", "--warmup", "0.1s",
+                         "--duration", "1s", "--warmup", "0.5s",
                          "-p", "connections=128", "-p", "pipeline=4",
                          "-p", "size=20000")
     assert r.returncode == 0, r.stderr
