@@ -226,7 +226,7 @@ static void worker_create(struct worker *w)
 	ax_rt_opts_init(&ro);
 	if (w->s->o->clock_free)
 		axb_rt_opts_clock_free(&ro);
-	w->create_err = ax_rt_create(&w->rt, w->s->impl.name, &ro);
+	w->create_err = axb_impl_rt_create(&w->rt, &w->s->impl, &ro);
 	if (w->create_err)
 		w->rt = NULL;
 }
@@ -691,7 +691,7 @@ int axb_cmd_local(int argc, char **argv)
 	if (impl.kind == AXB_IMPL_AX) {
 		struct ax_rt_opts ro;
 		ax_rt_opts_init(&ro);
-		int err = ax_rt_create(&rt, impl.name, &ro);
+		int err = axb_impl_rt_create(&rt, &impl, &ro);
 		if (err) {
 			snprintf(msg, sizeof msg, "cannot create runtime %s: %s",
 				 impl.name, strerror(-err));

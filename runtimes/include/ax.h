@@ -343,6 +343,12 @@ int ax_connect(const char *host, uint16_t port);
  * one descriptor at a time: a second concurrent read, accept or write on a
  * side that is already pending returns -EBUSY at once and starts nothing,
  * while one read and one write pending together both complete. [AX-TCP-9] */
+/* An engine may receive a descriptor's bytes before a read asks for them
+ * (into its own buffers: io_uring's recv=multishot). They belong to the
+ * stream all the same: the next reads return them in order, n bytes at
+ * most each, the rest staying queued; a read that returns -ECANCELED or
+ * -ETIMEDOUT took none of them; EOF or an error that ended the receiving
+ * comes after them; ax_close drops them.                      [AX-TCP-17] */
 ssize_t ax_read(int fd, void *buf, size_t n);
 
 /* Write all n bytes. Suspends until every byte is handed to the kernel.

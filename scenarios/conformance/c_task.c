@@ -381,7 +381,10 @@ static intptr_t so_main(void *arg)
 static void so_grandchild(void)
 {
 	ax_rt *rt;
-	if (ax_rt_create(&rt, conf_runtime(), NULL) < 0)
+	struct ax_rt_opts o;
+	ax_rt_opts_init(&o);
+	o.engine_flags = conf_engine_flags();
+	if (ax_rt_create(&rt, conf_runtime(), &o) < 0)
 		_exit(3);
 	ax_rt_run(rt, so_main, NULL, NULL);
 	_exit(4); /* the overflow went unnoticed */
@@ -757,6 +760,7 @@ static void os_grandchild(void)
 	struct ax_rt_opts o;
 	ax_rt_opts_init(&o);
 	o.stack_size = 16 * 1024;
+	o.engine_flags = conf_engine_flags();
 	if (ax_rt_create(&rt, conf_runtime(), &o) < 0)
 		_exit(3);
 	ax_rt_run(rt, os_main, NULL, NULL);
