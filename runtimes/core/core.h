@@ -100,6 +100,7 @@ struct ax_task {
 	struct ax__job *job;      /* pool wait */
 	const void *wait_obj;     /* for dumps: channel, joined task */
 	struct ax__msg remote_wake;
+	void *tsan_fiber;         /* ThreadSanitizer's fiber (san.h), or NULL */
 };
 
 struct ax_rt {
@@ -137,6 +138,7 @@ struct ax_rt {
 	/* sanitizer bookkeeping of the scheduler's own stack */
 	const void *sched_stack_lo;
 	size_t sched_stack_size;
+	void *sched_fiber;        /* the running thread's TSan fiber */
 	/* counters */
 	uint64_t n_switches, n_spawned, n_live, n_hogs, n_posts, n_events,
 		n_polls;

@@ -17,6 +17,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "san.h"
+
 void ax__ready_front(struct ax_task *t);
 void ax__switch_to_new(struct ax_task *child);
 void ax__task_main(void *arg);
@@ -85,6 +87,7 @@ static int task_new(struct ax_rt *rt, ax_task_fn fn, void *arg,
 	t->spawn_line = line;
 	t->timer.drv_index = (size_t)-1;
 	t->sp = ax__ctx_make(t->stack->lo + t->stack->size, ax__task_main, t);
+	t->tsan_fiber = ax__tsan_fiber_new();
 	t->all_next = rt->all;
 	if (rt->all)
 		rt->all->all_prev = t;
@@ -453,6 +456,7 @@ bool ax__tasks_reap_all(struct ax_rt *rt)
 		rt->all = t->all_next;
 		if (t->stack)
 			ax__stack_put(&rt->stacks, t->stack);
+		ax__tsan_fiber_free(t->tsan_fiber);
 		free(t);
 	}
 	return true;
