@@ -83,7 +83,8 @@ static json_t *stats_json(const struct ax_rt_stats *a, const struct ax_rt_stats 
 		memset(&z, 0, sizeof z);
 		base = &z;
 	}
-	return json_pack("{s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I}",
+	return json_pack("{s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, "
+			 "s:I, s:I, s:I, s:I}",
 		"loop_iterations", (json_int_t)(a->loop_iterations - base->loop_iterations),
 		"events", (json_int_t)(a->events - base->events),
 		"switches", (json_int_t)(a->switches - base->switches),
@@ -92,7 +93,12 @@ static json_t *stats_json(const struct ax_rt_stats *a, const struct ax_rt_stats 
 		"hogs", (json_int_t)(a->hogs - base->hogs),
 		"posts", (json_int_t)(a->posts - base->posts),
 		"stacks_guarded", (json_int_t)a->stacks_guarded,
-		"stacks_slab", (json_int_t)a->stacks_slab);
+		"stacks_slab", (json_int_t)a->stacks_slab,
+		"workers", (json_int_t)a->workers,
+		"steals", (json_int_t)(a->steals - base->steals),
+		"parks", (json_int_t)(a->parks - base->parks),
+		"wakes_remote", (json_int_t)(a->wakes_remote - base->wakes_remote),
+		"hops", (json_int_t)(a->hops - base->hops));
 }
 
 /* acc += a, counter by counter (the workers' counters summed). */
@@ -107,6 +113,11 @@ static void stats_add(struct ax_rt_stats *acc, const struct ax_rt_stats *a)
 	acc->posts += a->posts;
 	acc->stacks_guarded += a->stacks_guarded;
 	acc->stacks_slab += a->stacks_slab;
+	acc->workers += a->workers;
+	acc->steals += a->steals;
+	acc->parks += a->parks;
+	acc->wakes_remote += a->wakes_remote;
+	acc->hops += a->hops;
 }
 
 static json_t *rusage_delta_json(const struct rusage *a, const struct rusage *b,
@@ -226,7 +237,7 @@ static void worker_create(struct worker *w)
 	ax_rt_opts_init(&ro);
 	if (w->s->o->clock_free)
 		axb_rt_opts_clock_free(&ro);
-	w->create_err = ax_rt_create(&w->rt, w->s->impl.name, &ro);
+	w->create_err = axb_impl_rt_create(&w->rt, &w->s->impl, &ro);
 	if (w->create_err)
 		w->rt = NULL;
 }
@@ -691,7 +702,7 @@ int axb_cmd_local(int argc, char **argv)
 	if (impl.kind == AXB_IMPL_AX) {
 		struct ax_rt_opts ro;
 		ax_rt_opts_init(&ro);
-		int err = ax_rt_create(&rt, impl.name, &ro);
+		int err = axb_impl_rt_create(&rt, &impl, &ro);
 		if (err) {
 			snprintf(msg, sizeof msg, "cannot create runtime %s: %s",
 				 impl.name, strerror(-err));
