@@ -101,6 +101,7 @@ struct ax_task {
 	struct ax__job *job;      /* pool wait */
 	const void *wait_obj;     /* for dumps: channel, joined task */
 	struct ax__msg remote_wake;
+	void *tsan_fiber;         /* ThreadSanitizer's fiber (san.h), or NULL */
 	/* the work-stealing design (ws.c); unused by the one-thread core */
 	atomic_uint ws_flags;     /* WS_* bits, see ws.c */
 	atomic_int ws_refs;       /* handle + cancel messages in flight */
@@ -144,6 +145,7 @@ struct ax_rt {
 	/* sanitizer bookkeeping of the scheduler's own stack */
 	const void *sched_stack_lo;
 	size_t sched_stack_size;
+	void *sched_fiber;        /* the running thread's TSan fiber */
 	/* the work-stealing group this runtime is a worker of (ws.c), or
 	 * NULL for a one-thread core runtime */
 	struct ax__ws *ws;

@@ -331,6 +331,9 @@ static void sched_reap_dead(struct ax_rt *rt)
 	rt->dead = NULL;
 	ax__stack_put(&rt->stacks, d->stack);
 	d->stack = NULL;
+	/* its fiber ends with its stack, destroyed from another one */
+	ax__tsan_fiber_free(d->tsan_fiber);
+	d->tsan_fiber = NULL;
 	if (d->detached) {
 		/* unlink and free a detached task now */
 		if (d->all_prev)
@@ -381,11 +384,13 @@ void sched_switch(struct ax_rt *rt, struct ax_task *from,
 		rt->current = to;
 		ax__san_start_switch(from_dying ? NULL : &fake, to->stack->lo,
 				     to->stack->size);
+		ax__tsan_switch(to->tsan_fiber);
 		ax__ctx_switch(save, to->sp);
 	} else {
 		rt->current = NULL;
 		ax__san_start_switch(from_dying ? NULL : &fake,
 				     rt->sched_stack_lo, rt->sched_stack_size);
+		ax__tsan_switch(rt->sched_fiber);
 		ax__ctx_switch(save, rt->sched_sp);
 	}
 	ax__san_finish_switch(fake);
@@ -664,6 +669,7 @@ int ax__core_rt_run(ax_rt *rt, ax_task_fn fn, void *arg, intptr_t *result)
 	pthread_sigmask(SIG_BLOCK, &pipe_set, &old_set);
 	sched_install_segv(&alt, &old_alt);
 	ax__san_thread_stack(&rt->sched_stack_lo, &rt->sched_stack_size);
+	rt->sched_fiber = ax__tsan_fiber_self();
 
 	rt->owner = pthread_self();
 	rt->running = true;
@@ -862,6 +868,7 @@ int ax__sched_worker(struct ax_rt *rt, void (*loop)(struct ax_rt *rt))
 	pthread_sigmask(SIG_BLOCK, &pipe_set, &old_set);
 	sched_install_segv(&alt, &old_alt);
 	ax__san_thread_stack(&rt->sched_stack_lo, &rt->sched_stack_size);
+	rt->sched_fiber = ax__tsan_fiber_self();
 	rt->owner = pthread_self();
 	rt->running = true;
 	ax__tls_rt = rt;
