@@ -22,8 +22,12 @@ void *ax__ctx_make(void *top, void (*entry)(void *), void *arg);
 /* ---- stacks (stack.c) ---- */
 struct ax__slab;
 struct ax__stack {
-	char *lo;            /* lowest usable byte (canary lives here) */
+	char *lo;            /* lowest usable byte (a slab stack's canary) */
 	size_t size;         /* usable bytes */
+	/* the word the scheduler checks at every switch: lo for a slab stack;
+	 * for a guarded stack, whose guard page catches an overflow, a
+	 * constant, so that its lowest page is never touched (stack.c) */
+	const uint64_t *canary;
 	char *map;           /* mapping start (guarded) or NULL (slab) */
 	size_t map_len;
 	struct ax__slab *slab; /* owning slab, or NULL for a guarded stack */

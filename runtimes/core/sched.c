@@ -282,7 +282,7 @@ static void sched_hog_check(struct ax_rt *rt, struct ax_task *t, int64_t now)
 
 static void sched_canary_check(struct ax_task *t)
 {
-	if (t->stack && *(const uint64_t *)t->stack->lo != AX_STACK_CANARY) {
+	if (t->stack && *t->stack->canary != AX_STACK_CANARY) {
 		fprintf(stderr,
 			"ax: stack overflow in task %llu '%s' (spawned at %s:%d): "
 			"canary overwritten; raise ax_rt_opts.stack_size\n",
