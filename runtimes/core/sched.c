@@ -763,7 +763,8 @@ CORE_DISCOVERY(core_reg, true)
 	.chan_enter = ax__core_chan_enter, \
 	.chan_wait = ax__core_chan_wait, \
 	.chan_wake = ax__core_chan_wake, \
-	.segv_report = sched_segv_report,
+	.segv_report = sched_segv_report, \
+	.stack_usage = ax__core_stack_usage,
 
 const struct ax__design ax__design_core = {
 	.name = "core",

@@ -21,6 +21,7 @@
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <sys/mman.h>
 #include <unistd.h>
 
@@ -244,4 +245,42 @@ void ax__stack_pool_fini(struct ax__stack_pool *p)
 		free(sl);
 	}
 	p->slabs = NULL;
+}
+
+int64_t ax__stack_resident(const struct ax__stack *s, unsigned char *vec)
+{
+	size_t pg = stack_page();
+	/* a slab stack's first partial page is the stack below's top */
+	uintptr_t lo = ((uintptr_t)s->lo + pg - 1) / pg * pg;
+	size_t n = s->size / pg;
+	if (mincore((void *)lo, n * pg, vec) != 0)
+		return -errno;
+	int64_t pages = 0;
+	for (size_t i = 0; i < n; i++)
+		pages += vec[i] & 1;
+	return pages * (int64_t)pg;
+}
+
+int ax__core_stack_usage(ax_rt *rt, struct ax_stack_usage *u)
+{
+	unsigned char *vec = malloc(rt->stacks.size / stack_page() + 1);
+	if (!vec)
+		return -ENOMEM;
+	memset(u, 0, sizeof *u);
+	u->stack_size = rt->stacks.size;
+	for (struct ax_task *t = rt->all; t; t = t->all_next) {
+		if (t->state == AX_T_DONE || !t->stack)
+			continue;
+		int64_t r = ax__stack_resident(t->stack, vec);
+		if (r < 0) {
+			free(vec);
+			return (int)r;
+		}
+		u->stacks++;
+		u->resident_total += (uint64_t)r;
+		if ((uint64_t)r > u->resident_max)
+			u->resident_max = (uint64_t)r;
+	}
+	free(vec);
+	return 0;
 }

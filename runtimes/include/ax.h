@@ -170,6 +170,27 @@ struct ax_rt_stats {
 /* Copy the runtime's counters into *st. Never fails. */
 void ax_rt_stats(const ax_rt *rt, struct ax_rt_stats *st);
 
+/* How much of their stacks the live tasks of a runtime use (see
+ * ax_rt_stack_usage). */
+struct ax_stack_usage {
+	uint64_t stacks;          /* live tasks' stacks measured */
+	uint64_t stack_size;      /* usable bytes per stack (whole pages) */
+	uint64_t resident_max;    /* the most bytes resident in one stack */
+	uint64_t resident_total;  /* bytes resident in all of them */
+};
+
+/* Measure the stacks of rt's live tasks with mincore(2), one call per task,
+ * touching nothing. A stack page is resident once a task touched it and
+ * stays so while the stack is reused, so resident_max is the deepest any
+ * task on these stacks went, in whole pages: the stack high-water mark,
+ * which bounds the smallest opts.stack_size the workload works with, and
+ * resident_total / stacks is what a task's stack costs in memory
+ * (docs/decisions.md, "Memory per idle connection"). Must be called on rt's
+ * thread (from a task or an ax_post function); not cheap with many tasks.
+ * Returns 0, -EINVAL, -ENOTSUP for a design whose stacks are not its own
+ * (the thread-per-task oracle's are glibc's), or -ENOMEM.    [AX-TASK-17] */
+int ax_rt_stack_usage(ax_rt *rt, struct ax_stack_usage *u);
+
 /* Driver discovery. ax_driver_count drivers are compiled in, in
  * preference order; ax_driver_name(i) names the i-th (NULL past the end).
  * ax_driver_available returns true when the driver can run on this

@@ -701,6 +701,57 @@ static void case_name(void)
 }
 
 /* ------------------------------------------------------------------ */
+/* task.stack_usage                                                    */
+/* ------------------------------------------------------------------ */
+
+#define SU_DEEP (24 * 1024)
+
+/* Touch SU_DEEP bytes of stack, then wait on the channel. */
+static intptr_t su_deep(void *arg)
+{
+	char *p = alloca(SU_DEEP);
+	memset(p, 0x5a, SU_DEEP);
+	__asm__ volatile("" : : "r"(p) : "memory"); /* keep the memset */
+	int v;
+	return ax_chan_recv(arg, &v);
+}
+
+static intptr_t su_main(void *arg)
+{
+	(void)arg;
+	ax_rt *rt = ax_rt_current();
+	ax_chan *c;
+	ax_task *t;
+	struct ax_stack_usage u;
+	ax_chan_create(&c, sizeof(int), 1);
+	ax_spawn(&t, su_deep, c, "deep");
+	CONF_EQ(ax_rt_stack_usage(rt, NULL), -EINVAL, "ax_rt_stack_usage(rt, NULL)");
+	CONF_EQ(ax_rt_stack_usage(NULL, &u), -EINVAL, "ax_rt_stack_usage(NULL, u)");
+	if (CONF_EQ(ax_rt_stack_usage(rt, &u), 0, "ax_rt_stack_usage")) {
+		CONF_EQ(u.stacks, 2, "stacks measured (main and one waiter)");
+		CONF_EQ(u.stack_size, 64 * 1024, "stack size (the default)");
+		CONF_TRUE(u.resident_max >= SU_DEEP && u.resident_max <= u.stack_size,
+			  "resident_max %llu: a task touched %d bytes of a %llu-byte stack",
+			  (unsigned long long)u.resident_max, SU_DEEP,
+			  (unsigned long long)u.stack_size);
+		CONF_TRUE(u.resident_total >= u.resident_max &&
+			  u.resident_total <= 2 * u.stack_size,
+			  "resident_total %llu for 2 stacks (max %llu)",
+			  (unsigned long long)u.resident_total,
+			  (unsigned long long)u.resident_max);
+	}
+	ax_chan_close(c);
+	conf_join(t);
+	ax_chan_destroy(c);
+	return 0;
+}
+
+static void case_stack_usage(void)
+{
+	conf_run(su_main, NULL);
+}
+
+/* ------------------------------------------------------------------ */
 /* task.overflow_slab                                                  */
 /* ------------------------------------------------------------------ */
 
@@ -849,5 +900,10 @@ const struct conf_case conf_cases_task[] = {
 	 "slab stack writes a few KiB past its bottom and yields",
 	 AX_FEAT_STACK_CHECK | AX_FEAT_CHEAP_TASKS, 60, CONF_SERIAL,
 	 case_overflow_slab},
+	{"task.stack_usage", "[AX-TASK-17] ax_rt_stack_usage measures the live "
+	 "tasks' stacks: their count, the stack size, the most bytes resident "
+	 "in one (at least what a task touched) and the total",
+	 "a task touches 24 KiB of its stack and waits; main measures",
+	 AX_FEAT_CHEAP_TASKS, 10, 0, case_stack_usage},
 	{NULL, NULL, NULL, 0, 0, 0, NULL},
 };
