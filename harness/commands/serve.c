@@ -258,6 +258,8 @@ static void worker_create(struct worker *w)
 	ax_rt_opts_init(&ro);
 	if (w->s->o->clock_free)
 		axb_rt_opts_clock_free(&ro);
+	if (w->s->o->stack_size)
+		ro.stack_size = (size_t)w->s->o->stack_size;
 	w->create_err = ax_rt_create(&w->rt, w->s->impl.name, &ro);
 	if (w->create_err)
 		w->rt = NULL;
@@ -724,6 +726,8 @@ int axb_cmd_local(int argc, char **argv)
 	if (impl.kind == AXB_IMPL_AX) {
 		struct ax_rt_opts ro;
 		ax_rt_opts_init(&ro);
+		if (o.stack_size)
+			ro.stack_size = (size_t)o.stack_size;
 		int err = ax_rt_create(&rt, impl.name, &ro);
 		if (err) {
 			snprintf(msg, sizeof msg, "cannot create runtime %s: %s",

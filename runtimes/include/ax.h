@@ -20,9 +20,10 @@
  *     thread running ax_rt_run, except where a comment says "thread-safe".
  *
  * Cost of a task: one stack of opts.stack_size bytes (64 KiB by default) of
- * which only touched pages use memory (typically 8 KiB), plus about 700
- * bytes of bookkeeping (the task record with its embedded operation, and
- * the stack's descriptor). Stacks come from the stack pool: the first ones are
+ * which only touched pages use memory (one 4 KiB page for a task whose
+ * frames fit in it, such as an idle echo connection; ax_rt_stack_usage
+ * measures it), plus about 700 bytes of bookkeeping (the 608-byte task
+ * record with its embedded operation, and the stack's descriptor). Stacks come from the stack pool: the first ones are
  * each their own mapping with a guard page below them; past a budget derived
  * from vm.max_map_count (a guard page splits a mapping, and the kernel limits
  * mappings per process) they are carved from shared slabs of 64 stacks,
