@@ -705,6 +705,9 @@ static void case_name(void)
 /* ------------------------------------------------------------------ */
 
 #define SU_DEEP (24 * 1024)
+/* enough tasks to use up the guarded stacks (a quarter of
+ * vm.max_map_count, two mappings each) and fill a slab */
+#define SU_MAX 40000
 
 /* Touch SU_DEEP bytes of stack, then wait on the channel. */
 static intptr_t su_deep(void *arg)
@@ -712,6 +715,12 @@ static intptr_t su_deep(void *arg)
 	char *p = alloca(SU_DEEP);
 	memset(p, 0x5a, SU_DEEP);
 	__asm__ volatile("" : : "r"(p) : "memory"); /* keep the memset */
+	int v;
+	return ax_chan_recv(arg, &v);
+}
+
+static intptr_t su_wait(void *arg)
+{
 	int v;
 	return ax_chan_recv(arg, &v);
 }
@@ -739,6 +748,29 @@ static intptr_t su_main(void *arg)
 			  "resident_total %llu for 2 stacks (max %llu)",
 			  (unsigned long long)u.resident_total,
 			  (unsigned long long)u.resident_max);
+	}
+	/* past the guarded stacks, into a full slab: a task that waits with
+	 * its frames in one page holds one page, whichever kind its stack is
+	 * (no canary page of its own) */
+	struct ax_rt_stats st;
+	int n = 0;
+	for (ax_rt_stats(rt, &st); st.stacks_slab < 64 && n < SU_MAX; n++) {
+		if (ax_spawn(NULL, su_wait, c, NULL) < 0)
+			break;
+		ax_rt_stats(rt, &st);
+	}
+	CONF_TRUE(st.stacks_slab >= 64, "no full slab of stacks after %d tasks", n);
+	if (CONF_EQ(ax_rt_stack_usage(rt, &u), 0, "ax_rt_stack_usage")) {
+		CONF_EQ(u.stacks, (uint64_t)n + 2, "stacks measured");
+		/* one page each; the deep task's and main's deeper pages */
+		uint64_t pg = (uint64_t)sysconf(_SC_PAGESIZE);
+		CONF_TRUE(u.resident_total <= pg * u.stacks + 64 * 1024,
+			  "%llu bytes resident in %llu stacks (%llu guarded, %llu "
+			  "from slabs) of tasks waiting on a channel: more than one "
+			  "page each", (unsigned long long)u.resident_total,
+			  (unsigned long long)u.stacks,
+			  (unsigned long long)st.stacks_guarded,
+			  (unsigned long long)st.stacks_slab);
 	}
 	ax_chan_close(c);
 	conf_join(t);
@@ -903,7 +935,8 @@ const struct conf_case conf_cases_task[] = {
 	{"task.stack_usage", "[AX-TASK-17] ax_rt_stack_usage measures the live "
 	 "tasks' stacks: their count, the stack size, the most bytes resident "
 	 "in one (at least what a task touched) and the total",
-	 "a task touches 24 KiB of its stack and waits; main measures",
-	 AX_FEAT_CHEAP_TASKS, 10, 0, case_stack_usage},
+	 "a task touches 24 KiB of its stack and waits; main measures; then "
+	 "tasks waiting on a channel until a slab of stacks is full hold one "
+	 "page each", AX_FEAT_CHEAP_TASKS, 30, CONF_SERIAL, case_stack_usage},
 	{NULL, NULL, NULL, 0, 0, 0, NULL},
 };
