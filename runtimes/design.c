@@ -22,6 +22,7 @@ _Thread_local const struct ax__design *ax__tls_design = &ax__design_core;
 static const struct ax__design *const designs[] = {
 	&ax__design_core,
 	&ax__design_threads,
+	&ax__design_ws,
 	&ax__design_core_registered,
 };
 #define NDESIGNS (sizeof designs / sizeof designs[0])
@@ -115,6 +116,8 @@ const char *ax_feature_name(uint32_t bit)
 	case AX_FEAT_CHEAP_TASKS: return "cheap-tasks";
 	case AX_FEAT_STACK_CHECK: return "stack-check";
 	case AX_FEAT_ONE_THREAD: return "one-thread";
+	case AX_FEAT_ONE_WORKER: return "one-worker";
+	case AX_FEAT_MULTI_WORKER: return "multi-worker";
 	default: return NULL;
 	}
 }

@@ -121,6 +121,7 @@ struct ax__design {
 /* The designs, the default (the core) first. */
 extern const struct ax__design ax__design_core;
 extern const struct ax__design ax__design_threads;
+extern const struct ax__design ax__design_ws;
 /* the core again, listing the drivers registered at run time */
 extern const struct ax__design ax__design_core_registered;
 

@@ -83,14 +83,21 @@ struct conf_job {
 /* ------------------------------------------------------------------ */
 
 /* Whether runtime `name` can run here, as every axbench command sees it
- * (including the AXBENCH_TEST_UNAVAILABLE hook, docs/harness.md). */
-static bool conf_rt_available(const char *name, char *why, size_t n)
+ * (including the AXBENCH_TEST_UNAVAILABLE hook, docs/harness.md). A
+ * variant's engine flags are tried (a runtime created and destroyed) only
+ * when try_flags: the parent does it once; a case's child must not, as
+ * that runtime's leftovers (an SQPOLL thread ending) would blur the case's
+ * own thread and descriptor counts. */
+static bool conf_rt_available(const char *name, bool try_flags, char *why,
+			      size_t n)
 {
 	struct axb_impl im;
 	if (axb_impl_find(name, &im) < 0 || im.kind != AXB_IMPL_AX) {
 		snprintf(why, n, "no runtime named '%s' is compiled in", name);
 		return false;
 	}
+	if (!try_flags)
+		im.engine_flags = NULL;
 	return axb_impl_available(&im, why, n);
 }
 
@@ -99,7 +106,9 @@ static bool conf_rt_available(const char *name, char *why, size_t n)
  * exercises the UNSUPPORTED path. */
 static uint32_t conf_rt_features(const char *name)
 {
-	uint32_t f = ax_driver_features(name);
+	struct axb_impl im;
+	uint32_t f = axb_impl_find(name, &im) == 0 && im.driver
+		     ? ax_driver_features(im.driver) : 0;
 	const char *mask = getenv("AXBENCH_TEST_CONFORM_NO_FEATURES");
 	char buf[256], *save = NULL;
 	if (!mask || !*mask)
@@ -177,7 +186,7 @@ int axb_cmd_case(int argc, char **argv)
 		axb_bad_input("__case: unknown case '%s'", id);
 	if (!runtime)
 		axb_bad_input("__case: --runtime is required");
-	if (!conf_rt_available(runtime, why, sizeof why)) {
+	if (!conf_rt_available(runtime, false, why, sizeof why)) {
 		snprintf(line, sizeof line, "UNSUPPORTED runtime unavailable: %s\n",
 			 why);
 		conf_verdict(fd, line);
@@ -192,7 +201,9 @@ int axb_cmd_case(int argc, char **argv)
 	}
 	/* a SIGPIPE that escapes the runtime must kill the child visibly */
 	signal(SIGPIPE, SIG_DFL);
-	conf_child_init(runtime, fd);
+	struct axb_impl im;
+	axb_impl_find(runtime, &im); /* found: conf_rt_available */
+	conf_child_init(im.driver, im.engine_flags, fd);
 	c->run();
 	return conf_child_finish();
 }
@@ -450,7 +461,9 @@ static int conf_write_json(const char *path, json_t *root,
 				      "reason", rts[r].available
 					? json_null() : json_string(rts[r].why),
 				      "features", conf_features_json(rts[r].features));
-		const char *sum = ax_driver_summary(rts[r].name);
+		struct axb_impl im;
+		const char *sum = axb_impl_find(rts[r].name, &im) == 0 && im.driver
+				  ? ax_driver_summary(im.driver) : NULL;
 		json_object_set_new(o, "summary", sum ? json_string(sum) : json_null());
 		json_array_append_new(jr, o);
 	}
@@ -642,7 +655,7 @@ int axb_cmd_conform(int argc, char **argv)
 		memset(r, 0, sizeof *r);
 		r->name = sel->impls[i].name;
 		r->features = conf_rt_features(r->name);
-		r->available = conf_rt_available(r->name, r->why, sizeof r->why);
+		r->available = conf_rt_available(r->name, true, r->why, sizeof r->why);
 	}
 
 	/* one job per case and runtime, row-major as the matrix */

@@ -104,9 +104,11 @@ int axb_cmd_instr_child(int argc, char **argv)
 		axb_bad_input("scenario %s has no instructions workload", j.sc->name);
 
 	struct ax_rt_opts ro;
+	struct axb_impl im;
 	ax_rt_opts_init(&ro);
 	axb_rt_opts_clock_free(&ro);
-	int r = ax_rt_create(&rt, o.impl, &ro);
+	int r = axb_impl_find(o.impl, &im) == 0 && im.kind == AXB_IMPL_AX
+		? axb_impl_rt_create(&rt, &im, &ro) : -ENOENT;
 	if (r < 0) {
 		fprintf(stderr, "axbench: cannot create runtime %s: %s\n", o.impl,
 			strerror(-r));
@@ -137,7 +139,7 @@ int axb_cmd_instr_child(int argc, char **argv)
 /* ------------------------------------------------------------------ */
 
 struct instr_cell {
-	char runtime[32];
+	const char *runtime;    /* its name (a variant's label may be long) */
 	bool reference;         /* a reference implementation, not an ax runtime */
 	const struct axs_scenario *sc;
 	int64_t values[AXS_MAX_PARAMS];
@@ -194,7 +196,7 @@ static double instr_rep(struct instr_cell *c, const char *self, double timeout_s
 	argv[a++] = (char *)self;
 	argv[a++] = "__instr";
 	argv[a++] = "--runtime";
-	argv[a++] = c->runtime;
+	argv[a++] = (char *)c->runtime;
 	argv[a++] = "--scenario";
 	argv[a++] = (char *)c->sc->name;
 	for (size_t i = 0; i < c->sc->nparams && i < AXS_MAX_PARAMS; i++) {
@@ -623,7 +625,7 @@ int axb_cmd_instr(int argc, char **argv)
 			/* callgrind's collection toggle is per thread: a local
 			 * workload is counted only when every task runs on the
 			 * thread that toggles it */
-			if (!net && !(ax_driver_features(impls[i].name) &
+			if (!net && !(ax_driver_features(impls[i].driver) &
 				      AX_FEAT_ONE_THREAD)) {
 				fprintf(stderr, "axbench: skipping %s on %s: its tasks "
 					"run on threads of their own, and callgrind "
@@ -636,7 +638,7 @@ int axb_cmd_instr(int argc, char **argv)
 				continue;
 			struct instr_cell *c = &cells[ncells++];
 			memset(c, 0, sizeof *c);
-			snprintf(c->runtime, sizeof c->runtime, "%s", impls[i].name);
+			c->runtime = impls[i].name; /* lives as long as the process */
 			c->reference = impls[i].kind != AXB_IMPL_AX;
 			c->sc = sc;
 			const char *bad = NULL;

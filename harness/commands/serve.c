@@ -86,7 +86,8 @@ static json_t *stats_json(const struct ax_rt_stats *a, const struct ax_rt_stats 
 		memset(&z, 0, sizeof z);
 		base = &z;
 	}
-	return json_pack("{s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I}",
+	return json_pack("{s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, "
+			 "s:I, s:I, s:I, s:I}",
 		"loop_iterations", (json_int_t)(a->loop_iterations - base->loop_iterations),
 		"events", (json_int_t)(a->events - base->events),
 		"switches", (json_int_t)(a->switches - base->switches),
@@ -95,7 +96,12 @@ static json_t *stats_json(const struct ax_rt_stats *a, const struct ax_rt_stats 
 		"hogs", (json_int_t)(a->hogs - base->hogs),
 		"posts", (json_int_t)(a->posts - base->posts),
 		"stacks_guarded", (json_int_t)a->stacks_guarded,
-		"stacks_slab", (json_int_t)a->stacks_slab);
+		"stacks_slab", (json_int_t)a->stacks_slab,
+		"workers", (json_int_t)a->workers,
+		"steals", (json_int_t)(a->steals - base->steals),
+		"parks", (json_int_t)(a->parks - base->parks),
+		"wakes_remote", (json_int_t)(a->wakes_remote - base->wakes_remote),
+		"hops", (json_int_t)(a->hops - base->hops));
 }
 
 /* The workers' stacks at the end mark as one (ax_rt_stack_usage): counts
@@ -135,6 +141,11 @@ static void stats_add(struct ax_rt_stats *acc, const struct ax_rt_stats *a)
 	acc->posts += a->posts;
 	acc->stacks_guarded += a->stacks_guarded;
 	acc->stacks_slab += a->stacks_slab;
+	acc->workers += a->workers;
+	acc->steals += a->steals;
+	acc->parks += a->parks;
+	acc->wakes_remote += a->wakes_remote;
+	acc->hops += a->hops;
 }
 
 static json_t *rusage_delta_json(const struct rusage *a, const struct rusage *b,
@@ -260,7 +271,7 @@ static void worker_create(struct worker *w)
 		axb_rt_opts_clock_free(&ro);
 	if (w->s->o->stack_size)
 		ro.stack_size = (size_t)w->s->o->stack_size;
-	w->create_err = ax_rt_create(&w->rt, w->s->impl.name, &ro);
+	w->create_err = axb_impl_rt_create(&w->rt, &w->s->impl, &ro);
 	if (w->create_err)
 		w->rt = NULL;
 }
@@ -728,7 +739,7 @@ int axb_cmd_local(int argc, char **argv)
 		ax_rt_opts_init(&ro);
 		if (o.stack_size)
 			ro.stack_size = (size_t)o.stack_size;
-		int err = ax_rt_create(&rt, impl.name, &ro);
+		int err = axb_impl_rt_create(&rt, &impl, &ro);
 		if (err) {
 			snprintf(msg, sizeof msg, "cannot create runtime %s: %s",
 				 impl.name, strerror(-err));

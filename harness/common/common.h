@@ -110,8 +110,11 @@ enum axb_impl_kind { AXB_IMPL_AX, AXB_IMPL_REF, AXB_IMPL_EXT };
 struct axb_target;
 
 struct axb_impl {
-	const char *name;
+	const char *name;              /* the label: "io_uring:recv=multishot" */
 	enum axb_impl_kind kind;
+	const char *driver;            /* AXB_IMPL_AX: the driver's name */
+	const char *engine_flags;      /* AXB_IMPL_AX: the variant's
+	                                  ax_rt_opts.engine_flags, or NULL */
 	const struct axr_ref *ref;     /* AXB_IMPL_REF only */
 	const struct axb_target *target; /* AXB_IMPL_EXT only */
 };
@@ -121,8 +124,16 @@ struct axb_impl {
  * count stored (at most max). */
 size_t axb_impl_all(struct axb_impl *out, size_t max);
 
-/* Look an implementation up by name. Returns 0 or -ENOENT. */
+/* Look an implementation up by name. An ax driver's variant is named
+ * DRIVER:KEY=VALUE[:KEY=VALUE...] (docs/harness.md, "Engine variants"):
+ * its label is the whole name, its engine_flags the items joined with
+ * commas. Returns 0 or -ENOENT. */
 int axb_impl_find(const char *name, struct axb_impl *out);
+
+/* ax_rt_create for an ax implementation: its driver, with its variant's
+ * engine_flags put into *opts (which must not name flags of its own). */
+int axb_impl_rt_create(ax_rt **out, const struct axb_impl *im,
+		       struct ax_rt_opts *opts);
 
 const char *axb_impl_kind_name(const struct axb_impl *im);
 const char *axb_impl_summary(const struct axb_impl *im);

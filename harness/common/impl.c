@@ -14,9 +14,9 @@ size_t axb_impl_all(struct axb_impl *out, size_t max)
 {
 	size_t n = 0;
 	for (size_t i = 0; i < ax_driver_count() && n < max; i++) {
-		out[n].name = ax_driver_name(i);
+		memset(&out[n], 0, sizeof out[n]);
+		out[n].name = out[n].driver = ax_driver_name(i);
 		out[n].kind = AXB_IMPL_AX;
-		out[n].ref = NULL;
 		n++;
 	}
 	for (size_t i = 0; axr_refs[i] && n < max; i++) {
@@ -24,10 +24,10 @@ size_t axb_impl_all(struct axb_impl *out, size_t max)
 		if (axb_impl_find(axr_refs[i]->name, &tmp) == 0 &&
 		    tmp.kind == AXB_IMPL_AX)
 			continue; /* shadowed */
+		memset(&out[n], 0, sizeof out[n]);
 		out[n].name = axr_refs[i]->name;
 		out[n].kind = AXB_IMPL_REF;
 		out[n].ref = axr_refs[i];
-		out[n].target = NULL;
 		n++;
 	}
 	const struct axb_target *ts;
@@ -36,25 +36,84 @@ size_t axb_impl_all(struct axb_impl *out, size_t max)
 		struct axb_impl tmp;
 		if (axb_impl_find(ts[i].name, &tmp) == 0 && tmp.kind != AXB_IMPL_EXT)
 			continue; /* shadowed */
+		memset(&out[n], 0, sizeof out[n]);
 		out[n].name = ts[i].name;
 		out[n].kind = AXB_IMPL_EXT;
-		out[n].ref = NULL;
 		out[n].target = &ts[i];
 		n++;
 	}
 	return n;
 }
 
+/* Variants named so far: their labels and engine_flags live as long as
+ * the process, like every other implementation's name. */
+static struct {
+	char *label, *flags;
+} variants[AXB_MAX_IMPLS];
+
+/* name as an ax driver's variant, DRIVER:KEY=VALUE[:KEY=VALUE...]: fills
+ * out and returns 0, or -ENOENT (no such driver, or not that form). The
+ * items are checked for form only; the driver judges them when the
+ * runtime is created (axb_impl_available). */
+static int find_variant(const char *name, struct axb_impl *out)
+{
+	const char *colon = strchr(name, ':');
+	const char *drv = NULL;
+	size_t len = colon ? (size_t)(colon - name) : 0;
+	/* the core keeps 127 bytes of engine_flags (core.h): a longer list
+	 * would be cut, and run as something else under this label */
+	if (!colon || !colon[1] || strlen(colon + 1) > 127)
+		return -ENOENT;
+	for (size_t i = 0; i < ax_driver_count(); i++)
+		if (strlen(ax_driver_name(i)) == len &&
+		    !strncmp(ax_driver_name(i), name, len))
+			drv = ax_driver_name(i);
+	if (!drv)
+		return -ENOENT;
+	for (const char *item = colon + 1; item;) {
+		const char *end = strchr(item, ':');
+		const char *eq = strchr(item, '=');
+		size_t il = end ? (size_t)(end - item) : strlen(item);
+		if (!eq || eq == item || (size_t)(eq - item) >= il - 1 ||
+		    memchr(item, ',', il))
+			return -ENOENT;
+		item = end ? end + 1 : NULL;
+	}
+	size_t v = 0;
+	while (v < AXB_MAX_IMPLS && variants[v].label && strcmp(variants[v].label, name))
+		v++;
+	if (v == AXB_MAX_IMPLS)
+		return -ENOENT; /* more variants than one run can list */
+	if (!variants[v].label) {
+		char *label = strdup(name), *flags = strdup(colon + 1);
+		if (!label || !flags) {
+			free(label);
+			free(flags);
+			return -ENOENT;
+		}
+		for (char *p = flags; *p; p++)
+			if (*p == ':')
+				*p = ',';
+		variants[v].label = label;
+		variants[v].flags = flags;
+	}
+	memset(out, 0, sizeof *out);
+	out->name = variants[v].label;
+	out->kind = AXB_IMPL_AX;
+	out->driver = drv;
+	out->engine_flags = variants[v].flags;
+	return 0;
+}
+
 int axb_impl_find(const char *name, struct axb_impl *out)
 {
 	if (axb_plugin_is_path(name))
 		name = axb_plugin_load(name); /* a refusal exits (plugin.c) */
+	memset(out, 0, sizeof *out);
 	for (size_t i = 0; i < ax_driver_count(); i++)
 		if (!strcmp(ax_driver_name(i), name)) {
-			out->name = ax_driver_name(i);
+			out->name = out->driver = ax_driver_name(i);
 			out->kind = AXB_IMPL_AX;
-			out->ref = NULL;
-			out->target = NULL;
 			return 0;
 		}
 	for (size_t i = 0; axr_refs[i]; i++)
@@ -62,18 +121,24 @@ int axb_impl_find(const char *name, struct axb_impl *out)
 			out->name = axr_refs[i]->name;
 			out->kind = AXB_IMPL_REF;
 			out->ref = axr_refs[i];
-			out->target = NULL;
 			return 0;
 		}
 	const struct axb_target *t = axb_target_find(name);
 	if (t) {
 		out->name = t->name;
 		out->kind = AXB_IMPL_EXT;
-		out->ref = NULL;
 		out->target = t;
 		return 0;
 	}
-	return -ENOENT;
+	return find_variant(name, out);
+}
+
+int axb_impl_rt_create(ax_rt **out, const struct axb_impl *im,
+		       struct ax_rt_opts *opts)
+{
+	if (im->engine_flags)
+		opts->engine_flags = im->engine_flags;
+	return ax_rt_create(out, im->driver ? im->driver : im->name, opts);
 }
 
 const char *axb_impl_kind_name(const struct axb_impl *im)
@@ -88,7 +153,7 @@ const char *axb_impl_summary(const struct axb_impl *im)
 		return im->ref->summary;
 	if (im->kind == AXB_IMPL_EXT)
 		return im->target->description ? im->target->description : "";
-	const char *s = ax_driver_summary(im->name);
+	const char *s = ax_driver_summary(im->driver);
 	return s ? s : "";
 }
 
@@ -120,7 +185,24 @@ bool axb_impl_available(const struct axb_impl *im, char *why, size_t n)
 		return true;
 	if (im->kind == AXB_IMPL_EXT)
 		return axb_target_available(im->target, why, n);
-	return ax_driver_available(im->name, why, n);
+	if (!ax_driver_available(im->driver, why, n))
+		return false;
+	if (!im->engine_flags)
+		return true;
+	/* a variant is available when its driver accepts its flags here
+	 * (the driver says why not on stderr) */
+	struct ax_rt_opts o;
+	ax_rt *rt;
+	ax_rt_opts_init(&o);
+	int r = axb_impl_rt_create(&rt, im, &o);
+	if (r < 0) {
+		snprintf(why, n, "%s refused engine flags '%s': %s", im->driver,
+			 im->engine_flags, r == -EINVAL ? "unknown flag or value"
+							: strerror(-r));
+		return false;
+	}
+	ax_rt_destroy(rt);
+	return true;
 }
 
 void axb_features_str(uint32_t feats, char *buf, size_t n)
@@ -166,7 +248,7 @@ bool axb_impl_supports(const struct axb_impl *im, const struct axs_scenario *sc,
 			 im->name);
 		return false;
 	}
-	uint32_t missing = sc->features & ~ax_driver_features(im->name);
+	uint32_t missing = sc->features & ~ax_driver_features(im->driver);
 	if (!missing)
 		return true;
 	char f[256];

@@ -145,6 +145,13 @@ static void net_numbers(json_t *rep, const struct axb_rep_in *in)
 			axb_metric_set(m, "loop_iterations_per_msg", rt > 0 ? it / rt : NAN, "count", 0);
 			axb_metric_set(m, "events_per_iteration", it > 0 ? num(st, "events") / it : NAN, "count", 0);
 			axb_metric_set(m, "switches_per_msg", rt > 0 ? num(st, "switches") / rt : NAN, "count", 0);
+			/* multi-worker runtimes (work stealing) */
+			if (num(st, "workers") > 0) {
+				axb_metric_set(m, "steals_per_msg", rt > 0 ? num(st, "steals") / rt : NAN, "count", 0);
+				axb_metric_set(m, "parks_per_msg", rt > 0 ? num(st, "parks") / rt : NAN, "count", 0);
+				axb_metric_set(m, "wakes_remote_per_msg", rt > 0 ? num(st, "wakes_remote") / rt : NAN, "count", 0);
+				axb_metric_set(m, "hops_per_msg", rt > 0 ? num(st, "hops") / rt : NAN, "count", 0);
+			}
 		}
 	}
 	axb_metric_set(m, "server_maxrss_kib", num(json_object_get(sr, "rusage"), "maxrss_kb"), "KiB", -1);

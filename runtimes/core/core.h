@@ -107,6 +107,12 @@ struct ax_task {
 	struct ax__job *job;      /* pool wait */
 	const void *wait_obj;     /* for dumps: channel, joined task */
 	struct ax__msg remote_wake;
+	/* the work-stealing design (ws.c); unused by the one-thread core */
+	atomic_uint ws_flags;     /* WS_* bits, see ws.c */
+	atomic_int ws_refs;       /* handle + cancel messages in flight */
+	struct ax_rt *_Atomic ws_wait_rt; /* the worker it last parked on */
+	bool ws_done;             /* ended, stack released (group lock) */
+	struct ax_rt *ws_hop_to;  /* the worker a hop moves it to */
 };
 
 struct ax_rt {
@@ -144,6 +150,10 @@ struct ax_rt {
 	/* sanitizer bookkeeping of the scheduler's own stack */
 	const void *sched_stack_lo;
 	size_t sched_stack_size;
+	/* the work-stealing group this runtime is a worker of (ws.c), or
+	 * NULL for a one-thread core runtime */
+	struct ax__ws *ws;
+	unsigned ws_index;        /* this worker's index in the group */
 	/* counters */
 	uint64_t n_switches, n_spawned, n_live, n_hogs, n_posts, n_events,
 		n_polls;
@@ -152,6 +162,47 @@ struct ax_rt {
 
 /* The runtime and task of the calling thread. */
 extern _Thread_local struct ax_rt *ax__tls_rt;
+
+/* ax__tls_rt read through a call the compiler cannot see into: a task of
+ * the work-stealing design may resume on another thread after a switch,
+ * so code that runs on both sides of a switch must not reuse a
+ * thread-local address computed before it (ws.c). */
+struct ax_rt *ax__tls_rt_get(void);
+
+/* ---- the work-stealing design's hooks (ws.c), called by the core only
+ * for a runtime whose `ws` is set ---- */
+struct ax__ws;
+/* make t ready on the calling worker (front: the parent of an eager
+ * spawn); t may be the running task (queued once it switched away) */
+void ax__ws_ready(struct ax_task *t, bool front);
+/* the next task for the calling worker, or NULL */
+struct ax_task *ax__ws_pop(struct ax_rt *rt);
+/* in every context right after a switch: releases the task that ended,
+ * queues the task that just switched away */
+void ax__ws_after_switch(struct ax_rt *rt);
+/* the running task t is about to block: a cancel from another worker that
+ * came in meanwhile interrupts the wait */
+void ax__ws_park(struct ax_task *t);
+/* an interrupt of t waiting in a join */
+void ax__ws_join_interrupt(struct ax_task *t);
+/* stacks come from the group's shared pool */
+struct ax__stack *ax__ws_stack_get(struct ax_rt *rt);
+/* a yield that stays on the calling worker (the readiness fast path's
+ * budget: the task keeps the worker that owns its descriptor) */
+void ax__ws_yield_here(struct ax_task *t);
+/* the group's blocking pool, shared by its workers (created on first
+ * use) */
+struct ax__pool *ax__ws_pool(struct ax_rt *rt);
+struct ax__pool *ax__pool_create(struct ax_rt *rt);
+/* the group's list of every task */
+void ax__ws_link(struct ax_task *t);
+void ax__ws_unlink(struct ax_task *t);
+
+/* What the core exports to ws.c's worker loop (sched.c). */
+int ax__sched_worker(struct ax_rt *rt, void (*loop)(struct ax_rt *rt));
+void ax__sched_dispatch(struct ax_rt *rt, struct ax_task *t);
+int ax__sched_poll(struct ax_rt *rt, bool block);
+int ax__sched_drain(struct ax_rt *rt);
 
 /* CLOCK_MONOTONIC_COARSE in ns: hog detection and dump ages. */
 int64_t ax__coarse_now(void);
@@ -208,7 +259,8 @@ int ax__interrupt_errno(struct ax_task *t, int bits);
  * and reported by name (guard page or canary), all on the thread running
  * ax_rt_run. */
 #define AX__CORE_FEATURES \
-	(AX_FEAT_CHEAP_TASKS | AX_FEAT_STACK_CHECK | AX_FEAT_ONE_THREAD)
+	(AX_FEAT_CHEAP_TASKS | AX_FEAT_STACK_CHECK | AX_FEAT_ONE_THREAD | \
+	 AX_FEAT_ONE_WORKER)
 
 /* The core's ax.h functions, which design.c reaches through
  * ax__design_core (design.h). */

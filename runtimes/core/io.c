@@ -49,7 +49,10 @@ static int64_t io_run(struct ax_task *t)
 	 * starve the others (cf. cooperative budgets) */
 	if (fast && ++t->fast_streak > AX_FAST_BUDGET) {
 		t->fast_streak = 0;
-		ax__yield_now(t);
+		if (rt->ws)
+			ax__ws_yield_here(t);
+		else
+			ax__yield_now(t);
 		if (t->cancel_pending) {
 			t->cancel_pending = false;
 			return -ECANCELED;
@@ -74,6 +77,7 @@ static int64_t io_run(struct ax_task *t)
 	if (dl != INT64_MAX)
 		ax__timer_arm(t, dl); /* on failure the op just has no deadline */
 	int bits = ax__park(AX_W_OP, NULL);
+	rt = t->rt; /* a work-stealing task may resume on another worker */
 	ax__timer_disarm(t);
 	/* the table may have moved meanwhile, and ax_close emptied the entry
 	 * of a closed descriptor, whose number may now be another's */

@@ -54,7 +54,7 @@ static void *pool_worker(void *arg)
 		j->result = r;
 		j->state = JOB_DONE;
 		/* the task stays parked until this message runs on its loop */
-		ax__inbox_push(p->rt, &j->done);
+		ax__inbox_push(j->task->rt, &j->done);
 	}
 	pthread_mutex_unlock(&p->lock);
 	return NULL;
@@ -103,6 +103,11 @@ static void pool_job_done(void *arg)
 	ax__ready(j->task);
 }
 
+struct ax__pool *ax__pool_create(struct ax_rt *rt)
+{
+	return pool_create(rt);
+}
+
 void ax__pool_unwait(struct ax_task *t)
 {
 	struct ax__pool *p = t->rt->pool;
@@ -145,7 +150,8 @@ int ax__pool_call(struct ax_task *t, intptr_t (*fn)(void *), void *arg,
 {
 	if (t->rt->drv->features & AX_FEAT_NATIVE_POOL)
 		return ax__engine_call(t, fn, arg, result);
-	if (!t->rt->pool && !(t->rt->pool = pool_create(t->rt)))
+	if (!t->rt->pool &&
+	    !(t->rt->pool = t->rt->ws ? ax__ws_pool(t->rt) : pool_create(t->rt)))
 		return -ENOMEM;
 
 	struct ax__pool *p = t->rt->pool;

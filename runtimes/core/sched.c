@@ -212,6 +212,10 @@ void ax__core_rt_stats(const ax_rt *rt, struct ax_rt_stats *st)
 void ax__ready(struct ax_task *t)
 {
 	struct ax_rt *rt = t->rt;
+	if (rt->ws) {
+		ax__ws_ready(t, false);
+		return;
+	}
 	if (t->in_rq || t->state == AX_T_DONE)
 		return;
 	t->state = AX_T_READY;
@@ -231,6 +235,10 @@ void ax__ready_front(struct ax_task *t);
 void ax__ready_front(struct ax_task *t)
 {
 	struct ax_rt *rt = t->rt;
+	if (rt->ws) {
+		ax__ws_ready(t, true);
+		return;
+	}
 	t->state = AX_T_READY;
 	t->in_rq = true;
 	t->rq_prev = NULL;
@@ -247,6 +255,8 @@ void ax__ready_front(struct ax_task *t)
 static struct ax_task *sched_pop(struct ax_rt *rt)
 {
 	struct ax_task *t = rt->rq_head;
+	if (rt->ws)
+		return ax__ws_pop(rt);
 	if (!t)
 		return NULL;
 	rt->rq_head = t->rq_next;
@@ -296,6 +306,10 @@ static void sched_canary_check(struct ax_task *t)
 static void sched_after_switch(struct ax_rt *rt)
 {
 	struct ax_task *d = rt->dead;
+	if (rt->ws) {
+		ax__ws_after_switch(rt);
+		return;
+	}
 	if (d) {
 		rt->dead = NULL;
 		ax__stack_put(&rt->stacks, d->stack);
@@ -346,6 +360,9 @@ static void sched_switch(struct ax_rt *rt, struct ax_task *from,
 		ax__ctx_switch(save, rt->sched_sp);
 	}
 	ax__san_finish_switch(fake);
+	/* a work-stealing task may resume on another worker */
+	if (rt->ws)
+		rt = ax__tls_rt_get();
 	sched_after_switch(rt);
 }
 
@@ -388,6 +405,8 @@ int ax__park(enum ax__wait w, const void *obj)
 	t->wait_obj = obj;
 	t->interrupt = 0;
 	t->op_cancel_sent = false;
+	if (rt->ws)
+		ax__ws_park(t);
 	sched_leave(rt, t, false);
 	t->wait = AX_W_NONE;
 	t->wait_obj = NULL;
@@ -785,3 +804,54 @@ const struct ax__design ax__design_core_registered = {
 	.available = core_reg_available,
 	CORE_CALLS
 };
+
+/* ------------------------------------------------------------------ */
+/* the core's parts of the work-stealing design's workers (ws.c)       */
+/* ------------------------------------------------------------------ */
+
+/* Run loop(rt) on the calling thread as rt's scheduler, with what
+ * ax_rt_run sets up around its own loop: SIGPIPE blocked, the SIGSEGV
+ * report, the sanitizers' idea of the scheduler's stack. */
+int ax__sched_worker(struct ax_rt *rt, void (*loop)(struct ax_rt *rt))
+{
+	sigset_t pipe_set, old_set;
+	stack_t alt = {0}, old_alt = {0};
+
+	sigemptyset(&pipe_set);
+	sigaddset(&pipe_set, SIGPIPE);
+	pthread_sigmask(SIG_BLOCK, &pipe_set, &old_set);
+	sched_install_segv(&alt, &old_alt);
+	ax__san_thread_stack(&rt->sched_stack_lo, &rt->sched_stack_size);
+	rt->owner = pthread_self();
+	rt->running = true;
+	ax__tls_rt = rt;
+	loop(rt);
+	ax__tls_rt = NULL;
+	rt->running = false;
+	sched_remove_segv(&alt, &old_alt);
+	struct timespec zero = {0, 0};
+	while (sigtimedwait(&pipe_set, NULL, &zero) == SIGPIPE)
+		;
+	pthread_sigmask(SIG_SETMASK, &old_set, NULL);
+	return 0;
+}
+
+/* One tick from the scheduler's context: run t, then the tasks it leaves
+ * ready, until the tick's budget is spent or nothing is ready. */
+void ax__sched_dispatch(struct ax_rt *rt, struct ax_task *t)
+{
+	rt->tick_time = ax__coarse_now();
+	rt->tick_start = ax_now();
+	rt->budget = AX_TICK_DISPATCHES - 1;
+	sched_switch(rt, NULL, t, false);
+}
+
+int ax__sched_poll(struct ax_rt *rt, bool block)
+{
+	return sched_poll(rt, block);
+}
+
+int ax__sched_drain(struct ax_rt *rt)
+{
+	return sched_drain_inbox(rt);
+}

@@ -70,7 +70,7 @@ static int task_new(struct ax_rt *rt, ax_task_fn fn, void *arg,
 	struct ax_task *t = ax__task_alloc(rt);
 	if (!t)
 		return -ENOMEM;
-	t->stack = ax__stack_get(&rt->stacks);
+	t->stack = rt->ws ? ax__ws_stack_get(rt) : ax__stack_get(&rt->stacks);
 	if (!t->stack) {
 		ax__task_free(rt, t);
 		return -ENOMEM;
@@ -85,10 +85,14 @@ static int task_new(struct ax_rt *rt, ax_task_fn fn, void *arg,
 	t->spawn_line = line;
 	t->timer.drv_index = (size_t)-1;
 	t->sp = ax__ctx_make(t->stack->lo + t->stack->size, ax__task_main, t);
-	t->all_next = rt->all;
-	if (rt->all)
-		rt->all->all_prev = t;
-	rt->all = t;
+	if (rt->ws) {
+		ax__ws_link(t);
+	} else {
+		t->all_next = rt->all;
+		if (rt->all)
+			rt->all->all_prev = t;
+		rt->all = t;
+	}
 	rt->n_spawned++;
 	rt->n_live++;
 	t->last_run = ax__coarse_now();
@@ -130,6 +134,10 @@ int ax__core_spawn_at(ax_task **out, ax_task_fn fn, void *arg, const char *name,
 
 static void task_unlink(struct ax_rt *rt, struct ax_task *t)
 {
+	if (rt->ws) {
+		ax__ws_unlink(t);
+		return;
+	}
 	if (t->all_prev)
 		t->all_prev->all_next = t->all_next;
 	else
@@ -144,7 +152,9 @@ void ax__task_exit(struct ax_task *t)
 	struct ax_rt *rt = t->rt;
 	t->state = AX_T_DONE;
 	rt->n_live--;
-	if (t->joiner) {
+	/* the work-stealing design wakes the joiner once the stack is
+	 * released (ax__ws_after_switch) */
+	if (t->joiner && !rt->ws) {
 		/* The join is complete from here: its deadline must not fire
 		 * and mark it interrupted, and t->joiner stays set, so no other
 		 * task can join or detach (free) t before the joiner resumes
@@ -247,6 +257,10 @@ void ax__interrupt(struct ax_task *t, int reason)
 			ax__ready(t);
 		break;
 	case AX_W_JOIN: {
+		if (t->rt->ws) {
+			ax__ws_join_interrupt(t);
+			break;
+		}
 		struct ax_task *target = (struct ax_task *)t->wait_obj;
 		if (target && target->joiner == t)
 			target->joiner = NULL;

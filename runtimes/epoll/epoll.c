@@ -363,8 +363,11 @@ static int epoll_probe(char *why, size_t n)
 /* vtable init: the epoll set with the wake eventfd in it. */
 static int epoll_init(void **state, const struct ax_rt_opts *opts)
 {
-	(void)opts;
 	int r;
+	/* epoll has no engine_flags: any item is refused, so that a variant
+	 * name (docs/harness.md) never runs the plain driver under its label */
+	if (opts && opts->engine_flags && opts->engine_flags[0])
+		return -EINVAL;
 	pthread_once(&ep_test_delay_once, ep_test_delay_read);
 	struct ep_state *s = calloc(1, sizeof *s);
 	if (!s)

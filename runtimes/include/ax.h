@@ -78,6 +78,13 @@ enum {
 	                                   running ax_rt_run (per-thread
 	                                   tools, such as callgrind's
 	                                   collection toggle, see them all)  */
+	AX_FEAT_ONE_WORKER = 1u << 10,  /* tasks never run in parallel, so the
+	                                   ordering sentences ([AX-TASK-1],
+	                                   [AX-TASK-3], [AX-TASK-12],
+	                                   [AX-TIME-2]) hold runtime-wide    */
+	AX_FEAT_MULTI_WORKER = 1u << 11, /* tasks run on several worker
+	                                   threads at once and migrate
+	                                   between them: [AX-MT-...]          */
 };
 
 /* Options for ax_rt_create. Initialise with ax_rt_opts_init, then change
@@ -166,6 +173,17 @@ struct ax_rt_stats {
 	uint64_t posts;            /* ax_post functions run */
 	uint64_t stacks_guarded;   /* live stacks with a guard page */
 	uint64_t stacks_slab;      /* live stacks from canary slabs */
+	/* multi-worker runtimes (AX_FEAT_MULTI_WORKER); 0 elsewhere */
+	uint64_t workers;          /* worker threads */
+	uint64_t steals;           /* successful steals (each takes half of
+	                              a victim's queue) */
+	uint64_t parks;            /* times a worker found nothing and
+	                              blocked in its engine */
+	uint64_t wakes_remote;     /* wakes delivered to a worker by another
+	                              thread (another worker, a plain thread,
+	                              the blocking pool) */
+	uint64_t hops;             /* moves of a task to the worker owning
+	                              the descriptor it operates on */
 };
 
 /* Copy the runtime's counters into *st. Never fails. */
@@ -189,7 +207,8 @@ struct ax_stack_usage {
  * (docs/decisions.md, "Memory per idle connection"). Must be called on rt's
  * thread (from a task or an ax_post function); not cheap with many tasks.
  * Returns 0, -EINVAL, -ENOTSUP for a design whose stacks are not its own
- * (the thread-per-task oracle's are glibc's), or -ENOMEM.    [AX-TASK-17] */
+ * (the thread-per-task oracle's are glibc's) or that does not measure them
+ * yet (work stealing), or -ENOMEM.                            [AX-TASK-17] */
 int ax_rt_stack_usage(ax_rt *rt, struct ax_stack_usage *u);
 
 /* Driver discovery. ax_driver_count drivers are compiled in, in
@@ -365,6 +384,12 @@ int ax_connect(const char *host, uint16_t port);
  * one descriptor at a time: a second concurrent read, accept or write on a
  * side that is already pending returns -EBUSY at once and starts nothing,
  * while one read and one write pending together both complete. [AX-TCP-9] */
+/* An engine may receive a descriptor's bytes before a read asks for them
+ * (into its own buffers: io_uring's recv=multishot). They belong to the
+ * stream all the same: the next reads return them in order, n bytes at
+ * most each, the rest staying queued; a read that returns -ECANCELED or
+ * -ETIMEDOUT took none of them; EOF or an error that ended the receiving
+ * comes after them; ax_close drops them.                      [AX-TCP-17] */
 ssize_t ax_read(int fd, void *buf, size_t n);
 
 /* Write all n bytes. Suspends until every byte is handed to the kernel.
@@ -466,6 +491,49 @@ size_t ax_chan_len(ax_chan *c);
  * Posts made while rt is not running run at its next ax_rt_run; posts still
  * queued when it is destroyed are dropped without running.   [AX-POST-3] */
 int ax_post(ax_rt *rt, void (*fn)(void *arg), void *arg);
+
+/* ------------------------------------------------------------------ */
+/* Multi-worker runtimes (AX_FEAT_MULTI_WORKER)                        */
+/* ------------------------------------------------------------------ */
+
+/* A runtime with AX_FEAT_MULTI_WORKER (the work-stealing runtimes,
+ * "ws-<engine>") runs its tasks on several worker threads at once; the
+ * thread calling ax_rt_run is worker 0. Everything above holds, except
+ * where these sentences say otherwise; a scenario or conformance case
+ * that needs the one-worker orderings declares AX_FEAT_ONE_WORKER.
+ *
+ * A task runs on one worker at a time and may resume on another after
+ * any suspension. A wake (I/O completion, timer, channel transfer, join,
+ * cancel) that arrives while the task runs makes it run exactly once
+ * more; it never runs on two workers at once.                  [AX-MT-1]
+ * A worker with nothing to run parks in its engine; work that becomes
+ * ready anywhere (a wake, a spawn, a post, a send from another thread)
+ * unparks one: no wake is lost.                                [AX-MT-2]
+ * Channels keep [AX-CHAN-1] between tasks on different workers: one
+ * receiver sees one sender's elements in order.                [AX-MT-3]
+ * ax_cancel and ax_join may be called from any worker of the task's
+ * runtime. A cancel from the worker the task waits on takes effect at
+ * once, as on one worker; from another worker it takes effect when that
+ * worker handles it, so an operation that completes meanwhile returns its
+ * real result and the request stays pending for the next suspending call
+ * ([AX-CANCEL-3]).                                             [AX-MT-4]
+ * Tasks migrate with their stacks: thread-local state (errno, the address
+ * of any _Thread_local) must not be kept across a suspending call, and
+ * pthread_self() may differ after one.                         [AX-MT-5]
+ * ax_detach and ax_join of a task running on another worker are safe; the
+ * task is freed once, by whichever comes last.                 [AX-MT-6]
+ * What holds only on one worker: the eager spawn's "before any other
+ * ready task" ([AX-TASK-1]) and a yield's "every other ready task runs
+ * first" ([AX-TASK-3], [AX-TIME-3]) hold per worker; equal deadlines
+ * ([AX-TIME-2]) keep their order per worker; posts ([AX-POST-1]) run on
+ * worker 0, in order; a descriptor's operations run on the worker that
+ * owns its engine state, so an I/O call (and ax_close) may first move the
+ * calling task there.                                          [AX-MT-7]
+ * Worker count and the LIFO slot are engine_flags of the runtime
+ * ("workers=N,lifo=0|1"; the environment variable AX_WS_FLAGS, read
+ * first, sets them for runtimes the harness starts); the default is one
+ * worker per CPU the process may run on, LIFO slot on. ax_rt_run returns
+ * -EAGAIN (nothing run) when a worker thread cannot be started. [AX-MT-8] */
 
 /* ------------------------------------------------------------------ */
 /* Blocking offload                                                    */

@@ -50,7 +50,15 @@ enum ax_op_kind {
 	AX_OP_ACCEPT,  /* fd: listener. res: new fd (non-blocking, cloexec)  */
 	AX_OP_CONNECT, /* addr/addrlen: peer. res: connected fd; the driver
 	                  creates the socket (non-blocking, cloexec)         */
-	AX_OP_READ,    /* fd, buf, len. res: bytes > 0, 0 at EOF, -errno     */
+	AX_OP_READ,    /* fd, buf, len. res: bytes > 0, 0 at EOF, -errno.
+	                  A driver that receives ahead into buffers of its own
+	                  (io_uring recv=multishot) copies into buf, keeps
+	                  what exceeds len for the fd's next READ, completes a
+	                  cancelled READ that is in no kernel request at once
+	                  with -ECANCELED (the receiving goes on, its bytes
+	                  stay queued), delivers EOF / -errno after the
+	                  queued bytes, and drops the queue in close_fd
+	                  ([AX-TCP-17]) */
 	AX_OP_WRITE,   /* fd, buf, len. res: len, or -errno; the driver writes
 	                  ALL bytes (resubmitting after short writes) with
 	                  MSG_NOSIGNAL semantics                             */

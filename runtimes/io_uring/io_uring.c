@@ -67,12 +67,62 @@
  * before close(2) (the kernel resolves the fd when the cancel is issued),
  * and only when an op on that fd is in flight; the cancelled ops complete
  * later with -EBADF ([AX-TCP-15]).
+ *
+ * Design options, each an engine flag so that a run compares them as
+ * runtimes of their own (io_uring:recv=multishot, docs/harness.md "Engine
+ * variants"; measured in docs/decisions.md, "io_uring at its best"). A
+ * variant the kernel cannot run fails init with its reason on stderr; it
+ * never runs as another under its name.
+ *
+ * recv=multishot: a socket's first READ arms one IORING_OP_RECV with
+ * IORING_RECV_MULTISHOT, selecting buffers from a provided-buffer ring
+ * (registered with io_uring_register_buf_ring over our own mmap; liburing
+ * 2.3 has no io_uring_setup_buf_ring). Every CQE brings bytes in a ring
+ * buffer; they join the descriptor's queue, and a READ copies from the
+ * queue into the caller's buffer (ax_read's contract is unchanged: the
+ * caller's buffer, at most n bytes), leaving the rest queued; a buffer
+ * read to its end goes back to the ring. A READ that finds bytes queued
+ * finishes in try_now (or, past the core's fast-path budget, through the
+ * deferred queue); one that finds none waits as the descriptor's reader
+ * and is in no SQE. Cancelling it completes it at once with -ECANCELED:
+ * the multishot stays armed, and what it brings stays queued for the next
+ * read, so nothing is lost or reordered ([AX-TCP-17], [AX-CANCEL-2]: the
+ * kernel never had the caller's buffer). EOF or an error ends the
+ * multishot and is queued behind the bytes, delivered once, and the next
+ * READ arms again (a recv at EOF returns 0 again). An empty ring ends the
+ * multishot with ENOBUFS: a waiting reader then gets one plain recv into
+ * its own buffer, and the next READ arms the multishot again; an idle
+ * connection holds at most what it received. close_fd drops the queue
+ * (buffers back to the ring), completes a waiting reader with -EBADF and
+ * cancels the multishot by fd; CQEs of a closed descriptor's multishot are
+ * recognised by the fd generation in their user_data and dropped. A
+ * descriptor that is no socket (ENOTSOCK) falls back to plain reads.
+ *
+ * files=fixed: a sparse fixed-file table (one slot per possible
+ * descriptor, up to RLIMIT_NOFILE or 65536); a descriptor is registered at
+ * the index of its own number on its first op (one register call per
+ * connection) and its SQEs carry IOSQE_FIXED_FILE, sparing the kernel the
+ * fd lookup and reference per request. close_fd clears the slot before
+ * close(2) (the table holds a reference to the file).
+ *
+ * batch=N (batch_us=U, default 50): a blocking wait asks the kernel for
+ * min(N, requests in flight) completions, waiting at most U microseconds
+ * (or until the next timer): fewer loop iterations and kernel entries per
+ * message at the cost of at most U of added latency. Submission is batched
+ * in every mode (one io_uring_enter per loop iteration).
+ *
+ * setup=sqpoll (sq_idle_ms=M, default 2): a kernel thread polls the SQ, so
+ * submitting costs no system call while it is awake; the kernel refuses
+ * COOP/DEFER_TASKRUN beside it. Waiting for CQEs still enters. close_fd
+ * waits until the SQ thread has taken the cancel before close(2).
  */
 #include <errno.h>
 #include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
@@ -93,6 +143,8 @@ enum {
 	URING_T_SWALLOW = 1, /* cancel / timeout-remove replies: ignored */
 	URING_T_WAKE = 2,    /* the eventfd read */
 	URING_T_KTIMER = 3,  /* struct uring_ktimer (timers=kernel) */
+	URING_T_MSHOT = 4,   /* a descriptor's multishot recv: the fd and its
+	                        generation, not a pointer (uring_ms_ud) */
 	URING_T_MASK = 7,
 };
 _Static_assert(_Alignof(struct ax_op) >= 8, "op pointers carry a 3-bit tag");
@@ -103,10 +155,26 @@ _Static_assert(_Alignof(struct ax_op) >= 8, "op pointers carry a 3-bit tag");
 enum {
 	URING_F_CANCEL = 1u << 0,   /* cancel() was called */
 	URING_F_BACKLOG = 1u << 1,  /* its cancel SQE is still to be queued */
+	URING_F_MSWAIT = 1u << 2,   /* a READ waiting for its descriptor's
+	                               multishot data: in no SQE, only in the
+	                               fd's reader slot */
 };
 
-/* Setup modes, best first. */
-enum { URING_SETUP_DEFER, URING_SETUP_COOP, URING_SETUP_NONE, URING_SETUP_AUTO };
+/* recv=multishot: the provided-buffer group, and the flag ranges. */
+#define URING_BGID 0
+#define URING_BUFS_DEFAULT 2048u
+#define URING_BUFSIZE_DEFAULT 2048u
+#define URING_FIXED_MAX 65536u   /* files=fixed: table slots (index = fd) */
+
+/* Setup modes, best first; auto tries DEFER..NONE, SQPOLL only when asked
+ * (it spends a kernel thread polling the SQ). */
+enum {
+	URING_SETUP_DEFER,
+	URING_SETUP_COOP,
+	URING_SETUP_NONE,
+	URING_SETUP_SQPOLL,
+	URING_SETUP_AUTO
+};
 
 static const struct {
 	const char *name;
@@ -116,6 +184,9 @@ static const struct {
 						IORING_SETUP_DEFER_TASKRUN},
 	[URING_SETUP_COOP] = {"coop", IORING_SETUP_COOP_TASKRUN},
 	[URING_SETUP_NONE] = {"none", 0},
+	/* the kernel refuses COOP/DEFER/TASKRUN_FLAG beside SQPOLL: the SQ
+	 * thread runs the task work */
+	[URING_SETUP_SQPOLL] = {"sqpoll", IORING_SETUP_SQPOLL},
 };
 
 /* One kernel timeout (timers=kernel). It outlives a cancelled ax_timer
@@ -126,12 +197,24 @@ struct uring_ktimer {
 	struct uring_ktimer *next, *prev;
 };
 
-/* Per-descriptor bookkeeping for close_fd. */
+/* Per-descriptor bookkeeping: close_fd, registered files, and the
+ * multishot receive queue (recv=multishot). */
 struct uring_fd {
-	uint32_t ops;   /* ops in flight on this fd */
-	uint32_t gen;   /* bumped by close_fd: stale writes must not resubmit */
+	uint32_t ops;   /* kernel requests in flight on this fd (an armed
+	                   multishot counts as one) */
+	uint32_t gen;   /* bumped by close_fd: stale writes must not resubmit,
+	                   a stale multishot's CQEs are dropped */
 	bool nosock;    /* recv/send said ENOTSOCK (a pipe, a tty): use
 	                   read/write at the current position instead */
+	bool fixed;     /* files=fixed: registered at table index fd */
+	bool nofix;     /* files=fixed: the registration was refused */
+	bool ms_armed;  /* a multishot recv is in the kernel */
+	bool has_end;   /* `end` follows the queued bytes */
+	int32_t end;    /* 0 (EOF) or -errno that ended the multishot */
+	struct ax_op *reader; /* a READ waiting for multishot data */
+	uint32_t qhead, qtail; /* queued ring buffers, id + 1 (0: none),
+	                          linked through uring.bnext */
+	uint32_t qoff;  /* bytes of the head buffer already read */
 };
 
 struct uring {
@@ -145,6 +228,7 @@ struct uring {
 	                            work (no TASKRUN_FLAG) */
 	bool kernel_timers;      /* timers=kernel */
 	bool send_now;           /* write=now: try send(2) before the ring */
+	bool accept_now;         /* accept=now: try accept4(2) before the ring */
 	unsigned entries;
 
 	struct ax__wake wake;    /* read only through the ring */
@@ -160,6 +244,28 @@ struct uring {
 	struct ax__fdtab fds;    /* struct uring_fd by descriptor */
 	struct ax__oplist cancel_backlog; /* ops whose cancel SQE could not
 	                                     be queued */
+	struct ax__defq defq;    /* READs served from the multishot queue
+	                            inside submit, closed readers */
+	unsigned inflight;       /* requests whose CQE is awaited (batch=) */
+
+	/* recv=multishot: one provided-buffer ring of nbufs x bufsize */
+	bool multishot;
+	unsigned nbufs, bufsize;
+	struct io_uring_buf_ring *br;
+	char *bufs;
+	uint32_t *bnext;         /* queue links by buffer id (id + 1) */
+	uint32_t *blen;          /* bytes received into each queued buffer */
+	uint64_t ms_enobufs;     /* multishots ended by an empty ring */
+
+	/* files=fixed: a sparse table, descriptor n at index n */
+	bool fixed_files;
+	unsigned nfixed;
+	uint64_t unfixed;        /* descriptors the table could not take */
+
+	/* batch=N: a blocking wait asks for min(N, inflight) CQEs, for at
+	 * most batch_us */
+	unsigned batch, batch_us;
+	unsigned sq_idle_ms;     /* setup=sqpoll: the SQ thread's idle time */
 };
 
 /* ------------------------------------------------------------------ */
@@ -218,10 +324,14 @@ static inline size_t uring_clamp(size_t len)
 }
 
 /* Fill sqe for op's (next) system call; READ and WRITE use recv/send on
- * sockets and read/write at the current position on other streams. */
-static void uring_prep(struct io_uring_sqe *sqe, struct ax_op *op, bool nosock)
+ * sockets and read/write at the current position on other streams; a
+ * descriptor in the fixed-file table (files=fixed) is named by its index,
+ * which is its number. */
+static void uring_prep(struct io_uring_sqe *sqe, struct ax_op *op,
+		       const struct uring_fd *slot)
 {
 	size_t sent = (size_t)op->drv_u64[0];
+	bool nosock = slot && slot->nosock;
 	switch (op->kind) {
 	case AX_OP_ACCEPT:
 		io_uring_prep_accept(sqe, op->fd, NULL, NULL,
@@ -259,6 +369,8 @@ static void uring_prep(struct io_uring_sqe *sqe, struct ax_op *op, bool nosock)
 	default:
 		break;
 	}
+	if (slot && slot->fixed && op->kind != AX_OP_CONNECT)
+		sqe->flags |= IOSQE_FIXED_FILE;
 	io_uring_sqe_set_data64(sqe, uring_ud(op, URING_T_OP));
 }
 
@@ -369,15 +481,33 @@ struct uring_conf {
 	int mode;
 };
 
-/* Apply one engine_flags item: setup=auto|defer|coop|none,
- * timers=heap|kernel, write=now|ring, entries=N (SQ size, 8..32768).
- * Returns 0 or -EINVAL. */
+/* An unsigned engine_flags value in [lo, hi], or -EINVAL. */
+static long uring_flag_num(const char *val, unsigned long lo, unsigned long hi)
+{
+	char *e;
+	unsigned long x = strtoul(val, &e, 10);
+	if (!*val || *e || *val == '-' || x < lo || x > hi)
+		return -EINVAL;
+	return (long)x;
+}
+
+/* Apply one engine_flags item: setup=auto|defer|coop|none|sqpoll,
+ * timers=heap|kernel, write=now|ring, entries=N (SQ size, 8..32768),
+ * accept=now|ring, recv=single|multishot, bufs=N (a power of two, 16..32768),
+ * bufsize=B (64..65536), files=plain|fixed, batch=N (1..4096),
+ * batch_us=U (1..100000), sq_idle_ms=M (1..10000). Returns 0 or -EINVAL. */
 static int uring_flag(void *ctx, const char *key, const char *val)
 {
-	static const char *const setups[] = {"defer", "coop", "none", "auto", NULL};
+	static const char *const setups[] = {"defer", "coop", "none", "sqpoll",
+					     "auto", NULL};
 	static const char *const timers[] = {"heap", "kernel", NULL};
 	static const char *const writes[] = {"now", "ring", NULL};
+	static const char *const recvs[] = {"single", "multishot", NULL};
+	static const char *const files[] = {"plain", "fixed", NULL};
+	static const char *const accepts[] = {"now", "ring", NULL};
 	struct uring_conf *c = ctx;
+	struct uring *u = c->u;
+	long x;
 	int i;
 	if (!strcmp(key, "setup")) {
 		if ((i = ax__flag_pick(val, setups)) < 0)
@@ -392,11 +522,41 @@ static int uring_flag(void *ctx, const char *key, const char *val)
 			return i;
 		c->u->send_now = i == 0;
 	} else if (!strcmp(key, "entries")) {
-		char *e;
-		unsigned long x = strtoul(val, &e, 10);
-		if (!*val || *e || x < 8 || x > 32768)
+		if ((x = uring_flag_num(val, 8, 32768)) < 0)
 			return -EINVAL;
-		c->u->entries = (unsigned)x;
+		u->entries = (unsigned)x;
+	} else if (!strcmp(key, "accept")) {
+		if ((i = ax__flag_pick(val, accepts)) < 0)
+			return i;
+		u->accept_now = i == 0;
+	} else if (!strcmp(key, "recv")) {
+		if ((i = ax__flag_pick(val, recvs)) < 0)
+			return i;
+		u->multishot = i == 1;
+	} else if (!strcmp(key, "bufs")) {
+		if ((x = uring_flag_num(val, 16, 32768)) < 0 || (x & (x - 1)))
+			return -EINVAL;
+		u->nbufs = (unsigned)x;
+	} else if (!strcmp(key, "bufsize")) {
+		if ((x = uring_flag_num(val, 64, 65536)) < 0)
+			return -EINVAL;
+		u->bufsize = (unsigned)x;
+	} else if (!strcmp(key, "files")) {
+		if ((i = ax__flag_pick(val, files)) < 0)
+			return i;
+		u->fixed_files = i == 1;
+	} else if (!strcmp(key, "batch")) {
+		if ((x = uring_flag_num(val, 1, 4096)) < 0)
+			return -EINVAL;
+		u->batch = (unsigned)x;
+	} else if (!strcmp(key, "batch_us")) {
+		if ((x = uring_flag_num(val, 1, 100000)) < 0)
+			return -EINVAL;
+		u->batch_us = (unsigned)x;
+	} else if (!strcmp(key, "sq_idle_ms")) {
+		if ((x = uring_flag_num(val, 1, 10000)) < 0)
+			return -EINVAL;
+		u->sq_idle_ms = (unsigned)x;
 	} else {
 		return -EINVAL;
 	}
@@ -414,12 +574,12 @@ static int uring_setup_ring(struct uring *u, int want)
 		IORING_SETUP_R_DISABLED,
 	};
 	int r = -EINVAL;
-	for (int m = URING_SETUP_DEFER; m <= URING_SETUP_NONE; m++) {
-		if (want != URING_SETUP_AUTO && m != want)
+	for (int m = URING_SETUP_DEFER; m < URING_SETUP_AUTO; m++) {
+		if (want == URING_SETUP_AUTO ? m > URING_SETUP_NONE : m != want)
 			continue;
 		unsigned base = uring_modes[m].flags;
 		unsigned extra = IORING_SETUP_SUBMIT_ALL;
-		if (m != URING_SETUP_NONE)
+		if (m == URING_SETUP_DEFER || m == URING_SETUP_COOP)
 			extra |= IORING_SETUP_TASKRUN_FLAG;
 		if (base & IORING_SETUP_SINGLE_ISSUER)
 			extra |= IORING_SETUP_R_DISABLED;
@@ -427,12 +587,14 @@ static int uring_setup_ring(struct uring *u, int want)
 			struct io_uring_params p;
 			memset(&p, 0, sizeof p);
 			p.flags = base | extra;
+			p.sq_thread_idle = u->sq_idle_ms;
 			r = io_uring_queue_init_params(u->entries, &u->ring, &p);
 			if (r == 0) {
 				u->setup = p.flags;
 				u->mode = m;
 				u->enabled = !(p.flags & IORING_SETUP_R_DISABLED);
-				u->nb_enter = m != URING_SETUP_NONE &&
+				u->nb_enter = (m == URING_SETUP_DEFER ||
+					       m == URING_SETUP_COOP) &&
 					      !(p.flags & IORING_SETUP_TASKRUN_FLAG);
 				return 0;
 			}
@@ -460,6 +622,7 @@ static void uring_describe(struct uring *u)
 		{IORING_SETUP_TASKRUN_FLAG, "TASKRUN_FLAG"},
 		{IORING_SETUP_SUBMIT_ALL, "SUBMIT_ALL"},
 		{IORING_SETUP_R_DISABLED, "R_DISABLED"},
+		{IORING_SETUP_SQPOLL, "SQPOLL"},
 	}, feats[] = {
 		{IORING_FEAT_SINGLE_MMAP, "SINGLE_MMAP"},
 		{IORING_FEAT_NODROP, "NODROP"},
@@ -486,11 +649,23 @@ static void uring_describe(struct uring *u)
 		}
 	if (!any)
 		URING_PUT("0");
-	URING_PUT(" sq=%u cq=%u timers=%s write=%s wake=eventfd-read features=",
+	URING_PUT(" sq=%u cq=%u accept=%s timers=%s write=%s wake=eventfd-read features=",
 		  u->ring.sq.ring_entries, u->ring.cq.ring_entries,
+		  u->accept_now ? "now(accept4 first)" : "ring",
 		  u->kernel_timers ? "kernel(one IORING_OP_TIMEOUT each)"
 				   : "heap(wait timeout)",
 		  u->send_now ? "now(send first, ring on EAGAIN)" : "ring");
+	if (u->multishot)
+		URING_PUT(" recv=multishot(provided buffers %ux%u B)", u->nbufs,
+			  u->bufsize);
+	else
+		URING_PUT(" recv=single");
+	if (u->fixed_files)
+		URING_PUT(" files=fixed(%u slots)", u->nfixed);
+	if (u->batch > 1)
+		URING_PUT(" batch=%u(wait <= %u us)", u->batch, u->batch_us);
+	if (u->mode == URING_SETUP_SQPOLL)
+		URING_PUT(" sq_idle_ms=%u", u->sq_idle_ms);
 	any = false;
 	for (size_t i = 0; i < sizeof feats / sizeof feats[0]; i++) {
 		known |= feats[i].bit;
@@ -676,6 +851,367 @@ static int uring_fire(struct uring *u)
 }
 
 /* ------------------------------------------------------------------ */
+/* recv=multishot: provided buffers, per-descriptor queues             */
+/* ------------------------------------------------------------------ */
+
+/* user_data of fd's multishot recv: the descriptor and its generation
+ * rather than a pointer (the fd table may move), so that the CQEs of a
+ * closed descriptor's multishot are recognised and dropped. */
+static inline uint64_t uring_ms_ud(int fd, uint32_t gen)
+{
+	return ((uint64_t)gen << 32) | ((uint64_t)(uint32_t)fd << 3) |
+	       URING_T_MSHOT;
+}
+
+/* Give buffer bid back to the kernel's ring. */
+static void uring_buf_put(struct uring *u, unsigned bid)
+{
+	io_uring_buf_ring_add(u->br, u->bufs + (size_t)bid * u->bufsize,
+			      u->bufsize, (unsigned short)bid,
+			      io_uring_buf_ring_mask(u->nbufs), 0);
+	io_uring_buf_ring_advance(u->br, 1);
+}
+
+/* Whether a READ on s can finish now: bytes are queued, or the end. */
+static inline bool uring_q_ready(const struct uring_fd *s)
+{
+	return s->qhead || s->has_end;
+}
+
+/* Queue len bytes received into buffer bid behind s's queued bytes. */
+static void uring_q_push(struct uring *u, struct uring_fd *s, unsigned bid,
+			 unsigned len)
+{
+	u->bnext[bid] = 0;
+	u->blen[bid] = len;
+	if (s->qtail)
+		u->bnext[s->qtail - 1] = bid + 1;
+	else
+		s->qhead = bid + 1, s->qoff = 0;
+	s->qtail = bid + 1;
+}
+
+/* The result of a READ of op->len bytes from s's queue (uring_q_ready):
+ * the queued bytes, copied into op's buffer in arrival order, at most
+ * op->len; what does not fit stays queued for the next read. Only when no
+ * byte is queued, the end (0 or -errno), delivered once. Buffers read to
+ * their end go back to the ring. */
+static int64_t uring_q_take(struct uring *u, struct uring_fd *s,
+			    struct ax_op *op)
+{
+	size_t got = 0;
+	while (s->qhead && got < op->len) {
+		unsigned bid = s->qhead - 1;
+		size_t n = u->blen[bid] - s->qoff;
+		if (n > op->len - got)
+			n = op->len - got;
+		memcpy((char *)op->buf + got,
+		       u->bufs + (size_t)bid * u->bufsize + s->qoff, n);
+		got += n;
+		s->qoff += (uint32_t)n;
+		if (s->qoff == u->blen[bid]) {
+			s->qhead = u->bnext[bid];
+			s->qoff = 0;
+			if (!s->qhead)
+				s->qtail = 0;
+			uring_buf_put(u, bid);
+		}
+	}
+	if (got > 0 || !s->has_end)
+		return (int64_t)got;
+	s->has_end = false;
+	return s->end;
+}
+
+/* Drop s's queue (its descriptor is closed): buffers back to the ring. */
+static void uring_q_drop(struct uring *u, struct uring_fd *s)
+{
+	while (s->qhead) {
+		unsigned bid = s->qhead - 1;
+		s->qhead = u->bnext[bid];
+		uring_buf_put(u, bid);
+	}
+	s->qtail = s->qoff = 0;
+	s->has_end = false;
+}
+
+/* Arm fd's multishot recv: every CQE brings bytes in a ring buffer until
+ * EOF, an error or an empty ring ends it. Returns 0 or -errno. */
+static int uring_ms_arm(struct uring *u, int fd, struct uring_fd *s)
+{
+	struct io_uring_sqe *sqe;
+	int r = uring_get_sqe(u, &sqe);
+	if (r < 0)
+		return r;
+	io_uring_prep_recv_multishot(sqe, fd, NULL, 0, 0);
+	sqe->flags |= IOSQE_BUFFER_SELECT;
+	sqe->buf_group = URING_BGID;
+	if (s->fixed)
+		sqe->flags |= IOSQE_FIXED_FILE;
+	io_uring_sqe_set_data64(sqe, uring_ms_ud(fd, s->gen));
+	s->ms_armed = true;
+	s->ops++;
+	u->inflight++;
+	return 0;
+}
+
+/* A plain recv (or read, on a pipe) straight into op's buffer, for a READ
+ * the multishot cannot serve (an empty ring, ENOTSOCK). Returns 0 or
+ * -errno. */
+static int uring_ms_plain(struct uring *u, struct uring_fd *s,
+			  struct ax_op *op)
+{
+	struct io_uring_sqe *sqe;
+	int r = uring_get_sqe(u, &sqe);
+	if (r < 0)
+		return r;
+	uring_prep(sqe, op, s);
+	op->drv_u64[3] = s->gen;
+	s->ops++;
+	u->inflight++;
+	return 0;
+}
+
+/* Detach s's waiting reader and complete it with res. */
+static void uring_ms_finish(struct uring_fd *s, struct ax_op *op, int64_t res)
+{
+	s->reader = NULL;
+	op->drv_u64[1] &= ~(uint64_t)URING_F_MSWAIT;
+	ax_op_complete(op, res);
+}
+
+/* A multishot CQE. Bytes join the descriptor's queue; EOF or an error
+ * ends the multishot and is queued behind the bytes; an empty ring
+ * (ENOBUFS) ends it with nothing queued. Then a waiting reader is served,
+ * or the multishot re-armed for it (a plain recv into its own buffer when
+ * the ring is empty or the descriptor is no socket). Returns 1 when a
+ * READ completed. */
+static int uring_ms_cqe(struct uring *u, uint64_t ud, int res, unsigned flags)
+{
+	int fd = (int)((ud >> 3) & 0x1fffffffu);
+	struct uring_fd *s = ax__fdtab_find(&u->fds, fd);
+	bool more = flags & IORING_CQE_F_MORE;
+	unsigned bid = flags >> IORING_CQE_BUFFER_SHIFT;
+	if (!more) {
+		u->inflight--;
+		if (s)
+			s->ops--;
+	}
+	if (!s || s->gen != (uint32_t)(ud >> 32)) {
+		/* closed meanwhile: nobody reads these bytes */
+		if (flags & IORING_CQE_F_BUFFER)
+			uring_buf_put(u, bid);
+		return 0;
+	}
+	if (!more)
+		s->ms_armed = false;
+	if (res > 0 && (flags & IORING_CQE_F_BUFFER)) {
+		uring_q_push(u, s, bid, (unsigned)res);
+	} else if (res == -ENOBUFS) {
+		u->ms_enobufs++;
+	} else if (res == -ENOTSOCK) {
+		s->nosock = true;
+	} else if (res != -ECANCELED) {
+		/* EOF (0) or an error: after the bytes already queued. An
+		 * -ECANCELED nobody asked for (the ring's owner thread
+		 * exited) only ends the multishot. */
+		s->has_end = true;
+		s->end = res > 0 ? -EIO : res;
+	}
+	struct ax_op *op = s->reader;
+	if (!op)
+		return 0; /* re-armed by the next READ */
+	if (uring_q_ready(s)) {
+		uring_ms_finish(s, op, uring_q_take(u, s, op));
+		return 1;
+	}
+	if (s->ms_armed)
+		return 0;
+	int r;
+	if (res == -ENOBUFS || s->nosock) {
+		s->reader = NULL;
+		op->drv_u64[1] &= ~(uint64_t)URING_F_MSWAIT;
+		r = uring_ms_plain(u, s, op);
+		if (r == 0)
+			return 0;
+	} else if ((r = uring_ms_arm(u, fd, s)) == 0) {
+		return 0;
+	}
+	uring_ms_finish(s, op, r);
+	return 1;
+}
+
+/* A READ on a socket with recv=multishot: served from the queue (through
+ * the deferred queue: submit must not complete), else it waits as the
+ * descriptor's reader, with the multishot armed. Returns 0 or -errno. */
+static int uring_ms_read(struct uring *u, struct uring_fd *s, struct ax_op *op)
+{
+	if (uring_q_ready(s)) {
+		ax__defer(&u->defq, op, uring_q_take(u, s, op));
+		return 0;
+	}
+	if (!s->ms_armed) {
+		int r = uring_ms_arm(u, op->fd, s);
+		if (r < 0)
+			return r;
+	}
+	s->reader = op;
+	op->drv_u64[1] |= URING_F_MSWAIT;
+	return 0;
+}
+
+/* Register fd at index fd of the fixed-file table (files=fixed); a
+ * descriptor the table cannot take stays a plain one, counted. */
+static void uring_fix(struct uring *u, int fd, struct uring_fd *s)
+{
+	if ((unsigned)fd < u->nfixed && uring_enable(u) == 0 &&
+	    io_uring_register_files_update(&u->ring, (unsigned)fd, &fd, 1) == 1) {
+		s->fixed = true;
+		return;
+	}
+	s->nofix = true;
+	u->unfixed++;
+}
+
+/* Create the provided-buffer ring (io_uring_register_buf_ring over our
+ * own mmap: liburing 2.3 has no io_uring_setup_buf_ring). Returns 0 or
+ * -errno. */
+static int uring_bufs_init(struct uring *u)
+{
+	size_t rsz = (size_t)u->nbufs * sizeof(struct io_uring_buf);
+	size_t bsz = (size_t)u->nbufs * u->bufsize;
+	struct io_uring_buf_reg reg;
+	int r;
+	void *ring = mmap(NULL, rsz, PROT_READ | PROT_WRITE,
+			  MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	if (ring == MAP_FAILED)
+		return -ENOMEM;
+	u->br = ring;
+	u->bufs = mmap(NULL, bsz, PROT_READ | PROT_WRITE,
+		       MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	if (u->bufs == MAP_FAILED) {
+		u->bufs = NULL;
+		return -ENOMEM;
+	}
+	u->bnext = calloc(u->nbufs, sizeof *u->bnext);
+	u->blen = calloc(u->nbufs, sizeof *u->blen);
+	if (!u->bnext || !u->blen)
+		return -ENOMEM;
+	memset(&reg, 0, sizeof reg);
+	reg.ring_addr = (unsigned long)ring;
+	reg.ring_entries = u->nbufs;
+	reg.bgid = URING_BGID;
+	r = io_uring_register_buf_ring(&u->ring, &reg, 0);
+	if (r < 0)
+		return r;
+	io_uring_buf_ring_init(u->br);
+	for (unsigned i = 0; i < u->nbufs; i++)
+		io_uring_buf_ring_add(u->br, u->bufs + (size_t)i * u->bufsize,
+				      u->bufsize, (unsigned short)i,
+				      io_uring_buf_ring_mask(u->nbufs), (int)i);
+	io_uring_buf_ring_advance(u->br, (int)u->nbufs);
+	return 0;
+}
+
+/* Free what uring_bufs_init made (the ring's exit unregisters it). */
+static void uring_bufs_fini(struct uring *u)
+{
+	if (u->bufs)
+		munmap(u->bufs, (size_t)u->nbufs * u->bufsize);
+	if (u->br)
+		munmap(u->br, (size_t)u->nbufs * sizeof(struct io_uring_buf));
+	free(u->bnext);
+	free(u->blen);
+}
+
+/* Can this kernel run a multishot recv into a provided-buffer ring? A
+ * throwaway ring receives one byte over a socketpair. Returns 0, or
+ * -ENOTSUP with the reason in why. */
+static int uring_ms_probe(char *why, size_t n)
+{
+	struct io_uring ring;
+	struct io_uring_buf_reg reg;
+	struct io_uring_sqe *sqe;
+	struct io_uring_cqe *cqe;
+	struct __kernel_timespec ts = {.tv_sec = 5};
+	char buf[64];
+	int sv[2], r;
+	size_t pg = (size_t)sysconf(_SC_PAGESIZE);
+	void *br = mmap(NULL, pg, PROT_READ | PROT_WRITE,
+			MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	if (br == MAP_FAILED) {
+		snprintf(why, n, "recv=multishot: cannot map a buffer ring");
+		return -ENOMEM;
+	}
+	r = io_uring_queue_init(4, &ring, 0);
+	if (r < 0) {
+		snprintf(why, n, "recv=multishot: probe ring: %s", strerror(-r));
+		goto unmap;
+	}
+	memset(&reg, 0, sizeof reg);
+	reg.ring_addr = (unsigned long)br;
+	reg.ring_entries = 1;
+	reg.bgid = URING_BGID;
+	r = io_uring_register_buf_ring(&ring, &reg, 0);
+	if (r < 0) {
+		snprintf(why, n, "recv=multishot: io_uring_register_buf_ring: %s "
+			 "(provided-buffer rings need kernel 5.19)", strerror(-r));
+		r = -ENOTSUP;
+		goto exit_ring;
+	}
+	io_uring_buf_ring_init(br);
+	io_uring_buf_ring_add(br, buf, sizeof buf, 0, io_uring_buf_ring_mask(1), 0);
+	io_uring_buf_ring_advance(br, 1);
+	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0) {
+		r = -errno;
+		snprintf(why, n, "recv=multishot: probe socketpair: %s", strerror(-r));
+		goto exit_ring;
+	}
+	sqe = io_uring_get_sqe(&ring);
+	io_uring_prep_recv_multishot(sqe, sv[0], NULL, 0, 0);
+	sqe->flags |= IOSQE_BUFFER_SELECT;
+	sqe->buf_group = URING_BGID;
+	if (write(sv[1], "x", 1) != 1) {
+		r = -EIO;
+		snprintf(why, n, "recv=multishot: probe write failed");
+		goto close_pair;
+	}
+	r = io_uring_submit_and_wait_timeout(&ring, &cqe, 1, &ts, NULL);
+	if (r < 0) {
+		snprintf(why, n, "recv=multishot: probe wait: %s", strerror(-r));
+		goto close_pair;
+	}
+	if (cqe->res == 1 && (cqe->flags & IORING_CQE_F_BUFFER) &&
+	    (cqe->flags & IORING_CQE_F_MORE)) {
+		r = 0;
+	} else {
+		snprintf(why, n, "recv=multishot: kernel answered %d (flags 0x%x): "
+			 "no IORING_RECV_MULTISHOT (kernel 6.0)", cqe->res, cqe->flags);
+		r = -ENOTSUP;
+	}
+	io_uring_cqe_seen(&ring, cqe);
+close_pair:
+	close(sv[0]);
+	close(sv[1]);
+exit_ring:
+	io_uring_queue_exit(&ring);
+unmap:
+	munmap(br, pg);
+	return r;
+}
+
+/* setup=sqpoll: wait until the SQ thread has taken every queued SQE, so
+ * that a cancel by descriptor is issued before close(2) (the kernel
+ * resolves the descriptor when it issues the cancel). Bounded. */
+static void uring_sq_drain(struct uring *u)
+{
+	for (int i = 0; i < 100000 && io_uring_sq_ready(&u->ring); i++) {
+		io_uring_submit(&u->ring); /* wakes an idle SQ thread */
+		sched_yield();
+	}
+}
+
+/* ------------------------------------------------------------------ */
 /* ops                                                                 */
 /* ------------------------------------------------------------------ */
 
@@ -712,14 +1248,19 @@ static int uring_submit(void *state, struct ax_op *op)
 	default:
 		return -EINVAL;
 	}
+	if (slot && u->fixed_files && !slot->fixed && !slot->nofix)
+		uring_fix(u, op->fd, slot);
+	if (op->kind == AX_OP_READ && u->multishot && !slot->nosock && op->len > 0)
+		return uring_ms_read(u, slot, op);
 	r = uring_get_sqe(u, &sqe);
 	if (r < 0)
 		goto close_socket;
-	uring_prep(sqe, op, slot && slot->nosock);
+	uring_prep(sqe, op, slot);
 	if (slot) {
 		slot->ops++;
 		op->drv_u64[3] = slot->gen;
 	}
+	u->inflight++;
 	return 0;
 
 close_socket:
@@ -728,16 +1269,32 @@ close_socket:
 	return r;
 }
 
-/* vtable try_now (write=now): a WRITE on a socket is sent at once with a
+/* vtable try_now. accept=now (the default): an ACCEPT takes a queued
+ * connection at once with accept4(2), and goes through the ring only when
+ * none is queued: through the ring alone, an accept completes once per
+ * loop iteration, and with 1,000 busy connections an iteration is long
+ * enough that the last connections wait seconds in the accept queue.
+ * recv=multishot: a READ whose descriptor has bytes (or
+ * its end) queued finishes at once from the queue, with no system call.
+ * write=now: a WRITE on a socket is sent at once with a
  * non-blocking send(2), so that the task goes on without waiting for a
  * poll to reap its CQE; what the socket does not take (EAGAIN) continues
- * through the ring from the bytes sent (drv_u64[0]). Only WRITE: a READ
+ * through the ring from the bytes sent (drv_u64[0]). Otherwise a READ
  * must wait for the peer anyway, and its SQE completes inline when the
  * data is there by the poll that submits it. Why: docs/decisions.md,
  * "io_uring sends at once". */
 static int uring_try_now(void *state, struct ax_op *op)
 {
 	struct uring *u = state;
+	if (op->kind == AX_OP_ACCEPT)
+		return u->accept_now ? ax__nb_accept(op) : 0;
+	if (op->kind == AX_OP_READ && u->multishot && op->len > 0) {
+		struct uring_fd *s = ax__fdtab_find(&u->fds, op->fd);
+		if (!s || !uring_q_ready(s))
+			return 0;
+		op->res = uring_q_take(u, s, op);
+		return 1;
+	}
 	if (op->kind != AX_OP_WRITE || !u->send_now)
 		return 0;
 	struct uring_fd *slot = ax__fdtab_find(&u->fds, op->fd);
@@ -776,10 +1333,23 @@ static int uring_queue_cancel(struct uring *u, struct ax_op *op)
 }
 
 /* vtable cancel: an ASYNC_CANCEL; the op then completes once from its own
- * CQE. */
+ * CQE. A READ waiting for multishot data is in no SQE: it is detached and
+ * completes here, while the multishot stays armed and what it brings
+ * stays queued for the next read. An op whose result is already known
+ * (deferred) keeps it ([AX-CANCEL-3]). */
 static void uring_cancel(void *state, struct ax_op *op)
 {
 	struct uring *u = state;
+	if (ax__deferred(op))
+		return;
+	if (op->drv_u64[1] & URING_F_MSWAIT) {
+		struct uring_fd *s = ax__fdtab_find(&u->fds, op->fd);
+		if (s && s->reader == op)
+			s->reader = NULL;
+		op->drv_u64[1] &= ~(uint64_t)URING_F_MSWAIT;
+		ax_op_complete(op, -ECANCELED);
+		return;
+	}
 	op->drv_u64[1] |= URING_F_CANCEL;
 	if (op->drv_u64[1] & URING_F_BACKLOG)
 		return;
@@ -824,7 +1394,7 @@ static int uring_op_cqe(struct uring *u, struct ax_op *op, int res)
 		else if (slot->gen != (uint32_t)op->drv_u64[3])
 			val = -EBADF;
 		else if ((val = uring_get_sqe(u, &sqe)) == 0) {
-			uring_prep(sqe, op, true);
+			uring_prep(sqe, op, slot);
 			return 0;
 		}
 		goto complete;
@@ -846,7 +1416,7 @@ static int uring_op_cqe(struct uring *u, struct ax_op *op, int res)
 		else if (slot->gen != (uint32_t)op->drv_u64[3])
 			val = -EBADF; /* closed meanwhile: the number may be reused */
 		else if ((val = uring_get_sqe(u, &sqe)) == 0) {
-			uring_prep(sqe, op, slot->nosock);
+			uring_prep(sqe, op, slot);
 			return 0;
 		}
 		break;
@@ -868,6 +1438,7 @@ complete:
 		uring_backlog_del(u, op);
 	if (slot)
 		slot->ops--;
+	u->inflight--;
 	ax_op_complete(op, val);
 	return 1;
 }
@@ -880,6 +1451,7 @@ static int uring_reap(struct uring *u, bool *woke)
 	struct {
 		uint64_t ud;
 		int res;
+		unsigned flags;
 	} ev[URING_BATCH];
 	int n = 0;
 	unsigned k;
@@ -891,6 +1463,7 @@ static int uring_reap(struct uring *u, bool *woke)
 		for (unsigned i = 0; i < k; i++) {
 			ev[i].ud = cqes[i]->user_data;
 			ev[i].res = cqes[i]->res;
+			ev[i].flags = cqes[i]->flags;
 		}
 		io_uring_cq_advance(&u->ring, k);
 		for (unsigned i = 0; i < k; i++) {
@@ -905,6 +1478,9 @@ static int uring_reap(struct uring *u, bool *woke)
 				break;
 			case URING_T_KTIMER:
 				uring_ktimer_cqe(u, uring_ud_ptr(ud));
+				break;
+			case URING_T_MSHOT:
+				n += uring_ms_cqe(u, ud, ev[i].res, ev[i].flags);
 				break;
 			default:
 				/* cancel and timeout-remove replies, liburing's
@@ -959,20 +1535,35 @@ static int uring_poll(void *state, bool block)
 	uring_flush_backlog(u);
 	if (!u->wake_armed)
 		uring_arm_wake(u);
+	n += ax__defq_flush(&u->defq);
 
 	/* Non-blocking, or something already waits in the CQ: submit, reap,
 	 * fire. A blocking poll with an empty CQ goes straight to the wait,
 	 * which submits too: one io_uring_enter per loop iteration. */
-	if (!block || io_uring_cq_ready(&u->ring)) {
+	if (!block || n || io_uring_cq_ready(&u->ring)) {
 		r = uring_submit_nowait(u);
 		if (r < 0)
 			return r;
 		n += uring_reap(u, &woke);
 		n += uring_fire(u);
 	}
+	bool batched = false;
 	while (block && n == 0 && !woke) {
 		struct io_uring_cqe *cqe;
 		int64_t ns = uring_next_timeout(u);
+		unsigned want = 1;
+		if (u->batch > 1 && u->inflight > 1 && !batched) {
+			/* batch=N: wait for up to N completions, but never
+			 * longer than batch_us (nor past the next timer); when
+			 * that brought nothing, the next wait is an ordinary
+			 * one, so that an idle loop does not wake every
+			 * batch_us */
+			batched = true;
+			int64_t cap = (int64_t)u->batch_us * 1000;
+			want = u->inflight < u->batch ? u->inflight : u->batch;
+			if (ns < 0 || ns > cap)
+				ns = cap;
+		}
 		if (ns == 0) {
 			r = uring_submit_nowait(u);
 		} else if (ns < 0) {
@@ -984,7 +1575,8 @@ static int uring_poll(void *state, bool block)
 				.tv_nsec = ns % 1000000000,
 			};
 			u->kit.polls++;
-			r = io_uring_submit_and_wait_timeout(&u->ring, &cqe, 1, &ts, NULL);
+			r = io_uring_submit_and_wait_timeout(&u->ring, &cqe, want,
+							     &ts, NULL);
 		}
 		if (r < 0 && r != -ETIME && r != -EINTR && r != -EAGAIN && r != -EBUSY)
 			return r;
@@ -1012,6 +1604,17 @@ static int uring_close_fd(void *state, int fd)
 	if (slot) {
 		slot->gen++;
 		slot->nosock = false; /* the number may come back as a socket */
+		/* recv=multishot: the queued bytes are dropped, a waiting
+		 * reader completes with -EBADF at the next poll; the old
+		 * multishot is cancelled below and its CQEs are stale */
+		uring_q_drop(u, slot);
+		slot->ms_armed = false;
+		if (slot->reader) {
+			struct ax_op *op = slot->reader;
+			slot->reader = NULL;
+			op->drv_u64[1] &= ~(uint64_t)URING_F_MSWAIT;
+			ax__defer(&u->defq, op, -EBADF);
+		}
 		/* The kernel resolves a cancel's fd when it issues it, so the
 		 * cancel must reach the kernel before close(2) (and before the
 		 * number can be reused). Ops queued on fd are submitted ahead
@@ -1021,7 +1624,18 @@ static int uring_close_fd(void *state, int fd)
 			io_uring_prep_cancel_fd(sqe, fd, IORING_ASYNC_CANCEL_ALL);
 			io_uring_sqe_set_data64(sqe, uring_ud(NULL, URING_T_SWALLOW));
 			io_uring_submit(&u->ring);
+			if (u->mode == URING_SETUP_SQPOLL)
+				uring_sq_drain(u);
 		}
+		/* files=fixed: the table holds a reference to the file, so
+		 * the socket would outlive close(2) without this */
+		if (slot->fixed) {
+			int none = -1;
+			io_uring_register_files_update(&u->ring, (unsigned)fd,
+						       &none, 1);
+			slot->fixed = false;
+		}
+		slot->nofix = false;
 	}
 	return close(fd) < 0 ? -errno : 0;
 }
@@ -1049,7 +1663,15 @@ static int uring_init(void **state, const struct ax_rt_opts *opts)
 	if (!u)
 		return -ENOMEM;
 	struct uring_conf conf = {u, URING_SETUP_AUTO};
+	char why[200];
 	u->entries = URING_ENTRIES;
+	u->nbufs = URING_BUFS_DEFAULT;
+	u->bufsize = URING_BUFSIZE_DEFAULT;
+	u->batch = 1;
+	/* accept=now by default: docs/decisions.md, "io_uring at its best" */
+	u->accept_now = true;
+	u->batch_us = 50;
+	u->sq_idle_ms = 2;
 	/* write=ring by default: docs/decisions.md, "io_uring: writes through
 	 * the ring, or sent at once" */
 	u->send_now = false;
@@ -1072,18 +1694,49 @@ static int uring_init(void **state, const struct ax_rt_opts *opts)
 	if (r < 0)
 		goto free_state;
 	r = uring_setup_ring(u, mode);
-	if (r < 0)
+	if (r < 0) {
+		if (mode == URING_SETUP_SQPOLL)
+			fprintf(stderr, "io_uring: setup=sqpoll: io_uring_setup "
+				"refused IORING_SETUP_SQPOLL\n");
 		goto close_efd;
+	}
 	uring_describe(u);
 	r = uring_check_ops(&u->ring, NULL, 0, &u->kit);
 	if (r < 0)
 		goto exit_ring;
+	/* a variant asked for and not available fails here, with its reason
+	 * on stderr: it never runs as something else under its name */
+	if (u->multishot) {
+		r = uring_ms_probe(why, sizeof why);
+		if (r == 0 && (r = uring_bufs_init(u)) < 0)
+			snprintf(why, sizeof why, "recv=multishot: buffer ring: %s",
+				 strerror(-r));
+		if (r < 0)
+			goto unavailable;
+	}
+	if (u->fixed_files) {
+		struct rlimit rl;
+		u->nfixed = URING_FIXED_MAX;
+		if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < u->nfixed)
+			u->nfixed = (unsigned)rl.rlim_cur;
+		r = io_uring_register_files_sparse(&u->ring, u->nfixed);
+		if (r < 0) {
+			snprintf(why, sizeof why, "files=fixed: "
+				 "io_uring_register_files_sparse(%u): %s (kernel 5.19)",
+				 u->nfixed, strerror(-r));
+			goto unavailable;
+		}
+	}
 	uring_arm_wake(u); /* an empty SQ cannot fail */
 	*state = u;
 	return 0;
 
+unavailable:
+	fprintf(stderr, "io_uring: %s\n", why);
+	r = r == -EINVAL || r == -ENOTSUP ? -ENOTSUP : r;
 exit_ring:
 	io_uring_queue_exit(&u->ring);
+	uring_bufs_fini(u);
 close_efd:
 	ax__wake_close(&u->wake);
 free_state:
@@ -1097,6 +1750,7 @@ static void uring_fini(void *state)
 	struct uring *u = state;
 	/* exiting the ring cancels the wake read and any disarmed timeout */
 	io_uring_queue_exit(&u->ring);
+	uring_bufs_fini(u);
 	ax__wake_close(&u->wake);
 	uring_free_ktimers(u->kt_live);
 	uring_free_ktimers(u->kt_free);

@@ -74,7 +74,7 @@
 #define THR_WAKE_SIG SIGURG
 
 #define THR_FEATURES (AX_FEAT_TCP | AX_FEAT_FILE | AX_FEAT_XTHREAD | \
-		      AX_FEAT_STACK_CHECK)
+		      AX_FEAT_STACK_CHECK | AX_FEAT_ONE_WORKER)
 
 /* The alternate signal stack of a task thread, in its first frame: an
  * overflow faults at the other end of the stack, so a report can run here

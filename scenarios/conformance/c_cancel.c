@@ -905,11 +905,11 @@ const struct conf_case conf_cases_cancel[] = {
 	{"cancel.chan_send", "[AX-CANCEL-1] [AX-CANCEL-3] a send blocked on a "
 	 "full channel returns -ECANCELED once and its element is not delivered",
 	 "cancel a blocked send, drain the channel, send again",
-	 0, 10, 0, case_chan_send},
+	 AX_FEAT_ONE_WORKER, 10, 0, case_chan_send},
 	{"cancel.chan_recv", "[AX-CANCEL-1] [AX-CANCEL-3] a blocked receive "
 	 "returns -ECANCELED once and takes no element",
 	 "cancel a blocked receive; a later element stays buffered",
-	 0, 10, 0, case_chan_recv},
+	 AX_FEAT_ONE_WORKER, 10, 0, case_chan_recv},
 	{"cancel.recv_no_loss", "[AX-CANCEL-3] [AX-CHAN-1] a receive that got "
 	 "its element before the cancel returns it and the request stays "
 	 "pending; cancelled receives lose no message",
@@ -930,7 +930,7 @@ const struct conf_case conf_cases_cancel[] = {
 	 0, 10, 0, case_finished},
 	{"cancel.consumed", "[AX-CANCEL-1] [AX-CANCEL-5] the request is consumed by one "
 	 "suspending call: the current one if blocked or ready, else the next",
-	 "self-cancel, and cancel a ready (yielding) task", 0, 10, 0,
+	 "self-cancel, and cancel a ready (yielding) task", AX_FEAT_ONE_WORKER, 10, 0,
 	 case_consumed},
 	{NULL, NULL, NULL, 0, 0, 0, NULL},
 };

@@ -442,7 +442,8 @@ const struct conf_case conf_cases_chan[] = {
 	 0, 10, 0, case_fifo},
 	{"chan.full_suspends", "[AX-CHAN-2] ax_chan_send suspends while the "
 	 "channel is full and resumes once a receive makes room",
-	 "a sender of 3 elements on a channel of 2", 0, 10, 0, case_full_suspends},
+	 "a sender of 3 elements on a channel of 2", AX_FEAT_ONE_WORKER, 10, 0,
+	 case_full_suspends},
 	{"chan.close_wakes", "[AX-CHAN-3] close wakes every waiting sender and "
 	 "receiver; sends return -EPIPE, receives drain then return -EPIPE",
 	 "5 waiting receivers, 3 waiting senders, drain after close",

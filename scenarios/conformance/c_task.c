@@ -6,6 +6,7 @@
 #include <alloca.h>
 #include <errno.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -301,7 +302,8 @@ static void case_spawn_nested(void)
 /* ------------------------------------------------------------------ */
 
 #define HK_N 100000
-static int hk_started, hk_ended, hk_epipe;
+/* counted by tasks that may run on several workers at once (ws-<engine>) */
+static atomic_int hk_started, hk_ended, hk_epipe;
 
 static intptr_t hk_task(void *arg)
 {
@@ -381,7 +383,10 @@ static intptr_t so_main(void *arg)
 static void so_grandchild(void)
 {
 	ax_rt *rt;
-	if (ax_rt_create(&rt, conf_runtime(), NULL) < 0)
+	struct ax_rt_opts o;
+	ax_rt_opts_init(&o);
+	o.engine_flags = conf_engine_flags();
+	if (ax_rt_create(&rt, conf_runtime(), &o) < 0)
 		_exit(3);
 	ax_rt_run(rt, so_main, NULL, NULL);
 	_exit(4); /* the overflow went unnoticed */
@@ -840,6 +845,7 @@ static void os_grandchild(void)
 	struct ax_rt_opts o;
 	ax_rt_opts_init(&o);
 	o.stack_size = 16 * 1024;
+	o.engine_flags = conf_engine_flags();
 	if (ax_rt_create(&rt, conf_runtime(), &o) < 0)
 		_exit(3);
 	ax_rt_run(rt, os_main, NULL, NULL);
@@ -879,7 +885,7 @@ const struct conf_case conf_cases_task[] = {
 	 "first suspends before ax_spawn returns, and the parent resumes before "
 	 "any other ready task",
 	 "log the order in which a parent, its children and a grandchild run",
-	 0, 10, 0, case_spawn_eager},
+	 AX_FEAT_ONE_WORKER, 10, 0, case_spawn_eager},
 	{"task.join_result", "[AX-TASK-2] ax_join returns 0 and the task's result; "
 	 "-EINVAL for the caller itself or a task that already has a joiner",
 	 "join running and ended tasks, the caller, and a task joined twice",
@@ -889,11 +895,11 @@ const struct conf_case conf_cases_task[] = {
 	 "joined again",
 	 "cancel a joiner, time out a join, then join the target for its "
 	 "result; cancel a joiner whose target ends before it resumes",
-	 0, 10, 0, case_join_interrupted},
+	 AX_FEAT_ONE_WORKER, 10, 0, case_join_interrupted},
 	{"task.yield_fair", "[AX-TASK-3] ax_yield lets every other ready task run "
 	 "once before the caller resumes",
 	 "five yielding tasks each advance exactly one step per main-task yield",
-	 0, 10, 0, case_yield_fair},
+	 AX_FEAT_ONE_WORKER, 10, 0, case_yield_fair},
 	{"task.spawn_nested", "[AX-TASK-1] [AX-RT-1] tasks spawn tasks; ax_rt_run "
 	 "returns only when every task, detached ones included, has ended",
 	 "a tree of 4 tasks spawning 16 detached sleeping leaves; main returns "
@@ -937,6 +943,7 @@ const struct conf_case conf_cases_task[] = {
 	 "in one (at least what a task touched) and the total",
 	 "a task touches 24 KiB of its stack and waits; main measures; then "
 	 "tasks waiting on a channel until a slab of stacks is full hold one "
-	 "page each", AX_FEAT_CHEAP_TASKS, 30, CONF_SERIAL, case_stack_usage},
+	 "page each", AX_FEAT_CHEAP_TASKS | AX_FEAT_ONE_THREAD, 30, CONF_SERIAL,
+	 case_stack_usage},
 	{NULL, NULL, NULL, 0, 0, 0, NULL},
 };

@@ -87,6 +87,121 @@ static void case_short_read(void)
 }
 
 /* ------------------------------------------------------------------ */
+/* tcp.read_queue                                                      */
+/* ------------------------------------------------------------------ */
+
+/* Bytes that arrive while no read is pending, and the EOF behind them,
+ * wait for the next reads in order (an engine that receives ahead, such as
+ * io_uring's recv=multishot, queues them; docs/decisions.md). */
+
+#define RQ_SEED 11u
+
+/* Read want bytes in reads of at most `step`, checking each against the
+ * stream's pattern from offset *off. Returns false at the first mismatch,
+ * error or early EOF (already reported). */
+static bool rq_read(int fd, size_t want, size_t step, size_t *off,
+		    const char *what)
+{
+	unsigned char buf[256];
+	size_t end = *off + want;
+	while (*off < end) {
+		size_t n = end - *off < step ? end - *off : step;
+		ssize_t r = ax_read(fd, buf, n);
+		if (!CONF_TRUE(r > 0 && (size_t)r <= n, "%s: ax_read(%zu) at byte "
+			       "%zu returned %zd", what, n, *off, r))
+			return false;
+		for (ssize_t i = 0; i < r; i++)
+			if (buf[i] != conf_pattern(*off + (size_t)i, RQ_SEED))
+				return CONF_TRUE(false, "%s: byte %zu differs: lost "
+						 "or reordered", what,
+						 *off + (size_t)i);
+		*off += (size_t)r;
+	}
+	return true;
+}
+
+/* Send the stream's bytes [*off, *off + n) from the peer. */
+static void rq_send(int fd, size_t *off, size_t n)
+{
+	unsigned char buf[4096];
+	for (size_t i = 0; i < n; i++)
+		buf[i] = conf_pattern(*off + i, RQ_SEED);
+	CONF_EQ(conf_peer_send(fd, buf, n), 0, "peer send");
+	*off += n;
+}
+
+/* A read that blocks until it is cancelled. */
+static intptr_t rq_blocked(void *arg)
+{
+	char b[16];
+	return ax_read((int)(intptr_t)arg, b, sizeof b);
+}
+
+static intptr_t rq_main(void *arg)
+{
+	(void)arg;
+	int fds[2];
+	size_t sent = 0, got = 0;
+	char b[16];
+	if (!CONF_EQ(conf_tcp_pair(fds), 0, "loopback pair"))
+		return 0;
+	/* one read first, so that an engine receiving ahead is armed */
+	rq_send(fds[1], &sent, 1);
+	if (!rq_read(fds[0], 1, 1, &got, "first byte"))
+		goto close_pair;
+	/* 4000 bytes arrive while no read is pending; 7-byte reads take
+	 * them in order, each a short read leaving the rest queued */
+	rq_send(fds[1], &sent, 4000);
+	ax_sleep(10 * CONF_MS);
+	if (!rq_read(fds[0], 4000, 7, &got, "bytes queued before the reads"))
+		goto close_pair;
+
+	/* a read cancelled mid-stream takes nothing; what arrives after
+	 * it, with no read pending, is all there for the next reads */
+	ax_task *t;
+	intptr_t res = 0;
+	ax_spawn(&t, rq_blocked, (void *)(intptr_t)fds[0], "blocked reader");
+	ax_sleep(5 * CONF_MS);
+	ax_cancel(t);
+	ax_join(t, &res);
+	CONF_EQ(res, -ECANCELED, "read cancelled with no data there");
+	rq_send(fds[1], &sent, 3000);
+	ax_sleep(10 * CONF_MS);
+	if (!rq_read(fds[0], 3000, 100, &got, "bytes after a cancelled read"))
+		goto close_pair;
+
+	/* the same through a deadline: the timed-out read took nothing */
+	struct ax_deadline dl;
+	ax_deadline_enter(&dl, ax_now() + 5 * CONF_MS);
+	CONF_EQ(ax_read(fds[0], b, sizeof b), -ETIMEDOUT, "read past its deadline");
+	ax_deadline_leave(&dl);
+	rq_send(fds[1], &sent, 500);
+	ax_sleep(5 * CONF_MS);
+	if (!rq_read(fds[0], 500, 64, &got, "bytes after a deadline scope"))
+		goto close_pair;
+
+	/* EOF behind queued bytes: the bytes first, then 0, again and again */
+	rq_send(fds[1], &sent, 2000);
+	ax_close(fds[1]);
+	fds[1] = -1;
+	ax_sleep(10 * CONF_MS);
+	if (!rq_read(fds[0], 2000, 33, &got, "bytes queued before EOF"))
+		goto close_pair;
+	CONF_EQ(ax_read(fds[0], b, sizeof b), 0, "ax_read at EOF after the bytes");
+	CONF_EQ(ax_read(fds[0], b, sizeof b), 0, "ax_read at EOF, again");
+close_pair:
+	ax_close(fds[0]);
+	if (fds[1] >= 0)
+		ax_close(fds[1]);
+	return 0;
+}
+
+static void case_read_queue(void)
+{
+	conf_run(rq_main, NULL);
+}
+
+/* ------------------------------------------------------------------ */
 /* tcp.eof                                                             */
 /* ------------------------------------------------------------------ */
 
@@ -497,7 +612,9 @@ static void case_emfile(void)
 /* ------------------------------------------------------------------ */
 
 #define K_N 1000
-static int k_port, k_connected, k_served, k_ok;
+static int k_port;
+/* counted by tasks that may run on several workers at once (ws-<engine>) */
+static atomic_int k_connected, k_served, k_ok;
 static ax_chan *k_go;
 
 static intptr_t k_handler(void *arg)
@@ -1504,6 +1621,13 @@ const struct conf_case conf_cases_tcp[] = {
 	 "as some are there (short counts), never waiting to fill the buffer",
 	 "4-byte reads reassemble 10 bytes; a 64 KiB read returns 5 available "
 	 "bytes", AX_FEAT_TCP, 10, 0, case_short_read},
+	{"tcp.read_queue", "[AX-TCP-17] [AX-TCP-1] [AX-CANCEL-2] bytes and EOF "
+	 "that arrive while no read is pending wait for the next reads in "
+	 "order: short reads leave the rest for the next, a cancelled or "
+	 "timed-out read loses nothing, EOF comes after the bytes",
+	 "4000 bytes read 7 at a time; a cancelled and a timed-out read, then "
+	 "3000 and 500 bytes; 2000 bytes then EOF, read 33 at a time",
+	 AX_FEAT_TCP, 10, 0, case_read_queue},
 	{"tcp.eof", "[AX-TCP-2] ax_read returns 0 at EOF, again and again, also "
 	 "when blocked as the peer closes",
 	 "data then EOF twice; a blocked read woken by the close",

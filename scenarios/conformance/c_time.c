@@ -446,11 +446,11 @@ const struct conf_case conf_cases_time[] = {
 	{"time.equal_order", "[AX-TIME-2] sleeps ending at the same instant end in "
 	 "the order they were armed",
 	 "64 tasks sleep until one instant, armed in spawn, reverse and mixed "
-	 "order", 0, 10, 0, case_equal_order},
+	 "order", AX_FEAT_ONE_WORKER, 10, 0, case_equal_order},
 	{"time.zero_yields", "[AX-TIME-3] a sleep of 0, a negative sleep and a "
 	 "sleep_until in the past yield like ax_yield",
 	 "each lets every ready task run once before the caller resumes",
-	 0, 10, 0, case_zero_yields},
+	 AX_FEAT_ONE_WORKER, 10, 0, case_zero_yields},
 	{"time.deadline_nested", "[AX-DL-1] [AX-GEN-2] deadline scopes nest and "
 	 "the earliest wins; suspending calls then return -ETIMEDOUT",
 	 "outer-earlier, inner-earlier, expired outer, leave order, uncut sleep",
@@ -462,6 +462,6 @@ const struct conf_case conf_cases_time[] = {
 	{"time.lateness_busy", "[AX-TIME-1] timers fire on time while tasks keep "
 	 "the loop busy (within 40 slices of other work past the deadline)",
 	 "20 sleeps of 5 ms beside 4 tasks that work 0.1 ms between yields",
-	 0, 15, 0, case_lateness_busy},
+	 AX_FEAT_ONE_WORKER, 15, 0, case_lateness_busy},
 	{NULL, NULL, NULL, 0, 0, 0, NULL},
 };

@@ -436,6 +436,6 @@ const struct conf_case conf_cases_xthread[] = {
 	{"post.spawn_order", "[AX-TASK-12] [AX-POST-1] a task spawned from a "
 	 "posted function is queued: it runs after the tasks already ready",
 	 "a post spawns a task while three tasks yield in turn",
-	 AX_FEAT_XTHREAD, 10, 0, case_spawn_order},
+	 AX_FEAT_XTHREAD | AX_FEAT_ONE_WORKER, 10, 0, case_spawn_order},
 	{NULL, NULL, NULL, 0, 0, 0, NULL},
 };

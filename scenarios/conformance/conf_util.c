@@ -27,21 +27,29 @@
 
 static struct {
 	const char *runtime;
+	const char *engine_flags;
 	int result_fd;
 	pthread_mutex_t lock;
 	char first[768];
 	unsigned nfail;
 } conf_st = {.result_fd = 1, .lock = PTHREAD_MUTEX_INITIALIZER};
 
-void conf_child_init(const char *runtime, int result_fd)
+void conf_child_init(const char *runtime, const char *engine_flags,
+		     int result_fd)
 {
 	conf_st.runtime = runtime;
+	conf_st.engine_flags = engine_flags;
 	conf_st.result_fd = result_fd;
 }
 
 const char *conf_runtime(void)
 {
 	return conf_st.runtime;
+}
+
+const char *conf_engine_flags(void)
+{
+	return conf_st.engine_flags;
 }
 
 bool conf_failed(void)
@@ -189,7 +197,14 @@ ax_rt *conf_rt(const struct ax_rt_opts *opts)
 {
 	ax_rt *rt;
 	char v[32];
-	int r = ax_rt_create(&rt, conf_st.runtime, opts);
+	struct ax_rt_opts o;
+	if (opts)
+		o = *opts;
+	else
+		ax_rt_opts_init(&o);
+	if (!o.engine_flags)
+		o.engine_flags = conf_st.engine_flags;
+	int r = ax_rt_create(&rt, conf_st.runtime, &o);
 	/* no descriptor for the engine before the case has opened any: the
 	 * environment's limit, not the runtime */
 	if (r == -EMFILE || r == -ENFILE)

@@ -14,6 +14,7 @@ static const struct conf_case *const conf_groups[] = {
 	conf_cases_xthread,
 	conf_cases_pool,
 	conf_cases_rt,
+	conf_cases_mt,
 	conf_cases_selftest, /* last: present only in self-test mode */
 };
 

@@ -57,21 +57,27 @@ extern const struct conf_case conf_cases_chan[];
 extern const struct conf_case conf_cases_xthread[];
 extern const struct conf_case conf_cases_pool[];
 extern const struct conf_case conf_cases_rt[];
+extern const struct conf_case conf_cases_mt[];
 extern const struct conf_case conf_cases_selftest[];
 
 /* ------------------------------------------------------------------ */
 /* The child side (util.c)                                             */
 /* ------------------------------------------------------------------ */
 
-/* Prepare the child to run one case on `runtime`, reporting to result_fd. */
-void conf_child_init(const char *runtime, int result_fd);
+/* Prepare the child to run one case on driver `runtime` with
+ * `engine_flags` (a variant's ax_rt_opts.engine_flags, or NULL),
+ * reporting to result_fd. */
+void conf_child_init(const char *runtime, const char *engine_flags,
+		     int result_fd);
 
 /* Write the verdict (a "PASS" line or a "FAIL <detail>" line) to the
  * result descriptor and return the child's exit status (0 or 1). */
 int conf_child_finish(void);
 
-/* The runtime under test. */
+/* The runtime under test: its driver's name, and the engine_flags every
+ * runtime a case creates must be given (conf_rt does). */
 const char *conf_runtime(void);
+const char *conf_engine_flags(void);
 
 /* Record a failure; the first one becomes the case's detail and later
  * ones are counted. Thread-safe. */

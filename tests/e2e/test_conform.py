@@ -40,15 +40,22 @@ axbench = run_axbench
 # The feature bits each compiled-in runtime must advertise, exactly. A
 # change here is a change of what the suite checks on that runtime: update
 # it together with the driver and docs/conformance.md.
-# The core design adds cheap-tasks, stack-check and one-thread to its
+# The core design adds cheap-tasks, stack-check, one-thread and one-worker to its
 # drivers' bits; the thread-per-task oracle has stack-check only of those.
-CORE = {"cheap-tasks", "stack-check", "one-thread"}
+# The work-stealing design (ws-<engine>) adds cheap-tasks, stack-check and
+# multi-worker; the one-thread designs advertise one-worker.
+CORE = {"cheap-tasks", "stack-check", "one-thread", "one-worker"}
+WS = {"cheap-tasks", "stack-check", "multi-worker"}
 FEATURES = {
     "epoll": {"tcp", "xthread"} | CORE,
     "io_uring": {"tcp", "file", "native-cancel", "completion", "xthread"} | CORE,
     "libuv": {"tcp", "file", "native-pool", "native-timers", "xthread"} | CORE,
     "libevent": {"tcp", "native-timers", "xthread"} | CORE,
-    "threads": {"tcp", "file", "xthread", "stack-check"},
+    "threads": {"tcp", "file", "xthread", "stack-check", "one-worker"},
+    "ws-epoll": {"tcp", "xthread"} | WS,
+    "ws-io_uring": {"tcp", "file", "native-cancel", "completion", "xthread"} | WS,
+    "ws-libuv": {"tcp", "file", "native-pool", "native-timers", "xthread"} | WS,
+    "ws-libevent": {"tcp", "native-timers", "xthread"} | WS,
 }
 
 
@@ -67,7 +74,7 @@ def known_failures():
     text = DOC.read_text()
     section = text.split("## Known failures", 1)[1].split("\n## ", 1)[0]
     rows = {}
-    for m in re.finditer(r"^\| `([\w.]+)` \| ([\w_]+) \| (\w+) \|", section, re.M):
+    for m in re.finditer(r"^\| `([\w.]+)` \| ([\w-]+) \| (\w+) \|", section, re.M):
         rows[(m.group(1), m.group(2))] = m.group(3)
     return rows
 

@@ -186,7 +186,8 @@ def test_conformance_suite_passes_from_outside(pkg):
     feats = set(doc["runtimes"][0]["features"])
     # the driver declares tcp and xthread; the core adds what every driver
     # under its scheduler has (cheap-tasks, stack-check, one-thread)
-    assert feats == {"tcp", "xthread", "cheap-tasks", "stack-check", "one-thread"}
+    assert feats == {"tcp", "xthread", "cheap-tasks", "stack-check", "one-thread",
+                     "one-worker"}
     res = doc["results"]["oneshot"]
     assert {c["id"] for c in doc["cases"]} == set(res)
     listed = ax(pkg, "conform", "--list").stdout
