@@ -5,6 +5,7 @@
 #ifndef AX_CORE_H
 #define AX_CORE_H
 
+#include <errno.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdbool.h>
@@ -95,8 +96,8 @@ struct ax_task {
 	unsigned fast_streak;    /* ops finished in a row without waiting */
 	struct ax_task *joiner;
 	struct ax_deadline *dl;
-	/* ready queue and all-tasks links */
-	struct ax_task *rq_next, *rq_prev;
+	/* ready queue (singly linked) and all-tasks links */
+	struct ax_task *rq_next;
 	bool in_rq;
 	struct ax_task *all_next, *all_prev;
 	/* the things a task can wait on (one at a time) */
@@ -226,15 +227,39 @@ int ax__park(enum ax__wait w, const void *obj);
 
 /* Entry check of every suspending call: -EPERM outside a task, then a
  * pending cancel (consumed) or an expired deadline. Stores the current task
- * in *tp. */
-int ax__enter(struct ax_task **tp);
+ * in *tp. Inline: every I/O call starts with it. */
+static inline int ax__enter(struct ax_task **tp)
+{
+	struct ax_rt *rt = ax__tls_rt;
+	struct ax_task *t = rt ? rt->current : NULL;
+	if (!t)
+		return -EPERM;
+	*tp = t;
+	if (t->cancel_pending) {
+		t->cancel_pending = false;
+		return -ECANCELED;
+	}
+	if (t->dl && ax_now() >= t->dl->effective)
+		return -ETIMEDOUT;
+	return 0;
+}
 
 /* The effective deadline of t (INT64_MAX when none). */
-int64_t ax__deadline_of(const struct ax_task *t);
+static inline int64_t ax__deadline_of(const struct ax_task *t)
+{
+	return t->dl ? t->dl->effective : INT64_MAX;
+}
 
 /* Arm t's timer at `at` for a wait (sleep or deadline). */
 int ax__timer_arm(struct ax_task *t, int64_t at);
-void ax__timer_disarm(struct ax_task *t);
+void ax__timer_disarm_slow(struct ax_task *t);
+/* Disarm t's timer if armed (inline: every wait ends with it, and most
+ * waits have no deadline). */
+static inline void ax__timer_disarm(struct ax_task *t)
+{
+	if (t->timer_armed)
+		ax__timer_disarm_slow(t);
+}
 
 /* Interrupt t's current wait for reason (AX_INT_*). */
 void ax__interrupt(struct ax_task *t, int reason);
