@@ -315,10 +315,11 @@ static void sched_canary_fail(const struct ax_task *t)
 
 /* A task keeps its stack until the switch after its exit (the next
  * context releases it), so the check is two loads and one compare of the
- * word the stack pool wrote at the stack's lowest address. */
+ * word the stack's canary pointer names (a slab stack's lowest word; a
+ * constant for a guarded stack, whose guard page does the job: stack.c). */
 static inline void sched_canary_check(const struct ax_task *t)
 {
-	if (__builtin_expect(*(const uint64_t *)t->stack->lo != AX_STACK_CANARY, 0))
+	if (__builtin_expect(*t->stack->canary != AX_STACK_CANARY, 0))
 		sched_canary_fail(t);
 }
 
@@ -829,7 +830,8 @@ CORE_DISCOVERY(core_reg, true)
 	.chan_enter = ax__core_chan_enter, \
 	.chan_wait = ax__core_chan_wait, \
 	.chan_wake = ax__core_chan_wake, \
-	.segv_report = sched_segv_report,
+	.segv_report = sched_segv_report, \
+	.stack_usage = ax__core_stack_usage,
 
 const struct ax__design ax__design_core = {
 	.name = "core",
