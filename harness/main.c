@@ -45,6 +45,9 @@ static const struct command commands[] = {
 	{"ab", "ab --a A --b B -- RUN-OPTIONS\n"
 	       "                       two builds measured interleaved, compared pair by pair",
 	 axb_cmd_reports, false},
+	{"functions", "functions DIR        instructions per operation by function, from a kept\n"
+		      "                       profile (run --measure instructions --profile-functions DIR)",
+	 axb_cmd_reports, false},
 	{"version", "version              print the version", axb_cmd_version, false},
 	{"--version", NULL, axb_cmd_version, true},
 	{"help", NULL, help, true},

@@ -15,6 +15,14 @@ const struct axr_ref *const axr_refs[] = {
 #ifdef AX_HAVE_IO_URING
 	&axr_native_io_uring,
 #endif
+	/* labelled second idioms (native.c), after every engine's first */
+#ifdef AX_HAVE_LIBEVENT
+	&axr_native_libevent_bev,
+#endif
+#ifdef AX_HAVE_IO_URING
+	&axr_native_io_uring_heap,
+	&axr_native_io_uring_multishot,
+#endif
 	/* two threads on epoll: the engine owned per thread, or shared
 	 * (docs/decisions.md, "Work stealing") */
 	&axr_native_epoll_mt_owned,

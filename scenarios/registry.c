@@ -58,3 +58,12 @@ const struct axs_scenario *axs_scenario_find(const char *name)
 			return hidden[i];
 	return NULL;
 }
+
+const struct axs_instr_alt *axs_instr_alt_find(const struct axs_scenario *sc,
+					       const char *name)
+{
+	for (const struct axs_instr_alt *a = sc->instr_alts; a && a->name; a++)
+		if (!strcmp(a->name, name))
+			return a;
+	return NULL;
+}

@@ -8,6 +8,7 @@
 #define AXB_COMMANDS_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 int axb_cmd_list(int argc, char **argv);       /* list.c */
@@ -21,6 +22,8 @@ int axb_cmd_conform(int argc, char **argv);    /* conform.c */
 int axb_cmd_case(int argc, char **argv);       /* conform.c: __case */
 int axb_cmd_ergo(int argc, char **argv);       /* ergo.c */
 int axb_cmd_reports(int argc, char **argv);    /* reports.c: compare, report, record */
+/* The path of reports/axbench-reports (the Python commands) into path. */
+void axb_reports_launcher(char *path, size_t n);
 int axb_cmd_version(int argc, char **argv);    /* version.c */
 int axb_cmd_targets(int argc, char **argv);    /* targets.c: targets [--build] */
 

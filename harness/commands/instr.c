@@ -22,11 +22,17 @@
  * depend on the count (start-up, accepting the connections, shutdown):
  * instructions per message = (I(N2) - I(N1)) / (N2 - N1). The same client
  * counts for every server, so the figures compare servers, not clients.
+ *
+ * A scenario may name further workloads (`--scenario timers:fire`), which
+ * the native versions that do the same work run too. `--profile-functions
+ * DIR` keeps callgrind's files and has reports/axreports/functions.py
+ * write the instructions per operation of each function (docs/profiles.md).
  */
 #include "commands.h"
 #include "proc.h"
 #include "results.h"
 
+#include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
@@ -63,6 +69,8 @@ static const bool instr_supported = false;
 
 struct instr_job {
 	const struct axs_scenario *sc;
+	int64_t (*work)(struct axs_ctx *ctx);   /* an ax workload, or NULL */
+	const struct axr_ref *ref;              /* else a native version's */
 	struct axs_ctx *ctx;
 	int64_t ops;
 };
@@ -71,8 +79,14 @@ struct instr_job {
 __attribute__((noinline)) int64_t axb_instr_region(struct instr_job *j);
 __attribute__((noinline)) int64_t axb_instr_region(struct instr_job *j)
 {
+	int64_t ops;
 	instr_collect_toggle();
-	int64_t ops = j->sc->instr(j->ctx);
+	if (j->work) {
+		ops = j->work(j->ctx);
+	} else {
+		intptr_t r = j->ref->run_local(j->ctx);
+		ops = r < 0 ? (int64_t)r : 0;
+	}
 	instr_collect_toggle();
 	return ops;
 }
@@ -84,6 +98,17 @@ static intptr_t instr_main(void *arg)
 	return 0;
 }
 
+/* Split "SCENARIO:WORKLOAD" in place: returns the workload name, or NULL
+ * when the name has no colon. */
+static char *instr_split_workload(char *name)
+{
+	char *colon = strchr(name, ':');
+	if (!colon)
+		return NULL;
+	*colon = 0;
+	return colon + 1;
+}
+
 int axb_cmd_instr_child(int argc, char **argv)
 {
 	struct axb_child_opts o;
@@ -91,38 +116,73 @@ int axb_cmd_instr_child(int argc, char **argv)
 	struct axs_out *out = calloc(1, sizeof *out);
 	struct axs_ctx ctx;
 	struct instr_job j;
-	ax_rt *rt;
+	struct axb_impl impl;
+	char scname[128];
+	ax_rt *rt = NULL;
+	int r = 0;
 
 	axb_child_opts_parse(argc, argv, "__instr", &o);
 	if (!out)
 		return 1;
 	axs_out_init(out);
+	const char *alt_name = NULL;
+	if (o.scenario) {
+		snprintf(scname, sizeof scname, "%s", o.scenario);
+		alt_name = instr_split_workload(scname);
+		o.scenario = scname;
+	}
+	memset(&j, 0, sizeof j);
 	j.sc = axb_child_values(&o, values);
 	if (!o.impl)
 		axb_bad_input("--runtime is required");
-	if (!j.sc->instr)
+	if (axb_impl_find(o.impl, &impl))
+		axb_bad_input("unknown runtime '%s' (see axbench list)", o.impl);
+	const struct axs_instr_alt *alt = alt_name ? axs_instr_alt_find(j.sc, alt_name) : NULL;
+	if (alt_name && !alt)
+		axb_bad_input("scenario %s has no instructions workload '%s'", j.sc->name,
+			      alt_name);
+	j.work = alt ? alt->instr : j.sc->instr;
+	if (!j.work)
 		axb_bad_input("scenario %s has no instructions workload", j.sc->name);
-
-	struct ax_rt_opts ro;
-	struct axb_impl im;
-	ax_rt_opts_init(&ro);
-	axb_rt_opts_clock_free(&ro);
-	int r = axb_impl_find(o.impl, &im) == 0 && im.kind == AXB_IMPL_AX
-		? axb_impl_rt_create(&rt, &im, &ro) : -ENOENT;
-	if (r < 0) {
-		fprintf(stderr, "axbench: cannot create runtime %s: %s\n", o.impl,
-			strerror(-r));
-		return 1;
-	}
 	memset(&ctx, 0, sizeof ctx);
 	ctx.sc = j.sc;
 	ctx.values = values;
 	ctx.listen_fd = -1;
 	ctx.out = out;
 	j.ctx = &ctx;
-	j.ops = 0;
-	r = ax_rt_run(rt, instr_main, &j, NULL);
-	ax_rt_destroy(rt);
+	if (impl.kind == AXB_IMPL_REF) {
+		/* a native version runs on this thread, outside any runtime:
+		 * only a workload that is exactly its run_local's work */
+		if (!alt || !alt->native_ops || !impl.ref->run_local ||
+		    !axb_impl_supports(&impl, j.sc, NULL, 0))
+			axb_bad_input("%s has no native version of %s", impl.name,
+				      o.scenario);
+		j.work = NULL;
+		j.ref = impl.ref;
+		j.ops = axb_instr_region(&j);
+		if (!j.ops && !out->failed)
+			j.ops = alt->native_ops(&ctx);
+	} else if (impl.kind == AXB_IMPL_AX) {
+		struct ax_rt_opts ro;
+		ax_rt_opts_init(&ro);
+		axb_rt_opts_clock_free(&ro);
+		r = axb_impl_rt_create(&rt, &impl, &ro);
+		if (r < 0) {
+			fprintf(stderr, "axbench: cannot create runtime %s: %s\n", o.impl,
+				strerror(-r));
+			return 1;
+		}
+		r = ax_rt_run(rt, instr_main, &j, NULL);
+		ax_rt_destroy(rt);
+	} else {
+		axb_bad_input("%s is an external target: instructions mode counts "
+			      "only its server", impl.name);
+	}
+	/* the scenario's own check (a native version's early timer) */
+	if (out->failed && j.ops >= 0)
+		j.ops = -EIO;
+	if (out->failed)
+		fprintf(stderr, "axbench: check failed: %s\n", out->fail_msg);
 	axs_out_free(out);
 	free(out);
 	if (r < 0 || j.ops <= 0) {
@@ -142,8 +202,11 @@ struct instr_cell {
 	const char *runtime;    /* its name (a variant's label may be long) */
 	bool reference;         /* a reference implementation, not an ax runtime */
 	const struct axs_scenario *sc;
+	const struct axs_instr_alt *alt; /* a named workload (timers:fire) */
+	char name[96];                   /* scenario[:workload] */
 	int64_t values[AXS_MAX_PARAMS];
 	double per_op[32];
+	long long ops[32];               /* local: operations of each rep */
 	int nreps;
 	char error[256];
 };
@@ -171,18 +234,21 @@ static long long instr_totals(const char *path)
  * and stopped by its watchdog after timeout_s: returns instructions per
  * operation, or -1 with a message in err. */
 static double instr_rep(struct instr_cell *c, const char *self, double timeout_s,
-			char *err, size_t errn)
+			const char *keep, long long *ops_out, char *err, size_t errn)
 {
-	char out_path[] = "/tmp/axbench-callgrind-XXXXXX";
+	char out_path[4800] = "/tmp/axbench-callgrind-XXXXXX";
 	char ops_path[] = "/tmp/axbench-instr-ops-XXXXXX";
-	char outarg[128];
-	int ofd = mkstemp(out_path), pfd = mkstemp(ops_path);
+	char outarg[4900];
+	int ofd = keep ? -2 : mkstemp(out_path), pfd = mkstemp(ops_path);
 	double res = -1;
-	if (ofd < 0 || pfd < 0) {
+	if (ofd == -1 || pfd < 0) {
 		snprintf(err, errn, "cannot create a temporary file: %s", strerror(errno));
 		goto out;
 	}
-	close(ofd);
+	if (keep)
+		snprintf(out_path, sizeof out_path, "%s", keep);
+	else
+		close(ofd);
 	snprintf(outarg, sizeof outarg, "--callgrind-out-file=%s", out_path);
 
 	char *argv[16 + 2 * AXS_MAX_PARAMS];
@@ -192,13 +258,17 @@ static double instr_rep(struct instr_cell *c, const char *self, double timeout_s
 	argv[a++] = "--tool=callgrind";
 	argv[a++] = "--collect-atstart=no";
 	argv[a++] = outarg;
+	/* kept for a profile: the addresses tell calls from the resumptions
+	 * of switched tasks (docs/profiles.md); the counts are the same */
+	if (keep)
+		argv[a++] = "--dump-instr=yes";
 	argv[a++] = "-q";
 	argv[a++] = (char *)self;
 	argv[a++] = "__instr";
 	argv[a++] = "--runtime";
 	argv[a++] = (char *)c->runtime;
 	argv[a++] = "--scenario";
-	argv[a++] = (char *)c->sc->name;
+	argv[a++] = c->name;
 	for (size_t i = 0; i < c->sc->nparams && i < AXS_MAX_PARAMS; i++) {
 		char v[64];
 		axs_param_format(&c->sc->params[i], c->values[i], v, sizeof v);
@@ -255,12 +325,15 @@ static double instr_rep(struct instr_cell *c, const char *self, double timeout_s
 		goto out;
 	}
 	res = (double)tot / (double)ops;
+	if (ops_out)
+		*ops_out = ops;
 out:
 	if (pfd >= 0) {
 		close(pfd);
 		unlink(ops_path);
 	}
-	unlink(out_path);
+	if (!keep)
+		unlink(out_path);
 	return res;
 }
 
@@ -310,29 +383,34 @@ static int instr_cell_argv(const struct instr_cell *c, const char *self, const c
  * the server's total instructions, or -1 with a message in err. */
 static long long instr_net_once(const struct instr_cell *c, const char *self,
 				long messages, const int cpus[2], double timeout_s,
-				char *err, size_t errn)
+				const char *keep, char *err, size_t errn)
 {
-	char out_path[] = "/tmp/axbench-callgrind-XXXXXX";
-	char outarg[128], msgarg[32], target[64];
+	char out_path[4800] = "/tmp/axbench-callgrind-XXXXXX";
+	char outarg[4900], msgarg[32], target[64];
 	char store[2][AXS_MAX_PARAMS + 2][96];
 	char *sargv[24 + 2 * AXS_MAX_PARAMS], *largv[24 + 2 * AXS_MAX_PARAMS];
 	struct axb_child srv, cli;
 	long long res = -1;
 	int64_t deadline = axb_mono_ns() + (int64_t)(timeout_s * 1e9);
-	int ofd = mkstemp(out_path);
+	int ofd = keep ? -2 : mkstemp(out_path);
 
 	axb_child_none(&srv);
 	axb_child_none(&cli);
-	if (ofd < 0) {
+	if (ofd == -1) {
 		snprintf(err, errn, "cannot create a temporary file: %s", strerror(errno));
 		return -1;
 	}
-	close(ofd);
+	if (keep)
+		snprintf(out_path, sizeof out_path, "%s", keep);
+	else
+		close(ofd);
 	snprintf(outarg, sizeof outarg, "--callgrind-out-file=%s", out_path);
 	int a = 0;
 	sargv[a++] = "valgrind";
 	sargv[a++] = "--tool=callgrind";
 	sargv[a++] = outarg;
+	if (keep)
+		sargv[a++] = "--dump-instr=yes";
 	sargv[a++] = "-q";
 	a = instr_cell_argv(c, self, "__server", cpus[0], sargv, a, store[0]);
 	sargv[a++] = "--clock-free";
@@ -426,20 +504,22 @@ stop_children:
 	axb_child_free(&cli);
 	axb_child_free(&srv);
 unlink_out:
-	unlink(out_path);
+	if (!keep)
+		unlink(out_path);
 	return res;
 }
 
 /* One repetition of a network cell: two server runs, N/5 and N requests;
  * returns instructions per message or -1 with a message in err. */
 static double instr_net_rep(const struct instr_cell *c, const char *self, long messages,
-			    const int cpus[2], double timeout_s, char *err, size_t errn)
+			    const int cpus[2], double timeout_s, const char *keep1,
+			    const char *keep2, char *err, size_t errn)
 {
 	long small = messages / INSTR_NET_SMALL_DIV;
-	long long i1 = instr_net_once(c, self, small, cpus, timeout_s, err, errn);
+	long long i1 = instr_net_once(c, self, small, cpus, timeout_s, keep1, err, errn);
 	if (i1 < 0)
 		return -1;
-	long long i2 = instr_net_once(c, self, messages, cpus, timeout_s, err, errn);
+	long long i2 = instr_net_once(c, self, messages, cpus, timeout_s, keep2, err, errn);
 	if (i2 < 0)
 		return -1;
 	if (i2 <= i1) {
@@ -450,18 +530,130 @@ static double instr_net_rep(const struct instr_cell *c, const char *self, long m
 	return (double)(i2 - i1) / (double)(messages - small);
 }
 
+/* ------------------------------------------------------------------ */
+/* --profile-functions: callgrind's output kept, tables by function     */
+/* ------------------------------------------------------------------ */
+
+#define INSTR_PROFILE_TOP 25
+
+static json_t *instr_cell_json(const struct instr_cell *c);
+
+/* Make DIR and DIR/raw, or exit with bad input. */
+static void instr_profile_dir(const char *dir)
+{
+	char raw[4200];
+	if (mkdir(dir, 0777) && errno != EEXIST)
+		axb_bad_input("--profile-functions %s: %s", dir, strerror(errno));
+	struct stat st;
+	if (stat(dir, &st) || !S_ISDIR(st.st_mode))
+		axb_bad_input("--profile-functions %s: not a directory", dir);
+	snprintf(raw, sizeof raw, "%s/raw", dir);
+	if (mkdir(raw, 0777) && errno != EEXIST)
+		axb_bad_input("--profile-functions %s: %s", raw, strerror(errno));
+	if (access(raw, W_OK))
+		axb_bad_input("--profile-functions %s: %s", raw, strerror(errno));
+}
+
+/* The kept callgrind file of cell i, repetition rep (0-based), run
+ * `run` ("" for a local cell, "n1" and "n2" for a server's two runs),
+ * relative to the profile directory. */
+static void instr_profile_file(const struct instr_cell *c, size_t i, int rep,
+			       const char *run, char *buf, size_t n)
+{
+	char name[256];
+	/* runtime-scenario; a variant's or workload's ':' (and anything
+	 * else that is not plain in a file name) becomes '-' */
+	snprintf(name, sizeof name, "%s-%s", c->runtime, c->name);
+	for (char *p = name; *p; p++)
+		if (!isalnum((unsigned char)*p) && !strchr("._+=-", *p))
+			*p = '-';
+	snprintf(buf, n, "raw/%02zu-%s.rep%d%s%s.callgrind", i + 1, name, rep + 1,
+		 run[0] ? "." : "", run);
+}
+
+/* DIR/cells.json: every cell, with the kept callgrind file and the
+ * operation count of each repetition, for the tables' builder. */
+static int instr_profile_manifest(const char *dir, struct instr_cell *cells, size_t ncells,
+				  long messages)
+{
+	char path[4200], f[512];
+	json_t *doc = json_pack("{s:s, s:i, s:I}", "schema", "axbench-profile-input",
+				"schema_version", 1, "messages", (json_int_t)messages);
+	json_t *jc = json_array();
+	long small = messages / INSTR_NET_SMALL_DIV;
+	for (size_t i = 0; i < ncells; i++) {
+		struct instr_cell *c = &cells[i];
+		json_t *cell = instr_cell_json(c);
+		json_t *reps = json_array();
+		bool ok = !c->error[0];
+		for (int r = 0; ok && r < c->nreps; r++) {
+			json_t *rep = json_pack("{s:i}", "rep", r + 1);
+			if (c->sc->kind == AXS_NET) {
+				json_t *runs = json_array();
+				instr_profile_file(c, i, r, "n1", f, sizeof f);
+				json_array_append_new(runs, json_pack("{s:s, s:I}", "file", f,
+						      "messages", (json_int_t)small));
+				instr_profile_file(c, i, r, "n2", f, sizeof f);
+				json_array_append_new(runs, json_pack("{s:s, s:I}", "file", f,
+						      "messages", (json_int_t)messages));
+				json_object_set_new(rep, "runs", runs);
+			} else {
+				instr_profile_file(c, i, r, "", f, sizeof f);
+				json_object_set_new(rep, "file", json_string(f));
+				json_object_set_new(rep, "ops", json_integer(c->ops[r]));
+			}
+			json_array_append_new(reps, rep);
+		}
+		json_object_set_new(cell, "profile_reps", reps);
+		json_array_append_new(jc, cell);
+	}
+	json_object_set_new(doc, "cells", jc);
+	snprintf(path, sizeof path, "%s/cells.json", dir);
+	int r = axb_doc_write(path, doc, JSON_INDENT(1) | JSON_SORT_KEYS);
+	json_decref(doc);
+	return r;
+}
+
+/* Build the tables from DIR/cells.json (`axbench-reports functions DIR`,
+ * in reports/). Returns its exit status, or 4 when it could not run. */
+static int instr_profile_tables(const char *dir, long top)
+{
+	char prog[4200], topv[32];
+	axb_reports_launcher(prog, sizeof prog);
+	snprintf(topv, sizeof topv, "%ld", top);
+	char *argv[] = { "axbench-reports", "functions", (char *)dir, "--top", topv, NULL };
+	struct axb_spawn sp = {
+		.role = "functions", .prog = prog, .argv = argv,
+		.out = AXB_SINK_INHERIT, .err = AXB_SINK_INHERIT,
+	};
+	struct axb_child ch;
+	if (axb_child_start(&ch, &sp))
+		return 4;
+	struct axb_child *one[1] = { &ch };
+	if (axb_child_pump(one, 1, axb_mono_ns() + 600 * INT64_C(1000000000),
+			   axb_child_exited, &ch) == -ETIMEDOUT)
+		axb_child_kill(&ch, "timeout");
+	axb_child_finish(&ch);
+	int st = ch.wstatus;
+	axb_child_free(&ch);
+	return WIFEXITED(st) ? WEXITSTATUS(st) : 4;
+}
+
 static json_t *instr_cell_json(const struct instr_cell *c)
 {
 	char label[512];
 	axs_params_label(c->sc, c->values, label, sizeof label);
 	json_t *cell = json_object();
-	json_t *id = json_sprintf("%s/%s/%s", c->runtime, c->sc->name, label);
+	json_t *id = json_sprintf("%s/%s/%s", c->runtime, c->name, label);
 	json_object_set_new(cell, "id", id ? id : json_null());
 	json_object_set_new(cell, "runtime", json_string(c->runtime));
 	bool net = c->sc->kind == AXS_NET;
 	const char *metric = net ? "instructions_per_msg" : "instructions_per_op";
 	json_object_set_new(cell, "runtime_kind", json_string(c->reference ? "reference" : "ax"));
-	json_object_set_new(cell, "scenario", json_string(c->sc->name));
+	/* a named workload is a scenario of its own to compare and report
+	 * (timers:fire is not timers' churn) */
+	json_object_set_new(cell, "scenario", json_string(c->name));
+	json_object_set_new(cell, "workload", c->alt ? json_string(c->alt->name) : json_null());
 	json_object_set_new(cell, "kind", json_string(net ? "net" : "local"));
 	json_object_set_new(cell, "protocol", net && c->sc->protocol
 			    ? json_string(c->sc->protocol) : json_null());
@@ -505,8 +697,9 @@ static json_t *instr_cell_json(const struct instr_cell *c)
 int axb_cmd_instr(int argc, char **argv)
 {
 	const char *runtimes = "epoll", *scenarios = "spawn_join,chan_pingpong,timers";
-	const char *json_path = NULL;
+	const char *json_path = NULL, *prof_dir = NULL;
 	int reps = 2;
+	long top = INSTR_PROFILE_TOP;
 	long messages = INSTR_NET_MESSAGES;
 	const char *pv[AXS_MAX_PARAMS];
 	bool pv_used[AXS_MAX_PARAMS] = {false};
@@ -518,6 +711,8 @@ int axb_cmd_instr(int argc, char **argv)
 		{"reps", required_argument, NULL, 'n'},
 		{"json", required_argument, NULL, 'j'},
 		{"measure", required_argument, NULL, 'm'},
+		{"profile-functions", required_argument, NULL, 'P'},
+		{"top", required_argument, NULL, 'T'},
 		{"help", no_argument, NULL, 'h'},
 		{NULL, 0, NULL, 0},
 	};
@@ -536,6 +731,19 @@ int axb_cmd_instr(int argc, char **argv)
 			break;
 		}
 		case 'j': json_path = optarg; break;
+		case 'P':
+			if (!optarg[0])
+				axb_bad_input("--profile-functions wants a directory");
+			prof_dir = optarg;
+			break;
+		case 'T': {
+			char *end;
+			errno = 0;
+			top = strtol(optarg, &end, 10);
+			if (errno || *end || top < 1 || top > 100000)
+				axb_bad_input("--top wants a count in [1, 100000], not '%s'", optarg);
+			break;
+		}
 		case 'm':
 			if (strcmp(optarg, "instructions"))
 				axb_bad_input("--measure must be time or instructions, not '%s'", optarg);
@@ -559,14 +767,20 @@ int axb_cmd_instr(int argc, char **argv)
 			printf("usage: axbench run --measure instructions [--runtime R,...|all]\n"
 			       "       [--scenario S,...] [--reps N (default 2)] [-p name=value]\n"
 			       "       [--messages N (default %d)] [--json FILE]\n"
+			       "       [--profile-functions DIR [--top N (default %d)]]\n"
 			       "Counts the instructions of each user-space scenario's fixed\n"
 			       "workload under callgrind, and of each network scenario's server\n"
 			       "(ax runtimes and reference implementations) per message, from two\n"
 			       "runs of N/5 and N requests of the load generator (see docs/ci.md).\n"
+			       "A scenario may name a further workload: timers:fire counts a\n"
+			       "timer armed and fired (ax runtimes and native versions).\n"
+			       "--profile-functions keeps callgrind's output in DIR and writes\n"
+			       "per cell the instructions per operation of each function, self\n"
+			       "and inclusive (DIR/index.md; docs/profiles.md).\n"
 			       "exit status: 0 every cell ok, 1 some cell failed, 2 bad input\n"
 			       "(valgrind missing, an unknown runtime or scenario), 5 the result\n"
 			       "file could not be written.\n",
-			       INSTR_NET_MESSAGES);
+			       INSTR_NET_MESSAGES, INSTR_PROFILE_TOP);
 			return 0;
 		default:
 			axb_bad_input("unknown option (see axbench run --measure instructions --help)");
@@ -574,6 +788,10 @@ int axb_cmd_instr(int argc, char **argv)
 	}
 	if (optind < argc)
 		axb_bad_input("unexpected argument '%s'", argv[optind]);
+	if (top != INSTR_PROFILE_TOP && !prof_dir)
+		axb_bad_input("--top is the length of the tables of --profile-functions DIR");
+	if (prof_dir)
+		instr_profile_dir(prof_dir);
 	char default_path[128];
 	if (!json_path) {
 		char t[32];
@@ -597,6 +815,9 @@ int axb_cmd_instr(int argc, char **argv)
 	char sbuf[512];
 	snprintf(sbuf, sizeof sbuf, "%s", scenarios);
 	for (char *sv, *t = strtok_r(sbuf, ",", &sv); t; t = strtok_r(NULL, ",", &sv)) {
+		char full[96];
+		snprintf(full, sizeof full, "%s", t);
+		const char *alt_name = instr_split_workload(t);
 		const struct axs_scenario *sc = axs_scenario_find(t);
 		if (!sc)
 		{
@@ -604,6 +825,11 @@ int axb_cmd_instr(int argc, char **argv)
 			axb_bad_input("unknown scenario '%s' (see axbench list)%s", t,
 				      axb_scenario_hint(t, hint, sizeof hint));
 		}
+		const struct axs_instr_alt *alt = alt_name ? axs_instr_alt_find(sc, alt_name)
+					       : NULL;
+		if (alt_name && !alt)
+			axb_bad_input("scenario %s has no instructions workload '%s' (these "
+				      "do: timers:fire)", t, alt_name);
 		bool net = sc->kind == AXS_NET;
 		if (net && sc->loadgen_mode && strcmp(sc->loadgen_mode, "requests"))
 			axb_bad_input("scenario %s is not a closed request loop: its server "
@@ -618,15 +844,20 @@ int axb_cmd_instr(int argc, char **argv)
 				      "spawn_join, ctx_switch, chan_pingpong, timers; and the "
 				      "servers of tcp_echo, http_plaintext, rpc_fanout)", t);
 		for (size_t i = 0; i < nimpl && ncells < INSTR_MAX_CELLS; i++) {
-			/* a local workload runs on an ax runtime; a server is
-			 * any implementation that serves the scenario */
-			if (!net && impls[i].kind != AXB_IMPL_AX)
+			/* a local workload runs on an ax runtime, or on a
+			 * native version that does exactly its work; a
+			 * server is any implementation that serves the
+			 * scenario */
+			bool native = !net && impls[i].kind == AXB_IMPL_REF &&
+				      alt && alt->native_ops && impls[i].ref->run_local &&
+				      axb_impl_supports(&impls[i], sc, NULL, 0);
+			if (!net && impls[i].kind != AXB_IMPL_AX && !native)
 				continue;
 			/* callgrind's collection toggle is per thread: a local
 			 * workload is counted only when every task runs on the
 			 * thread that toggles it */
-			if (!net && !(ax_driver_features(impls[i].driver) &
-				      AX_FEAT_ONE_THREAD)) {
+			if (!net && !native && !(ax_driver_features(impls[i].driver) &
+						 AX_FEAT_ONE_THREAD)) {
 				fprintf(stderr, "axbench: skipping %s on %s: its tasks "
 					"run on threads of their own, and callgrind "
 					"counts only the thread that switches "
@@ -641,6 +872,8 @@ int axb_cmd_instr(int argc, char **argv)
 			c->runtime = impls[i].name; /* lives as long as the process */
 			c->reference = impls[i].kind != AXB_IMPL_AX;
 			c->sc = sc;
+			c->alt = alt;
+			snprintf(c->name, sizeof c->name, "%s", full);
 			const char *bad = NULL;
 			if (axs_param_defaults(sc, c->values, &bad) < 0)
 				axb_bad_input("scenario %s: bad default for %s", sc->name, bad);
@@ -714,15 +947,30 @@ int axb_cmd_instr(int argc, char **argv)
 				continue;
 			fprintf(stderr, "instr %zu/%zu  %s %s  rep %d/%d  elapsed %.0fs\n",
 				rep * ncells + i + 1, ncells * (size_t)reps, c->runtime,
-				c->sc->name, rep + 1, reps, (axb_mono_ns() - t0) / 1e9);
+				c->name, rep + 1, reps, (axb_mono_ns() - t0) / 1e9);
+			char k1[4800], k2[4800], f[512];
+			const char *keep1 = NULL, *keep2 = NULL;
+			if (prof_dir) {
+				bool net = c->sc->kind == AXS_NET;
+				instr_profile_file(c, i, rep, net ? "n1" : "", f, sizeof f);
+				snprintf(k1, sizeof k1, "%s/%s", prof_dir, f);
+				instr_profile_file(c, i, rep, "n2", f, sizeof f);
+				snprintf(k2, sizeof k2, "%s/%s", prof_dir, f);
+				keep1 = k1;
+				keep2 = k2;
+			}
+			long long ops = 0;
 			double v = c->sc->kind == AXS_NET
-				? instr_net_rep(c, self, messages, cpus, 600, c->error,
-						sizeof c->error)
-				: instr_rep(c, self, 600, c->error, sizeof c->error);
-			if (v < 0)
+				? instr_net_rep(c, self, messages, cpus, 600, keep1, keep2,
+						c->error, sizeof c->error)
+				: instr_rep(c, self, 600, keep1, &ops, c->error,
+					    sizeof c->error);
+			if (v < 0) {
 				failed++;
-			else
+			} else {
+				c->ops[c->nreps] = ops;
 				c->per_op[c->nreps++] = v;
+			}
 		}
 	}
 	json_t *jc = json_array();
@@ -731,7 +979,7 @@ int axb_cmd_instr(int argc, char **argv)
 		struct instr_cell *c = &cells[i];
 		json_array_append_new(jc, instr_cell_json(c));
 		if (c->error[0] || !c->nreps) {
-			printf("%-16s %-14s  %s\n", c->runtime, c->sc->name, c->error);
+			printf("%-16s %-14s  %s\n", c->runtime, c->name, c->error);
 			continue;
 		}
 		struct axm_ci ci;
@@ -741,7 +989,7 @@ int axb_cmd_instr(int argc, char **argv)
 			lo = c->per_op[k] < lo ? c->per_op[k] : lo;
 			hi = c->per_op[k] > hi ? c->per_op[k] : hi;
 		}
-		printf("%-16s %-14s %16.1f %9.3f%%\n", c->runtime, c->sc->name,
+		printf("%-16s %-14s %16.1f %9.3f%%\n", c->runtime, c->name,
 		       ci.median, lo > 0 ? (hi - lo) / lo * 100 : 0);
 	}
 	json_object_set_new(doc, "cells", jc);
@@ -753,5 +1001,18 @@ int axb_cmd_instr(int argc, char **argv)
 		return AXB_EXIT_WRITE;
 	}
 	fprintf(stderr, "axbench: results in %s\n", json_path);
+	if (prof_dir) {
+		r = instr_profile_manifest(prof_dir, cells, ncells, messages);
+		if (r < 0) {
+			axb_err("profile NOT written to %s: %s", prof_dir, strerror(-r));
+			return AXB_EXIT_WRITE;
+		}
+		/* its exit status follows axbench's (5: not written) */
+		r = instr_profile_tables(prof_dir, top);
+		if (r)
+			return r;
+		fprintf(stderr, "axbench: instructions by function in %s/index.md\n",
+			prof_dir);
+	}
 	return failed ? 1 : 0;
 }

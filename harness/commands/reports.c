@@ -16,18 +16,24 @@
 
 /* The launcher is found in the source tree this binary was built from,
  * else beside the binary's directory. */
-int axb_cmd_reports(int argc, char **argv)
+void axb_reports_launcher(char *path, size_t n)
 {
-	char path[4200], exe[4096];
-	snprintf(path, sizeof path, "%s/reports/axbench-reports", AX_SOURCE_DIR);
+	char exe[4096];
+	snprintf(path, n, "%s/reports/axbench-reports", AX_SOURCE_DIR);
 	if (!AX_SOURCE_DIR[0] || access(path, X_OK) != 0) {
-		ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
-		exe[n > 0 ? n : 0] = 0;
+		ssize_t k = readlink("/proc/self/exe", exe, sizeof exe - 1);
+		exe[k > 0 ? k : 0] = 0;
 		char *slash = strrchr(exe, '/');
 		if (slash)
 			*slash = 0;
-		snprintf(path, sizeof path, "%s/../reports/axbench-reports", exe);
+		snprintf(path, n, "%s/../reports/axbench-reports", exe);
 	}
+}
+
+int axb_cmd_reports(int argc, char **argv)
+{
+	char path[4200];
+	axb_reports_launcher(path, sizeof path);
 	char **av = calloc((size_t)argc + 2, sizeof *av);
 	if (!av)
 		axb_bad_input("out of memory");

@@ -254,8 +254,11 @@ static void call_io(struct server *srv, struct sock *c, uint32_t events)
 	}
 }
 
-/* The backend service: answer every complete call, stop reading while an
- * answer waits for room in the socket. */
+/* The backend service: answer a complete call, stop reading while an
+ * answer waits for room in the socket. One recv per readiness: the interest
+ * is level-triggered, so a call still queued is reported again, and the
+ * front sends the next call only after this answer, so reading on would
+ * only meet EAGAIN. */
 static void backend_io(struct server *srv, struct sock *b, uint32_t events)
 {
 	if (events & EPOLLOUT) {
@@ -269,24 +272,18 @@ static void backend_io(struct server *srv, struct sock *b, uint32_t events)
 	}
 	if (!(events & (EPOLLIN | EPOLLERR | EPOLLHUP)))
 		return;
-	for (;;) {
-		int r = recv_some(b->fd, &b->in, sizeof b->in, &b->in_got);
-		if (r < 0) {
-			backend_close(srv, b);
-			return;
-		}
-		if (r == 0)
-			return;
-		b->out = (struct rpc_msg){b->in.id, 2 * b->in.value + 1};
-		b->in_got = b->out_off = 0;
-		r = send_some(b->fd, &b->out, sizeof b->out, &b->out_off);
-		if (r < 0 || (r == 0 && watch(srv, b, EPOLL_CTL_MOD, EPOLLOUT))) {
-			backend_close(srv, b);
-			return;
-		}
-		if (r == 0)
-			return;
+	int r = recv_some(b->fd, &b->in, sizeof b->in, &b->in_got);
+	if (r < 0) {
+		backend_close(srv, b);
+		return;
 	}
+	if (r == 0)
+		return;
+	b->out = (struct rpc_msg){b->in.id, 2 * b->in.value + 1};
+	b->in_got = b->out_off = 0;
+	r = send_some(b->fd, &b->out, sizeof b->out, &b->out_off);
+	if (r < 0 || (r == 0 && watch(srv, b, EPOLL_CTL_MOD, EPOLLOUT)))
+		backend_close(srv, b);
 }
 
 /* A new front connection: connect its K calls before reading requests. */

@@ -2,10 +2,13 @@
  * and backend services on one loop; each front connection connects its K
  * backend connections (uv_tcp_connect), then per request reads `size`
  * bytes, writes K calls, counts the K replies in their read callbacks and
- * writes the answer. Same protocol and check as scenarios/rpc_fanout.c. */
+ * writes the answer; every write is uv_try_write first and uv_write only
+ * for what the socket refused, as in libuv_echo.c. Same protocol and check
+ * as scenarios/rpc_fanout.c. */
 #include <errno.h>
 #include <stdbool.h>
 #include <stdlib.h>
+#include <string.h>
 #include <unistd.h>
 
 #include <uv.h>
@@ -13,6 +16,8 @@
 #include "native.h"
 
 #define MAX_FANOUT 64
+/* The loop's read buffer, libuv's suggested size. */
+#define RBUF_SIZE 65536
 
 /* A backend call: {id, value} -> {id, 2 * value + 1}. */
 struct rpc_msg {
@@ -53,6 +58,7 @@ struct backend {
 	struct backend *next, *prev;
 	struct rpc_msg in, out;
 	size_t in_got;
+	bool writing;               /* wreq is in flight */
 };
 
 struct server {
@@ -66,6 +72,10 @@ struct server {
 	uint64_t bad_replies;
 	int err;
 	struct axr_run *r;
+	/* Calls and the backend read into this loop-wide buffer and copy out
+	 * the 16-byte messages: a read that fills its buffer makes libuv read
+	 * again (and meet EAGAIN), a short one ends its read loop. */
+	char *rbuf;
 };
 
 static void front_free_part(struct front *f)
@@ -120,39 +130,75 @@ static void backend_close(struct backend *b)
 		uv_close((uv_handle_t *)&b->h, on_backend_closed);
 }
 
+/* Write buf[0, len) on st as Node.js streams do: uv_try_write first, which
+ * needs no request and no callback when the socket takes it all (the
+ * usual case for these small messages), else uv_write of the rest through
+ * req, whose callback cb finishes. Returns 1 when all was written at once,
+ * 0 when cb will be called, or a libuv error (nothing will be called). */
+static int write_now_or_queue(uv_stream_t *st, uv_write_t *req, char *buf,
+			      size_t len, uv_write_cb cb)
+{
+	uv_buf_t b = uv_buf_init(buf, (unsigned)len);
+	int w = uv_try_write(st, &b, 1);
+	if (w == (int)len)
+		return 1;
+	if (w < 0 && w != UV_EAGAIN)
+		return w;
+	w = w < 0 ? 0 : w;
+	b = uv_buf_init(buf + w, (unsigned)(len - (size_t)w));
+	return uv_write(req, st, &b, 1, cb);
+}
+
 /* --- the backend service ------------------------------------------ */
 
 static void on_backend_alloc(uv_handle_t *h, size_t hint, uv_buf_t *b)
 {
 	struct backend *be = h->data;
 	(void)hint;
-	*b = uv_buf_init((char *)&be->in + be->in_got,
-			 (unsigned)(sizeof be->in - be->in_got));
+	*b = uv_buf_init(be->s->rbuf, RBUF_SIZE);
 }
 
 static void on_backend_written(uv_write_t *req, int status)
 {
+	struct backend *be = req->data;
+	be->writing = false;
 	if (status < 0)
-		backend_close(req->data);
+		backend_close(be);
 }
 
+/* Answer each call completed by these n bytes. A front sends a call only
+ * after the last one's answer, so a second call while an answer is still
+ * queued breaks the protocol: the connection is closed. */
 static void on_backend_read(uv_stream_t *st, ssize_t n, const uv_buf_t *b)
 {
 	struct backend *be = st->data;
-	(void)b;
 	if (n < 0) {
 		backend_close(be);
 		return;
 	}
-	be->in_got += (size_t)n;
-	if (be->in_got < sizeof be->in)
-		return;
-	be->in_got = 0;
-	be->out = (struct rpc_msg){be->in.id, 2 * be->in.value + 1};
-	uv_buf_t out = uv_buf_init((char *)&be->out, sizeof be->out);
-	be->wreq.data = be;
-	if (uv_write(&be->wreq, st, &out, 1, on_backend_written) < 0)
-		backend_close(be);
+	for (size_t at = 0; at < (size_t)n;) {
+		size_t take = sizeof be->in - be->in_got;
+		take = take < (size_t)n - at ? take : (size_t)n - at;
+		memcpy((char *)&be->in + be->in_got, b->base + at, take);
+		at += take;
+		be->in_got += take;
+		if (be->in_got < sizeof be->in)
+			return;
+		be->in_got = 0;
+		if (be->writing) {
+			backend_close(be);
+			return;
+		}
+		be->out = (struct rpc_msg){be->in.id, 2 * be->in.value + 1};
+		be->wreq.data = be;
+		int r = write_now_or_queue(st, &be->wreq, (char *)&be->out,
+					   sizeof be->out, on_backend_written);
+		if (r < 0) {
+			backend_close(be);
+			return;
+		}
+		be->writing = r == 0;
+	}
 }
 
 static void on_backend_conn(uv_stream_t *l, int status)
@@ -184,36 +230,46 @@ static void on_front_alloc(uv_handle_t *h, size_t hint, uv_buf_t *b)
 	*b = uv_buf_init(f->req + f->got, (unsigned)(f->s->size - f->got));
 }
 
-static void on_answered(uv_write_t *req, int status)
+/* The answer is written (status 0) or failed: read the next request. */
+static void front_answered(struct front *f, int status)
 {
-	struct front *f = req->data;
 	f->got = 0;
 	if (status < 0 ||
 	    uv_read_start((uv_stream_t *)&f->h, on_front_alloc, on_front_read) < 0)
 		front_close(f);
 }
 
+static void on_answered(uv_write_t *req, int status)
+{
+	front_answered(req->data, status);
+}
+
 static void on_call_alloc(uv_handle_t *h, size_t hint, uv_buf_t *b)
 {
 	struct call *c = h->data;
 	(void)hint;
-	*b = uv_buf_init((char *)&c->in + c->in_got,
-			 (unsigned)(sizeof c->in - c->in_got));
+	*b = uv_buf_init(c->f->s->rbuf, RBUF_SIZE);
 }
 
 static void on_call_read(uv_stream_t *st, ssize_t n, const uv_buf_t *b)
 {
 	struct call *c = st->data;
 	struct front *f = c->f;
-	(void)b;
 	if (n < 0) {
 		front_close(f);
 		return;
 	}
+	/* one reply is awaited: more bytes than it has are wrong */
+	if ((size_t)n > sizeof c->in - c->in_got) {
+		f->s->bad_replies++;
+		front_close(f);
+		return;
+	}
+	memcpy((char *)&c->in + c->in_got, b->base, (size_t)n);
 	c->in_got += (size_t)n;
 	if (c->in_got < sizeof c->in)
 		return;
-	c->in_got = 0; /* libuv reads on while the buffer it got was full */
+	c->in_got = 0;
 	if (c->in.id != c->out.id || c->in.value != 2 * c->out.value + 1) {
 		f->s->bad_replies++;
 		front_close(f);
@@ -221,10 +277,11 @@ static void on_call_read(uv_stream_t *st, ssize_t n, const uv_buf_t *b)
 	}
 	if (--f->pending > 0)
 		return;
-	uv_buf_t ans = uv_buf_init(f->req, (unsigned)f->s->size);
 	f->wreq.data = f;
-	if (uv_write(&f->wreq, (uv_stream_t *)&f->h, &ans, 1, on_answered) < 0)
-		front_close(f);
+	int r = write_now_or_queue((uv_stream_t *)&f->h, &f->wreq, f->req,
+				   f->s->size, on_answered);
+	if (r != 0)
+		front_answered(f, r < 0 ? r : 0);
 }
 
 static void on_call_written(uv_write_t *req, int status)
@@ -252,8 +309,8 @@ static void on_front_read(uv_stream_t *st, ssize_t n, const uv_buf_t *b)
 		struct call *c = &f->calls[i];
 		uint64_t id = ++f->next_id;
 		c->out = (struct rpc_msg){id, (uint64_t)i * 7 + id};
-		uv_buf_t out = uv_buf_init((char *)&c->out, sizeof c->out);
-		if (uv_write(&c->wreq, (uv_stream_t *)&c->h, &out, 1, on_call_written) < 0) {
+		if (write_now_or_queue((uv_stream_t *)&c->h, &c->wreq, (char *)&c->out,
+				       sizeof c->out, on_call_written) < 0) {
 			front_close(f);
 			return;
 		}
@@ -335,9 +392,12 @@ int axr_libuv_rpc(struct axr_run *r)
 		.r = r,
 	};
 	int len = sizeof s.back_addr;
-	int err = uv_loop_init(&s.loop);
-	if (err < 0)
+	s.rbuf = malloc(RBUF_SIZE);
+	int err = s.rbuf ? uv_loop_init(&s.loop) : UV_ENOMEM;
+	if (err < 0) {
+		free(s.rbuf);
 		return err;
+	}
 	uv_tcp_init(&s.loop, &s.front_l);
 	uv_tcp_init(&s.loop, &s.back_l);
 	s.front_l.data = s.back_l.data = &s;
@@ -363,6 +423,7 @@ int axr_libuv_rpc(struct axr_run *r)
 	server_stop(&s);
 	uv_run(&s.loop, UV_RUN_DEFAULT); /* runs the close callbacks */
 	uv_loop_close(&s.loop);
+	free(s.rbuf);
 	if (s.bad_replies)
 		axr_fail(r, "%llu backend replies were wrong",
 			 (unsigned long long)s.bad_replies);

@@ -37,12 +37,15 @@ int axr_libuv_rpc(struct axr_run *r);
 intptr_t axr_libuv_timers(struct axs_ctx *ctx);
 
 int axr_libevent_echo(struct axr_run *r);
+int axr_libevent_echo_bev(struct axr_run *r);
 int axr_libevent_rpc(struct axr_run *r);
 intptr_t axr_libevent_timers(struct axs_ctx *ctx);
 
 int axr_uring_echo(struct axr_run *r);
+int axr_uring_echo_multishot(struct axr_run *r);
 int axr_uring_rpc(struct axr_run *r);
 intptr_t axr_uring_timers(struct axs_ctx *ctx);
+intptr_t axr_uring_timers_heap(struct axs_ctx *ctx);
 
 /* The references, listed in references/registry.c. */
 extern const struct axr_ref axr_blocking;
@@ -50,6 +53,10 @@ extern const struct axr_ref axr_native_epoll;
 extern const struct axr_ref axr_native_libuv;
 extern const struct axr_ref axr_native_libevent;
 extern const struct axr_ref axr_native_io_uring;
+/* labelled idiom variants (native.c) */
+extern const struct axr_ref axr_native_libevent_bev;
+extern const struct axr_ref axr_native_io_uring_heap;
+extern const struct axr_ref axr_native_io_uring_multishot;
 /* tcp_echo on two threads: an epoll set each, or one shared (epoll_echo_mt.c) */
 extern const struct axr_ref axr_native_epoll_mt_owned;
 extern const struct axr_ref axr_native_epoll_mt_shared;

@@ -90,6 +90,9 @@ def build_parser():
     r.add_argument("--history", metavar="DB", help="SQLite history written by record")
     r.add_argument("--ergo", metavar="ERGO.json",
                    help="ergonomics table of axbench ergo --json")
+    r.add_argument("--functions", metavar="DIR",
+                   help="instructions by function: the directory of axbench run --measure "
+                        "instructions --profile-functions DIR (or its functions.json)")
     r.add_argument("--floor", type=_fraction, default=0.03,
                    help="noise floor for the comparison and step changes (default 3%%)")
     r.add_argument("--max-interference", type=_fraction, default=0.10,
@@ -100,6 +103,9 @@ def build_parser():
 
     from . import ab
     ab.add_parser(sub, _fraction)
+
+    from . import functions
+    functions.add_parser(sub)
 
     d = sub.add_parser("record", prog=f"{PROG} record",
                        help="append a result file to the SQLite history",
@@ -130,6 +136,9 @@ def main(argv=None):
         if args.command == "ab":
             from . import ab
             return ab.run(args)
+        if args.command == "functions":
+            from . import functions
+            return functions.run(args)
         from . import history
         return history.run_record(args)
     except InputError as e:

@@ -33,6 +33,7 @@ SECTIONS = [
     ("scaling", "Scaling with connections"),
     ("cores", "Scaling with cores (thread-per-core)"),
     ("cpu", "CPU per operation"),
+    ("functions", "Instructions by function"),
     ("memory", "Memory"),
     ("conformance", "Conformance matrix"),
     ("ergonomics", "Ergonomics"),
@@ -247,8 +248,9 @@ def rss_kib(cell):
 
 class Report:
     def __init__(self, doc, conform=None, base=None, hist=None, floor=0.03, ergo=None,
-                 max_interference=0.10):
+                 max_interference=0.10, functions=None):
         self.doc = doc
+        self.functions = functions
         self.ergo = ergo
         self.conform = conform
         self.base = base
@@ -1384,6 +1386,40 @@ class Report:
         self.md_conform = (rts, tot_rows, bad)
         return "\n".join(parts)
 
+    def sec_functions(self, top=10):
+        """Instructions per operation, by runtime and by function: from
+        --functions (axbench run --measure instructions --profile-functions
+        DIR)."""
+        fdoc = self.functions
+        if fdoc is None:
+            return placeholder("no profile by function: write one with axbench run "
+                               "--measure instructions --profile-functions DIR and give "
+                               "--functions DIR (docs/profiles.md).")
+        from . import functions
+        runtimes, rows = functions.matrix(fdoc)
+        parts = [f'<p class="note">From <code>{esc(os.path.basename(os.path.dirname(fdoc["path"])) or fdoc["path"])}'
+                 "</code>: user-space instructions per operation under callgrind (servers: "
+                 "the difference of two runs per message). Self is exact; inclusive is "
+                 "self plus callees, charged per call where tasks switch "
+                 "(docs/profiles.md).</p>",
+                 table(["operation"] + runtimes,
+                       [[name] + [functions._fmt(row[r]) if r in row else "-" for r in runtimes]
+                        for name, row in rows], num_cols=range(1, len(runtimes) + 1))]
+        for c in fdoc["cells"]:
+            total = c["instructions_per_op"] or 1
+            fs = sorted(c["functions"], key=lambda f: -f["self"])[:top]
+            body = table(["function", "object", "self/op", "self %", "inclusive/op", "calls/op"],
+                         [[f["function"], os.path.basename(f["object"]),
+                           functions._fmt(f["self"]), f"{100 * f['self'] / total:.1f}",
+                           functions._fmt(f["inclusive"]), functions._fmt(f["calls"])]
+                          for f in fs], num_cols=(2, 3, 4, 5))
+            parts.append(f"<details><summary>{esc(c['runtime'])}: {esc(c['operation'])}, "
+                         f"{esc(functions._fmt(c['instructions_per_op']))} instructions "
+                         f"(top {len(fs)} by self)</summary>{body}</details>")
+        self.md_functions = ["## Instructions per operation", ""] + \
+            functions.matrix_markdown(fdoc) + [""]
+        return "\n".join(parts)
+
     def sec_ergonomics(self):
         """The ergonomics table: from --ergo (axbench ergo --json), else
         from an "ergonomics" member of the result file."""
@@ -1696,6 +1732,7 @@ class Report:
     def summary_md(self):
         md = list(self.md)
         md.extend(getattr(self, "md_faults", []))
+        md.extend(getattr(self, "md_functions", []))
         if self.md_conform:
             rts, tot_rows, bad = self.md_conform
             md.append("## Conformance")
@@ -1806,6 +1843,10 @@ def run(args):
     base = load_results(args.baseline) if args.baseline else None
     hist = history.load_history(args.history) if args.history else None
     ergo = load_ergo(args.ergo) if args.ergo else None
+    fdoc = None
+    if args.functions:
+        from . import functions
+        fdoc = functions.load(args.functions)
     if base:
         for label, a, b in env_differences(base, doc):
             warn(f"environment differs from the baseline: {label}: BASE {a!r}, NEW {b!r}")
@@ -1821,7 +1862,7 @@ def run(args):
     for name in ("index.html", "summary.md"):
         claim_output(os.path.join(out, name), "report output")
     page, md = Report(doc, conform, base, hist, args.floor, ergo,
-                      args.max_interference).build()
+                      args.max_interference, fdoc).build()
     write_atomic(os.path.join(out, "index.html"), page)
     write_atomic(os.path.join(out, "summary.md"), md)
     note(f"report in {os.path.join(out, 'index.html')} and {os.path.join(out, 'summary.md')}")

@@ -5,6 +5,7 @@
 #ifndef AX_CORE_H
 #define AX_CORE_H
 
+#include <errno.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdbool.h>
@@ -22,8 +23,12 @@ void *ax__ctx_make(void *top, void (*entry)(void *), void *arg);
 /* ---- stacks (stack.c) ---- */
 struct ax__slab;
 struct ax__stack {
-	char *lo;            /* lowest usable byte (canary lives here) */
+	char *lo;            /* lowest usable byte (a slab stack's canary) */
 	size_t size;         /* usable bytes */
+	/* the word the scheduler checks at every switch: lo for a slab stack;
+	 * for a guarded stack, whose guard page catches an overflow, a
+	 * constant, so that its lowest page is never touched (stack.c) */
+	const uint64_t *canary;
 	char *map;           /* mapping start (guarded) or NULL (slab) */
 	size_t map_len;
 	struct ax__slab *slab; /* owning slab, or NULL for a guarded stack */
@@ -46,6 +51,9 @@ void ax__stack_pool_init(struct ax__stack_pool *p, size_t size);
 void ax__stack_pool_fini(struct ax__stack_pool *p);
 struct ax__stack *ax__stack_get(struct ax__stack_pool *p);
 void ax__stack_put(struct ax__stack_pool *p, struct ax__stack *s);
+/* The bytes of s resident now (mincore), or -errno. vec has a byte for
+ * each page of s (s->size / page size). */
+int64_t ax__stack_resident(const struct ax__stack *s, unsigned char *vec);
 #define AX_STACK_CANARY 0xa11ce5ca9ab1e5edULL
 
 /* ---- the remote inbox: work handed to a runtime from any thread ---- */
@@ -88,8 +96,8 @@ struct ax_task {
 	unsigned fast_streak;    /* ops finished in a row without waiting */
 	struct ax_task *joiner;
 	struct ax_deadline *dl;
-	/* ready queue and all-tasks links */
-	struct ax_task *rq_next, *rq_prev;
+	/* ready queue (singly linked) and all-tasks links */
+	struct ax_task *rq_next;
 	bool in_rq;
 	struct ax_task *all_next, *all_prev;
 	/* the things a task can wait on (one at a time) */
@@ -100,6 +108,7 @@ struct ax_task {
 	struct ax__job *job;      /* pool wait */
 	const void *wait_obj;     /* for dumps: channel, joined task */
 	struct ax__msg remote_wake;
+	void *tsan_fiber;         /* ThreadSanitizer's fiber (san.h), or NULL */
 	/* the work-stealing design (ws.c); unused by the one-thread core */
 	atomic_uint ws_flags;     /* WS_* bits, see ws.c */
 	atomic_int ws_refs;       /* handle + cancel messages in flight */
@@ -143,6 +152,7 @@ struct ax_rt {
 	/* sanitizer bookkeeping of the scheduler's own stack */
 	const void *sched_stack_lo;
 	size_t sched_stack_size;
+	void *sched_fiber;        /* the running thread's TSan fiber */
 	/* the work-stealing group this runtime is a worker of (ws.c), or
 	 * NULL for a one-thread core runtime */
 	struct ax__ws *ws;
@@ -219,15 +229,39 @@ int ax__park(enum ax__wait w, const void *obj);
 
 /* Entry check of every suspending call: -EPERM outside a task, then a
  * pending cancel (consumed) or an expired deadline. Stores the current task
- * in *tp. */
-int ax__enter(struct ax_task **tp);
+ * in *tp. Inline: every I/O call starts with it. */
+static inline int ax__enter(struct ax_task **tp)
+{
+	struct ax_rt *rt = ax__tls_rt;
+	struct ax_task *t = rt ? rt->current : NULL;
+	if (!t)
+		return -EPERM;
+	*tp = t;
+	if (t->cancel_pending) {
+		t->cancel_pending = false;
+		return -ECANCELED;
+	}
+	if (t->dl && ax_now() >= t->dl->effective)
+		return -ETIMEDOUT;
+	return 0;
+}
 
 /* The effective deadline of t (INT64_MAX when none). */
-int64_t ax__deadline_of(const struct ax_task *t);
+static inline int64_t ax__deadline_of(const struct ax_task *t)
+{
+	return t->dl ? t->dl->effective : INT64_MAX;
+}
 
 /* Arm t's timer at `at` for a wait (sleep or deadline). */
 int ax__timer_arm(struct ax_task *t, int64_t at);
-void ax__timer_disarm(struct ax_task *t);
+void ax__timer_disarm_slow(struct ax_task *t);
+/* Disarm t's timer if armed (inline: every wait ends with it, and most
+ * waits have no deadline). */
+static inline void ax__timer_disarm(struct ax_task *t)
+{
+	if (t->timer_armed)
+		ax__timer_disarm_slow(t);
+}
 
 /* Interrupt t's current wait for reason (AX_INT_*). */
 void ax__interrupt(struct ax_task *t, int reason);
@@ -266,6 +300,7 @@ uint32_t ax__core_rt_features(const ax_rt *rt);
 const char *ax__core_rt_engine_info(const ax_rt *rt);
 void ax__core_rt_stats(const ax_rt *rt, struct ax_rt_stats *st);
 int ax__core_dump(ax_rt *rt, FILE *f);
+int ax__core_stack_usage(ax_rt *rt, struct ax_stack_usage *u);
 int ax__core_post(ax_rt *rt, void (*fn)(void *arg), void *arg);
 ax_rt *ax__core_rt_current(void);
 int ax__core_spawn_at(ax_task **out, ax_task_fn fn, void *arg,

@@ -24,17 +24,16 @@ static void io_done(struct ax_op *op)
 	ax__ready(op->owner);
 }
 
-/* READ and ACCEPT take a descriptor's read side, WRITE its write side
- * ([AX-TCP-9]); CONNECT, files and calls take none. */
-static inline bool io_sided(const struct ax_op *op)
-{
-	return op->kind == AX_OP_READ || op->kind == AX_OP_WRITE ||
-	       op->kind == AX_OP_ACCEPT;
-}
+static int64_t io_wait(struct ax_task *t, struct ax__sides *b, bool sided);
 
 /* Run the task's prepared op to completion, honouring cancel and deadline
- * (see the wait protocol in task.c). */
-static int64_t io_run(struct ax_task *t)
+ * (see the wait protocol in task.c). `sided` is constant at each call:
+ * READ and ACCEPT take a descriptor's read side, WRITE its write side
+ * ([AX-TCP-9]); CONNECT, files and calls take none. Inlined into each
+ * call: an op that finishes at once (the readiness fast path) costs a few
+ * tests and the driver's try; submitting and waiting are io_wait's. */
+static inline __attribute__((always_inline)) int64_t io_run(struct ax_task *t,
+							    bool sided)
 {
 	struct ax_rt *rt = t->rt;
 	struct ax_op *op = &t->op;
@@ -42,29 +41,41 @@ static int64_t io_run(struct ax_task *t)
 	op->owner = t;
 	op->res = 0;
 	memset(op->drv_u64, 0, sizeof op->drv_u64);
-	int r;
-	bool sided = io_sided(op);
-	bool fast = sided && rt->drv->try_now;
-	/* the readiness fast path has a budget, so that one busy task cannot
-	 * starve the others (cf. cooperative budgets) */
-	if (fast && ++t->fast_streak > AX_FAST_BUDGET) {
-		t->fast_streak = 0;
-		if (rt->ws)
-			ax__ws_yield_here(t);
-		else
-			ax__yield_now(t);
-		if (t->cancel_pending) {
-			t->cancel_pending = false;
-			return -ECANCELED;
+	struct ax__sides *b = NULL;
+	if (sided) {
+		int (*try_now)(void *, struct ax_op *) = rt->drv->try_now;
+		/* the readiness fast path has a budget, so that one busy task
+		 * cannot starve the others (cf. cooperative budgets) */
+		if (try_now && ++t->fast_streak > AX_FAST_BUDGET) {
+			t->fast_streak = 0;
+			if (rt->ws) /* stays on this worker, which owns fd */
+				ax__ws_yield_here(t);
+			else
+				ax__yield_now(t);
+			if (t->cancel_pending) {
+				t->cancel_pending = false;
+				return -ECANCELED;
+			}
 		}
+		/* one read and one write per descriptor, for every driver: a
+		 * lookup in the busy table, no allocation until an op really
+		 * waits */
+		b = ax__fdtab_find(&rt->busy, op->fd);
+		if (b && *ax__side(b, op))
+			return -EBUSY;
+		if (try_now && try_now(rt->drv_state, op) == 1)
+			return op->res;
 	}
-	/* one read and one write per descriptor, for every driver: a lookup
-	 * in the busy table, no allocation until an op really waits */
-	struct ax__sides *b = sided ? ax__fdtab_find(&rt->busy, op->fd) : NULL;
-	if (b && *ax__side(b, op))
-		return -EBUSY;
-	if (fast && rt->drv->try_now(rt->drv_state, op) == 1)
-		return op->res;
+	return io_wait(t, b, sided);
+}
+
+/* The op would wait: submit it and park until it completes. */
+__attribute__((noinline))
+static int64_t io_wait(struct ax_task *t, struct ax__sides *b, bool sided)
+{
+	struct ax_rt *rt = t->rt;
+	struct ax_op *op = &t->op;
+	int r;
 	t->fast_streak = 0;
 	if (sided && !b && op->fd >= 0 && !(b = ax__fdtab_get(&rt->busy, op->fd)))
 		return -ENOMEM;
@@ -162,7 +173,7 @@ int ax__core_accept(int lfd)
 		return r;
 	t->op.kind = AX_OP_ACCEPT;
 	t->op.fd = lfd;
-	return (int)io_run(t);
+	return (int)io_run(t, true);
 }
 
 int ax__core_connect(const char *host, uint16_t port)
@@ -175,7 +186,7 @@ int ax__core_connect(const char *host, uint16_t port)
 		return -EINVAL;
 	t->op.kind = AX_OP_CONNECT;
 	t->op.fd = -1;
-	return (int)io_run(t);
+	return (int)io_run(t, false);
 }
 
 ssize_t ax__core_read(int fd, void *buf, size_t n)
@@ -188,7 +199,7 @@ ssize_t ax__core_read(int fd, void *buf, size_t n)
 	t->op.fd = fd;
 	t->op.buf = buf;
 	t->op.len = n;
-	return (ssize_t)io_run(t);
+	return (ssize_t)io_run(t, true);
 }
 
 ssize_t ax__core_write(int fd, const void *buf, size_t n)
@@ -203,7 +214,7 @@ ssize_t ax__core_write(int fd, const void *buf, size_t n)
 	t->op.fd = fd;
 	t->op.buf = (void *)buf;
 	t->op.len = n;
-	return (ssize_t)io_run(t);
+	return (ssize_t)io_run(t, true);
 }
 
 int ax_shutdown(int fd, int how)
@@ -272,7 +283,7 @@ static ssize_t io_file(enum ax_op_kind kind, int fd, void *buf, size_t n,
 	t->op.buf = buf;
 	t->op.len = n;
 	t->op.off = off;
-	return (ssize_t)io_run(t);
+	return (ssize_t)io_run(t, false);
 }
 
 ssize_t ax__core_pread(int fd, void *buf, size_t n, int64_t off)
@@ -296,7 +307,7 @@ int ax__engine_call(struct ax_task *t, intptr_t (*fn)(void *), void *arg,
 	t->op.call_fn = fn;
 	t->op.call_arg = arg;
 	t->op.call_result = 0;
-	int64_t r = io_run(t);
+	int64_t r = io_run(t, false);
 	if (t->interrupt && r >= 0)
 		return ax__interrupt_errno(t, t->interrupt); /* [AX-POOL-2] */
 	if (r < 0)

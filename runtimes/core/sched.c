@@ -209,6 +209,21 @@ void ax__core_rt_stats(const ax_rt *rt, struct ax_rt_stats *st)
 /* run queue                                                           */
 /* ------------------------------------------------------------------ */
 
+/* Append t to the run queue. The queue is singly linked: it is only ever
+ * popped at the head, so a back link would be written and never read. */
+static inline void sched_enqueue(struct ax_rt *rt, struct ax_task *t)
+{
+	t->state = AX_T_READY;
+	t->in_rq = true;
+	t->rq_next = NULL;
+	if (rt->rq_tail)
+		rt->rq_tail->rq_next = t;
+	else
+		rt->rq_head = t;
+	rt->rq_tail = t;
+	rt->rq_len++;
+}
+
 void ax__ready(struct ax_task *t)
 {
 	struct ax_rt *rt = t->rt;
@@ -218,16 +233,7 @@ void ax__ready(struct ax_task *t)
 	}
 	if (t->in_rq || t->state == AX_T_DONE)
 		return;
-	t->state = AX_T_READY;
-	t->in_rq = true;
-	t->rq_next = NULL;
-	t->rq_prev = rt->rq_tail;
-	if (rt->rq_tail)
-		rt->rq_tail->rq_next = t;
-	else
-		rt->rq_head = t;
-	rt->rq_tail = t;
-	rt->rq_len++;
+	sched_enqueue(rt, t);
 }
 
 /* Put t at the head of the run queue (the parent of an eager spawn). */
@@ -241,11 +247,8 @@ void ax__ready_front(struct ax_task *t)
 	}
 	t->state = AX_T_READY;
 	t->in_rq = true;
-	t->rq_prev = NULL;
 	t->rq_next = rt->rq_head;
-	if (rt->rq_head)
-		rt->rq_head->rq_prev = t;
-	else
+	if (!rt->rq_head)
 		rt->rq_tail = t;
 	rt->rq_head = t;
 	rt->rq_len++;
@@ -260,9 +263,7 @@ static struct ax_task *sched_pop(struct ax_rt *rt)
 	if (!t)
 		return NULL;
 	rt->rq_head = t->rq_next;
-	if (rt->rq_head)
-		rt->rq_head->rq_prev = NULL;
-	else
+	if (!rt->rq_head)
 		rt->rq_tail = NULL;
 	t->in_rq = false;
 	rt->rq_len--;
@@ -273,11 +274,11 @@ static struct ax_task *sched_pop(struct ax_rt *rt)
 /* switching                                                           */
 /* ------------------------------------------------------------------ */
 
-static void sched_hog_check(struct ax_rt *rt, struct ax_task *t, int64_t now)
+/* The report of a hog, out of line: the check inlined into every switch
+ * is one subtraction and one comparison. */
+__attribute__((noinline, cold))
+static void sched_hog_report(struct ax_rt *rt, struct ax_task *t, int64_t ran)
 {
-	int64_t ran = now - t->last_run;
-	if (!rt->opts.hog_threshold_ns || ran < (int64_t)rt->opts.hog_threshold_ns)
-		return;
 	rt->n_hogs++;
 	if (rt->hog_reports < 10) {
 		rt->hog_reports++;
@@ -290,47 +291,79 @@ static void sched_hog_check(struct ax_rt *rt, struct ax_task *t, int64_t now)
 	}
 }
 
-static void sched_canary_check(struct ax_task *t)
+static inline void sched_hog_check(struct ax_rt *rt, struct ax_task *t,
+				   int64_t now)
 {
-	if (t->stack && *(const uint64_t *)t->stack->lo != AX_STACK_CANARY) {
-		fprintf(stderr,
-			"ax: stack overflow in task %llu '%s' (spawned at %s:%d): "
-			"canary overwritten; raise ax_rt_opts.stack_size\n",
-			(unsigned long long)t->id, t->name,
-			t->spawn_file ? t->spawn_file : "?", t->spawn_line);
-		abort();
+	int64_t ran = now - t->last_run;
+	if (__builtin_expect(rt->opts.hog_threshold_ns &&
+			     ran >= (int64_t)rt->opts.hog_threshold_ns, 0))
+		sched_hog_report(rt, t, ran);
+}
+
+/* An overwritten canary ends the process, naming the task (out of line:
+ * the switch only compares one word). */
+__attribute__((noinline, cold, noreturn))
+static void sched_canary_fail(const struct ax_task *t)
+{
+	fprintf(stderr,
+		"ax: stack overflow in task %llu '%s' (spawned at %s:%d): "
+		"canary overwritten; raise ax_rt_opts.stack_size\n",
+		(unsigned long long)t->id, t->name,
+		t->spawn_file ? t->spawn_file : "?", t->spawn_line);
+	abort();
+}
+
+/* A task keeps its stack until the switch after its exit (the next
+ * context releases it), so the check is two loads and one compare of the
+ * word the stack's canary pointer names (a slab stack's lowest word; a
+ * constant for a guarded stack, whose guard page does the job: stack.c). */
+static inline void sched_canary_check(const struct ax_task *t)
+{
+	if (__builtin_expect(*t->stack->canary != AX_STACK_CANARY, 0))
+		sched_canary_fail(t);
+}
+
+/* Release the stack of the task that exited just before this switch, and
+ * free its record when it was detached. */
+__attribute__((noinline))
+static void sched_reap_dead(struct ax_rt *rt)
+{
+	struct ax_task *d = rt->dead;
+	rt->dead = NULL;
+	ax__stack_put(&rt->stacks, d->stack);
+	d->stack = NULL;
+	/* its fiber ends with its stack, destroyed from another one */
+	ax__tsan_fiber_free(d->tsan_fiber);
+	d->tsan_fiber = NULL;
+	if (d->detached) {
+		/* unlink and free a detached task now */
+		if (d->all_prev)
+			d->all_prev->all_next = d->all_next;
+		else
+			rt->all = d->all_next;
+		if (d->all_next)
+			d->all_next->all_prev = d->all_prev;
+		ax__task_free(rt, d);
 	}
 }
 
-/* Called by every context right after it was switched to. */
-static void sched_after_switch(struct ax_rt *rt)
+/* Called by every context right after it was switched to: a test of one
+ * word unless a task just exited. */
+static inline void sched_after_switch(struct ax_rt *rt)
 {
-	struct ax_task *d = rt->dead;
-	if (rt->ws) {
+	if (__builtin_expect(rt->ws != NULL, 0)) {
 		ax__ws_after_switch(rt);
 		return;
 	}
-	if (d) {
-		rt->dead = NULL;
-		ax__stack_put(&rt->stacks, d->stack);
-		d->stack = NULL;
-		if (d->detached) {
-			/* unlink and free a detached task now */
-			if (d->all_prev)
-				d->all_prev->all_next = d->all_next;
-			else
-				rt->all = d->all_next;
-			if (d->all_next)
-				d->all_next->all_prev = d->all_prev;
-			ax__task_free(rt, d);
-		}
-	}
+	if (__builtin_expect(rt->dead != NULL, 0))
+		sched_reap_dead(rt);
 }
 
 /* Switch from the current context (task `from`, or the scheduler when
  * from is NULL) to task `to` (or to the scheduler when to is NULL). */
-static void sched_switch(struct ax_rt *rt, struct ax_task *from,
-			 struct ax_task *to, bool from_dying)
+static inline __attribute__((always_inline))
+void sched_switch(struct ax_rt *rt, struct ax_task *from,
+		  struct ax_task *to, bool from_dying)
 {
 	void **save = from ? &from->sp : &rt->sched_sp;
 	void *fake = NULL;
@@ -352,11 +385,13 @@ static void sched_switch(struct ax_rt *rt, struct ax_task *from,
 		rt->current = to;
 		ax__san_start_switch(from_dying ? NULL : &fake, to->stack->lo,
 				     to->stack->size);
+		ax__tsan_switch(to->tsan_fiber);
 		ax__ctx_switch(save, to->sp);
 	} else {
 		rt->current = NULL;
 		ax__san_start_switch(from_dying ? NULL : &fake,
 				     rt->sched_stack_lo, rt->sched_stack_size);
+		ax__tsan_switch(rt->sched_fiber);
 		ax__ctx_switch(save, rt->sched_sp);
 	}
 	ax__san_finish_switch(fake);
@@ -368,7 +403,8 @@ static void sched_switch(struct ax_rt *rt, struct ax_task *from,
 
 /* Leave the current task: run the next ready task of this tick, or go back
  * to the scheduler. */
-static void sched_leave(struct ax_rt *rt, struct ax_task *self, bool dying)
+static inline __attribute__((always_inline))
+void sched_leave(struct ax_rt *rt, struct ax_task *self, bool dying)
 {
 	struct ax_task *next = NULL;
 	/* every 4th dispatch, end the tick early once it has run for
@@ -443,7 +479,10 @@ void ax__yield_now(struct ax_task *t)
 {
 	struct ax_rt *rt = t->rt;
 	t->wait = AX_W_YIELD;
-	ax__ready(t);
+	if (rt->ws)
+		ax__ws_ready(t, false);
+	else
+		sched_enqueue(rt, t); /* t runs: neither queued nor done */
 	sched_leave(rt, t, false);
 	t->wait = AX_W_NONE;
 }
@@ -631,6 +670,7 @@ int ax__core_rt_run(ax_rt *rt, ax_task_fn fn, void *arg, intptr_t *result)
 	pthread_sigmask(SIG_BLOCK, &pipe_set, &old_set);
 	sched_install_segv(&alt, &old_alt);
 	ax__san_thread_stack(&rt->sched_stack_lo, &rt->sched_stack_size);
+	rt->sched_fiber = ax__tsan_fiber_self();
 
 	rt->owner = pthread_self();
 	rt->running = true;
@@ -641,9 +681,17 @@ int ax__core_rt_run(ax_rt *rt, ax_task_fn fn, void *arg, intptr_t *result)
 
 	for (;;) {
 		sched_drain_inbox(rt);
-		rt->tick_time = ax__coarse_now();
 		if (rt->rq_head) {
-			rt->tick_start = ax_now();
+			/* one clock read per tick: the tick's start (when ticks
+			 * are timed) doubles as its coarse time, which only
+			 * stamps the dump's "last ran" (hog detection reads its
+			 * own clock at the switch) */
+			if (rt->opts.tick_ns >= 0) {
+				rt->tick_start = ax_now();
+				rt->tick_time = rt->tick_start;
+			} else {
+				rt->tick_time = ax__coarse_now();
+			}
 			rt->budget = AX_TICK_DISPATCHES - 1;
 			struct ax_task *t = sched_pop(rt);
 			sched_switch(rt, NULL, t, false);
@@ -782,7 +830,8 @@ CORE_DISCOVERY(core_reg, true)
 	.chan_enter = ax__core_chan_enter, \
 	.chan_wait = ax__core_chan_wait, \
 	.chan_wake = ax__core_chan_wake, \
-	.segv_report = sched_segv_report,
+	.segv_report = sched_segv_report, \
+	.stack_usage = ax__core_stack_usage,
 
 const struct ax__design ax__design_core = {
 	.name = "core",
@@ -821,6 +870,7 @@ int ax__sched_worker(struct ax_rt *rt, void (*loop)(struct ax_rt *rt))
 	pthread_sigmask(SIG_BLOCK, &pipe_set, &old_set);
 	sched_install_segv(&alt, &old_alt);
 	ax__san_thread_stack(&rt->sched_stack_lo, &rt->sched_stack_size);
+	rt->sched_fiber = ax__tsan_fiber_self();
 	rt->owner = pthread_self();
 	rt->running = true;
 	ax__tls_rt = rt;

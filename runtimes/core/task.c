@@ -14,8 +14,11 @@
 #include "core.h"
 
 #include <errno.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include "san.h"
 
 void ax__ready_front(struct ax_task *t);
 void ax__switch_to_new(struct ax_task *child);
@@ -38,7 +41,14 @@ struct ax_task *ax__task_alloc(struct ax_rt *rt)
 		return calloc(1, sizeof *t);
 	rt->task_cache = t->all_next;
 	rt->task_cache_n--;
-	memset(t, 0, sizeof *t);
+	/* Zero all but the embedded op (a third of the record, most of it the
+	 * connect address): every I/O call sets the fields it uses and the
+	 * core zeroes the driver's words before each op (io.c), so a reused
+	 * record's op is no staler than the op a task left from its last call. */
+	const size_t op_lo = offsetof(struct ax_task, op);
+	const size_t op_hi = op_lo + sizeof t->op;
+	memset(t, 0, op_lo);
+	memset((char *)t + op_hi, 0, sizeof *t - op_hi);
 	return t;
 }
 
@@ -85,6 +95,7 @@ static int task_new(struct ax_rt *rt, ax_task_fn fn, void *arg,
 	t->spawn_line = line;
 	t->timer.drv_index = (size_t)-1;
 	t->sp = ax__ctx_make(t->stack->lo + t->stack->size, ax__task_main, t);
+	t->tsan_fiber = ax__tsan_fiber_new();
 	if (rt->ws) {
 		ax__ws_link(t);
 	} else {
@@ -95,7 +106,9 @@ static int task_new(struct ax_rt *rt, ax_task_fn fn, void *arg,
 	}
 	rt->n_spawned++;
 	rt->n_live++;
-	t->last_run = ax__coarse_now();
+	/* the scheduler's coarse time: switching in sets it again, so it only
+	 * shows in a dump taken before the task first ran */
+	t->last_run = rt->tick_time;
 	*out = t;
 	return 0;
 }
@@ -104,8 +117,10 @@ int ax__spawn_main(struct ax_rt *rt, ax_task_fn fn, void *arg,
 		   struct ax_task **out)
 {
 	int r = task_new(rt, fn, arg, "main", "ax_rt_run", 0, out);
-	if (r == 0)
+	if (r == 0) {
+		(*out)->last_run = ax__coarse_now();
 		ax__ready(*out);
+	}
 	return r;
 }
 
@@ -154,7 +169,11 @@ void ax__task_exit(struct ax_task *t)
 	rt->n_live--;
 	/* the work-stealing design wakes the joiner once the stack is
 	 * released (ax__ws_after_switch) */
-	if (t->joiner && !rt->ws) {
+	/* rt->ws first: on a work-stealing runtime t->joiner is written by
+	 * other workers under the group lock, so reading it here unlocked was
+	 * a data race (ThreadSanitizer, mt.cancel_across, mt.migrate_1m) even
+	 * though its value was then ignored */
+	if (!rt->ws && t->joiner) {
 		/* The join is complete from here: its deadline must not fire
 		 * and mark it interrupted, and t->joiner stays set, so no other
 		 * task can join or detach (free) t before the joiner resumes
@@ -169,27 +188,6 @@ void ax__task_exit(struct ax_task *t)
 /* ------------------------------------------------------------------ */
 /* the wait protocol                                                   */
 /* ------------------------------------------------------------------ */
-
-int64_t ax__deadline_of(const struct ax_task *t)
-{
-	return t->dl ? t->dl->effective : INT64_MAX;
-}
-
-int ax__enter(struct ax_task **tp)
-{
-	struct ax_rt *rt = ax__tls_rt;
-	struct ax_task *t = rt ? rt->current : NULL;
-	if (!t)
-		return -EPERM;
-	*tp = t;
-	if (t->cancel_pending) {
-		t->cancel_pending = false;
-		return -ECANCELED;
-	}
-	if (t->dl && ax_now() >= t->dl->effective)
-		return -ETIMEDOUT;
-	return 0;
-}
 
 int ax__interrupt_errno(struct ax_task *t, int bits)
 {
@@ -226,12 +224,10 @@ int ax__timer_arm(struct ax_task *t, int64_t at)
 	return r;
 }
 
-void ax__timer_disarm(struct ax_task *t)
+void ax__timer_disarm_slow(struct ax_task *t)
 {
-	if (t->timer_armed) {
-		t->rt->drv->timer_cancel(t->rt->drv_state, &t->timer);
-		t->timer_armed = false;
-	}
+	t->rt->drv->timer_cancel(t->rt->drv_state, &t->timer);
+	t->timer_armed = false;
 }
 
 void ax__interrupt(struct ax_task *t, int reason)
@@ -447,7 +443,8 @@ int ax__core_dump(ax_rt *rt, FILE *f)
 			    (unsigned long long)t->id, t->name,
 			    task_state_name(t->state), wait,
 			    t->spawn_file ? t->spawn_file : "?", t->spawn_line,
-			    t->state == AX_T_RUNNING ? 0.0 : (now - t->last_run) / 1e6) < 0)
+			    t->state == AX_T_RUNNING || now < t->last_run
+				    ? 0.0 : (now - t->last_run) / 1e6) < 0)
 			return -EIO;
 		count++;
 	}
@@ -467,6 +464,7 @@ bool ax__tasks_reap_all(struct ax_rt *rt)
 		rt->all = t->all_next;
 		if (t->stack)
 			ax__stack_put(&rt->stacks, t->stack);
+		ax__tsan_fiber_free(t->tsan_fiber);
 		free(t);
 	}
 	return true;

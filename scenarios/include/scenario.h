@@ -43,6 +43,22 @@ struct axs_param_def {
 
 enum axs_kind { AXS_NET, AXS_LOCAL };
 
+struct axs_ctx;
+
+/* A further instructions workload of an AXS_LOCAL scenario, selected as
+ * "SCENARIO:NAME" in instructions mode (timers:fire). Same contract as
+ * axs_scenario.instr: run as the main task, a fixed amount of work,
+ * returns the operations done (> 0) or -errno. */
+struct axs_instr_alt {
+	const char *name;
+	const char *summary;
+	int64_t (*instr)(struct axs_ctx *ctx);
+	/* non-NULL when a reference's native version of the scenario
+	 * (run_local) does exactly this work: its operation count from the
+	 * parameters, so the native version is counted beside the runtimes */
+	int64_t (*native_ops)(const struct axs_ctx *ctx);
+};
+
 /* What a running scenario sees. */
 struct axs_ctx {
 	const struct axs_scenario *sc;
@@ -98,7 +114,13 @@ struct axs_scenario {
 	 * repeat exactly only then). Run as the main task; returns the number
 	 * of operations done (> 0) or -errno. */
 	int64_t (*instr)(struct axs_ctx *ctx);
+	/* optional: more instructions workloads, ended by a NULL name */
+	const struct axs_instr_alt *instr_alts;
 };
+
+/* The instructions workload `name` of sc (NULL when it has none). */
+const struct axs_instr_alt *axs_instr_alt_find(const struct axs_scenario *sc,
+					       const char *name);
 
 /* The registry (scenarios/registry.c). */
 extern const struct axs_scenario *const axs_scenarios[];
