@@ -943,7 +943,7 @@ const struct conf_case conf_cases_task[] = {
 	 "in one (at least what a task touched) and the total",
 	 "a task touches 24 KiB of its stack and waits; main measures; then "
 	 "tasks waiting on a channel until a slab of stacks is full hold one "
-	 "page each", AX_FEAT_CHEAP_TASKS | AX_FEAT_ONE_THREAD, 30, CONF_SERIAL,
+	 "page each", AX_FEAT_CHEAP_TASKS, 30, CONF_SERIAL,
 	 case_stack_usage},
 	{NULL, NULL, NULL, 0, 0, 0, NULL},
 };
