@@ -936,11 +936,17 @@ static void ws_loop(struct ax_rt *rt)
 		struct ax_task *t = ax__ws_pop(rt);
 		if (t) {
 			ax__sched_dispatch(rt, t);
+			/* the tick's counters are published before the poll
+			 * that may wake a task parked here (its timer, its
+			 * descriptor): a task that counted as a hog when it
+			 * suspended here, and resumes on another worker, finds
+			 * its hog in ax_rt_stats (task.hog with lifo=0, where
+			 * the woken task is stealable at once) */
+			ws_publish(w);
 			/* every tick polls this worker's engine: a worker that
 			 * keeps finding work to steal must still deliver the
 			 * events of the descriptors it owns */
 			ax__sched_poll(rt, false);
-			ws_publish(w);
 			continue;
 		}
 		if (atomic_load(&g->live) == 0 &&
