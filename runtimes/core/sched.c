@@ -501,12 +501,14 @@ void ax__yield_now(struct ax_task *t)
 /* The push is done with rt when it releases inbox_lock: the count and the
  * wake are made under the lock. Once a message is in the inbox, the loop
  * may run it, let its task end and return from the run, and rt may then
- * be freed (a work-stealing worker's runtime is, at the end of each run,
- * while the pusher - a pool thread, or a plain thread cancelling - may be
- * still in this function). Whoever frees rt takes inbox_lock first
- * (ax__core_rt_destroy), so a pusher that made its message visible has
- * left. The wake is a driver's thread-safe signal (an eventfd write,
- * uv_async_send) that takes no lock of ours. */
+ * be freed while the pusher is still in this function: a work-stealing
+ * worker's runtime is freed at the end of each run while the group's pool
+ * thread that woke the last task may be here; a core runtime may be
+ * destroyed right after a run that a plain thread's ax_post let end.
+ * Whoever frees rt takes inbox_lock first (ax__core_rt_destroy), so a
+ * pusher that made its message visible has left. The wake is a driver's
+ * thread-safe signal (an eventfd write, uv_async_send) that takes no lock
+ * of ours. */
 void ax__inbox_push(struct ax_rt *rt, struct ax__msg *m)
 {
 	m->next = NULL;
