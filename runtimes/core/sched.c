@@ -148,15 +148,22 @@ int ax__core_rt_destroy(ax_rt *rt)
 		return -EINVAL;
 	if (rt->running || !ax__tasks_reap_all(rt))
 		return -EBUSY;
-	/* posts that never ran are dropped */
+	/* The pool first: its threads are joined, so none is left pushing a
+	 * done message into this inbox. */
+	if (rt->pool)
+		ax__pool_destroy(rt->pool);
+	/* posts that never ran are dropped; under the lock, so that a pusher
+	 * from another thread still inside ax__inbox_push (its wake) has left
+	 * before rt goes */
+	pthread_mutex_lock(&rt->inbox_lock);
 	while (rt->inbox_head) {
 		struct ax__msg *m = rt->inbox_head;
 		rt->inbox_head = m->next;
 		if (m->heap)
 			free(m);
 	}
-	if (rt->pool)
-		ax__pool_destroy(rt->pool);
+	rt->inbox_tail = NULL;
+	pthread_mutex_unlock(&rt->inbox_lock);
 	rt->drv->fini(rt->drv_state);
 	ax__stack_pool_fini(&rt->stacks);
 	ax__task_cache_fini(rt);
@@ -491,6 +498,17 @@ void ax__yield_now(struct ax_task *t)
 /* remote inbox                                                        */
 /* ------------------------------------------------------------------ */
 
+/* The push is done with rt when it releases inbox_lock: the count and the
+ * wake are made under the lock. Once a message is in the inbox, the loop
+ * may run it, let its task end and return from the run, and rt may then
+ * be freed while the pusher is still in this function: a work-stealing
+ * worker's runtime is freed at the end of each run while the group's pool
+ * thread that woke the last task may be here; a core runtime may be
+ * destroyed right after a run that a plain thread's ax_post let end.
+ * Whoever frees rt takes inbox_lock first (ax__core_rt_destroy), so a
+ * pusher that made its message visible has left. The wake is a driver's
+ * thread-safe signal (an eventfd write, uv_async_send) that takes no lock
+ * of ours. */
 void ax__inbox_push(struct ax_rt *rt, struct ax__msg *m)
 {
 	m->next = NULL;
@@ -500,11 +518,11 @@ void ax__inbox_push(struct ax_rt *rt, struct ax__msg *m)
 	else
 		rt->inbox_head = m;
 	rt->inbox_tail = m;
-	pthread_mutex_unlock(&rt->inbox_lock);
 	atomic_fetch_add(&rt->inbox_n, 1);
 	/* wake only a loop that is (about to be) blocked, once per poll */
 	if (atomic_load(&rt->polling) && !atomic_exchange(&rt->wake_sent, 1))
 		rt->drv->wake(rt->drv_state);
+	pthread_mutex_unlock(&rt->inbox_lock);
 }
 
 static void sched_wake_msg(void *arg)

@@ -371,10 +371,11 @@ void ax__ws_after_switch(struct ax_rt *rt)
 	struct ax_task *d = rt->dead;
 	if (d) {
 		rt->dead = NULL;
+		/* cleared under slock: ws_stack_usage reads it there */
 		pthread_mutex_lock(&g->slock);
 		ax__stack_put(&g->stacks, d->stack);
-		pthread_mutex_unlock(&g->slock);
 		d->stack = NULL;
+		pthread_mutex_unlock(&g->slock);
 		/* its TSan fiber ends with its stack, from another fiber */
 		ax__tsan_fiber_free(d->tsan_fiber);
 		d->tsan_fiber = NULL;
@@ -935,11 +936,17 @@ static void ws_loop(struct ax_rt *rt)
 		struct ax_task *t = ax__ws_pop(rt);
 		if (t) {
 			ax__sched_dispatch(rt, t);
+			/* the tick's counters are published before the poll
+			 * that may wake a task parked here (its timer, its
+			 * descriptor): a task that counted as a hog when it
+			 * suspended here, and resumes on another worker, finds
+			 * its hog in ax_rt_stats (task.hog with lifo=0, where
+			 * the woken task is stealable at once) */
+			ws_publish(w);
 			/* every tick polls this worker's engine: a worker that
 			 * keeps finding work to steal must still deliver the
 			 * events of the descriptors it owns */
 			ax__sched_poll(rt, false);
-			ws_publish(w);
 			continue;
 		}
 		if (atomic_load(&g->live) == 0 &&
@@ -1364,6 +1371,44 @@ static int ws_dump(ax_rt *rt_, FILE *f)
 	return r;
 }
 
+/* [AX-TASK-17] over the group's tasks: the list is the group's (tlock)
+ * and so are the stacks (slock), whichever worker a task runs on. A task
+ * in the list keeps its stack until the context after its end returns it,
+ * which clears t->stack under slock; holding both locks, every non-NULL
+ * stack seen is live and stays mapped while mincore looks at it (tasks
+ * on other workers keep running: mincore only reads page tables). Lock
+ * order tlock, then slock; nothing takes them the other way round. */
+static int ws_stack_usage(ax_rt *rt_, struct ax_stack_usage *u)
+{
+	struct ax__ws *g = (struct ax__ws *)rt_;
+	long pg = sysconf(_SC_PAGESIZE);
+	unsigned char *vec = malloc(g->stacks.size / (size_t)pg + 1);
+	if (!vec)
+		return -ENOMEM;
+	memset(u, 0, sizeof *u);
+	u->stack_size = g->stacks.size;
+	int r = 0;
+	pthread_mutex_lock(&g->tlock);
+	pthread_mutex_lock(&g->slock);
+	for (struct ax_task *t = g->all; t; t = t->all_next) {
+		if (t->ws_done || !t->stack)
+			continue;
+		int64_t n = ax__stack_resident(t->stack, vec);
+		if (n < 0) {
+			r = (int)n;
+			break;
+		}
+		u->stacks++;
+		u->resident_total += (uint64_t)n;
+		if ((uint64_t)n > u->resident_max)
+			u->resident_max = (uint64_t)n;
+	}
+	pthread_mutex_unlock(&g->slock);
+	pthread_mutex_unlock(&g->tlock);
+	free(vec);
+	return r;
+}
+
 static int ws_set_name(ax_task *t, const char *name)
 {
 	return ax__core_task_set_name(t, name);
@@ -1434,6 +1479,7 @@ const struct ax__design ax__design_ws = {
 	.rt_features = ws_rt_features,
 	.engine_info = ws_engine_info,
 	.stats = ws_stats,
+	.stack_usage = ws_stack_usage,
 	.dump = ws_dump,
 	.post = ws_post,
 	.rt_current = ws_rt_current,

@@ -206,9 +206,10 @@ struct ax_stack_usage {
  * resident_total / stacks is what a task's stack costs in memory
  * (docs/decisions.md, "Memory per idle connection"). Must be called on rt's
  * thread (from a task or an ax_post function); not cheap with many tasks.
+ * On the work-stealing design it measures the whole group's tasks,
+ * whichever worker they run on, and may be called from any of its tasks.
  * Returns 0, -EINVAL, -ENOTSUP for a design whose stacks are not its own
- * (the thread-per-task oracle's are glibc's) or that does not measure them
- * yet (work stealing), or -ENOMEM.                            [AX-TASK-17] */
+ * (the thread-per-task oracle's are glibc's), or -ENOMEM.     [AX-TASK-17] */
 int ax_rt_stack_usage(ax_rt *rt, struct ax_stack_usage *u);
 
 /* Driver discovery. ax_driver_count drivers are compiled in, in

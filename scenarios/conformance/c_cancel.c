@@ -15,7 +15,7 @@
 #include <unistd.h>
 
 /* Wait (sleeping, at most 2 s) until *flag is set. */
-static bool wait_flag(volatile int *flag)
+static bool wait_flag(atomic_int *flag)
 {
 	int64_t end = ax_now() + 2 * CONF_S;
 	while (!*flag && ax_now() < end)
@@ -31,7 +31,7 @@ struct cr {
 	int fd;
 	struct conf_guard g;
 	ax_chan *go;
-	volatile int returned;
+	atomic_int returned;
 	ssize_t r1, r2;
 	char late[8];
 };
@@ -106,7 +106,7 @@ struct cw {
 	int fd;
 	struct conf_guard g;
 	ax_chan *go;
-	volatile int returned;
+	atomic_int returned;
 	ssize_t r1, r2;
 };
 
@@ -350,7 +350,7 @@ static void case_connect(void)
 struct cs {
 	ax_chan *c;
 	int r1, r2, r3, r4, v4;
-	volatile int woke;  /* the cancelled sleep returned */
+	atomic_int woke;  /* the cancelled sleep returned */
 	int64_t el2, el3;
 };
 
@@ -564,7 +564,7 @@ static void case_chan_recv(void)
 
 struct nl {
 	ax_chan *c;
-	volatile int done;
+	atomic_int done;
 	int next, cancels, r_after;
 	ax_task *rx;
 };
@@ -712,7 +712,7 @@ struct cp_task {
 	int r, r_next;
 	intptr_t res_next;
 	int finished_at_return, started_at_return;
-	volatile int returned; /* the first call returned */
+	atomic_int returned; /* the first call returned */
 };
 
 static intptr_t cp_caller(void *arg)

@@ -5,6 +5,7 @@
 #include "conform.h"
 
 #include <errno.h>
+#include <stdatomic.h>
 #include <unistd.h>
 #include <stdlib.h>
 #include <string.h>
@@ -367,7 +368,7 @@ static void case_xthread_1m(void)
 
 struct ct {
 	ax_chan *c;
-	volatile int waiting;
+	atomic_int waiting;
 };
 
 static intptr_t ct_receiver(void *arg)

@@ -265,7 +265,7 @@ struct fc_read {
 	int fd;
 	struct conf_guard *g;
 	ssize_t r;
-	volatile int returned;
+	atomic_int returned;
 };
 
 static intptr_t fc_reader(void *arg)
@@ -276,8 +276,8 @@ static intptr_t fc_reader(void *arg)
 	return 0;
 }
 
-static volatile int fc_stop;
-static volatile long fc_ticks;
+static atomic_int fc_stop;
+static atomic_long fc_ticks;
 
 struct fc_big {
 	int fd;

@@ -542,7 +542,7 @@ static void case_dump(void)
 
 static intptr_t hog_companion(void *arg)
 {
-	while (!*(volatile int *)arg)
+	while (!atomic_load((atomic_int *)arg))
 		ax_yield();
 	return 0;
 }
@@ -564,7 +564,7 @@ static intptr_t hog_main(void *arg)
 	CONF_EQ(b.hogs - a.hogs, 0, "hogs counted for a task alone on its "
 		"runtime that yields every 1 ms for 150 ms (threshold 100 ms)");
 	/* polite, beside another ready task */
-	int stop = 0;
+	atomic_int stop = 0;
 	ax_task *t;
 	ax_rt_stats(rt, &a2);
 	ax_spawn(&t, hog_companion, &stop, "companion");
@@ -598,7 +598,7 @@ static void case_hog(void)
 /* task.detach                                                         */
 /* ------------------------------------------------------------------ */
 
-static volatile int dt_ended;
+static atomic_int dt_ended;
 
 static intptr_t dt_sleeper(void *arg)
 {
@@ -943,7 +943,7 @@ const struct conf_case conf_cases_task[] = {
 	 "in one (at least what a task touched) and the total",
 	 "a task touches 24 KiB of its stack and waits; main measures; then "
 	 "tasks waiting on a channel until a slab of stacks is full hold one "
-	 "page each", AX_FEAT_CHEAP_TASKS | AX_FEAT_ONE_THREAD, 30, CONF_SERIAL,
+	 "page each", AX_FEAT_CHEAP_TASKS, 30, CONF_SERIAL,
 	 case_stack_usage},
 	{NULL, NULL, NULL, 0, 0, 0, NULL},
 };

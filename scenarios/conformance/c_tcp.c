@@ -973,8 +973,8 @@ static void case_listen_errors(void)
  * fires timers only when idle lets the streams run until they stop. */
 #define LI_BUF (256 * 1024)
 #define LI_FACTOR 8
-static volatile int li_stop;
-static volatile int64_t li_deadline = INT64_MAX;
+static atomic_int li_stop;
+static _Atomic int64_t li_deadline = INT64_MAX;
 static int li_after;
 
 static intptr_t li_writer(void *arg)
@@ -1083,7 +1083,7 @@ struct rc {
 	atomic_int stop;          /* the writer thread stops and shuts down */
 	atomic_ullong sent;       /* bytes the writer thread sent */
 	atomic_int accepted;      /* connections the acceptor took */
-	volatile int done;        /* the victim finished: the canceller ends */
+	atomic_int done;          /* the victim finished: the canceller ends */
 	ax_task *victim;
 	int cancels;
 	uint64_t got;

@@ -386,8 +386,8 @@ static void case_deadline_calls(void)
  * tasks lets them run until they stop (10 s). */
 #define LB_SLICE (100 * CONF_US)
 #define LB_BOUND 40
-static volatile int lb_stop;
-static volatile int64_t lb_deadline = INT64_MAX;
+static atomic_int lb_stop;
+static _Atomic int64_t lb_deadline = INT64_MAX;
 static int lb_after;
 
 static intptr_t lb_busy(void *arg)
