@@ -216,6 +216,15 @@ void ax_rt_stats(const ax_rt *rt, struct ax_rt_stats *st)
 	rt_design(rt)->stats(rt, st);
 }
 
+int ax_rt_stack_usage(ax_rt *rt, struct ax_stack_usage *u)
+{
+	if (!rt || !u)
+		return -EINVAL;
+	if (!rt_design(rt)->stack_usage)
+		return -ENOTSUP;
+	return rt_design(rt)->stack_usage(rt, u);
+}
+
 int ax_dump(ax_rt *rt, FILE *f)
 {
 	return rt && f ? rt_design(rt)->dump(rt, f) : -EINVAL;

@@ -113,6 +113,9 @@ struct ax__design {
 	 * is an overflow of the current task's stack, write a report naming
 	 * the task on stderr ([AX-TASK-9]). Async-signal-safe. */
 	void (*segv_report)(const void *addr);
+
+	/* by runtime object: ax_rt_stack_usage (NULL: -ENOTSUP) */
+	int (*stack_usage)(ax_rt *rt, struct ax_stack_usage *u);
 };
 
 /* The designs, the default (the core) first. */

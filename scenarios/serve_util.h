@@ -60,8 +60,10 @@ int axs_accept_loop(struct axs_ctx *ctx, int lfd, ax_task_fn conn_main,
 
 /* Accept connections on ctx->listen_fd and echo every byte back, until the
  * harness stops the server; then cancel the open connections and return 0
- * (or -errno when accept failed for another reason). Reads use a buffer of
- * max(4 KiB, min(64 KiB, the "size" parameter)). */
+ * (or -errno when accept failed for another reason). Reads use a 512-byte
+ * buffer on the connection task's stack until one fills it, then a heap
+ * buffer of max(4 KiB, min(64 KiB, the "size" parameter)) while reads stay
+ * large (tcp_echo.c), so an idle connection holds no heap buffer. */
 intptr_t axs_echo_serve(struct axs_ctx *ctx);
 
 /* The HTTP/1.1 plaintext server of http_plaintext.c (docs/protocols.md),

@@ -15,20 +15,39 @@ struct echo_server {
 	size_t bufsize;
 };
 
+/* Reads go to a small buffer on the task's stack until one fills it: an
+ * idle connection then holds no heap buffer, and its stack stays within the
+ * page its entry frames touch anyway (docs/decisions.md, "Memory per idle
+ * connection"). A read that fills the small buffer takes the large one,
+ * which is kept while reads stay large and given back after a read that
+ * used less than half the small one (the hysteresis keeps a stream of
+ * medium messages from taking and dropping it every time). */
+#define ECHO_SMALL 512
+
 static intptr_t echo_conn_main(void *arg)
 {
 	struct axs_start st = *(struct axs_start *)arg;
 	struct echo_server *srv = st.srv;
 	struct axs_conn c;
+	char small[ECHO_SMALL];
+	char *big = NULL;
 	free(arg);
 	axs_conn_add(&srv->conns, &c);
 
-	char *buf = malloc(srv->bufsize);
-	ssize_t n;
-	while (buf && (n = ax_read(st.fd, buf, srv->bufsize)) > 0)
-		if (ax_write(st.fd, buf, (size_t)n) != n)
+	for (;;) {
+		char *buf = big ? big : small;
+		size_t cap = big ? srv->bufsize : sizeof small;
+		ssize_t n = ax_read(st.fd, buf, cap);
+		if (n <= 0 || ax_write(st.fd, buf, (size_t)n) != n)
 			break;
-	free(buf);
+		if (!big && (size_t)n == cap) {
+			big = malloc(srv->bufsize); /* NULL: stay with small reads */
+		} else if (big && (size_t)n < ECHO_SMALL / 2) {
+			free(big);
+			big = NULL;
+		}
+	}
+	free(big);
 	ax_close(st.fd);
 	axs_conn_del(&srv->conns, &c);
 	return 0;

@@ -43,6 +43,7 @@ struct run {
 	bool reps_set, verbose;
 	int port;
 	int64_t timeout_ns;                   /* 0: per-cell default */
+	int64_t stack_size;                   /* --stack, 0: the runtime's default */
 	struct sweep sweeps[MAX_SWEEPS];
 	size_t nsweeps;
 	/* resolved */
@@ -66,6 +67,7 @@ struct run {
 enum {
 	OPT_REPS = 256, OPT_DURATION, OPT_WARMUP, OPT_PROFILE, OPT_JSON,
 	OPT_PIN, OPT_PORT, OPT_TIMEOUT, OPT_HELP, OPT_SERVER_CPUS, OPT_LOAD_CPUS,
+	OPT_STACK,
 };
 
 static void run_usage(void)
@@ -91,6 +93,8 @@ static void run_usage(void)
 	       "                           (default: the allowed CPUs not in --server-cpus)\n"
 	       "  --port P                 server port (default: any free port)\n"
 	       "  --timeout D              watchdog per repetition (default: see docs)\n"
+	       "  --stack SIZE             ax runtimes: usable stack bytes per task\n"
+	       "                           (ax_rt_opts.stack_size, 16k..1g; default 64k)\n"
 	       "  -v, --verbose            children's stderr to the terminal\n"
 	       "  --measure instructions   count user-space instructions under callgrind\n"
 	       "                           instead (axbench run --measure instructions -h)\n"
@@ -152,6 +156,7 @@ static void parse_opts(struct run *R, int argc, char **argv)
 		{ "load-cpus", required_argument, NULL, OPT_LOAD_CPUS },
 		{ "port", required_argument, NULL, OPT_PORT },
 		{ "timeout", required_argument, NULL, OPT_TIMEOUT },
+		{ "stack", required_argument, NULL, OPT_STACK },
 		{ "verbose", no_argument, NULL, 'v' },
 		{ "help", no_argument, NULL, OPT_HELP },
 		{ NULL, 0, NULL, 0 },
@@ -231,6 +236,9 @@ static void parse_opts(struct run *R, int argc, char **argv)
 				axb_bad_input("malformed --timeout '%s' (e.g. 30s, 500ms)", optarg);
 			break;
 		}
+		case OPT_STACK:
+			R->stack_size = axb_stack_option(optarg);
+			break;
 		case 'v': R->verbose = true; break;
 		case 'h':
 		case OPT_HELP: run_usage(); exit(0);
@@ -707,6 +715,10 @@ static void av_cell(struct argv_buf *a, struct run *R, const struct axb_cell *c,
 	av_add(a, "3");
 	if (R->quick)
 		av_add(a, "--quick");
+	if (R->stack_size) {
+		av_add(a, "--stack");
+		av_addf(a, "%ld", (long)R->stack_size);
+	}
 	for (size_t i = 0; i < c->sc->nparams; i++) {
 		char v[64], pv[160];
 		axs_param_format(&c->sc->params[i], c->values[i], v, sizeof v);
@@ -978,6 +990,8 @@ static int run_timed(int argc, char **argv)
 	json_object_set_new(config, "port", R->port ? json_integer(R->port) : json_null());
 	json_object_set_new(config, "timeout_s", R->timeout_ns
 			    ? json_real((double)R->timeout_ns / 1e9) : json_null());
+	json_object_set_new(config, "stack_size", R->stack_size
+			    ? json_integer((json_int_t)R->stack_size) : json_null());
 	json_t *env = axb_environment(&R->pin);
 	json_object_set_new(env, "targets", axb_env_targets(R->impls, R->nimpls));
 	R->doc = axb_result_doc_new(axb_command_json(argc, argv), config, env);

@@ -41,6 +41,9 @@ struct worker {
 	 * functions on the runtime thread, read after ax_rt_run returns */
 	struct ax_rt_stats st_mark[2];
 	bool have_st[2];
+	/* the live tasks' stacks at the end mark (ax_rt_stack_usage) */
+	struct ax_stack_usage stacks;
+	bool have_stacks;
 };
 
 struct srv {
@@ -101,6 +104,31 @@ static json_t *stats_json(const struct ax_rt_stats *a, const struct ax_rt_stats 
 		"hops", (json_int_t)(a->hops - base->hops));
 }
 
+/* The workers' stacks at the end mark as one (ax_rt_stack_usage): counts
+ * and totals summed, the largest stack's bytes; null when not measured (a
+ * reference server, the thread-per-task oracle). */
+static json_t *stack_usage_json(const struct srv *s)
+{
+	struct ax_stack_usage a = {0};
+	if (s->impl.kind != AXB_IMPL_AX)
+		return json_null();
+	for (int i = 0; i < s->nw; i++) {
+		const struct ax_stack_usage *u = &s->w[i].stacks;
+		if (!s->w[i].have_stacks)
+			return json_null();
+		a.stacks += u->stacks;
+		a.stack_size = u->stack_size;
+		a.resident_total += u->resident_total;
+		if (u->resident_max > a.resident_max)
+			a.resident_max = u->resident_max;
+	}
+	return json_pack("{s:I, s:I, s:I, s:I}",
+		"stacks", (json_int_t)a.stacks,
+		"stack_size", (json_int_t)a.stack_size,
+		"resident_max", (json_int_t)a.resident_max,
+		"resident_total", (json_int_t)a.resident_total);
+}
+
 /* acc += a, counter by counter (the workers' counters summed). */
 static void stats_add(struct ax_rt_stats *acc, const struct ax_rt_stats *a)
 {
@@ -155,6 +183,10 @@ static void post_mark(struct worker *w, int k)
 	if (!w->have_st[k]) {
 		ax_rt_stats(w->rt, &w->st_mark[k]);
 		w->have_st[k] = true;
+		/* at the end of the measured phase, what the tasks then live
+		 * (idle connections, ...) hold of their stacks */
+		if (k == 1)
+			w->have_stacks = ax_rt_stack_usage(w->rt, &w->stacks) == 0;
 	}
 }
 static void post_mark_start(void *arg) { post_mark(arg, 0); }
@@ -237,6 +269,8 @@ static void worker_create(struct worker *w)
 	ax_rt_opts_init(&ro);
 	if (w->s->o->clock_free)
 		axb_rt_opts_clock_free(&ro);
+	if (w->s->o->stack_size)
+		ro.stack_size = (size_t)w->s->o->stack_size;
 	w->create_err = axb_impl_rt_create(&w->rt, &w->s->impl, &ro);
 	if (w->create_err)
 		w->rt = NULL;
@@ -555,6 +589,7 @@ static int server_main(const struct axb_child_opts *o, bool foreground)
 			(double)(s->t_mark[1] - s->t_mark[0]) / 1e9);
 		if (have_st)
 			json_object_set_new(m, "stats", stats_json(&st1, &st0));
+		json_object_set_new(m, "stack_usage", stack_usage_json(s));
 		json_object_set_new(j, "measured", m);
 	} else {
 		json_object_set_new(j, "measured", json_null());
@@ -702,6 +737,8 @@ int axb_cmd_local(int argc, char **argv)
 	if (impl.kind == AXB_IMPL_AX) {
 		struct ax_rt_opts ro;
 		ax_rt_opts_init(&ro);
+		if (o.stack_size)
+			ro.stack_size = (size_t)o.stack_size;
 		int err = axb_impl_rt_create(&rt, &impl, &ro);
 		if (err) {
 			snprintf(msg, sizeof msg, "cannot create runtime %s: %s",

@@ -58,6 +58,11 @@ void axb_utc_iso(int64_t t, char *buf, size_t n);
  * callgrind's counts repeat. */
 void axb_rt_opts_clock_free(struct ax_rt_opts *o);
 
+/* The value of a --stack option (ax_rt_opts.stack_size: bytes with an
+ * optional k/m/g suffix, 16 KiB..1 GiB). Exits with status 2 on bad
+ * input. */
+int64_t axb_stack_option(const char *arg);
+
 /* Raise RLIMIT_NOFILE's soft limit to its hard limit. Returns 0 or -errno. */
 int axb_raise_nofile(void);
 

@@ -163,3 +163,18 @@ void axb_rt_opts_clock_free(struct ax_rt_opts *o)
 	o->tick_ns = -1;
 	o->hog_threshold_ns = 0;
 }
+
+int64_t axb_stack_option(const char *arg)
+{
+	/* the range of ax_rt_opts.stack_size ([AX-RT-4]) */
+	static const struct axs_param_def stack_p = {
+		"stack", AXS_P_BYTES, "", "", 16 * 1024, 1LL << 30,
+	};
+	int64_t v;
+	int err = axs_param_parse(&stack_p, arg, false, &v);
+	if (err == -ERANGE)
+		axb_bad_input("--stack out of range: '%s' (16k..1g)", arg);
+	if (err)
+		axb_bad_input("malformed --stack '%s' (bytes, e.g. 16k, 64k)", arg);
+	return v;
+}

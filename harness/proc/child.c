@@ -14,7 +14,7 @@
 
 enum {
 	OPT_IMPL = 256, OPT_SCENARIO, OPT_CPU, OPT_PORT, OPT_RESULT_FD,
-	OPT_SERVER_PID, OPT_MESSAGES, OPT_CLOCK_FREE, OPT_TARGET, OPT_JSON, OPT_QUICK, OPT_DURATION,
+	OPT_SERVER_PID, OPT_MESSAGES, OPT_CLOCK_FREE, OPT_TARGET, OPT_JSON, OPT_QUICK, OPT_STACK, OPT_DURATION,
 	OPT_WARMUP, OPT_HELP, OPT_CPUS, OPT_THREAD_HISTS, OPT_SERVER_SIGNALS, OPT_WAIT,
 	OPT_NAME,
 };
@@ -54,6 +54,7 @@ void axb_child_opts_parse(int argc, char **argv, const char *cmd,
 		{ "target", required_argument, NULL, OPT_TARGET },
 		{ "json", required_argument, NULL, OPT_JSON },
 		{ "quick", no_argument, NULL, OPT_QUICK },
+		{ "stack", required_argument, NULL, OPT_STACK },
 		{ "duration", required_argument, NULL, OPT_DURATION },
 		{ "warmup", required_argument, NULL, OPT_WARMUP },
 		{ "param", required_argument, NULL, 'p' },
@@ -94,6 +95,7 @@ void axb_child_opts_parse(int argc, char **argv, const char *cmd,
 		case OPT_TARGET: o->target = optarg; break;
 		case OPT_JSON: o->json_path = optarg; break;
 		case OPT_QUICK: o->quick = true; break;
+		case OPT_STACK: o->stack_size = axb_stack_option(optarg); break;
 		case OPT_CLOCK_FREE: o->clock_free = true; break;
 		case OPT_DURATION: o->duration = optarg; break;
 		case OPT_WARMUP: o->warmup = optarg; break;

@@ -93,6 +93,8 @@ struct axb_child_opts {
 	bool quick;              /* --quick */
 	bool clock_free;         /* --clock-free (server): no time-based scheduling
 	                            decision, for instructions mode */
+	int64_t stack_size;      /* --stack (server, local): ax_rt_opts.stack_size,
+	                            0: the runtime's default */
 	const char *duration;    /* --duration shortcut */
 	const char *warmup;      /* --warmup shortcut */
 	const char *pv[AXS_MAX_PARAMS]; /* -p name=value, one value each */

@@ -22,8 +22,12 @@
 /* ---- stacks (stack.c) ---- */
 struct ax__slab;
 struct ax__stack {
-	char *lo;            /* lowest usable byte (canary lives here) */
+	char *lo;            /* lowest usable byte (a slab stack's canary) */
 	size_t size;         /* usable bytes */
+	/* the word the scheduler checks at every switch: lo for a slab stack;
+	 * for a guarded stack, whose guard page catches an overflow, a
+	 * constant, so that its lowest page is never touched (stack.c) */
+	const uint64_t *canary;
 	char *map;           /* mapping start (guarded) or NULL (slab) */
 	size_t map_len;
 	struct ax__slab *slab; /* owning slab, or NULL for a guarded stack */
@@ -46,6 +50,9 @@ void ax__stack_pool_init(struct ax__stack_pool *p, size_t size);
 void ax__stack_pool_fini(struct ax__stack_pool *p);
 struct ax__stack *ax__stack_get(struct ax__stack_pool *p);
 void ax__stack_put(struct ax__stack_pool *p, struct ax__stack *s);
+/* The bytes of s resident now (mincore), or -errno. vec has a byte for
+ * each page of s (s->size / page size). */
+int64_t ax__stack_resident(const struct ax__stack *s, unsigned char *vec);
 #define AX_STACK_CANARY 0xa11ce5ca9ab1e5edULL
 
 /* ---- the remote inbox: work handed to a runtime from any thread ---- */
@@ -100,6 +107,7 @@ struct ax_task {
 	struct ax__job *job;      /* pool wait */
 	const void *wait_obj;     /* for dumps: channel, joined task */
 	struct ax__msg remote_wake;
+	void *tsan_fiber;         /* ThreadSanitizer's fiber (san.h), or NULL */
 	/* the work-stealing design (ws.c); unused by the one-thread core */
 	atomic_uint ws_flags;     /* WS_* bits, see ws.c */
 	atomic_int ws_refs;       /* handle + cancel messages in flight */
@@ -143,6 +151,7 @@ struct ax_rt {
 	/* sanitizer bookkeeping of the scheduler's own stack */
 	const void *sched_stack_lo;
 	size_t sched_stack_size;
+	void *sched_fiber;        /* the running thread's TSan fiber */
 	/* the work-stealing group this runtime is a worker of (ws.c), or
 	 * NULL for a one-thread core runtime */
 	struct ax__ws *ws;
@@ -290,6 +299,7 @@ uint32_t ax__core_rt_features(const ax_rt *rt);
 const char *ax__core_rt_engine_info(const ax_rt *rt);
 void ax__core_rt_stats(const ax_rt *rt, struct ax_rt_stats *st);
 int ax__core_dump(ax_rt *rt, FILE *f);
+int ax__core_stack_usage(ax_rt *rt, struct ax_stack_usage *u);
 int ax__core_post(ax_rt *rt, void (*fn)(void *arg), void *arg);
 ax_rt *ax__core_rt_current(void);
 int ax__core_spawn_at(ax_task **out, ax_task_fn fn, void *arg,

@@ -1,7 +1,10 @@
 /*
- * san.h - AddressSanitizer fiber annotations for the context switch. With
- * AX_ASAN (set by CMake for the sanitizer build) ASan is told about every
- * stack switch so it does not report false stack errors; otherwise these
+ * san.h - sanitizer fiber annotations for the context switch. With AX_ASAN
+ * (set by CMake for the ASan+UBSan build) ASan is told about every stack
+ * switch so it does not report false stack errors; with AX_TSAN (the
+ * ThreadSanitizer build) every task is a TSan fiber and every switch is
+ * announced, so TSan keeps one shadow call stack and one clock per task
+ * instead of taking the thread's stack for one that jumps. Otherwise these
  * compile to nothing.
  */
 #ifndef AX_SAN_H
@@ -42,6 +45,53 @@ static inline void ax__san_start_switch(void **fake, const void *lo, size_t size
 static inline void ax__san_finish_switch(void *fake)
 {
 	(void)fake;
+}
+#endif
+
+/* ThreadSanitizer's fibers: a task gets one when it is created and loses
+ * it when its stack is released (never on the fiber itself); the thread
+ * that runs a scheduler keeps its own, which ax__tsan_fiber_self returns.
+ * ax__tsan_switch goes immediately before the stack switch, with the
+ * default flags: a switch orders everything before it on the old fiber
+ * before everything after it on the new one, which is what running tasks
+ * one at a time on one thread means (no false races between the tasks of
+ * one scheduler), while work handed between threads still needs its own
+ * synchronisation for TSan to accept it. */
+#if defined(AX_TSAN)
+#include <sanitizer/tsan_interface.h>
+static inline void *ax__tsan_fiber_new(void)
+{
+	return __tsan_create_fiber(0);
+}
+static inline void ax__tsan_fiber_free(void *f)
+{
+	if (f)
+		__tsan_destroy_fiber(f);
+}
+static inline void *ax__tsan_fiber_self(void)
+{
+	return __tsan_get_current_fiber();
+}
+static inline void ax__tsan_switch(void *f)
+{
+	__tsan_switch_to_fiber(f, 0);
+}
+#else
+static inline void *ax__tsan_fiber_new(void)
+{
+	return NULL;
+}
+static inline void ax__tsan_fiber_free(void *f)
+{
+	(void)f;
+}
+static inline void *ax__tsan_fiber_self(void)
+{
+	return NULL;
+}
+static inline void ax__tsan_switch(void *f)
+{
+	(void)f;
 }
 #endif
 

@@ -315,10 +315,11 @@ static void sched_canary_fail(const struct ax_task *t)
 
 /* A task keeps its stack until the switch after its exit (the next
  * context releases it), so the check is two loads and one compare of the
- * word the stack pool wrote at the stack's lowest address. */
+ * word the stack's canary pointer names (a slab stack's lowest word; a
+ * constant for a guarded stack, whose guard page does the job: stack.c). */
 static inline void sched_canary_check(const struct ax_task *t)
 {
-	if (__builtin_expect(*(const uint64_t *)t->stack->lo != AX_STACK_CANARY, 0))
+	if (__builtin_expect(*t->stack->canary != AX_STACK_CANARY, 0))
 		sched_canary_fail(t);
 }
 
@@ -331,6 +332,9 @@ static void sched_reap_dead(struct ax_rt *rt)
 	rt->dead = NULL;
 	ax__stack_put(&rt->stacks, d->stack);
 	d->stack = NULL;
+	/* its fiber ends with its stack, destroyed from another one */
+	ax__tsan_fiber_free(d->tsan_fiber);
+	d->tsan_fiber = NULL;
 	if (d->detached) {
 		/* unlink and free a detached task now */
 		if (d->all_prev)
@@ -383,11 +387,13 @@ void sched_switch(struct ax_rt *rt, struct ax_task *from,
 		rt->current = to;
 		ax__san_start_switch(from_dying ? NULL : &fake, to->stack->lo,
 				     to->stack->size);
+		ax__tsan_switch(to->tsan_fiber);
 		ax__ctx_jump(save, &to->ctx);
 	} else {
 		rt->current = NULL;
 		ax__san_start_switch(from_dying ? NULL : &fake,
 				     rt->sched_stack_lo, rt->sched_stack_size);
+		ax__tsan_switch(rt->sched_fiber);
 		ax__ctx_jump(save, &rt->sched_ctx);
 	}
 	ax__san_finish_switch(fake);
@@ -735,6 +741,7 @@ int ax__core_rt_run(ax_rt *rt, ax_task_fn fn, void *arg, intptr_t *result)
 	pthread_sigmask(SIG_BLOCK, &pipe_set, &old_set);
 	sched_install_segv(&alt, &old_alt);
 	ax__san_thread_stack(&rt->sched_stack_lo, &rt->sched_stack_size);
+	rt->sched_fiber = ax__tsan_fiber_self();
 
 	rt->owner = pthread_self();
 	rt->running = true;
@@ -894,7 +901,8 @@ CORE_DISCOVERY(core_reg, true)
 	.chan_enter = ax__core_chan_enter, \
 	.chan_wait = ax__core_chan_wait, \
 	.chan_wake = ax__core_chan_wake, \
-	.segv_report = sched_segv_report,
+	.segv_report = sched_segv_report, \
+	.stack_usage = ax__core_stack_usage,
 
 const struct ax__design ax__design_core = {
 	.name = "core",
@@ -933,6 +941,7 @@ int ax__sched_worker(struct ax_rt *rt, void (*loop)(struct ax_rt *rt))
 	pthread_sigmask(SIG_BLOCK, &pipe_set, &old_set);
 	sched_install_segv(&alt, &old_alt);
 	ax__san_thread_stack(&rt->sched_stack_lo, &rt->sched_stack_size);
+	rt->sched_fiber = ax__tsan_fiber_self();
 	rt->owner = pthread_self();
 	rt->running = true;
 	ax__tls_rt = rt;

@@ -8,6 +8,12 @@
  * goes to guarded stacks; beyond it, stacks are carved 64 at a time from one
  * slab mapping (one guard page below the slab) and their lowest word holds a
  * canary that the scheduler checks whenever the task switches out.
+ *
+ * What a stack costs is the pages its tasks touch (only those are resident),
+ * so nothing here writes a page a task would not: a guarded stack has no
+ * canary (its guard page does that job), and a slab stack's canary shares
+ * the page of the stack below's top, which that stack's entry frames touch
+ * anyway. A task whose frames stay within one page costs one page.
  */
 #include "core.h"
 #include "san.h"
@@ -15,11 +21,20 @@
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <sys/mman.h>
 #include <unistd.h>
 
 #define SLAB_STACKS 64
 #define CACHE_MAX 256
+/* A slab stack starts this far below a page boundary: its canary (and the
+ * 16-byte alignment of every stack's top) sits in the last page of the
+ * stack below, or in the slab's spare page for the first one. */
+#define SLAB_SHIFT 16
+
+/* What a guarded stack's canary pointer reads: its guard page catches an
+ * overflow, and this word never changes. */
+static const uint64_t stack_no_canary = AX_STACK_CANARY;
 
 struct ax__slab {
 	char *map;
@@ -78,6 +93,7 @@ static struct ax__stack *stack_new_guarded(struct ax__stack_pool *p)
 		goto fail_unmap;
 	s->lo = s->map + pg;
 	s->size = p->size;
+	s->canary = &stack_no_canary;
 	s->slab = NULL;
 	s->next_free = NULL;
 	s->vg_id = ax__vg_stack_register(s->lo, s->size);
@@ -117,7 +133,8 @@ static struct ax__slab *slab_new(struct ax__stack_pool *p)
 	struct ax__slab *sl = calloc(1, sizeof *sl);
 	if (!sl)
 		return NULL;
-	sl->map_len = pg + SLAB_STACKS * p->size;
+	/* guard page, spare page (the first stack's canary), the stacks */
+	sl->map_len = 2 * pg + SLAB_STACKS * p->size;
 	sl->map = mmap(NULL, sl->map_len, PROT_READ | PROT_WRITE,
 		       MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_STACK,
 		       -1, 0);
@@ -127,8 +144,9 @@ static struct ax__slab *slab_new(struct ax__stack_pool *p)
 		goto fail_unmap;
 	for (size_t i = 0; i < SLAB_STACKS; i++) {
 		struct ax__stack *s = &sl->st[i];
-		s->lo = sl->map + pg + i * p->size;
+		s->lo = sl->map + 2 * pg + i * p->size - SLAB_SHIFT;
 		s->size = p->size;
+		s->canary = (const uint64_t *)s->lo;
 		s->map = NULL;
 		s->slab = sl;
 		s->vg_id = ax__vg_stack_register(s->lo, s->size);
@@ -172,7 +190,8 @@ struct ax__stack *ax__stack_get(struct ax__stack_pool *p)
 		p->slab_live++;
 	}
 	ax__san_unpoison(s->lo, s->size);
-	*(uint64_t *)s->lo = AX_STACK_CANARY;
+	if (s->slab)
+		*(uint64_t *)s->lo = AX_STACK_CANARY;
 	return s;
 }
 
@@ -226,4 +245,42 @@ void ax__stack_pool_fini(struct ax__stack_pool *p)
 		free(sl);
 	}
 	p->slabs = NULL;
+}
+
+int64_t ax__stack_resident(const struct ax__stack *s, unsigned char *vec)
+{
+	size_t pg = stack_page();
+	/* a slab stack's first partial page is the stack below's top */
+	uintptr_t lo = ((uintptr_t)s->lo + pg - 1) / pg * pg;
+	size_t n = s->size / pg;
+	if (mincore((void *)lo, n * pg, vec) != 0)
+		return -errno;
+	int64_t pages = 0;
+	for (size_t i = 0; i < n; i++)
+		pages += vec[i] & 1;
+	return pages * (int64_t)pg;
+}
+
+int ax__core_stack_usage(ax_rt *rt, struct ax_stack_usage *u)
+{
+	unsigned char *vec = malloc(rt->stacks.size / stack_page() + 1);
+	if (!vec)
+		return -ENOMEM;
+	memset(u, 0, sizeof *u);
+	u->stack_size = rt->stacks.size;
+	for (struct ax_task *t = rt->all; t; t = t->all_next) {
+		if (t->state == AX_T_DONE || !t->stack)
+			continue;
+		int64_t r = ax__stack_resident(t->stack, vec);
+		if (r < 0) {
+			free(vec);
+			return (int)r;
+		}
+		u->stacks++;
+		u->resident_total += (uint64_t)r;
+		if ((uint64_t)r > u->resident_max)
+			u->resident_max = (uint64_t)r;
+	}
+	free(vec);
+	return 0;
 }

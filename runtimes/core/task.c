@@ -18,6 +18,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "san.h"
+
 void ax__ready_front(struct ax_task *t);
 void ax__switch_to_new(struct ax_task *child);
 void ax__task_main(void *arg);
@@ -93,6 +95,7 @@ static int task_new(struct ax_rt *rt, ax_task_fn fn, void *arg,
 	t->spawn_line = line;
 	t->timer.drv_index = (size_t)-1;
 	ax__ctx_init(&t->ctx, t->stack->lo + t->stack->size, ax__task_main, t);
+	t->tsan_fiber = ax__tsan_fiber_new();
 	if (rt->ws) {
 		ax__ws_link(t);
 	} else {
@@ -166,7 +169,11 @@ void ax__task_exit(struct ax_task *t)
 	rt->n_live--;
 	/* the work-stealing design wakes the joiner once the stack is
 	 * released (ax__ws_after_switch) */
-	if (t->joiner && !rt->ws) {
+	/* rt->ws first: on a work-stealing runtime t->joiner is written by
+	 * other workers under the group lock, so reading it here unlocked was
+	 * a data race (ThreadSanitizer, mt.cancel_across, mt.migrate_1m) even
+	 * though its value was then ignored */
+	if (!rt->ws && t->joiner) {
 		/* The join is complete from here: its deadline must not fire
 		 * and mark it interrupted, and t->joiner stays set, so no other
 		 * task can join or detach (free) t before the joiner resumes
@@ -443,6 +450,7 @@ bool ax__tasks_reap_all(struct ax_rt *rt)
 		rt->all = t->all_next;
 		if (t->stack)
 			ax__stack_put(&rt->stacks, t->stack);
+		ax__tsan_fiber_free(t->tsan_fiber);
 		free(t);
 	}
 	return true;

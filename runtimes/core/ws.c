@@ -27,6 +27,7 @@
  *     causes one more run, never two.
  */
 #include "core.h"
+#include "san.h"
 
 #include <errno.h>
 #include <sched.h>
@@ -374,6 +375,9 @@ void ax__ws_after_switch(struct ax_rt *rt)
 		ax__stack_put(&g->stacks, d->stack);
 		pthread_mutex_unlock(&g->slock);
 		d->stack = NULL;
+		/* its TSan fiber ends with its stack, from another fiber */
+		ax__tsan_fiber_free(d->tsan_fiber);
+		d->tsan_fiber = NULL;
 		pthread_mutex_lock(&g->tlock);
 		d->ws_done = true;
 		struct ax_task *j = d->joiner;
@@ -1257,6 +1261,7 @@ static int ws_destroy(ax_rt *rt_)
 		g->all = t->all_next;
 		if (t->stack)
 			ax__stack_put(&g->stacks, t->stack);
+		ax__tsan_fiber_free(t->tsan_fiber);
 		free(t);
 	}
 	while (g->p_head) {

@@ -20,9 +20,10 @@
  *     thread running ax_rt_run, except where a comment says "thread-safe".
  *
  * Cost of a task: one stack of opts.stack_size bytes (64 KiB by default) of
- * which only touched pages use memory (typically 8 KiB), plus about 700
- * bytes of bookkeeping (the task record with its embedded operation, and
- * the stack's descriptor). Stacks come from the stack pool: the first ones are
+ * which only touched pages use memory (one 4 KiB page for a task whose
+ * frames fit in it, such as an idle echo connection; ax_rt_stack_usage
+ * measures it), plus about 700 bytes of bookkeeping (the 608-byte task
+ * record with its embedded operation, and the stack's descriptor). Stacks come from the stack pool: the first ones are
  * each their own mapping with a guard page below them; past a budget derived
  * from vm.max_map_count (a guard page splits a mapping, and the kernel limits
  * mappings per process) they are carved from shared slabs of 64 stacks,
@@ -187,6 +188,28 @@ struct ax_rt_stats {
 
 /* Copy the runtime's counters into *st. Never fails. */
 void ax_rt_stats(const ax_rt *rt, struct ax_rt_stats *st);
+
+/* How much of their stacks the live tasks of a runtime use (see
+ * ax_rt_stack_usage). */
+struct ax_stack_usage {
+	uint64_t stacks;          /* live tasks' stacks measured */
+	uint64_t stack_size;      /* usable bytes per stack (whole pages) */
+	uint64_t resident_max;    /* the most bytes resident in one stack */
+	uint64_t resident_total;  /* bytes resident in all of them */
+};
+
+/* Measure the stacks of rt's live tasks with mincore(2), one call per task,
+ * touching nothing. A stack page is resident once a task touched it and
+ * stays so while the stack is reused, so resident_max is the deepest any
+ * task on these stacks went, in whole pages: the stack high-water mark,
+ * which bounds the smallest opts.stack_size the workload works with, and
+ * resident_total / stacks is what a task's stack costs in memory
+ * (docs/decisions.md, "Memory per idle connection"). Must be called on rt's
+ * thread (from a task or an ax_post function); not cheap with many tasks.
+ * Returns 0, -EINVAL, -ENOTSUP for a design whose stacks are not its own
+ * (the thread-per-task oracle's are glibc's) or that does not measure them
+ * yet (work stealing), or -ENOMEM.                            [AX-TASK-17] */
+int ax_rt_stack_usage(ax_rt *rt, struct ax_stack_usage *u);
 
 /* Driver discovery. ax_driver_count drivers are compiled in, in
  * preference order; ax_driver_name(i) names the i-th (NULL past the end).

@@ -242,6 +242,11 @@ static void thr_hog_check(struct thr_rt *rt, struct ax_task *t)
 static void thr_give(struct thr_rt *rt, struct ax_task *t)
 {
 	rt->holder = t;
+	/* Set here, under mu, not by t's thread when it wakes: other threads
+	 * read t->state under mu (thr_wake_locked, thr_cancel), so a write
+	 * outside it was a data race (ThreadSanitizer, conformance case
+	 * cancel.recv_no_loss). The holder is the running task. */
+	t->state = TS_RUNNING;
 	rt->n_switches++;
 	atomic_store_explicit(&t->go, 1, memory_order_release);
 	if (t != thr_self)
@@ -304,7 +309,6 @@ static void thr_token_wait(struct ax_task *t)
 	while (!atomic_load_explicit(&t->go, memory_order_acquire))
 		syscall(SYS_futex, &t->go, FUTEX_WAIT_PRIVATE, 0, NULL, NULL, 0);
 	atomic_store_explicit(&t->go, 0, memory_order_relaxed);
-	t->state = TS_RUNNING;
 	t->rt->hold_since = thr_coarse_now();
 	t->last_run = t->rt->hold_since;
 }

@@ -706,6 +706,89 @@ static void case_name(void)
 }
 
 /* ------------------------------------------------------------------ */
+/* task.stack_usage                                                    */
+/* ------------------------------------------------------------------ */
+
+#define SU_DEEP (24 * 1024)
+/* enough tasks to use up the guarded stacks (a quarter of
+ * vm.max_map_count, two mappings each) and fill a slab */
+#define SU_MAX 40000
+
+/* Touch SU_DEEP bytes of stack, then wait on the channel. */
+static intptr_t su_deep(void *arg)
+{
+	char *p = alloca(SU_DEEP);
+	memset(p, 0x5a, SU_DEEP);
+	__asm__ volatile("" : : "r"(p) : "memory"); /* keep the memset */
+	int v;
+	return ax_chan_recv(arg, &v);
+}
+
+static intptr_t su_wait(void *arg)
+{
+	int v;
+	return ax_chan_recv(arg, &v);
+}
+
+static intptr_t su_main(void *arg)
+{
+	(void)arg;
+	ax_rt *rt = ax_rt_current();
+	ax_chan *c;
+	ax_task *t;
+	struct ax_stack_usage u;
+	ax_chan_create(&c, sizeof(int), 1);
+	ax_spawn(&t, su_deep, c, "deep");
+	CONF_EQ(ax_rt_stack_usage(rt, NULL), -EINVAL, "ax_rt_stack_usage(rt, NULL)");
+	CONF_EQ(ax_rt_stack_usage(NULL, &u), -EINVAL, "ax_rt_stack_usage(NULL, u)");
+	if (CONF_EQ(ax_rt_stack_usage(rt, &u), 0, "ax_rt_stack_usage")) {
+		CONF_EQ(u.stacks, 2, "stacks measured (main and one waiter)");
+		CONF_EQ(u.stack_size, 64 * 1024, "stack size (the default)");
+		CONF_TRUE(u.resident_max >= SU_DEEP && u.resident_max <= u.stack_size,
+			  "resident_max %llu: a task touched %d bytes of a %llu-byte stack",
+			  (unsigned long long)u.resident_max, SU_DEEP,
+			  (unsigned long long)u.stack_size);
+		CONF_TRUE(u.resident_total >= u.resident_max &&
+			  u.resident_total <= 2 * u.stack_size,
+			  "resident_total %llu for 2 stacks (max %llu)",
+			  (unsigned long long)u.resident_total,
+			  (unsigned long long)u.resident_max);
+	}
+	/* past the guarded stacks, into a full slab: a task that waits with
+	 * its frames in one page holds one page, whichever kind its stack is
+	 * (no canary page of its own) */
+	struct ax_rt_stats st;
+	int n = 0;
+	for (ax_rt_stats(rt, &st); st.stacks_slab < 64 && n < SU_MAX; n++) {
+		if (ax_spawn(NULL, su_wait, c, NULL) < 0)
+			break;
+		ax_rt_stats(rt, &st);
+	}
+	CONF_TRUE(st.stacks_slab >= 64, "no full slab of stacks after %d tasks", n);
+	if (CONF_EQ(ax_rt_stack_usage(rt, &u), 0, "ax_rt_stack_usage")) {
+		CONF_EQ(u.stacks, (uint64_t)n + 2, "stacks measured");
+		/* one page each; the deep task's and main's deeper pages */
+		uint64_t pg = (uint64_t)sysconf(_SC_PAGESIZE);
+		CONF_TRUE(u.resident_total <= pg * u.stacks + 64 * 1024,
+			  "%llu bytes resident in %llu stacks (%llu guarded, %llu "
+			  "from slabs) of tasks waiting on a channel: more than one "
+			  "page each", (unsigned long long)u.resident_total,
+			  (unsigned long long)u.stacks,
+			  (unsigned long long)st.stacks_guarded,
+			  (unsigned long long)st.stacks_slab);
+	}
+	ax_chan_close(c);
+	conf_join(t);
+	ax_chan_destroy(c);
+	return 0;
+}
+
+static void case_stack_usage(void)
+{
+	conf_run(su_main, NULL);
+}
+
+/* ------------------------------------------------------------------ */
 /* task.overflow_slab                                                  */
 /* ------------------------------------------------------------------ */
 
@@ -855,5 +938,12 @@ const struct conf_case conf_cases_task[] = {
 	 "slab stack writes a few KiB past its bottom and yields",
 	 AX_FEAT_STACK_CHECK | AX_FEAT_CHEAP_TASKS, 60, CONF_SERIAL,
 	 case_overflow_slab},
+	{"task.stack_usage", "[AX-TASK-17] ax_rt_stack_usage measures the live "
+	 "tasks' stacks: their count, the stack size, the most bytes resident "
+	 "in one (at least what a task touched) and the total",
+	 "a task touches 24 KiB of its stack and waits; main measures; then "
+	 "tasks waiting on a channel until a slab of stacks is full hold one "
+	 "page each", AX_FEAT_CHEAP_TASKS | AX_FEAT_ONE_THREAD, 30, CONF_SERIAL,
+	 case_stack_usage},
 	{NULL, NULL, NULL, 0, 0, 0, NULL},
 };

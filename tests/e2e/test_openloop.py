@@ -274,6 +274,34 @@ def test_idle_conns_measures_memory_per_connection(tmp_path):
     assert rep["latency"]["count"] == 2000
 
 
+@pytest.mark.parametrize("runtime", ["epoll", "io_uring", "libuv", "libevent"])
+def test_idle_connection_costs_at_most_8_kib(tmp_path, runtime):
+    """An idle connection holds one page of its task's stack and no heap
+    buffer (docs/decisions.md, "Memory per idle connection"): at most 8 KiB
+    of server RSS each, and the stacks measured at the end of the idle
+    phase hold about one page per task. (Stacks from slabs, past about
+    8,000 tasks, are checked by the conformance case task.stack_usage.)"""
+    conns = 3000
+    doc, _ = run_cells(tmp_path, "--runtime", runtime, "--scenario", "idle_conns",
+                       "-p", f"connections={conns}", "--duration", "0.2",
+                       "--reps", "1")
+    (cell,) = doc["cells"]
+    if cell["status"] == "unsupported":
+        pytest.skip(cell["message"])
+    assert cell["status"] == "ok", cell["message"]
+    rep = cell["reps"][0]
+    if rep["loadgen"]["idle"]["limited"]:
+        pytest.skip("descriptor limit: " + rep["loadgen"]["idle"]["limited_by"])
+    per = rep["metrics"]["server_rss_per_conn"]["value"]
+    assert per <= 8192, per
+    su = rep["server"]["measured"]["stack_usage"]
+    assert su["stacks"] >= conns  # the connections and the accept loop
+    assert su["stack_size"] == 64 * 1024
+    assert 4096 <= su["resident_max"] <= su["stack_size"]
+    # one page per connection task, a few deeper ones allowed
+    assert su["resident_total"] <= 4096 * su["stacks"] + 64 * 1024, su
+
+
 def test_idle_conns_says_when_the_descriptor_limit_caps_it(tmp_path):
     """With a hard RLIMIT_NOFILE of 1000, 2000 connections cannot be
     reached; the run still works and says so."""

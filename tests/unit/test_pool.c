@@ -15,7 +15,7 @@ static intptr_t slow_double(void *arg)
 	int m = atomic_load(&most_running);
 	while (now > m && !atomic_compare_exchange_weak(&most_running, &m, now))
 		;
-	usleep(100000);
+	usleep(100000 * T_TIME_SCALE);
 	atomic_fetch_sub(&running, 1);
 	return (intptr_t)arg * 2;
 }
@@ -55,12 +55,14 @@ static intptr_t pool_main(void *arg)
 		CHECK_EQ(r, i * 2);
 	}
 	ax_join(tk, NULL);
-	/* four 100 ms calls on four pool threads overlap: counted, not timed
+	/* four 100 ms calls (x T_TIME_SCALE) on four pool threads overlap:
+	 * counted, not timed
 	 * (a serial pool would have at most one running at a time) */
 	CHECK(atomic_load(&most_running) >= 2);
 	/* the loop was never blocked by a call: one blocked loop would make a
-	 * tick at least ~95 ms late; the bound leaves room for a loaded machine */
-	CHECK(worst < 90000000);
+	 * tick at least ~95 ms late (x T_TIME_SCALE); the bound leaves room for
+	 * a loaded machine */
+	CHECK(worst < 90000000ll * T_TIME_SCALE);
 	return 0;
 }
 

@@ -172,7 +172,7 @@ int main(void)
 	if (strcmp(order, "xyzxyzxyz"))
 		fprintf(stderr, "order: %s\n", order);
 
-	CHECK_EQ(t_run(many_main, (void *)20000), 64);
+	CHECK_EQ(t_run(many_main, (void *)T_MANY_TASKS), 64);
 	CHECK_EQ(detached_ran, 10);
 	t_run(dump_main, NULL);
 

@@ -24,7 +24,10 @@ static intptr_t time_main(void *arg)
 		CHECK(ax_now() - t0 >= d);
 	}
 	/* [AX-TIME-2] equal deadlines in arming order */
-	int64_t at = ax_now() + 5000000;
+	/* 50 ms ahead: all six must arm their timers before it passes (a
+	 * sleeper that finds it passed returns at once, in spawn order but
+	 * before those that armed), and spawning is slow under TSan */
+	int64_t at = ax_now() + 50000000;
 	static int64_t args[6][2];
 	ax_task *t[6];
 	for (int i = 0; i < 6; i++) {
