@@ -16,9 +16,8 @@
 #include "design.h"
 #include "kit.h"
 
-/* ---- context switch (ctx_<arch>.S) ---- */
-void ax__ctx_switch(void **save_sp, void *to_sp);
-void *ax__ctx_make(void *top, void (*entry)(void *), void *arg);
+/* ---- context switch (ctx.h) ---- */
+#include "ctx.h"
 
 /* ---- stacks (stack.c) ---- */
 struct ax__slab;
@@ -76,7 +75,7 @@ struct ax__waiter;
 struct ax__job;
 
 struct ax_task {
-	void *sp;
+	struct ax__ctx ctx;      /* where the task resumes while switched out */
 	struct ax_rt *rt;
 	struct ax__stack *stack;
 	ax_task_fn fn;
@@ -125,7 +124,7 @@ struct ax_rt {
 	char engine_flags[128];
 	pthread_t owner;
 	bool running;
-	void *sched_sp;
+	struct ax__ctx sched_ctx; /* the scheduler's, while a task runs */
 	struct ax_task *current;
 	struct ax_task *rq_head, *rq_tail;
 	size_t rq_len;

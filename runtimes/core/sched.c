@@ -367,12 +367,14 @@ static inline void sched_after_switch(struct ax_rt *rt)
 }
 
 /* Switch from the current context (task `from`, or the scheduler when
- * from is NULL) to task `to` (or to the scheduler when to is NULL). */
+ * from is NULL) to task `to` (or to the scheduler when to is NULL).
+ * core_only: the caller knows rt is a core runtime (no work-stealing
+ * group), so the context resumes on rt and skips that test. */
 static inline __attribute__((always_inline))
 void sched_switch(struct ax_rt *rt, struct ax_task *from,
-		  struct ax_task *to, bool from_dying)
+		  struct ax_task *to, bool from_dying, bool core_only)
 {
-	void **save = from ? &from->sp : &rt->sched_sp;
+	struct ax__ctx *save = from ? &from->ctx : &rt->sched_ctx;
 	void *fake = NULL;
 	int64_t now = 0;
 
@@ -393,19 +395,36 @@ void sched_switch(struct ax_rt *rt, struct ax_task *from,
 		ax__san_start_switch(from_dying ? NULL : &fake, to->stack->lo,
 				     to->stack->size);
 		ax__tsan_switch(to->tsan_fiber);
-		ax__ctx_switch(save, to->sp);
+		ax__ctx_jump(save, &to->ctx);
 	} else {
 		rt->current = NULL;
 		ax__san_start_switch(from_dying ? NULL : &fake,
 				     rt->sched_stack_lo, rt->sched_stack_size);
 		ax__tsan_switch(rt->sched_fiber);
-		ax__ctx_switch(save, rt->sched_sp);
+		ax__ctx_jump(save, &rt->sched_ctx);
 	}
 	ax__san_finish_switch(fake);
+	if (core_only) {
+		/* a core runtime's task resumes on the same runtime; read it
+		 * back from the task, so that no register or stack slot keeps
+		 * it across the switch */
+		rt = from->rt;
+		if (__builtin_expect(rt->dead != NULL, 0))
+			sched_reap_dead(rt);
+		return;
+	}
 	/* a work-stealing task may resume on another worker */
 	if (rt->ws)
 		rt = ax__tls_rt_get();
 	sched_after_switch(rt);
+}
+
+/* Whether the tick has run for its time (read every 4th dispatch: long
+ * task slices must not delay timers and I/O by 61 slices). */
+static inline bool sched_tick_over(const struct ax_rt *rt)
+{
+	return rt->opts.tick_ns >= 0 &&
+	       ax_now() - rt->tick_start > rt->opts.tick_ns;
 }
 
 /* Leave the current task: run the next ready task of this tick, or go back
@@ -417,8 +436,7 @@ void sched_leave(struct ax_rt *rt, struct ax_task *self, bool dying)
 	/* every 4th dispatch, end the tick early once it has run for
 	 * AX_TICK_NS: long task slices must not delay timers and I/O by 61
 	 * slices */
-	if (rt->budget > 0 && (rt->budget & 3) == 0 && rt->opts.tick_ns >= 0 &&
-	    ax_now() - rt->tick_start > rt->opts.tick_ns)
+	if (rt->budget > 0 && (rt->budget & 3) == 0 && sched_tick_over(rt))
 		rt->budget = 0;
 	if (rt->budget > 0) {
 		next = sched_pop(rt);
@@ -436,7 +454,7 @@ void sched_leave(struct ax_rt *rt, struct ax_task *self, bool dying)
 		}
 		return;
 	}
-	sched_switch(rt, self, next, dying);
+	sched_switch(rt, self, next, dying, false);
 }
 
 int ax__park(enum ax__wait w, const void *obj)
@@ -477,14 +495,14 @@ void ax__switch_to_new(struct ax_task *child)
 	struct ax_rt *rt = child->rt;
 	struct ax_task *self = rt->current;
 	ax__ready_front(self);
-	sched_switch(rt, self, child, false);
+	sched_switch(rt, self, child, false, false);
 }
 
-/* Yield: go to the back of the run queue. */
-void ax__yield_now(struct ax_task *t);
-void ax__yield_now(struct ax_task *t)
+/* Yield: go to the back of the run queue. The general case: the
+ * work-stealing design, an empty queue, or the end of a tick. */
+__attribute__((noinline))
+static void sched_yield_slow(struct ax_rt *rt, struct ax_task *t)
 {
-	struct ax_rt *rt = t->rt;
 	t->wait = AX_W_YIELD;
 	if (rt->ws)
 		ax__ws_ready(t, false);
@@ -492,6 +510,59 @@ void ax__yield_now(struct ax_task *t)
 		sched_enqueue(rt, t); /* t runs: neither queued nor done */
 	sched_leave(rt, t, false);
 	t->wait = AX_W_NONE;
+}
+
+/* Yield, the common case inline: a core runtime with another task ready
+ * and the tick's budget not spent hands over to the queue's head and
+ * takes its place at the tail (what the enqueue-then-pop of the general
+ * case does, without counting the queue's length up and down). The
+ * tick's clock is still read every 4th dispatch, as in sched_leave. */
+static inline __attribute__((always_inline))
+void sched_yield_fast(struct ax_task *t)
+{
+	struct ax_rt *rt = t->rt;
+	struct ax_task *next = rt->rq_head;
+	size_t budget = rt->budget;
+	if (__builtin_expect(rt->ws != NULL || !next || budget == 0, 0) ||
+	    ((budget & 3) == 0 && sched_tick_over(rt))) {
+		sched_yield_slow(rt, t);
+		return;
+	}
+	rt->budget = budget - 1;
+	next->in_rq = false;
+	t->state = AX_T_READY;
+	t->wait = AX_W_YIELD;
+	t->in_rq = true;
+	t->rq_next = NULL;
+	rt->rq_head = next->rq_next;
+	if (rt->rq_head)
+		rt->rq_tail->rq_next = t;
+	else
+		rt->rq_head = t;
+	rt->rq_tail = t;
+	sched_switch(rt, t, next, false, true);
+	t->wait = AX_W_NONE;
+}
+
+void ax__yield_now(struct ax_task *t);
+void ax__yield_now(struct ax_task *t)
+{
+	sched_yield_fast(t);
+}
+
+/* ax_yield (here rather than in task.c so that the yield is inline). */
+int ax__core_yield(void)
+{
+	struct ax_task *t;
+	int r = ax__enter(&t);
+	if (r < 0)
+		return r;
+	sched_yield_fast(t);
+	if (t->cancel_pending) {
+		t->cancel_pending = false;
+		return -ECANCELED;
+	}
+	return 0;
 }
 
 /* ------------------------------------------------------------------ */
@@ -712,7 +783,7 @@ int ax__core_rt_run(ax_rt *rt, ax_task_fn fn, void *arg, intptr_t *result)
 			}
 			rt->budget = AX_TICK_DISPATCHES - 1;
 			struct ax_task *t = sched_pop(rt);
-			sched_switch(rt, NULL, t, false);
+			sched_switch(rt, NULL, t, false, false);
 			/* back when the tick ran out or nothing was ready */
 			if (rt->rq_head) {
 				sched_poll(rt, false);
@@ -910,7 +981,7 @@ void ax__sched_dispatch(struct ax_rt *rt, struct ax_task *t)
 	rt->tick_time = ax__coarse_now();
 	rt->tick_start = ax_now();
 	rt->budget = AX_TICK_DISPATCHES - 1;
-	sched_switch(rt, NULL, t, false);
+	sched_switch(rt, NULL, t, false, false);
 }
 
 int ax__sched_poll(struct ax_rt *rt, bool block)

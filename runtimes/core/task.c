@@ -94,7 +94,7 @@ static int task_new(struct ax_rt *rt, ax_task_fn fn, void *arg,
 	t->spawn_file = file;
 	t->spawn_line = line;
 	t->timer.drv_index = (size_t)-1;
-	t->sp = ax__ctx_make(t->stack->lo + t->stack->size, ax__task_main, t);
+	ax__ctx_init(&t->ctx, t->stack->lo + t->stack->size, ax__task_main, t);
 	t->tsan_fiber = ax__tsan_fiber_new();
 	if (rt->ws) {
 		ax__ws_link(t);
@@ -331,20 +331,6 @@ int ax__core_cancel(ax_task *t)
 	t->cancel_pending = true;
 	if (t->state == AX_T_BLOCKED)
 		ax__interrupt(t, AX_INT_CANCEL);
-	return 0;
-}
-
-int ax__core_yield(void)
-{
-	struct ax_task *t;
-	int r = ax__enter(&t);
-	if (r < 0)
-		return r;
-	ax__yield_now(t);
-	if (t->cancel_pending) {
-		t->cancel_pending = false;
-		return -ECANCELED;
-	}
 	return 0;
 }
 
