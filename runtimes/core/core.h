@@ -226,6 +226,20 @@ void ax__wake_any(struct ax_task *t);
  * wake). */
 int ax__park(enum ax__wait w, const void *obj);
 
+/* Append t to a singly linked queue of tasks (head, tail): the run queue,
+ * and a work-stealing worker's queue of tasks that hopped to it. */
+static inline void ax__tq_append(struct ax_task **head, struct ax_task **tail,
+				 struct ax_task *t)
+{
+	t->in_rq = true;
+	t->rq_next = NULL;
+	if (*tail)
+		(*tail)->rq_next = t;
+	else
+		*head = t;
+	*tail = t;
+}
+
 /* Entry check of every suspending call: -EPERM outside a task, then a
  * pending cancel (consumed) or an expired deadline. Stores the current task
  * in *tp. Inline: every I/O call starts with it. */

@@ -221,13 +221,7 @@ void ax__core_rt_stats(const ax_rt *rt, struct ax_rt_stats *st)
 static inline void sched_enqueue(struct ax_rt *rt, struct ax_task *t)
 {
 	t->state = AX_T_READY;
-	t->in_rq = true;
-	t->rq_next = NULL;
-	if (rt->rq_tail)
-		rt->rq_tail->rq_next = t;
-	else
-		rt->rq_head = t;
-	rt->rq_tail = t;
+	ax__tq_append(&rt->rq_head, &rt->rq_tail, t);
 	rt->rq_len++;
 }
 

@@ -353,13 +353,7 @@ static void ws_hop_arrive(void *arg)
 	struct ax_rt *rt = ax__tls_rt;
 	struct ws_worker *w = ws_me(rt);
 	t->rt = rt;
-	t->in_rq = true;
-	t->rq_next = NULL;
-	if (w->pin_tail)
-		w->pin_tail->rq_next = t;
-	else
-		w->pin_head = t;
-	w->pin_tail = t;
+	ax__tq_append(&w->pin_head, &w->pin_tail, t);
 }
 
 static void ws_release(struct ax_rt *rt, struct ax_task *t);
