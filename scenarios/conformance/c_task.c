@@ -547,40 +547,75 @@ static intptr_t hog_companion(void *arg)
 	return 0;
 }
 
+/* 150 ms in 1 ms slices, each ended by a yield (then a sleep, a switch
+ * that lets the runtime judge the task). Returns the hogs counted meanwhile;
+ * *longest is the longest wall time the task ran between two switches, as
+ * the task itself saw it. */
+static uint64_t hog_polite(ax_rt *rt, int64_t *longest)
+{
+	struct ax_rt_stats a, b;
+	ax_rt_stats(rt, &a);
+	*longest = 0;
+	int64_t in = ax_now();
+	for (int i = 0; i < 150; i++) {
+		conf_spin(1 * CONF_MS);
+		int64_t out = ax_now();
+		if (out - in > *longest)
+			*longest = out - in;
+		ax_yield();
+		in = ax_now();
+	}
+	ax_sleep(1 * CONF_MS);
+	ax_rt_stats(rt, &b);
+	return b.hogs - a.hogs;
+}
+
+/* A polite phase is judged only when the task never ran 50 ms between two
+ * switches by its own clock: a longer slice means the machine preempted
+ * the thread (the hog clock is wall time, [AX-TASK-10]), and the phase is
+ * run again, up to 5 times. A hog counted in a phase whose slices all
+ * stayed under 50 ms is the runtime's error. */
+static bool hog_polite_judged(ax_rt *rt, const char *what)
+{
+	int64_t longest = 0;
+	for (int attempt = 0; attempt < 5; attempt++) {
+		uint64_t hogs = hog_polite(rt, &longest);
+		if (longest >= 50 * CONF_MS)
+			continue;
+		return CONF_EQ(hogs, 0, "hogs counted for a task %s that yields "
+			       "every 1 ms for 150 ms (threshold 100 ms; its "
+			       "longest slice was %lld us)", what,
+			       (long long)(longest / CONF_US));
+	}
+	conf_env_error("the machine preempted the task for %lld ms in each of "
+		       "5 attempts: too busy to judge hog detection",
+		       (long long)(longest / CONF_MS));
+	return false;
+}
+
 static intptr_t hog_main(void *arg)
 {
 	(void)arg;
-	struct ax_rt_stats a, a2, b, c;
+	struct ax_rt_stats b, c;
 	ax_rt *rt = ax_rt_current();
-	ax_rt_stats(rt, &a);
-	/* polite, and alone: 60 ms in 1 ms slices, each ended by a yield;
-	 * then a sleep, a switch that lets the runtime judge the task */
-	for (int i = 0; i < 150; i++) {
-		conf_spin(1 * CONF_MS);
-		ax_yield();
-	}
-	ax_sleep(1 * CONF_MS);
-	ax_rt_stats(rt, &b);
-	CONF_EQ(b.hogs - a.hogs, 0, "hogs counted for a task alone on its "
-		"runtime that yields every 1 ms for 150 ms (threshold 100 ms)");
+	/* polite, and alone */
+	if (!hog_polite_judged(rt, "alone on its runtime"))
+		return 0;
 	/* polite, beside another ready task */
 	atomic_int stop = 0;
 	ax_task *t;
-	ax_rt_stats(rt, &a2);
 	ax_spawn(&t, hog_companion, &stop, "companion");
-	for (int i = 0; i < 150; i++) {
-		conf_spin(1 * CONF_MS);
-		ax_yield();
-	}
+	bool ok = hog_polite_judged(rt, "beside another ready task");
 	ax_rt_stats(rt, &b);
-	CONF_EQ(b.hogs - a2.hogs, 0, "hogs counted for a task that yields every "
-		"1 ms for 150 ms beside another ready task (threshold 100 ms)");
 	/* a hog: 300 ms without suspending */
-	conf_spin(300 * CONF_MS);
-	ax_sleep(1 * CONF_MS);
-	ax_rt_stats(rt, &c);
-	CONF_TRUE(c.hogs > b.hogs, "a task ran 300 ms without suspending "
-		  "(threshold 100 ms) and ax_rt_stats.hogs did not grow");
+	if (ok) {
+		conf_spin(300 * CONF_MS);
+		ax_sleep(1 * CONF_MS);
+		ax_rt_stats(rt, &c);
+		CONF_TRUE(c.hogs > b.hogs, "a task ran 300 ms without "
+			  "suspending (threshold 100 ms) and ax_rt_stats.hogs "
+			  "did not grow");
+	}
 	stop = 1;
 	conf_join(t);
 	return 0;
