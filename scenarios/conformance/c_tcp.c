@@ -1725,8 +1725,9 @@ const struct conf_case conf_cases_tcp[] = {
 	 "accept cancelled as it completes returns its real result (the request "
 	 "then stays pending); one that returns -ECANCELED took nothing: no "
 	 "byte of the stream, no connection, and its buffer is never written",
-	 "a thread streams numbered bytes, and makes 300 numbered connections, "
-	 "while the reader/acceptor is cancelled thousands of times",
+	 "a thread streams numbered bytes, then makes numbered connections "
+	 "(300 or more), while the reader/acceptor is cancelled at random "
+	 "moments (2000 reads, 200 accepts wanted)",
 	 AX_FEAT_TCP, 30, 0, case_cancel_race},
 	{"tcp.duplex_close", "[AX-TCP-9] [AX-TCP-15] one read and one write may be "
 	 "pending on a descriptor together and both complete; a second "
