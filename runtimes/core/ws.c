@@ -14,7 +14,9 @@
  *     every wake of it runs on that worker's thread (engine callbacks
  *     there, or messages through its inbox). The wake releases that engine
  *     state (ax__ws_ready) before the task can be stolen, so a task that
- *     resumes elsewhere leaves nothing behind.
+ *     resumes elsewhere leaves nothing behind. The exception is a channel
+ *     wait without a timer, which holds no engine state: a task of the
+ *     group that wakes it takes it onto its own worker (ws_chan_wake).
  *   - A descriptor's engine state lives on one worker, its owner (the
  *     first to use it; for accepted and connected descriptors, the worker
  *     that completed the operation). A task that operates on a descriptor
@@ -42,6 +44,11 @@
 enum {
 	WS_BLOCKED = 1u << 0, /* parked in a wait on ws_wait_rt */
 	WS_XCANCEL = 1u << 1, /* ax_cancel from anywhere, not yet absorbed */
+	WS_OFF = 1u << 2,     /* parked, and its worker has switched away:
+	                         its stack is free */
+	WS_CLAIMABLE = 1u << 3, /* the wait holds nothing in its worker's
+	                           engine (a channel wait without a timer) */
+	WS_LOCK = 1u << 4,    /* its worker is interrupting the wait */
 };
 
 #define WS_RING 256          /* per-worker ring entries */
@@ -64,6 +71,7 @@ struct ws_worker {
 	unsigned lifo_streak;
 	struct ax_task *pin_head, *pin_tail; /* hops in, owner only */
 	struct ax_task *defer;   /* switched away, to queue after the switch */
+	struct ax_task *parking; /* switched away blocked: WS_OFF after it */
 	bool defer_front;
 	struct ax_rt *defer_hop; /* ... or to move to that worker */
 	bool in_drain;           /* running inbox messages */
@@ -226,7 +234,8 @@ void ax__ws_ready(struct ax_task *t, bool front)
 			if (b)
 				ax__side_take(b, &t->op);
 		}
-		atomic_fetch_and(&t->ws_flags, ~(unsigned)WS_BLOCKED);
+		atomic_fetch_and(&t->ws_flags,
+				 ~(unsigned)(WS_BLOCKED | WS_OFF | WS_CLAIMABLE));
 		if (w->in_drain)
 			w->n_xwakes++;
 	}
@@ -362,6 +371,14 @@ void ax__ws_after_switch(struct ax_rt *rt)
 {
 	struct ws_worker *w = ws_me(rt);
 	struct ax__ws *g = rt->ws;
+	struct ax_task *p = w->parking;
+	if (p) {
+		/* its stack is free from here: a waker on another worker may
+		 * take it (ws_chan_wake); p is not touched after this */
+		w->parking = NULL;
+		atomic_fetch_or_explicit(&p->ws_flags, WS_OFF,
+					 memory_order_release);
+	}
 	struct ax_task *d = rt->dead;
 	if (d) {
 		rt->dead = NULL;
@@ -408,7 +425,15 @@ void ax__ws_after_switch(struct ax_rt *rt)
 void ax__ws_park(struct ax_task *t)
 {
 	atomic_store(&t->ws_wait_rt, t->rt);
-	unsigned old = atomic_fetch_or(&t->ws_flags, WS_BLOCKED);
+	unsigned claim = 0;
+	if ((t->wait == AX_W_CHAN_SEND || t->wait == AX_W_CHAN_RECV) &&
+	    !t->timer_armed)
+		claim = WS_CLAIMABLE;
+	/* a WS_OFF left from an earlier wait must not outlive this one's
+	 * start: cleared before WS_BLOCKED is set */
+	atomic_fetch_and(&t->ws_flags, ~(unsigned)(WS_OFF | WS_CLAIMABLE));
+	unsigned old = atomic_fetch_or(&t->ws_flags, WS_BLOCKED | claim);
+	ws_me(t->rt)->parking = t;
 	if (old & WS_XCANCEL) {
 		atomic_fetch_and(&t->ws_flags, ~(unsigned)WS_XCANCEL);
 		t->cancel_pending = true;
@@ -496,6 +521,18 @@ static void ws_absorb(void)
 	}
 }
 
+/* On the worker t is blocked on, with WS_XCANCEL set (so that no waker
+ * takes it meanwhile: ws_claim): interrupt its wait. WS_LOCK keeps wakers
+ * off while the wait's state is touched here. */
+static void ws_cancel_here(struct ax_task *t)
+{
+	atomic_fetch_or(&t->ws_flags, WS_LOCK);
+	atomic_fetch_and(&t->ws_flags, ~(unsigned)WS_XCANCEL);
+	t->cancel_pending = true;
+	ax__interrupt(t, AX_INT_CANCEL);
+	atomic_fetch_and(&t->ws_flags, ~(unsigned)WS_LOCK);
+}
+
 struct ws_cancel_msg {
 	struct ax__msg m;
 	struct ax_task *t;
@@ -511,11 +548,8 @@ static void ws_cancel_arrive(void *arg)
 	free(cm);
 	unsigned f = atomic_load(&t->ws_flags);
 	if ((f & WS_BLOCKED) && (f & WS_XCANCEL) &&
-	    atomic_load(&t->ws_wait_rt) == rt) {
-		atomic_fetch_and(&t->ws_flags, ~(unsigned)WS_XCANCEL);
-		t->cancel_pending = true;
-		ax__interrupt(t, AX_INT_CANCEL);
-	}
+	    atomic_load(&t->ws_wait_rt) == rt)
+		ws_cancel_here(t);
 	ws_release(rt, t);
 }
 
@@ -529,9 +563,7 @@ static int ws_cancel(ax_task *t)
 		if (to == ax__tls_rt) {
 			/* blocked on this worker: interrupt it now, as the
 			 * one-thread core does */
-			atomic_fetch_and(&t->ws_flags, ~(unsigned)WS_XCANCEL);
-			t->cancel_pending = true;
-			ax__interrupt(t, AX_INT_CANCEL);
+			ws_cancel_here(t);
 			return 0;
 		}
 		struct ws_cancel_msg *cm = malloc(sizeof *cm);
@@ -819,6 +851,43 @@ static int ws_chan_enter(void **task)
 {
 	ws_absorb();
 	return ax__core_chan_enter(task);
+}
+
+/* Take t, blocked in a channel wait on another worker, for this one: it
+ * holds nothing in its worker's engine (WS_CLAIMABLE), its stack is free
+ * (WS_OFF), and no cancel is being delivered to it (WS_XCANCEL, WS_LOCK).
+ * The compare-and-swap that clears WS_BLOCKED is the wake; the channel's
+ * lock made this caller its only waker. */
+static bool ws_claim(struct ax_task *t)
+{
+	const unsigned need = WS_BLOCKED | WS_OFF | WS_CLAIMABLE;
+	unsigned f = atomic_load_explicit(&t->ws_flags, memory_order_relaxed);
+	while ((f & need) == need && !(f & (WS_XCANCEL | WS_LOCK)))
+		if (atomic_compare_exchange_weak_explicit(
+			    &t->ws_flags, &f, f & ~need, memory_order_acquire,
+			    memory_order_relaxed))
+			return true;
+	return false;
+}
+
+/* A channel wakes t (with the channel locked). A waker running on a worker
+ * of t's group readies it here, in this worker's LIFO slot, as the
+ * one-thread core would: the two tasks of a ping-pong end up on one worker
+ * instead of paying a park and an engine wake per message. Otherwise (a
+ * plain thread, another runtime, a wait with a timer, a cancel in flight)
+ * the wake goes to the worker t is blocked on. */
+static void ws_chan_wake(void *task)
+{
+	struct ax_task *t = task;
+	struct ax_rt *rt = ax__tls_rt;
+	if (rt && rt->ws && rt->ws == t->rt->ws && ws_claim(t)) {
+		struct ws_worker *w = ws_me(rt);
+		t->state = AX_T_READY;
+		t->in_rq = true;
+		ws_enqueue(w, t, WS_WOKEN);
+		return;
+	}
+	ax__wake_any(t);
 }
 
 static bool ws_deadline_expired(void)
@@ -1499,6 +1568,6 @@ const struct ax__design ax__design_ws = {
 	.blocking = ws_blocking,
 	.chan_enter = ws_chan_enter,
 	.chan_wait = ax__core_chan_wait,
-	.chan_wake = ax__core_chan_wake,
+	.chan_wake = ws_chan_wake,
 	.segv_report = ws_segv_report,
 };

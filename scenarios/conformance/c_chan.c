@@ -5,6 +5,7 @@
 #include "conform.h"
 
 #include <errno.h>
+#include <stdio.h>
 #include <stdatomic.h>
 #include <unistd.h>
 #include <stdlib.h>
@@ -436,6 +437,150 @@ static void case_close_thread(void)
 	conf_run(ct_main, NULL);
 }
 
+/* ------------------------------------------------------------------ */
+/* chan.cancel_race                                                    */
+/* ------------------------------------------------------------------ */
+
+/* Receivers are cancelled at random moments while producers feed them:
+ * cancels land before, during and after the hand-over of an element. A
+ * receive that returned -ECANCELED took nothing ([AX-CANCEL-3]), so every
+ * element arrives exactly once and each producer's in order. Half the
+ * receivers wait under a deadline (a timer beside the wait). On a
+ * multi-worker runtime the waker, the receiver and the canceller sit on
+ * different workers. */
+
+#define CR_PROD 2
+#define CR_CONS 4
+#define CR_PER 20000
+
+struct cr_case {
+	ax_chan *c;
+	ax_task *cons[CR_CONS];
+	atomic_int done;                 /* the cancellers stop */
+	atomic_long sum, count, cancels;
+	atomic_int disorder, bad;
+};
+
+struct cr_arg {
+	struct cr_case *s;
+	long id;
+};
+
+static intptr_t cr_prod(void *arg)
+{
+	struct cr_arg *a = arg;
+	for (long k = 0; k < CR_PER; k++) {
+		long v = (a->id << 32) | k;
+		if (ax_chan_send(a->s->c, &v) != 0)
+			return -1;
+		if (k % 128 == 0)
+			conf_spin(2 * CONF_US); /* work, so tasks spread */
+	}
+	return 0;
+}
+
+static intptr_t cr_cons(void *arg)
+{
+	struct cr_arg *a = arg;
+	struct cr_case *s = a->s;
+	long last[CR_PROD] = {-1, -1};
+	for (;;) {
+		long v = -1;
+		struct ax_deadline d;
+		if (a->id % 2)
+			ax_deadline_enter(&d, ax_now() + 20 * CONF_S);
+		int r = ax_chan_recv(s->c, &v);
+		if (a->id % 2)
+			ax_deadline_leave(&d);
+		if (r == -ECANCELED) {
+			if (v != -1) /* the buffer of a cancelled receive */
+				atomic_fetch_add(&s->bad, 1);
+			atomic_fetch_add(&s->cancels, 1);
+			continue;
+		}
+		if (r == -EPIPE)
+			return 0;
+		if (r != 0)
+			return r;
+		long id = v >> 32, k = v & 0xffffffff;
+		if (id < 0 || id >= CR_PROD || k <= last[id])
+			atomic_fetch_add(&s->disorder, 1);
+		else
+			last[id] = k;
+		atomic_fetch_add(&s->sum, k);
+		atomic_fetch_add(&s->count, 1);
+	}
+}
+
+static intptr_t cr_canceller(void *arg)
+{
+	struct cr_arg *a = arg;
+	struct cr_case *s = a->s;
+	unsigned x = 17u + (unsigned)a->id;
+	while (!atomic_load(&s->done)) {
+		x = x * 1103515245u + 12345u;
+		ax_cancel(s->cons[(x >> 16) % CR_CONS]);
+		if (x & 0x100000)
+			ax_yield();
+		else
+			conf_spin((x >> 24) % 8 * CONF_US);
+	}
+	return 0;
+}
+
+static intptr_t cr_main(void *arg)
+{
+	(void)arg;
+	static struct cr_case s;
+	memset(&s, 0, sizeof s);
+	struct cr_arg pa[CR_PROD], ca[CR_CONS], ka[2];
+	ax_task *p[CR_PROD], *k[2];
+	ax_chan_create(&s.c, sizeof(long), 1);
+	for (int i = 0; i < CR_CONS; i++) {
+		ca[i] = (struct cr_arg){&s, i};
+		ax_spawn(&s.cons[i], cr_cons, &ca[i], "receiver");
+	}
+	for (int i = 0; i < 2; i++) {
+		ka[i] = (struct cr_arg){&s, i};
+		ax_spawn(&k[i], cr_canceller, &ka[i], "canceller");
+	}
+	for (int i = 0; i < CR_PROD; i++) {
+		pa[i] = (struct cr_arg){&s, i};
+		ax_spawn(&p[i], cr_prod, &pa[i], "producer");
+	}
+	for (int i = 0; i < CR_PROD; i++)
+		CONF_EQ(CONF_JOIN_WITHIN(p[i], 30 * CONF_S, "a producer"), 0,
+			"producer %d's sends", i);
+	ax_chan_close(s.c);
+	atomic_store(&s.done, 1);
+	for (int i = 0; i < 2; i++)
+		conf_join(k[i]);
+	for (int i = 0; i < CR_CONS; i++)
+		CONF_EQ(CONF_JOIN_WITHIN(s.cons[i], 10 * CONF_S, "a receiver"),
+			0, "receiver %d's end (-EPIPE after the close)", i);
+	long per = (long)CR_PER * (CR_PER - 1) / 2;
+	fprintf(stderr, "chan.cancel_race: %ld receives cancelled\n",
+		atomic_load(&s.cancels));
+	CONF_EQ(atomic_load(&s.count), (long)CR_PROD * CR_PER, "elements "
+		"received across %ld cancelled receives (none lost or "
+		"duplicated)", atomic_load(&s.cancels));
+	CONF_EQ(atomic_load(&s.sum), per * CR_PROD, "sum of the elements");
+	CONF_EQ(atomic_load(&s.disorder), 0, "elements of one producer seen "
+		"out of order by a receiver");
+	CONF_EQ(atomic_load(&s.bad), 0, "cancelled receives that wrote their "
+		"buffer");
+	CONF_TRUE(atomic_load(&s.cancels) >= 100, "only %ld receives were "
+		  "cancelled (the case did not exercise the race)",
+		  atomic_load(&s.cancels));
+	ax_chan_destroy(s.c);
+	return 0;
+}
+
+static void case_cancel_race(void)
+{
+	conf_run(cr_main, NULL);
+}
+
 const struct conf_case conf_cases_chan[] = {
 	{"chan.fifo", "[AX-CHAN-1] elements are received in send order, none lost "
 	 "or duplicated, whether buffered or handed to waiting tasks",
@@ -459,5 +604,10 @@ const struct conf_case conf_cases_chan[] = {
 	 "task of a runtime asleep in its engine",
 	 "a plain thread closes a channel with 3 waiting receivers, then one "
 	 "with 3 waiting senders", AX_FEAT_XTHREAD, 10, 0, case_close_thread},
+	{"chan.cancel_race", "[AX-CANCEL-3] [AX-CHAN-1] [AX-MT-3] a receive "
+	 "cancelled as an element is handed to it returns the element or "
+	 "-ECANCELED having taken nothing: every element arrives once",
+	 "2 producers, 4 receivers (2 under a deadline) cancelled at random by "
+	 "2 tasks, 40k elements", 0, 60, 0, case_cancel_race},
 	{NULL, NULL, NULL, 0, 0, 0, NULL},
 };
