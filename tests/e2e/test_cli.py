@@ -625,3 +625,77 @@ def test_load_generator_detects_a_broken_echo(mode, expect):
     assert res["check"]["passed"] is False
     assert expect in res["check"]["message"]
     assert "measured" not in res
+
+
+class OneSlowEcho:
+    """An echo server, a thread per connection, that treats its first
+    connection apart: 'stall' reads it and never answers; 'late' holds its
+    first answer for `hold` seconds, then echoes normally."""
+
+    def __init__(self, mode, hold=0.5):
+        self.mode, self.hold = mode, hold
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(64)
+        self.port = self.sock.getsockname()[1]
+        threading.Thread(target=self.accept, daemon=True).start()
+
+    def accept(self):
+        first = True
+        while True:
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                return
+            threading.Thread(target=self.serve, args=(conn, first), daemon=True).start()
+            first = False
+
+    def serve(self, conn, apart):
+        with conn:
+            held = False
+            while True:
+                try:
+                    data = conn.recv(65536)
+                except OSError:
+                    return
+                if not data:
+                    return
+                if apart and self.mode == "stall":
+                    continue
+                if apart and not held:
+                    time.sleep(self.hold)
+                    held = True
+                try:
+                    conn.sendall(data)
+                except OSError:
+                    return
+
+    def close(self):
+        self.sock.close()
+
+
+def test_load_generator_tells_a_stalled_connection_from_a_late_one():
+    """A connection never answered fails the check as stalled; one answered
+    only after the measured phase (a server with a long tail) passes, and
+    the result shows it as conn_round_trips_min = 0."""
+    def load(srv):
+        try:
+            return axbench("load", "--scenario", "tcp_echo", "--target",
+                           f"127.0.0.1:{srv.port}", "--duration", "0.3s",
+                           "--warmup", "0s", "-p", "connections=4", "-p", "size=64")
+        finally:
+            srv.close()
+
+    r = load(OneSlowEcho("stall"))
+    assert r.returncode == 1, r.stderr
+    res = json.loads(r.stdout)
+    assert res["check"]["passed"] is False
+    assert "stalled it" in res["check"]["message"]
+    assert "still unanswered" in res["check"]["message"]
+
+    r = load(OneSlowEcho("late", hold=0.5))
+    assert r.returncode == 0, r.stdout + r.stderr
+    res = json.loads(r.stdout)
+    assert res["check"]["passed"] is True
+    assert res["measured"]["conn_round_trips_min"] == 0
+    assert res["measured"]["conn_round_trips_max"] > 10
