@@ -686,12 +686,13 @@ class OneSlowEcho(LoopbackServer):
 
 def test_load_generator_tells_a_stalled_connection_from_a_late_one():
     """A connection never answered fails the check as stalled; one answered
-    only after the measured phase (a server with a long tail) passes, and
-    the result shows it as conn_round_trips_min = 0."""
-    def load(srv):
+    only after a short measured phase (a server with a long tail) passes,
+    and the result shows it as conn_round_trips_min = 0; after a phase
+    over 1 s it is a stall again."""
+    def load(srv, duration="0.3s"):
         try:
             return axbench("load", "--scenario", "tcp_echo", "--target",
-                           f"127.0.0.1:{srv.port}", "--duration", "0.3s",
+                           f"127.0.0.1:{srv.port}", "--duration", duration,
                            "--warmup", "0s", "-p", "connections=4", "-p", "size=64")
         finally:
             srv.close()
@@ -709,3 +710,8 @@ def test_load_generator_tells_a_stalled_connection_from_a_late_one():
     assert res["check"]["passed"] is True
     assert res["measured"]["conn_round_trips_min"] == 0
     assert res["measured"]["conn_round_trips_max"] > 10
+
+    r = load(OneSlowEcho("late", hold=1.6), duration="1.2s")
+    assert r.returncode == 1, r.stdout + r.stderr
+    res = json.loads(r.stdout)
+    assert "1.2 s measured phase" in res["check"]["message"]
