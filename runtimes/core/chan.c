@@ -14,6 +14,7 @@
  * core and of the thread-per-task design can share a channel.
  */
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 
 #include "design.h"
@@ -43,6 +44,11 @@ struct ax_chan {
 	pthread_mutex_t lock;
 	size_t esz, cap, head, len;
 	bool closed;
+	/* waits begun and not yet returned from chan_wait: a waiter released
+	 * by a send or a close still reads its outcome under the lock, on a
+	 * worker or thread of its own, after the release (ax_chan_destroy
+	 * must not free the channel under it) */
+	atomic_long waits;
 	struct ax_wlist senders, receivers;
 	unsigned char *buf;
 };
@@ -103,6 +109,7 @@ int ax_chan_create(ax_chan **out, size_t elem_size, size_t capacity)
 	}
 	c->esz = elem_size;
 	c->cap = capacity;
+	atomic_init(&c->waits, 0);
 	pthread_mutex_init(&c->lock, NULL);
 	*out = c;
 	return 0;
@@ -113,7 +120,8 @@ int ax_chan_destroy(ax_chan *c)
 	if (!c)
 		return -EINVAL;
 	pthread_mutex_lock(&c->lock);
-	bool busy = c->senders.head || c->receivers.head;
+	bool busy = c->senders.head || c->receivers.head ||
+		    atomic_load_explicit(&c->waits, memory_order_acquire) > 0;
 	pthread_mutex_unlock(&c->lock);
 	if (busy)
 		return -EBUSY;
@@ -166,18 +174,24 @@ static int chan_wait(struct ax_chan *c, struct ax__waiter *w)
 	struct ax_wlist *l = w->sender ? &c->senders : &c->receivers;
 	w->chan = c;
 	w->state = W_WAITING;
+	atomic_fetch_add_explicit(&c->waits, 1, memory_order_relaxed);
 	if (!w->task) {
 		pthread_cond_init(&w->cond, NULL);
 		wl_push(l, w);
 		while (w->state == W_WAITING)
 			pthread_cond_wait(&w->cond, &c->lock);
+		int r = w->state == W_DONE ? 0 : -EPIPE;
+		atomic_fetch_sub_explicit(&c->waits, 1, memory_order_relaxed);
 		pthread_mutex_unlock(&c->lock);
 		pthread_cond_destroy(&w->cond);
-		return w->state == W_DONE ? 0 : -EPIPE;
+		return r;
 	}
 	wl_push(l, w);
 	pthread_mutex_unlock(&c->lock);
-	return w->design->chan_wait(w, w->task, c, w->sender);
+	int r = w->design->chan_wait(w, w->task, c, w->sender);
+	/* the last access to c: a destroy that sees 0 frees it */
+	atomic_fetch_sub_explicit(&c->waits, 1, memory_order_release);
+	return r;
 }
 
 bool ax__chan_unwait(struct ax__waiter *w)

@@ -442,8 +442,9 @@ ssize_t ax_pwrite(int fd, const void *buf, size_t n, int64_t off);
 int ax_chan_create(ax_chan **out, size_t elem_size, size_t capacity);
 
 /* Free a channel. No task may be waiting on it (close it and let waiters
- * return first). Returns 0 or -EBUSY (waiters remain; nothing freed).
- *                                                             [AX-CHAN-6] */
+ * return first). Returns 0 or -EBUSY (waiters remain, or a waiter that a
+ * send or close released has not returned from its call yet, as on
+ * another worker or thread; nothing freed).                   [AX-CHAN-6] */
 int ax_chan_destroy(ax_chan *c);
 
 /* Send one element (elem_size bytes copied from elem). Suspends while the

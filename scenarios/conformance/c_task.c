@@ -836,7 +836,14 @@ static intptr_t su_main(void *arg)
 	}
 	ax_chan_close(c);
 	conf_join(t);
-	ax_chan_destroy(c);
+	/* the waiters return on their own (on several workers, maybe after
+	 * this task resumes): the channel is freed once they all have
+	 * ([AX-CHAN-6]) */
+	int64_t end = ax_now() + 10 * CONF_S;
+	int r;
+	while ((r = ax_chan_destroy(c)) == -EBUSY && ax_now() < end)
+		ax_sleep(CONF_MS);
+	CONF_EQ(r, 0, "ax_chan_destroy after the %d woken waiters returned", n);
 	return 0;
 }
 
