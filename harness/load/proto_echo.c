@@ -152,11 +152,14 @@ bool lg_all_answered(const struct lg *g)
  * after the wait that follows the phase, stalled (a lost byte leaves a
  * ping-pong connection waiting forever while the rest go on). The floor
  * keeps a short phase over many connections, where a fair server may
- * leave one connection without a turn, from failing; a connection served
- * only after the phase (a server with a long tail: Node's and Go's HTTP
- * servers under pipelining in the quick profile's 300 ms) was slow, not
- * stalled, and shows as conn_round_trips_min = 0 in the result. */
+ * leave one connection without a turn, from failing. In a phase of at
+ * most LATE_PHASE_MAX, a connection served only after it (a server with a
+ * long tail: Node's and Go's HTTP servers under pipelining in the quick
+ * profile's 300 ms) was slow, not stalled, and shows as
+ * conn_round_trips_min = 0 in the result; a longer phase without a turn
+ * is a stall even when the answers come after it. */
 #define STALL_PEERS_MIN 10
+#define LATE_PHASE_MAX (1000 * INT64_C(1000000))
 
 void lg_check_connections(struct lg *g, double waited_s)
 {
@@ -189,8 +192,9 @@ void lg_check_connections(struct lg *g, double waited_s)
 		return;
 	for (size_t i = 0; i < g->nconns; i++) {
 		const struct lg_conn *c = &g->conns[i];
-		if (c->fd >= 0 && c->measured == 0 &&
-		    c->next_recv != c->next_send) {
+		if (c->fd < 0 || c->measured != 0)
+			continue;
+		if (c->next_recv != c->next_send) {
 			lg_fail(g, "connection %u completed no round trip in the "
 				"measured phase while the %zu others completed %llu, "
 				"and %llu of its requests were still unanswered %.0f "
@@ -198,6 +202,14 @@ void lg_check_connections(struct lg *g, double waited_s)
 				g->nconns - 1, (unsigned long long)g->measured,
 				(unsigned long long)(c->next_send - c->next_recv),
 				waited_s * 1e3);
+			return;
+		}
+		if (g->duration_ns > LATE_PHASE_MAX) {
+			lg_fail(g, "connection %u completed no round trip in the "
+				"%.1f s measured phase while the %zu others "
+				"completed %llu: the server stalled it", c->id,
+				(double)g->duration_ns / 1e9, g->nconns - 1,
+				(unsigned long long)g->measured);
 			return;
 		}
 	}

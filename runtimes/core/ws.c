@@ -72,6 +72,7 @@ struct ws_worker {
 	struct ax_task *pin_head, *pin_tail; /* hops in, owner only */
 	struct ax_task *defer;   /* switched away, to queue after the switch */
 	struct ax_task *parking; /* switched away blocked: WS_OFF after it */
+	struct ax_task *interrupting; /* ws_cancel_here's task, until woken */
 	bool defer_front;
 	struct ax_rt *defer_hop; /* ... or to move to that worker */
 	bool in_drain;           /* running inbox messages */
@@ -244,8 +245,15 @@ void ax__ws_ready(struct ax_task *t, bool front)
 			if (b)
 				ax__side_take(b, &t->op);
 		}
+		/* the wait is over, and so is the WS_LOCK of a
+		 * ws_cancel_here on this worker (the only worker that
+		 * readies t): once queued, t may run and end elsewhere, so
+		 * that canceller must not touch it again */
 		atomic_fetch_and(&t->ws_flags,
-				 ~(unsigned)(WS_BLOCKED | WS_OFF | WS_CLAIMABLE));
+				 ~(unsigned)(WS_BLOCKED | WS_OFF | WS_CLAIMABLE |
+					     WS_LOCK));
+		if (t == w->interrupting)
+			w->interrupting = NULL;
 		if (w->in_drain)
 			w->n_xwakes++;
 	}
@@ -533,14 +541,23 @@ static void ws_absorb(void)
 
 /* On the worker t is blocked on, with WS_XCANCEL set (so that no waker
  * takes it meanwhile: ws_claim): interrupt its wait. WS_LOCK keeps wakers
- * off while the wait's state is touched here. */
+ * off while the wait's state is touched here. When the interrupt woke t,
+ * ax__ws_ready dropped WS_LOCK and t is not touched again: queued, it may
+ * already run on another worker, wait again (a later WS_LOCK of another
+ * worker must not be cleared from here), end and be freed. */
 static void ws_cancel_here(struct ax_task *t)
 {
+	struct ws_worker *w = ws_me(ax__tls_rt);
 	atomic_fetch_or(&t->ws_flags, WS_LOCK);
 	atomic_fetch_and(&t->ws_flags, ~(unsigned)WS_XCANCEL);
 	t->cancel_pending = true;
+	w->interrupting = t;
 	ax__interrupt(t, AX_INT_CANCEL);
-	atomic_fetch_and(&t->ws_flags, ~(unsigned)WS_LOCK);
+	if (w->interrupting == t) {
+		/* still blocked here: its wake, if any, is in our inbox */
+		w->interrupting = NULL;
+		atomic_fetch_and(&t->ws_flags, ~(unsigned)WS_LOCK);
+	}
 }
 
 struct ws_cancel_msg {

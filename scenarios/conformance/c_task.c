@@ -540,10 +540,24 @@ static void case_dump(void)
 /* task.hog                                                            */
 /* ------------------------------------------------------------------ */
 
+/* The other ready task of the second phase; it notes its own longest
+ * slice, which on a multi-worker runtime it runs on another thread. */
+struct hog_comp {
+	atomic_int stop;
+	_Atomic int64_t longest;
+};
+
 static intptr_t hog_companion(void *arg)
 {
-	while (!atomic_load((atomic_int *)arg))
+	struct hog_comp *c = arg;
+	int64_t in = ax_now();
+	while (!atomic_load(&c->stop)) {
+		int64_t slice = ax_now() - in; /* since it was switched in */
+		if (slice > atomic_load(&c->longest))
+			atomic_store(&c->longest, slice);
 		ax_yield();
+		in = ax_now();
+	}
 	return 0;
 }
 
@@ -570,16 +584,22 @@ static uint64_t hog_polite(ax_rt *rt, int64_t *longest)
 	return b.hogs - a.hogs;
 }
 
-/* A polite phase is judged only when the task never ran 50 ms between two
- * switches by its own clock: a longer slice means the machine preempted
- * the thread (the hog clock is wall time, [AX-TASK-10]), and the phase is
- * run again, up to 5 times. A hog counted in a phase whose slices all
- * stayed under 50 ms is the runtime's error. */
-static bool hog_polite_judged(ax_rt *rt, const char *what)
+/* A polite phase is judged only when neither the task nor its companion
+ * (comp, when there is one) ran 50 ms between two switches by its own
+ * clock: a longer slice means the machine preempted the thread (the hog
+ * clock is wall time, [AX-TASK-10]), and the phase is run again, up to 5
+ * times. A hog counted in a phase whose slices all stayed under 50 ms is
+ * the runtime's error. */
+static bool hog_polite_judged(ax_rt *rt, const char *what,
+			      struct hog_comp *comp)
 {
 	int64_t longest = 0;
 	for (int attempt = 0; attempt < 5; attempt++) {
+		if (comp)
+			atomic_store(&comp->longest, 0);
 		uint64_t hogs = hog_polite(rt, &longest);
+		if (comp && atomic_load(&comp->longest) > longest)
+			longest = atomic_load(&comp->longest);
 		if (longest >= 50 * CONF_MS)
 			continue;
 		return CONF_EQ(hogs, 0, "hogs counted for a task %s that yields "
@@ -599,13 +619,15 @@ static intptr_t hog_main(void *arg)
 	struct ax_rt_stats b, c;
 	ax_rt *rt = ax_rt_current();
 	/* polite, and alone */
-	if (!hog_polite_judged(rt, "alone on its runtime"))
+	if (!hog_polite_judged(rt, "alone on its runtime", NULL))
 		return 0;
 	/* polite, beside another ready task */
-	atomic_int stop = 0;
+	static struct hog_comp comp;
+	atomic_store(&comp.stop, 0);
+	atomic_store(&comp.longest, 0);
 	ax_task *t;
-	ax_spawn(&t, hog_companion, &stop, "companion");
-	bool ok = hog_polite_judged(rt, "beside another ready task");
+	ax_spawn(&t, hog_companion, &comp, "companion");
+	bool ok = hog_polite_judged(rt, "beside another ready task", &comp);
 	ax_rt_stats(rt, &b);
 	/* a hog: 300 ms without suspending */
 	if (ok) {
@@ -616,7 +638,7 @@ static intptr_t hog_main(void *arg)
 			  "suspending (threshold 100 ms) and ax_rt_stats.hogs "
 			  "did not grow");
 	}
-	stop = 1;
+	atomic_store(&comp.stop, 1);
 	conf_join(t);
 	return 0;
 }

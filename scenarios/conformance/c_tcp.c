@@ -1085,7 +1085,8 @@ struct rc {
 	atomic_int stop;          /* the writer thread stops and shuts down */
 	atomic_ullong sent;       /* bytes the writer thread sent */
 	atomic_int accepted;      /* connections the acceptor took */
-	atomic_int made;          /* connections the connector made, at its end */
+	atomic_int made;          /* connections the connector made, at its
+	                             end; -1 before */
 	atomic_int done;          /* the victim finished: the canceller ends */
 	ax_task *victim;
 	int cancels;
@@ -1283,12 +1284,13 @@ static intptr_t rc_acceptor(void *arg)
 		    (s->cancels >= RC_ACCEPT_CANCELS ||
 		     ax_now() - start > 8 * CONF_S))
 			atomic_store(&s->stop, stopping = true);
-		if (stopping && atomic_load(&s->made) == n)
+		if (atomic_load(&s->made) == n) /* the connector ended */
 			break;
 		struct ax_deadline d;
 		/* while stopping, wake often to see the connector's count */
-		ax_deadline_enter(&d, stopping ? ax_now() + 10 * CONF_MS
-					       : progress + 2 * CONF_S);
+		ax_deadline_enter(&d, stopping || atomic_load(&s->made) >= 0
+					      ? ax_now() + 10 * CONF_MS
+					      : progress + 2 * CONF_S);
 		int c = ax_accept(s->lfd);
 		ax_deadline_leave(&d);
 		if (c == -ECANCELED) {
@@ -1359,6 +1361,7 @@ static intptr_t rc_main(void *arg)
 
 	/* accepts */
 	memset(&s, 0, sizeof s);
+	atomic_store(&s.made, -1);
 	s.lfd = ax_tcp_listen("127.0.0.1", 0, 64, 0);
 	s.port = ax_tcp_port(s.lfd);
 	if (!CONF_TRUE(s.lfd >= 0 && s.port > 0, "ax_tcp_listen failed"))

@@ -568,16 +568,43 @@ def test_serve_then_load_then_ctrl_c():
     assert final["role"] == "server"
 
 
-class FaultyEcho:
+def recv_some(conn):
+    """What one recv gives, or b"" at the end or on an error."""
+    try:
+        return conn.recv(65536)
+    except OSError:
+        return b""
+
+
+def send_all(conn, data):
+    """Send all of data; False when the connection failed."""
+    try:
+        conn.sendall(data)
+        return True
+    except OSError:
+        return False
+
+
+class LoopbackServer:
+    """A listening socket on 127.0.0.1, any port."""
+
+    def __init__(self, backlog=64):
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(backlog)
+        self.port = self.sock.getsockname()[1]
+
+    def close(self):
+        self.sock.close()
+
+
+class FaultyEcho(LoopbackServer):
     """An echo server that misbehaves after `after` bytes: 'corrupt' flips
     one byte, 'close' closes the connection."""
 
     def __init__(self, mode, after):
+        super().__init__()
         self.mode, self.after = mode, after
-        self.sock = socket.socket()
-        self.sock.bind(("127.0.0.1", 0))
-        self.sock.listen()
-        self.port = self.sock.getsockname()[1]
         self.thread = threading.Thread(target=self.serve, daemon=True)
         self.thread.start()
 
@@ -589,10 +616,7 @@ class FaultyEcho:
         seen = 0
         with conn:
             while True:
-                try:
-                    data = conn.recv(65536)
-                except OSError:
-                    return
+                data = recv_some(conn)
                 if not data:
                     return
                 if seen + len(data) > self.after:
@@ -602,13 +626,9 @@ class FaultyEcho:
                     data = data[:i] + bytes([data[i] ^ 0x40]) + data[i + 1:]
                     self.after = 1 << 62
                 seen += len(data)
-                try:
-                    conn.sendall(data)
-                except OSError:
+                if not send_all(conn, data):
                     return
 
-    def close(self):
-        self.sock.close()
 
 
 @pytest.mark.parametrize("mode,expect", [("corrupt", "byte"), ("close", "closed")])
@@ -627,17 +647,14 @@ def test_load_generator_detects_a_broken_echo(mode, expect):
     assert "measured" not in res
 
 
-class OneSlowEcho:
+class OneSlowEcho(LoopbackServer):
     """An echo server, a thread per connection, that treats its first
     connection apart: 'stall' reads it and never answers; 'late' holds its
     first answer for `hold` seconds, then echoes normally."""
 
     def __init__(self, mode, hold=0.5):
+        super().__init__()
         self.mode, self.hold = mode, hold
-        self.sock = socket.socket()
-        self.sock.bind(("127.0.0.1", 0))
-        self.sock.listen(64)
-        self.port = self.sock.getsockname()[1]
         threading.Thread(target=self.accept, daemon=True).start()
 
     def accept(self):
@@ -654,10 +671,7 @@ class OneSlowEcho:
         with conn:
             held = False
             while True:
-                try:
-                    data = conn.recv(65536)
-                except OSError:
-                    return
+                data = recv_some(conn)
                 if not data:
                     return
                 if apart and self.mode == "stall":
@@ -665,23 +679,20 @@ class OneSlowEcho:
                 if apart and not held:
                     time.sleep(self.hold)
                     held = True
-                try:
-                    conn.sendall(data)
-                except OSError:
+                if not send_all(conn, data):
                     return
 
-    def close(self):
-        self.sock.close()
 
 
 def test_load_generator_tells_a_stalled_connection_from_a_late_one():
     """A connection never answered fails the check as stalled; one answered
-    only after the measured phase (a server with a long tail) passes, and
-    the result shows it as conn_round_trips_min = 0."""
-    def load(srv):
+    only after a short measured phase (a server with a long tail) passes,
+    and the result shows it as conn_round_trips_min = 0; after a phase
+    over 1 s it is a stall again."""
+    def load(srv, duration="0.3s"):
         try:
             return axbench("load", "--scenario", "tcp_echo", "--target",
-                           f"127.0.0.1:{srv.port}", "--duration", "0.3s",
+                           f"127.0.0.1:{srv.port}", "--duration", duration,
                            "--warmup", "0s", "-p", "connections=4", "-p", "size=64")
         finally:
             srv.close()
@@ -699,3 +710,8 @@ def test_load_generator_tells_a_stalled_connection_from_a_late_one():
     assert res["check"]["passed"] is True
     assert res["measured"]["conn_round_trips_min"] == 0
     assert res["measured"]["conn_round_trips_max"] > 10
+
+    r = load(OneSlowEcho("late", hold=1.6), duration="1.2s")
+    assert r.returncode == 1, r.stdout + r.stderr
+    res = json.loads(r.stdout)
+    assert "1.2 s measured phase" in res["check"]["message"]
