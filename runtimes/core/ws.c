@@ -161,6 +161,12 @@ static void ws_wake_worker(struct ws_worker *w)
  * (it will find the work, and wakes another when it does). */
 static void ws_notify(struct ax__ws *g)
 {
+	/* The rings' pushes are release stores (wsq.c), not sequentially
+	 * consistent: this fence orders the push before the loads of the idle
+	 * count, and pairs with the one a parking worker issues between
+	 * announcing itself and looking at the rings (ws_loop): either this
+	 * producer sees the idle worker or that worker sees the entry. */
+	atomic_thread_fence(memory_order_seq_cst);
 	if (atomic_load(&g->n_searching) > 0 || atomic_load(&g->n_idle) == 0)
 		return;
 	for (unsigned i = 0; i < g->n; i++)
@@ -209,10 +215,14 @@ static void ws_enqueue(struct ws_worker *w, struct ax_task *t, enum ws_how how)
 		size_t n = ax__wsq_steal_half(&w->q, batch, WS_RING / 2);
 		batch[n++] = t;
 		if (ax__gq_push(&g->global, batch, n) < 0) {
-			/* no memory for a chunk: keep them here, the ring has
-			 * room again */
+			/* no memory for a chunk: keep them here. The ring has
+			 * room for the n - 1 taken from it (more if thieves took
+			 * some meanwhile), not always for t as well: what does
+			 * not fit runs on this worker from its owner-only list */
 			for (size_t i = 0; i < n; i++)
-				ax__wsq_push(&w->q, batch[i]);
+				if (!ax__wsq_push(&w->q, batch[i]))
+					ax__tq_append(&w->pin_head, &w->pin_tail,
+						      batch[i]);
 		}
 	}
 	ws_notify(g);
@@ -1036,6 +1046,9 @@ static void ws_loop(struct ax_rt *rt)
 		 * whose wake any worker may call ([AX-MT-2]) */
 		atomic_store(&w->parked, 1);
 		atomic_fetch_add(&g->n_idle, 1);
+		/* pairs with ws_notify's fence: the rings' lengths are relaxed
+		 * loads */
+		atomic_thread_fence(memory_order_seq_cst);
 		if (ws_work_visible(g, w) || atomic_load(&g->live) == 0) {
 			if (atomic_exchange(&w->parked, 0))
 				atomic_fetch_sub(&g->n_idle, 1);

@@ -7,6 +7,37 @@
 #include <errno.h>
 #include <stdlib.h>
 
+/*
+ * The ring. Positions only grow; the owner alone stores tail, and every take
+ * (the owner's pop of one, a steal of half by a thief or by the owner for
+ * its overflow) claims [h, h + n) by one compare-and-swap of head from h.
+ * A thief copies the slots out before its CAS and keeps them only if the
+ * CAS succeeds (the scheme of Go's runqgrab; Tokio's ring claims first and
+ * copies after, with a second head word that blocks other thieves until
+ * the copy is done, which this scheme does not need).
+ *
+ * Why a successful take got exactly the entries pushed at [h, h + n), once:
+ * - Once: every change of head is a CAS, and two successful CASes cannot
+ *   both read the same value (atomicity of read-modify-write); head only
+ *   grows, so a CAS from h succeeds only if nobody took position h since
+ *   it was read. (64-bit positions do not wrap: no ABA.)
+ * - The right values: the taker read tail t >= h + n with acquire, which
+ *   pairs with the owner's release store of t: the slot stores of the
+ *   positions below t (and what the owner wrote to the entries before
+ *   pushing them) happen before the taker's reads.
+ * - Not a newer value: the owner stores position p + cap (the same slot as
+ *   p) only after reading head > p. That head value was written by the
+ *   take of p or a later CAS (all in the take's release sequence, being
+ *   RMWs); the taker of p did its release CAS after reading the slot, and
+ *   the owner's head load is acquire, so the taker's read of p happens
+ *   before the owner's store of p + cap and cannot see it. A thief that
+ *   read a slot being overwritten (it lost the race for p) fails its CAS
+ *   and discards what it read; the slots are relaxed atomics so that this
+ *   race is not undefined behaviour.
+ * - The owner's pop needs no ordering for the entry: it stored the slot
+ *   itself, and nobody else stores slots.
+ */
+
 int ax__wsq_init(struct ax__wsq *q, size_t cap)
 {
 	if (cap < 2 || (cap & (cap - 1)))
@@ -14,66 +45,92 @@ int ax__wsq_init(struct ax__wsq *q, size_t cap)
 	q->buf = calloc(cap, sizeof *q->buf);
 	if (!q->buf)
 		return -ENOMEM;
-	int r = pthread_mutex_init(&q->lock, NULL);
-	if (r) {
-		free(q->buf);
-		return -r;
-	}
+	for (size_t i = 0; i < cap; i++)
+		atomic_init(&q->buf[i], NULL);
 	q->cap = cap;
-	q->head = q->tail = 0;
-	atomic_init(&q->len, 0);
+	atomic_init(&q->head, 0);
+	atomic_init(&q->tail, 0);
 	return 0;
 }
 
 void ax__wsq_fini(struct ax__wsq *q)
 {
-	pthread_mutex_destroy(&q->lock);
-	free(q->buf);
+	free((void *)q->buf);
 	q->buf = NULL;
 }
 
 bool ax__wsq_push(struct ax__wsq *q, void *p)
 {
-	bool ok = false;
-	pthread_mutex_lock(&q->lock);
-	if (q->tail - q->head < q->cap) {
-		q->buf[q->tail++ & (q->cap - 1)] = p;
-		atomic_store(&q->len, q->tail - q->head);
-		ok = true;
-	}
-	pthread_mutex_unlock(&q->lock);
-	return ok;
+	/* relaxed: only this thread stores tail */
+	uint64_t t = atomic_load_explicit(&q->tail, memory_order_relaxed);
+	/* acquire: the take that freed the slot reused below read it before
+	 * its release CAS (see above). A stale head only makes the ring look
+	 * fuller: the caller's overflow path, never a lost entry. */
+	uint64_t h = atomic_load_explicit(&q->head, memory_order_acquire);
+	if (t - h >= q->cap)
+		return false;
+	atomic_store_explicit(&q->buf[t & (q->cap - 1)], p, memory_order_relaxed);
+	/* release: publishes the slot (and the entry) to a taker's acquire
+	 * load of tail */
+	atomic_store_explicit(&q->tail, t + 1, memory_order_release);
+	return true;
 }
 
 void *ax__wsq_pop(struct ax__wsq *q)
 {
-	void *p = NULL;
-	if (atomic_load_explicit(&q->len, memory_order_relaxed) == 0)
-		return NULL;
-	pthread_mutex_lock(&q->lock);
-	if (q->head != q->tail) {
-		p = q->buf[q->head++ & (q->cap - 1)];
-		atomic_store(&q->len, q->tail - q->head);
+	uint64_t t = atomic_load_explicit(&q->tail, memory_order_relaxed);
+	/* relaxed: a stale head fails the CAS, which reloads it; the owner's
+	 * own tail bounds it (head never passes tail) */
+	uint64_t h = atomic_load_explicit(&q->head, memory_order_relaxed);
+	while (h != t) {
+		/* relaxed: the claim needs only atomicity; the slot was stored
+		 * by this thread. Still in the release sequence of an earlier
+		 * thief's CAS (an RMW), so push's acquire of this value
+		 * synchronises with that thief. */
+		if (atomic_compare_exchange_weak_explicit(&q->head, &h, h + 1,
+							  memory_order_relaxed,
+							  memory_order_relaxed))
+			return atomic_load_explicit(&q->buf[h & (q->cap - 1)],
+						    memory_order_relaxed);
 	}
-	pthread_mutex_unlock(&q->lock);
-	return p;
+	return NULL;
 }
 
 size_t ax__wsq_steal_half(struct ax__wsq *victim, void **out, size_t max)
 {
-	size_t n = 0;
-	if (atomic_load(&victim->len) == 0 || max == 0)
+	struct ax__wsq *q = victim;
+	if (max == 0)
 		return 0;
-	pthread_mutex_lock(&victim->lock);
-	size_t have = victim->tail - victim->head;
-	size_t want = (have + 1) / 2;
-	if (want > max)
-		want = max;
-	for (; n < want; n++)
-		out[n] = victim->buf[victim->head++ & (victim->cap - 1)];
-	atomic_store(&victim->len, victim->tail - victim->head);
-	pthread_mutex_unlock(&victim->lock);
-	return n;
+	uint64_t h = atomic_load_explicit(&q->head, memory_order_relaxed);
+	for (;;) {
+		/* acquire: pairs with the owner's release of tail, so that
+		 * the slots below it are readable */
+		uint64_t t = atomic_load_explicit(&q->tail, memory_order_acquire);
+		uint64_t have = t - h;
+		if (have == 0)
+			return 0;
+		if (have > q->cap) {
+			/* an inconsistent pair (head moved on after we read it
+			 * and pushes followed, or a tail older than the head):
+			 * read both again */
+			h = atomic_load_explicit(&q->head, memory_order_relaxed);
+			continue;
+		}
+		size_t n = (size_t)(have + 1) / 2;
+		if (n > max)
+			n = max;
+		for (size_t i = 0; i < n; i++)
+			out[i] = atomic_load_explicit(&q->buf[(h + i) & (q->cap - 1)],
+						      memory_order_relaxed);
+		/* release on success: the reads above happen before the
+		 * owner's reuse of these slots (its acquire of head in push).
+		 * Relaxed on failure: nothing taken, h now holds the current
+		 * head and the loop validates it against a fresh tail. */
+		if (atomic_compare_exchange_weak_explicit(&q->head, &h, h + n,
+							  memory_order_release,
+							  memory_order_relaxed))
+			return n;
+	}
 }
 
 /* ---- the global queue ---- */

@@ -266,7 +266,11 @@ static struct {
 	pthread_t loop;
 	ax_task *sleeper, *child;
 	ax_chan *done;
-	int child_ran, ran_in_spawn;
+	/* the child ran on the loop thread: on a multi-worker runtime another
+	 * worker may take the queued child and run it at once, which is not
+	 * running it inside ax_spawn (nor a data race on this flag) */
+	atomic_int child_on_loop;
+	int ran_in_spawn;
 	int r_sleep, r_yield, r_spawn, r_cancel, r_read;
 	int on_loop, in_task;
 } pc;
@@ -274,7 +278,8 @@ static struct {
 static intptr_t pc_child(void *arg)
 {
 	(void)arg;
-	pc.child_ran = 1;
+	if (pthread_equal(pthread_self(), pc.loop))
+		atomic_store(&pc.child_on_loop, 1);
 	return 21;
 }
 
@@ -289,7 +294,9 @@ static void pc_fn(void *arg)
 	pc.r_yield = ax_yield();
 	pc.r_read = (int)ax_read(0, &b, 1);
 	pc.r_spawn = ax_spawn(&pc.child, pc_child, NULL, "from-post");
-	pc.ran_in_spawn = pc.child_ran;
+	/* the loop thread runs this function until it returns: the child
+	 * can have run on it only inside ax_spawn */
+	pc.ran_in_spawn = atomic_load(&pc.child_on_loop);
 	pc.r_cancel = ax_cancel(pc.sleeper);
 	ax_chan_try_send(pc.done, &one);
 }
