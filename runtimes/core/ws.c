@@ -254,6 +254,8 @@ void ax__ws_ready(struct ax_task *t, bool front)
 					     WS_LOCK));
 		if (t == w->interrupting)
 			w->interrupting = NULL;
+		if (t == w->parking)
+			w->parking = NULL; /* readied before its switch: no WS_OFF */
 		if (w->in_drain)
 			w->n_xwakes++;
 	}
@@ -391,7 +393,8 @@ void ax__ws_after_switch(struct ax_rt *rt)
 	struct ax__ws *g = rt->ws;
 	struct ax_task *p = w->parking;
 	if (p) {
-		/* its stack is free from here: a waker on another worker may
+		/* still blocked (a wake before the switch cleared w->parking);
+		 * its stack is free from here: a waker on another worker may
 		 * take it (ws_chan_wake); p is not touched after this */
 		w->parking = NULL;
 		atomic_fetch_or_explicit(&p->ws_flags, WS_OFF,
@@ -447,9 +450,9 @@ void ax__ws_park(struct ax_task *t)
 	if ((t->wait == AX_W_CHAN_SEND || t->wait == AX_W_CHAN_RECV) &&
 	    !t->timer_armed)
 		claim = WS_CLAIMABLE;
-	/* a WS_OFF left from an earlier wait must not outlive this one's
-	 * start: cleared before WS_BLOCKED is set */
-	atomic_fetch_and(&t->ws_flags, ~(unsigned)(WS_OFF | WS_CLAIMABLE));
+	/* WS_OFF and WS_CLAIMABLE are clear here: every wake clears them with
+	 * WS_BLOCKED (ax__ws_ready, ws_claim), and a wake before the switch
+	 * away drops the pending WS_OFF (w->parking) */
 	unsigned old = atomic_fetch_or(&t->ws_flags, WS_BLOCKED | claim);
 	ws_me(t->rt)->parking = t;
 	if (old & WS_XCANCEL) {

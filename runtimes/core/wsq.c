@@ -96,9 +96,8 @@ void *ax__wsq_pop(struct ax__wsq *q)
 	return NULL;
 }
 
-size_t ax__wsq_steal_half(struct ax__wsq *victim, void **out, size_t max)
+size_t ax__wsq_steal_half(struct ax__wsq *q, void **out, size_t max)
 {
-	struct ax__wsq *q = victim;
 	if (max == 0)
 		return 0;
 	uint64_t h = atomic_load_explicit(&q->head, memory_order_relaxed);
